@@ -1,0 +1,1 @@
+//! Empty library target: this package only hosts the criterion benches.

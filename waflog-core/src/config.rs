@@ -1,0 +1,307 @@
+//! `waflog.toml`: one configuration file for the whole tool.
+//!
+//! Every section is optional; built-in defaults apply when the file or a section is
+//! absent. Unknown keys are errors that name the key and its line.
+//!
+//! ```toml
+//! [features]
+//! preset = "aws"                 # "seed" (default) or "aws": the base vocabularies
+//! known_countries = ["US", "GB"] # any list given replaces the preset's
+//!
+//! [input]
+//! max_line_bytes = 1048576       # longer lines are dead-lettered
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::features::{FeatureMap, StatusSet};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Vocabularies of the indicator mapping.
+    #[serde(default)]
+    pub features: FeaturesConfig,
+    /// Input limits.
+    #[serde(default)]
+    pub input: InputConfig,
+}
+
+/// Which built-in vocabularies a `[features]` section starts from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// The seed system's vocabularies (countries US, UK, IN; sources ALB, APIGW,
+    /// APPSYNC, CF; COUNT as a known action), matching its simulator.
+    #[default]
+    Seed,
+    /// For real AWS WAF logs: ISO 3166-1 codes (GB, not UK), every `httpSourceName`
+    /// AWS documents, the terminating actions AWS writes.
+    Aws,
+}
+
+/// The `[features]` section. A list that is given replaces the preset's list.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturesConfig {
+    /// Base vocabularies.
+    #[serde(default)]
+    pub preset: Preset,
+    /// Countries counted as known (`K_country`); any other is `UNK_country`.
+    pub known_countries: Option<Vec<String>>,
+    /// Actions counted as known (`K_action`), any case.
+    pub known_actions: Option<Vec<String>>,
+    /// Actions counted as bad (`B_action`), any case.
+    pub bad_actions: Option<Vec<String>>,
+    /// Status classes or codes counted as ok (`O_httpstatus`): `"2xx"`, `"404"`.
+    pub ok_status: Option<Vec<String>>,
+    /// Status classes or codes counted as bad (`B_httpstatus`).
+    pub bad_status: Option<Vec<String>>,
+    /// Methods counted as common (`common_method`); case-sensitive.
+    pub common_methods: Option<Vec<String>>,
+    /// `httpSourceName` values counted as known (`K_source`).
+    pub known_sources: Option<Vec<String>>,
+}
+
+/// Every `[features]` list after applying the preset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedFeatures {
+    /// See [`FeaturesConfig::known_countries`].
+    pub known_countries: Vec<String>,
+    /// See [`FeaturesConfig::known_actions`].
+    pub known_actions: Vec<String>,
+    /// See [`FeaturesConfig::bad_actions`].
+    pub bad_actions: Vec<String>,
+    /// See [`FeaturesConfig::ok_status`].
+    pub ok_status: Vec<String>,
+    /// See [`FeaturesConfig::bad_status`].
+    pub bad_status: Vec<String>,
+    /// See [`FeaturesConfig::common_methods`].
+    pub common_methods: Vec<String>,
+    /// See [`FeaturesConfig::known_sources`].
+    pub known_sources: Vec<String>,
+}
+
+/// Every `httpSourceName` value AWS documents for WAF logs.
+pub const AWS_SOURCES: [&str; 7] = [
+    "CF",
+    "ALB",
+    "APIGW",
+    "APPSYNC",
+    "COGNITOIDP",
+    "APPRUNNER",
+    "VERIFIED_ACCESS",
+];
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+impl Preset {
+    /// The preset's vocabularies.
+    pub fn vocabularies(self) -> ResolvedFeatures {
+        match self {
+            Preset::Seed => ResolvedFeatures {
+                known_countries: strings(&["US", "UK", "IN"]),
+                known_actions: strings(&["ALLOW", "CAPTCHA", "CHALLENGE", "COUNT"]),
+                bad_actions: strings(&["BLOCK"]),
+                ok_status: strings(&["1xx", "2xx", "3xx", "4xx"]),
+                bad_status: strings(&["5xx"]),
+                common_methods: strings(&["GET", "HEAD", "POST"]),
+                known_sources: strings(&["ALB", "APIGW", "APPSYNC", "CF"]),
+            },
+            Preset::Aws => ResolvedFeatures {
+                known_countries: strings(&["US", "GB", "IN"]),
+                known_actions: strings(&["ALLOW", "CAPTCHA", "CHALLENGE"]),
+                bad_actions: strings(&["BLOCK"]),
+                ok_status: strings(&["1xx", "2xx", "3xx", "4xx"]),
+                bad_status: strings(&["5xx"]),
+                common_methods: strings(&["GET", "HEAD", "POST", "OPTIONS"]),
+                known_sources: strings(&AWS_SOURCES),
+            },
+        }
+    }
+}
+
+impl FeaturesConfig {
+    /// The preset with this section's lists applied over it.
+    pub fn resolved(&self) -> ResolvedFeatures {
+        let mut r = self.preset.vocabularies();
+        let set = |dst: &mut Vec<String>, src: &Option<Vec<String>>| {
+            if let Some(v) = src {
+                dst.clone_from(v);
+            }
+        };
+        set(&mut r.known_countries, &self.known_countries);
+        set(&mut r.known_actions, &self.known_actions);
+        set(&mut r.bad_actions, &self.bad_actions);
+        set(&mut r.ok_status, &self.ok_status);
+        set(&mut r.bad_status, &self.bad_status);
+        set(&mut r.common_methods, &self.common_methods);
+        set(&mut r.known_sources, &self.known_sources);
+        r
+    }
+}
+
+/// The `[input]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// Lines longer than this many bytes are dead-lettered (default 1 MiB).
+    #[serde(default = "default_max_line")]
+    pub max_line_bytes: usize,
+}
+
+/// Default line limit: 1 MiB.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+const MAX_MAX_LINE_BYTES: usize = 1 << 30;
+
+fn default_max_line() -> usize {
+    DEFAULT_MAX_LINE_BYTES
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Parses and validates configuration text; `path` is used in messages.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks values the types cannot: ranges, patterns, contradictions.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: &str, reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            reason,
+        };
+        let m = self.input.max_line_bytes;
+        if !(64..=MAX_MAX_LINE_BYTES).contains(&m) {
+            return Err(invalid(
+                "input.max_line_bytes",
+                format!("{m} is outside 64..={MAX_MAX_LINE_BYTES}"),
+            ));
+        }
+        let r = self.features.resolved();
+        let lists = [
+            ("features.known_countries", &r.known_countries),
+            ("features.known_actions", &r.known_actions),
+            ("features.bad_actions", &r.bad_actions),
+            ("features.common_methods", &r.common_methods),
+            ("features.known_sources", &r.known_sources),
+        ];
+        for (field, list) in lists {
+            if let Some(bad) = list.iter().find(|s| s.trim().is_empty()) {
+                return Err(invalid(field, format!("empty name {bad:?}")));
+            }
+        }
+        if let Some(both) = r
+            .known_actions
+            .iter()
+            .find(|k| r.bad_actions.iter().any(|b| b.eq_ignore_ascii_case(k)))
+        {
+            return Err(invalid(
+                "features.bad_actions",
+                format!("`{both}` is also in features.known_actions"),
+            ));
+        }
+        let with_path = |e: ConfigError| match e {
+            ConfigError::Invalid { field, reason, .. } => ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field,
+                reason,
+            },
+            other => other,
+        };
+        StatusSet::parse(&r.ok_status, "features.ok_status").map_err(with_path)?;
+        StatusSet::parse(&r.bad_status, "features.bad_status").map_err(with_path)?;
+        Ok(())
+    }
+
+    /// The feature map this configuration describes.
+    pub fn feature_map(&self) -> Result<FeatureMap, ConfigError> {
+        FeatureMap::from_config(&self.features)
+    }
+
+    /// The path used in messages about the built-in defaults.
+    pub fn builtin_path() -> PathBuf {
+        PathBuf::from("<built-in>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("waflog.toml"))
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn lists_replace_the_preset() {
+        let c = parse("[features]\npreset = \"aws\"\nknown_countries = [\"FR\"]\n").unwrap();
+        let r = c.features.resolved();
+        assert_eq!(r.known_countries, ["FR"]);
+        assert!(r.known_sources.contains(&"COGNITOIDP".to_string()));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let e = parse("[features]\nknown_countries = [\"US\"]\nknown_contries = [\"FR\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("known_contries"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        let e = parse("\n[featurez]\n").unwrap_err().to_string();
+        assert!(e.contains("featurez") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let e = parse("[features]\nbad_status = [\"5x\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("features.bad_status") && e.contains("5x"), "{e}");
+        let e = parse("[features]\nbad_actions = [\"allow\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("features.bad_actions"), "{e}");
+        let e = parse("[input]\nmax_line_bytes = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("input.max_line_bytes"), "{e}");
+        let e = parse("[features]\npreset = \"azure\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("azure") && e.contains("line 2"), "{e}");
+    }
+}

@@ -1,0 +1,98 @@
+//! Error types, one per boundary.
+
+use std::path::PathBuf;
+
+/// Why one input line could not become a record. Every variant is recoverable: the
+/// line goes to the dead-letter output and the run goes on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchemaError {
+    /// The line is not valid UTF-8.
+    #[error("invalid UTF-8 at byte {at}")]
+    InvalidUtf8 {
+        /// Byte offset of the first invalid sequence.
+        at: usize,
+    },
+    /// The line is longer than the configured limit.
+    #[error("line of {len} bytes exceeds the limit of {max} bytes")]
+    LineTooLong {
+        /// Length of the line in bytes.
+        len: u64,
+        /// The limit (`[input] max_line_bytes`).
+        max: usize,
+    },
+    /// The line is not valid JSON.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// The line is valid JSON but not an object.
+    #[error("not a JSON object (found {0})")]
+    NotAnObject(&'static str),
+    /// The record has no `timestamp` (or it is `null`).
+    #[error("missing timestamp")]
+    MissingTimestamp,
+    /// The `timestamp` cannot be read as a time.
+    #[error("unparsable timestamp {value}: {reason}")]
+    InvalidTimestamp {
+        /// The raw JSON value.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A field has a type the schema does not allow (e.g. `"action": 3`).
+    #[error("invalid field: {0}")]
+    InvalidField(String),
+}
+
+/// A configuration or profile file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema; the message names the line and key.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file (or `<inline>`).
+        path: PathBuf,
+        /// The parser's message, with line, column and key.
+        message: String,
+    },
+    /// A value is out of range or inconsistent; `field` is its dotted path.
+    #[error("{path}: invalid `{field}`: {reason}")]
+    Invalid {
+        /// The file (or `<built-in>`).
+        path: PathBuf,
+        /// Dotted path of the offending field, e.g. `features.bad_status`.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A simulator scenario that cannot run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    /// An `--inject` specification that cannot be parsed.
+    #[error("invalid episode `{spec}`: {reason}")]
+    Episode {
+        /// The specification as given.
+        spec: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A scenario parameter out of range.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The parameter.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}

@@ -1,0 +1,565 @@
+//! The known / unknown / bad feature mapping.
+//!
+//! Each record gets ten 0/1 indicators with exactly the seed's names, in pairs:
+//!
+//! | field                      | pair                                  | rule (default vocabulary)                      |
+//! |----------------------------|---------------------------------------|------------------------------------------------|
+//! | `httpRequest.country`      | `K_country` / `UNK_country`           | known: US, UK, IN; anything else is unknown    |
+//! | `action`                   | `K_action` / `B_action`               | known: ALLOW, CAPTCHA, CHALLENGE, COUNT; bad: BLOCK (any case) |
+//! | `httpStatus` / `responseCodeSent` | `O_httpstatus` / `B_httpstatus` | ok: 1xx-4xx; bad: 5xx                         |
+//! | `httpRequest.httpMethod`   | `common_method` / `uncommon_method`   | common: GET, HEAD, POST (case-sensitive, as HTTP methods are) |
+//! | `httpSourceName`           | `K_source` / `UNK_source`             | known: ALB, APIGW, APPSYNC, CF                 |
+//!
+//! Country, method and source are two-valued: not known means unknown (a missing or
+//! empty value too). Action and status have an explicit bad list, so a value on neither
+//! list sets both flags to 0 rather than guessing. The status comes from the seed's
+//! `httpStatus`, else from `responseCodeSent`; when neither exists the status pair is
+//! omitted. Real AWS WAF logs carry no origin status, only `responseCodeSent` for custom
+//! responses, so on real logs the status pair mostly says "no custom error response".
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::config::FeaturesConfig;
+use crate::error::ConfigError;
+use crate::names;
+use crate::schema::{Code, WafLog};
+
+/// Where a value falls in a vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// In the known (good) list.
+    Known,
+    /// In neither list.
+    Unknown,
+    /// In the bad list.
+    Bad,
+}
+
+/// A set of names, compared without regard to ASCII case when `fold_case`.
+#[derive(Debug, Clone, Default)]
+pub struct Vocabulary {
+    set: HashSet<String>,
+    fold_case: bool,
+}
+
+impl Vocabulary {
+    /// Builds a vocabulary; with `fold_case`, lookups ignore ASCII case.
+    pub fn new<I, S>(names: I, fold_case: bool) -> Vocabulary
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let set = names
+            .into_iter()
+            .map(|s| {
+                let s = s.as_ref().trim();
+                if fold_case {
+                    s.to_ascii_uppercase()
+                } else {
+                    s.to_string()
+                }
+            })
+            .collect();
+        Vocabulary { set, fold_case }
+    }
+
+    /// True when `value` is in the set.
+    pub fn contains(&self, value: &str) -> bool {
+        if !self.fold_case || !value.bytes().any(|b| b.is_ascii_lowercase()) {
+            return self.set.contains(value);
+        }
+        let mut buf = [0u8; 32];
+        if value.len() <= buf.len() {
+            let b = &mut buf[..value.len()];
+            b.copy_from_slice(value.as_bytes());
+            b.make_ascii_uppercase();
+            // Upper-casing ASCII keeps UTF-8 valid.
+            return std::str::from_utf8(b).is_ok_and(|s| self.set.contains(s));
+        }
+        self.set.contains(&value.to_ascii_uppercase())
+    }
+
+    /// Number of names.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
+/// A set of HTTP status codes given as classes (`5xx`) or exact codes (`503`).
+#[derive(Debug, Clone, Default)]
+pub struct StatusSet {
+    classes: [bool; 10],
+    codes: HashSet<u16>,
+}
+
+impl StatusSet {
+    /// Parses patterns such as `["5xx", "429"]`; `field` names the setting in errors.
+    pub fn parse(patterns: &[String], field: &str) -> Result<StatusSet, ConfigError> {
+        let mut set = StatusSet::default();
+        for p in patterns {
+            let t = p.trim().to_ascii_lowercase();
+            let b = t.as_bytes();
+            let bad = || ConfigError::Invalid {
+                path: "<config>".into(),
+                field: field.to_string(),
+                reason: format!(
+                    "`{p}` is not a status class such as `5xx` or a code such as `503`"
+                ),
+            };
+            if b.len() != 3 || !b[0].is_ascii_digit() || b[0] == b'0' {
+                return Err(bad());
+            }
+            if &b[1..] == b"xx" {
+                set.classes[usize::from(b[0] - b'0')] = true;
+            } else if b[1].is_ascii_digit() && b[2].is_ascii_digit() {
+                set.codes.insert(t.parse().map_err(|_| bad())?);
+            } else {
+                return Err(bad());
+            }
+        }
+        Ok(set)
+    }
+
+    /// True when `code` matches a class or an exact code.
+    pub fn contains(&self, code: u16) -> bool {
+        self.classes[usize::from((code / 100) % 10)] || self.codes.contains(&code)
+    }
+}
+
+/// The vocabularies that turn raw fields into indicators (the `[features]` section).
+#[derive(Debug, Clone)]
+pub struct FeatureMap {
+    known_countries: Vocabulary,
+    known_actions: Vocabulary,
+    bad_actions: Vocabulary,
+    ok_status: StatusSet,
+    bad_status: StatusSet,
+    common_methods: Vocabulary,
+    known_sources: Vocabulary,
+}
+
+impl Default for FeatureMap {
+    /// The seed's vocabularies.
+    fn default() -> Self {
+        FeatureMap::from_config(&FeaturesConfig::default()).unwrap_or_else(|_| unreachable!())
+    }
+}
+
+impl FeatureMap {
+    /// Builds the map from a validated `[features]` section.
+    pub fn from_config(c: &FeaturesConfig) -> Result<FeatureMap, ConfigError> {
+        let r = c.resolved();
+        Ok(FeatureMap {
+            known_countries: Vocabulary::new(&r.known_countries, true),
+            known_actions: Vocabulary::new(&r.known_actions, true),
+            bad_actions: Vocabulary::new(&r.bad_actions, true),
+            ok_status: StatusSet::parse(&r.ok_status, "features.ok_status")?,
+            bad_status: StatusSet::parse(&r.bad_status, "features.bad_status")?,
+            common_methods: Vocabulary::new(&r.common_methods, false),
+            known_sources: Vocabulary::new(&r.known_sources, true),
+        })
+    }
+
+    /// Classifies a country code (missing = unknown).
+    pub fn country(&self, v: Option<&str>) -> Class {
+        two_valued(&self.known_countries, v)
+    }
+
+    /// Classifies an action.
+    pub fn action(&self, v: Option<&str>) -> Class {
+        match v {
+            Some(a) if self.bad_actions.contains(a) => Class::Bad,
+            Some(a) if self.known_actions.contains(a) => Class::Known,
+            _ => Class::Unknown,
+        }
+    }
+
+    /// Classifies a status code; `None` = no status in the record.
+    pub fn status(&self, v: Option<StatusValue>) -> Option<Class> {
+        let code = match v? {
+            StatusValue::Code(c) => c,
+            StatusValue::Unreadable => return Some(Class::Unknown),
+        };
+        Some(if self.bad_status.contains(code) {
+            Class::Bad
+        } else if self.ok_status.contains(code) {
+            Class::Known
+        } else {
+            Class::Unknown
+        })
+    }
+
+    /// Classifies a method (exact, case-sensitive).
+    pub fn method(&self, v: Option<&str>) -> Class {
+        two_valued(&self.common_methods, v)
+    }
+
+    /// Classifies an `httpSourceName`.
+    pub fn source(&self, v: Option<&str>) -> Class {
+        two_valued(&self.known_sources, v)
+    }
+
+    /// All indicators of a parsed record.
+    pub fn indicators(&self, log: &WafLog) -> Indicators {
+        let req = log.http_request.get();
+        let status = match (log.http_status.get(), log.response_code_sent.get()) {
+            (Some(c), _) | (None, Some(c)) => Some(status_of_code(c)),
+            (None, None) => None,
+        };
+        Indicators {
+            country: self.country(req.and_then(|r| r.country.get()).map(String::as_str)),
+            action: self.action(log.action.get().map(String::as_str)),
+            status: self.status(status),
+            method: self.method(req.and_then(|r| r.http_method.get()).map(String::as_str)),
+            source: self.source(log.http_source_name.get().map(String::as_str)),
+        }
+    }
+
+    /// All indicators of a borrowed [`RecordView`].
+    pub fn indicators_of_view(&self, v: &RecordView<'_>) -> Indicators {
+        let req = v.http_request.as_ref();
+        Indicators {
+            country: self.country(req.and_then(|r| r.country.as_deref())),
+            action: self.action(v.action.as_deref()),
+            status: self.status(v.status()),
+            method: self.method(req.and_then(|r| r.http_method.as_deref())),
+            source: self.source(v.http_source_name.as_deref()),
+        }
+    }
+}
+
+fn two_valued(vocab: &Vocabulary, v: Option<&str>) -> Class {
+    match v {
+        Some(s) if vocab.contains(s) => Class::Known,
+        _ => Class::Unknown,
+    }
+}
+
+fn status_of_code(c: &Code) -> StatusValue {
+    c.as_u16()
+        .map_or(StatusValue::Unreadable, StatusValue::Code)
+}
+
+/// A status as found in a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusValue {
+    /// A code in 100..=999.
+    Code(u16),
+    /// Present but not a status code (`""`, `"n/a"`, `42`).
+    Unreadable,
+}
+
+/// The indicators of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Indicators {
+    /// Country class (Known / Unknown).
+    pub country: Class,
+    /// Action class (Known / Bad / Unknown = neither list).
+    pub action: Class,
+    /// Status class; `None` when the record has no status.
+    pub status: Option<Class>,
+    /// Method class (Known = common).
+    pub method: Class,
+    /// Source class.
+    pub source: Class,
+}
+
+impl Indicators {
+    /// The indicator (name, value) pairs in output order; the status pair is left out
+    /// when the record has no status.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'static str, u8)> + '_ {
+        let flag = |b: bool| u8::from(b);
+        let n = &names::INDICATORS;
+        let all = [
+            Some((n[0], flag(self.country == Class::Known))),
+            Some((n[1], flag(self.country != Class::Known))),
+            Some((n[2], flag(self.action == Class::Known))),
+            Some((n[3], flag(self.action == Class::Bad))),
+            self.status.map(|s| (n[4], flag(s == Class::Known))),
+            self.status.map(|s| (n[5], flag(s == Class::Bad))),
+            Some((n[6], flag(self.method == Class::Known))),
+            Some((n[7], flag(self.method != Class::Known))),
+            Some((n[8], flag(self.source == Class::Known))),
+            Some((n[9], flag(self.source != Class::Known))),
+        ];
+        all.into_iter().flatten()
+    }
+
+    /// Appends `,"K_country":1,...` (each pair as JSON members, each preceded by a
+    /// comma) to `out`.
+    pub fn write_json_members(&self, out: &mut Vec<u8>) {
+        for (name, v) in self.pairs() {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.push(b'0' + v);
+        }
+    }
+}
+
+/// A borrowed view of only the fields the indicators need; everything else in the
+/// record is skipped (but still validated as JSON) by the parser.
+///
+/// This is what makes the transform fast: no allocation for plain strings, no
+/// re-serialisation of the record.
+#[derive(Debug, Deserialize)]
+pub struct RecordView<'a> {
+    /// Raw text of `timestamp`.
+    #[serde(borrow, default)]
+    pub timestamp: Option<&'a RawValue>,
+    /// `action`.
+    #[serde(borrow, default)]
+    pub action: Option<Cow<'a, str>>,
+    /// `httpSourceName`.
+    #[serde(borrow, default, rename = "httpSourceName")]
+    pub http_source_name: Option<Cow<'a, str>>,
+    /// Raw `httpStatus` (string or number).
+    #[serde(borrow, default, rename = "httpStatus")]
+    pub http_status: Option<&'a RawValue>,
+    /// Raw `responseCodeSent`.
+    #[serde(borrow, default, rename = "responseCodeSent")]
+    pub response_code_sent: Option<&'a RawValue>,
+    /// `httpRequest`.
+    #[serde(borrow, default, rename = "httpRequest")]
+    pub http_request: Option<RequestView<'a>>,
+    #[serde(default, rename = "K_country", deserialize_with = "present")]
+    k_country: bool,
+    #[serde(default, rename = "UNK_country", deserialize_with = "present")]
+    unk_country: bool,
+    #[serde(default, rename = "K_action", deserialize_with = "present")]
+    k_action: bool,
+    #[serde(default, rename = "B_action", deserialize_with = "present")]
+    b_action: bool,
+    #[serde(default, rename = "O_httpstatus", deserialize_with = "present")]
+    o_httpstatus: bool,
+    #[serde(default, rename = "B_httpstatus", deserialize_with = "present")]
+    b_httpstatus: bool,
+    #[serde(default, rename = "common_method", deserialize_with = "present")]
+    common_method: bool,
+    #[serde(default, rename = "uncommon_method", deserialize_with = "present")]
+    uncommon_method: bool,
+    #[serde(default, rename = "K_source", deserialize_with = "present")]
+    k_source: bool,
+    #[serde(default, rename = "UNK_source", deserialize_with = "present")]
+    unk_source: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// The `httpRequest` part of a [`RecordView`].
+#[derive(Debug, Deserialize)]
+pub struct RequestView<'a> {
+    /// `httpRequest.country`.
+    #[serde(borrow, default)]
+    pub country: Option<Cow<'a, str>>,
+    /// `httpRequest.httpMethod`.
+    #[serde(borrow, default, rename = "httpMethod")]
+    pub http_method: Option<Cow<'a, str>>,
+}
+
+impl RecordView<'_> {
+    /// True when the record already carries indicator fields (it was transformed
+    /// before); such records take the slow path that replaces them.
+    pub fn has_indicators(&self) -> bool {
+        [
+            self.k_country,
+            self.unk_country,
+            self.k_action,
+            self.b_action,
+            self.o_httpstatus,
+            self.b_httpstatus,
+            self.common_method,
+            self.uncommon_method,
+            self.k_source,
+            self.unk_source,
+        ]
+        .contains(&true)
+    }
+
+    /// The status to classify: `httpStatus`, else `responseCodeSent`; `None` when
+    /// both are absent or `null`.
+    pub fn status(&self) -> Option<StatusValue> {
+        [self.http_status, self.response_code_sent]
+            .into_iter()
+            .flatten()
+            .find(|r| r.get() != "null")
+            .map(|r| raw_status(r.get()))
+    }
+}
+
+fn raw_status(raw: &str) -> StatusValue {
+    let digits = raw
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(raw)
+        .trim();
+    match digits.parse::<u16>() {
+        Ok(c) if (100..=999).contains(&c) => StatusValue::Code(c),
+        _ => StatusValue::Unreadable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FeaturesConfig, Preset};
+
+    fn ind(line: &str) -> Vec<(&'static str, u8)> {
+        let map = FeatureMap::default();
+        let view: RecordView<'_> = serde_json::from_str(line).unwrap();
+        let a = map.indicators_of_view(&view);
+        let b = map.indicators(&WafLog::from_json(line).unwrap());
+        assert_eq!(a, b, "view and full parse disagree on {line}");
+        a.pairs().collect()
+    }
+
+    #[test]
+    fn seed_vocabulary_country() {
+        let r = ind(r#"{"timestamp":1,"httpRequest":{"country":"UK"}}"#);
+        assert_eq!(&r[..2], &[("K_country", 1), ("UNK_country", 0)]);
+        for c in ["XX", "GB", "-", ""] {
+            let r = ind(&format!(
+                r#"{{"timestamp":1,"httpRequest":{{"country":"{c}"}}}}"#
+            ));
+            assert_eq!(&r[..2], &[("K_country", 0), ("UNK_country", 1)], "{c}");
+        }
+        // Missing country and missing httpRequest are unknown.
+        assert_eq!(
+            &ind(r#"{"timestamp":1}"#)[..2],
+            &[("K_country", 0), ("UNK_country", 1)]
+        );
+        // Case-insensitive.
+        assert_eq!(
+            &ind(r#"{"timestamp":1,"httpRequest":{"country":"us"}}"#)[..2],
+            &[("K_country", 1), ("UNK_country", 0)]
+        );
+    }
+
+    #[test]
+    fn seed_vocabulary_action_any_case() {
+        for a in ["ALLOW", "CAPTCHA", "Challenge", "Count", "allow"] {
+            let r = ind(&format!(r#"{{"timestamp":1,"action":"{a}"}}"#));
+            assert_eq!(&r[2..4], &[("K_action", 1), ("B_action", 0)], "{a}");
+        }
+        for a in ["BLOCK", "Block"] {
+            let r = ind(&format!(r#"{{"timestamp":1,"action":"{a}"}}"#));
+            assert_eq!(&r[2..4], &[("K_action", 0), ("B_action", 1)], "{a}");
+        }
+        let r = ind(r#"{"timestamp":1,"action":"EXCLUDED_AS_COUNT"}"#);
+        assert_eq!(&r[2..4], &[("K_action", 0), ("B_action", 0)]);
+    }
+
+    #[test]
+    fn status_classes_and_omission() {
+        let pair = |line: &str| {
+            ind(line)
+                .into_iter()
+                .filter(|(n, _)| n.ends_with("httpstatus"))
+                .collect::<Vec<_>>()
+        };
+        for s in ["\"200\"", "\"404\"", "101", "\"308\""] {
+            assert_eq!(
+                pair(&format!(r#"{{"timestamp":1,"httpStatus":{s}}}"#)),
+                [("O_httpstatus", 1), ("B_httpstatus", 0)],
+                "{s}"
+            );
+        }
+        for s in ["\"502\"", "504", "\"500\""] {
+            assert_eq!(
+                pair(&format!(r#"{{"timestamp":1,"httpStatus":{s}}}"#)),
+                [("O_httpstatus", 0), ("B_httpstatus", 1)],
+                "{s}"
+            );
+        }
+        // responseCodeSent is the fallback.
+        assert_eq!(
+            pair(r#"{"timestamp":1,"responseCodeSent":503}"#),
+            [("O_httpstatus", 0), ("B_httpstatus", 1)]
+        );
+        assert_eq!(
+            pair(r#"{"timestamp":1,"httpStatus":null,"responseCodeSent":403}"#),
+            [("O_httpstatus", 1), ("B_httpstatus", 0)]
+        );
+        // Neither: the pair is omitted, not guessed.
+        assert!(pair(r#"{"timestamp":1,"responseCodeSent":null}"#).is_empty());
+        assert!(pair(r#"{"timestamp":1}"#).is_empty());
+        // Present but unreadable: both 0.
+        assert_eq!(
+            pair(r#"{"timestamp":1,"httpStatus":""}"#),
+            [("O_httpstatus", 0), ("B_httpstatus", 0)]
+        );
+        assert_eq!(
+            pair(r#"{"timestamp":1,"httpStatus":"600"}"#),
+            [("O_httpstatus", 0), ("B_httpstatus", 0)]
+        );
+    }
+
+    #[test]
+    fn method_is_case_sensitive_and_source_is_not() {
+        let r =
+            ind(r#"{"timestamp":1,"httpSourceName":"alb","httpRequest":{"httpMethod":"DELETE"}}"#);
+        assert_eq!(
+            &r[4..],
+            &[
+                ("common_method", 0),
+                ("uncommon_method", 1),
+                ("K_source", 1),
+                ("UNK_source", 0)
+            ]
+        );
+        let r = ind(r#"{"timestamp":1,"httpSourceName":"-","httpRequest":{"httpMethod":"HEAD"}}"#);
+        assert_eq!(
+            &r[4..],
+            &[
+                ("common_method", 1),
+                ("uncommon_method", 0),
+                ("K_source", 0),
+                ("UNK_source", 1)
+            ]
+        );
+        let r = ind(r#"{"timestamp":1,"httpRequest":{"httpMethod":"get"}}"#);
+        assert_eq!(&r[4..6], &[("common_method", 0), ("uncommon_method", 1)]);
+    }
+
+    #[test]
+    fn aws_preset_knows_iso_codes_and_all_sources() {
+        let cfg = FeaturesConfig {
+            preset: Preset::Aws,
+            ..FeaturesConfig::default()
+        };
+        let map = FeatureMap::from_config(&cfg).unwrap();
+        assert_eq!(map.country(Some("GB")), Class::Known);
+        assert_eq!(map.country(Some("UK")), Class::Unknown);
+        assert_eq!(map.source(Some("COGNITOIDP")), Class::Known);
+        assert_eq!(map.action(Some("CHALLENGE")), Class::Known);
+        assert_eq!(map.action(Some("COUNT")), Class::Unknown);
+    }
+
+    #[test]
+    fn existing_indicators_are_detected() {
+        let v: RecordView<'_> = serde_json::from_str(r#"{"timestamp":1,"B_action":1}"#).unwrap();
+        assert!(v.has_indicators());
+        let v: RecordView<'_> = serde_json::from_str(r#"{"timestamp":1}"#).unwrap();
+        assert!(!v.has_indicators());
+    }
+
+    #[test]
+    fn status_patterns_are_validated() {
+        assert!(StatusSet::parse(&["5xx".into(), "429".into()], "f").is_ok());
+        for bad in ["5x", "abc", "0xx", "5xxx", ""] {
+            let e = StatusSet::parse(&[bad.into()], "features.bad_status").unwrap_err();
+            assert!(e.to_string().contains("features.bad_status"), "{e}");
+        }
+    }
+}

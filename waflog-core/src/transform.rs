@@ -1,0 +1,329 @@
+//! The indicator transform: one input line in, one output line (or a dead letter) out.
+//!
+//! The output record is the input record unchanged except that `timestamp` is written
+//! as integer epoch milliseconds and the indicators are appended as top-level members.
+//! On the fast path nothing is re-serialised: the line is parsed into a borrowed
+//! [`RecordView`] (which still validates the whole line as JSON), the timestamp is
+//! spliced in place when it needs converting, and the indicators are appended before
+//! the closing brace. A record that already carries indicators (transformed twice)
+//! takes a slower path that replaces them, so no key is ever duplicated.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::SchemaError;
+use crate::features::{FeatureMap, RecordView};
+use crate::names;
+use crate::timestamp;
+
+/// Turns raw WAF log lines into transformed lines.
+#[derive(Debug, Clone)]
+pub struct Transformer {
+    map: FeatureMap,
+}
+
+impl Transformer {
+    /// A transformer with the given vocabularies.
+    pub fn new(map: FeatureMap) -> Transformer {
+        Transformer { map }
+    }
+
+    /// The vocabularies in use.
+    pub fn feature_map(&self) -> &FeatureMap {
+        &self.map
+    }
+
+    /// Transforms one line (without its newline; a trailing `\r` is ignored) and
+    /// appends the output line, with its newline, to `out`. On error `out` is left as
+    /// it was.
+    pub fn transform_line(&self, line: &[u8], out: &mut Vec<u8>) -> Result<(), SchemaError> {
+        let text = std::str::from_utf8(line).map_err(|e| SchemaError::InvalidUtf8 {
+            at: e.valid_up_to(),
+        })?;
+        let text = text.trim_ascii();
+        match text.as_bytes().first() {
+            Some(b'{') => {}
+            Some(_) => return Err(not_an_object(text)),
+            None => return Err(SchemaError::InvalidJson("empty line".into())),
+        }
+        let view: RecordView<'_> = serde_json::from_str(text).map_err(|e| field_error(text, e))?;
+        let raw_ts = view.timestamp.ok_or(SchemaError::MissingTimestamp)?;
+        let ms = timestamp::from_json_text(raw_ts.get())?.ok_or(SchemaError::MissingTimestamp)?;
+        let indicators = self.map.indicators_of_view(&view);
+        if view.has_indicators() {
+            return self.rewrite(text, ms, out);
+        }
+        // Valid JSON object text: the last byte is its closing brace.
+        let body = &text[..text.len() - 1];
+        let ts_start = raw_ts.get().as_ptr() as usize - text.as_ptr() as usize;
+        let ts_end = ts_start + raw_ts.get().len();
+        if timestamp::is_canonical(raw_ts.get(), ms) {
+            out.extend_from_slice(body.as_bytes());
+        } else {
+            out.extend_from_slice(&body.as_bytes()[..ts_start]);
+            out.extend_from_slice(itoa::Buffer::new().format(ms).as_bytes());
+            out.extend_from_slice(&body.as_bytes()[ts_end..]);
+        }
+        indicators.write_json_members(out);
+        out.extend_from_slice(b"}\n");
+        Ok(())
+    }
+
+    /// Slow path: parse to a value, replace old indicators, serialise.
+    fn rewrite(&self, text: &str, ms: i64, out: &mut Vec<u8>) -> Result<(), SchemaError> {
+        let mut value: serde_json::Map<String, Value> =
+            serde_json::from_str(text).map_err(|e| SchemaError::InvalidJson(e.to_string()))?;
+        let view: RecordView<'_> =
+            serde_json::from_str(text).map_err(|e| SchemaError::InvalidJson(e.to_string()))?;
+        let indicators = self.map.indicators_of_view(&view);
+        for name in names::INDICATORS {
+            value.shift_remove(name);
+        }
+        value.insert(names::TIMESTAMP.into(), Value::from(ms));
+        for (name, v) in indicators.pairs() {
+            value.insert(name.into(), Value::from(v));
+        }
+        serde_json::to_writer(&mut *out, &value)
+            .map_err(|e| SchemaError::InvalidJson(e.to_string()))?;
+        out.push(b'\n');
+        Ok(())
+    }
+}
+
+fn not_an_object(text: &str) -> SchemaError {
+    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        Ok(_) => {
+            let kind = match text.as_bytes()[0] {
+                b'[' => "an array",
+                b'"' => "a string",
+                b'n' => "null",
+                b't' | b'f' => "a boolean",
+                _ => "a number",
+            };
+            SchemaError::NotAnObject(kind)
+        }
+        Err(e) => SchemaError::InvalidJson(e.to_string()),
+    }
+}
+
+/// Tells a syntax error from a well-formed record with a field of the wrong type.
+fn field_error(text: &str, e: serde_json::Error) -> SchemaError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Data if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
+            SchemaError::InvalidField(e.to_string())
+        }
+        _ => SchemaError::InvalidJson(e.to_string()),
+    }
+}
+
+/// A line that could not be transformed, as written to the dead-letter output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter<'a> {
+    /// Where the line came from (a path, `-` for stdin, later a URI).
+    pub source: &'a str,
+    /// 1-based line number in that source.
+    pub line: u64,
+    /// Why it was rejected.
+    pub reason: String,
+    /// The line as a string, when it is UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Cow<'a, str>>,
+    /// The line in standard base64, when it is not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_base64: Option<String>,
+    /// Full length of the line in bytes when `raw` holds only its first part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated_from: Option<u64>,
+}
+
+impl<'a> DeadLetter<'a> {
+    /// A dead letter for `bytes` (the whole line, or the prefix of a long one).
+    pub fn new(source: &'a str, line: u64, reason: &SchemaError, bytes: &'a [u8]) -> Self {
+        let (raw, raw_base64) = match std::str::from_utf8(bytes) {
+            Ok(s) => (Some(Cow::Borrowed(s)), None),
+            // A long line's prefix may end inside a character: keep the valid part as text.
+            Err(e)
+                if e.error_len().is_none() && matches!(reason, SchemaError::LineTooLong { .. }) =>
+            {
+                (
+                    Some(String::from_utf8_lossy(&bytes[..e.valid_up_to()])),
+                    None,
+                )
+            }
+            Err(_) => (
+                None,
+                Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            ),
+        };
+        let truncated_from = match reason {
+            SchemaError::LineTooLong { len, .. } => Some(*len),
+            _ => None,
+        };
+        DeadLetter {
+            source,
+            line,
+            reason: reason.to_string(),
+            raw,
+            raw_base64,
+            truncated_from,
+        }
+    }
+
+    /// Appends this dead letter as one NDJSON line.
+    pub fn write_ndjson(&self, out: &mut Vec<u8>) {
+        // Serialising a struct of strings and integers cannot fail.
+        if serde_json::to_writer(&mut *out, self).is_ok() {
+            out.push(b'\n');
+        }
+    }
+}
+
+/// Counters of a transform run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TransformStats {
+    /// Non-blank lines read.
+    pub records_in: u64,
+    /// Lines written.
+    pub records_out: u64,
+    /// Lines sent to the dead-letter output.
+    pub dead_lettered: u64,
+    /// Blank lines skipped.
+    pub blank: u64,
+    /// Bytes read.
+    pub bytes_in: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(line: &str) -> Result<Value, SchemaError> {
+        let t = Transformer::new(FeatureMap::default());
+        let mut out = Vec::new();
+        t.transform_line(line.as_bytes(), &mut out)?;
+        assert_eq!(out.last(), Some(&b'\n'));
+        Ok(serde_json::from_slice(&out).unwrap())
+    }
+
+    #[test]
+    fn appends_indicators_and_keeps_the_record() {
+        let line = r#"{"timestamp":1576280412771,"action":"BLOCK","httpSourceName":"CF","httpStatus":"502","httpRequest":{"country":"XX","httpMethod":"DELETE","headers":[{"name":"a","value":"\"}"}]},"extra":[1,{"x":null}]}"#;
+        let v = run(line).unwrap();
+        let mut expected: Value = serde_json::from_str(line).unwrap();
+        for (k, n) in [
+            ("K_country", 0),
+            ("UNK_country", 1),
+            ("K_action", 0),
+            ("B_action", 1),
+            ("O_httpstatus", 0),
+            ("B_httpstatus", 1),
+            ("common_method", 0),
+            ("uncommon_method", 1),
+            ("K_source", 1),
+            ("UNK_source", 0),
+        ] {
+            expected[k] = n.into();
+        }
+        assert_eq!(v, expected);
+    }
+
+    #[test]
+    fn output_is_the_input_bytes_plus_indicators() {
+        let t = Transformer::new(FeatureMap::default());
+        let line = "{ \"timestamp\" : 1576280412771 , \"action\":\"ALLOW\" }\r";
+        let mut out = Vec::new();
+        t.transform_line(line.as_bytes(), &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.starts_with(
+                "{ \"timestamp\" : 1576280412771 , \"action\":\"ALLOW\" ,\"K_country\":0,"
+            ),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn float_seconds_are_spliced_as_milliseconds() {
+        let v = run(r#"{"timestamp":1669682102.123015,"action":"Count"}"#).unwrap();
+        assert_eq!(v["timestamp"], 1_669_682_102_123_i64);
+        let v = run(r#"{"action":"Count","timestamp":"2022-11-30T18:11:57.150Z"}"#).unwrap();
+        assert_eq!(v["timestamp"], 1_669_831_917_150_i64);
+    }
+
+    #[test]
+    fn transforming_twice_replaces_indicators() {
+        let once = run(r#"{"timestamp":1576280412771,"action":"BLOCK"}"#).unwrap();
+        let mut changed = once.clone();
+        changed["action"] = "ALLOW".into();
+        let twice = run(&changed.to_string()).unwrap();
+        assert_eq!(twice["B_action"], 0);
+        assert_eq!(twice["K_action"], 1);
+        assert_eq!(
+            twice.as_object().unwrap().len(),
+            once.as_object().unwrap().len()
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_classified() {
+        assert!(matches!(
+            run("{\"timestamp\":1576280412771"),
+            Err(SchemaError::InvalidJson(_))
+        ));
+        assert!(matches!(run("not json"), Err(SchemaError::InvalidJson(_))));
+        assert!(matches!(
+            run("[1,2]"),
+            Err(SchemaError::NotAnObject("an array"))
+        ));
+        assert!(matches!(
+            run("42"),
+            Err(SchemaError::NotAnObject("a number"))
+        ));
+        assert!(matches!(
+            run("{\"action\":\"ALLOW\"}"),
+            Err(SchemaError::MissingTimestamp)
+        ));
+        assert!(matches!(
+            run("{\"timestamp\":null}"),
+            Err(SchemaError::MissingTimestamp)
+        ));
+        assert!(matches!(
+            run("{\"timestamp\":\"noon\"}"),
+            Err(SchemaError::InvalidTimestamp { .. })
+        ));
+        assert!(matches!(
+            run("{\"timestamp\":1576280412771,\"action\":7}"),
+            Err(SchemaError::InvalidField(_))
+        ));
+        assert!(matches!(
+            run("{\"timestamp\":1576280412771} trailing"),
+            Err(SchemaError::InvalidJson(_))
+        ));
+        let t = Transformer::new(FeatureMap::default());
+        let e = t
+            .transform_line(b"{\"timestamp\":1,\"a\":\"\xff\"}", &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(e, SchemaError::InvalidUtf8 { at: 20 });
+    }
+
+    #[test]
+    fn dead_letters_keep_the_raw_line() {
+        let e = SchemaError::MissingTimestamp;
+        let d = DeadLetter::new("in.ndjson", 3, &e, b"{\"a\":1}");
+        let mut out = Vec::new();
+        d.write_ndjson(&mut out);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"source":"in.ndjson","line":3,"reason":"missing timestamp","raw":"{\"a\":1}"})
+        );
+        let e = SchemaError::InvalidUtf8 { at: 0 };
+        let d = DeadLetter::new("-", 1, &e, b"\xff\xfe");
+        assert_eq!(d.raw_base64.as_deref(), Some("//4="));
+        assert!(d.raw.is_none());
+    }
+}
