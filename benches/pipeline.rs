@@ -1,1 +1,114 @@
-fn main() {}
+//! criterion benches, one group per stage: parse, transform, generate.
+//!
+//! Input: `fixtures/bench.ndjson.gz` (20,000 simulated records, decompressed once
+//! outside the timed part). Run with `cargo bench -p waflog-benches`; each group
+//! reports bytes/s and events/s.
+
+use std::hint::black_box;
+use std::io::Read;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use waflog_core::WafLog;
+use waflog_core::features::{FeatureMap, RecordView};
+use waflog_core::simulate::{Generator, Limit, Scenario};
+use waflog_core::transform::Transformer;
+
+fn fixture() -> Vec<u8> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/bench.ndjson.gz");
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(file)
+        .read_to_end(&mut out)
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    out
+}
+
+fn lines(data: &[u8]) -> Vec<&[u8]> {
+    data.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn parse(c: &mut Criterion) {
+    let data = fixture();
+    let lines = lines(&data);
+    let mut g = c.benchmark_group("parse");
+    for (name, bytes) in [("bytes", true), ("events", false)] {
+        g.throughput(if bytes {
+            Throughput::Bytes(data.len() as u64)
+        } else {
+            Throughput::Elements(lines.len() as u64)
+        });
+        g.bench_function(format!("record_view/{name}"), |b| {
+            b.iter(|| {
+                for l in &lines {
+                    let s = std::str::from_utf8(l).unwrap_or_default();
+                    let v: Result<RecordView<'_>, _> = serde_json::from_str(s);
+                    black_box(v.is_ok());
+                }
+            })
+        });
+        g.bench_function(format!("waflog_full/{name}"), |b| {
+            b.iter(|| {
+                for l in &lines {
+                    let s = std::str::from_utf8(l).unwrap_or_default();
+                    black_box(WafLog::from_json(s).is_ok());
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+fn transform(c: &mut Criterion) {
+    let data = fixture();
+    let lines = lines(&data);
+    let t = Transformer::new(FeatureMap::default());
+    let mut g = c.benchmark_group("transform");
+    for (name, bytes) in [("bytes", true), ("events", false)] {
+        g.throughput(if bytes {
+            Throughput::Bytes(data.len() as u64)
+        } else {
+            Throughput::Elements(lines.len() as u64)
+        });
+        g.bench_function(format!("transform_line/{name}"), |b| {
+            b.iter_batched_ref(
+                || Vec::with_capacity(data.len() * 2),
+                |out| {
+                    for l in &lines {
+                        black_box(t.transform_line(l, out).is_ok());
+                    }
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+fn generate(c: &mut Criterion) {
+    const N: u64 = 20_000;
+    let mut scenario = Scenario::new(1, 1_714_521_600_000);
+    scenario.limit = Limit::Count(N);
+    let mut g = c.benchmark_group("generate");
+    g.throughput(Throughput::Elements(N));
+    g.bench_function("next_record/events", |b| {
+        b.iter_batched_ref(
+            || {
+                (
+                    Generator::new(&scenario).unwrap_or_else(|e| panic!("{e}")),
+                    Vec::with_capacity(N as usize * 1024),
+                )
+            },
+            |(generator, out)| {
+                while generator.next_record(out).is_some() {}
+                black_box(out.len())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, parse, transform, generate);
+criterion_main!(benches);

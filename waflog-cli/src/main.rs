@@ -1,1 +1,28 @@
-fn main() {}
+//! `waflog`: generate, transform and (soon) detect anomalies in AWS WAF logs.
+//!
+//! This binary is flags plus glue: it parses arguments, builds the pieces from
+//! `waflog-core`, runs them and maps the outcome to an exit code:
+//!
+//! - 0: finished (bad records dead-lettered and counted), or stdout was closed;
+//! - 1: finished, but `--strict` was given and something was dead-lettered;
+//! - 2: usage, configuration or I/O error.
+
+mod cli;
+mod cmd;
+mod exit;
+mod logging;
+mod progress;
+mod sink;
+mod source;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(cli.global.verbose, cli.global.quiet);
+    let outcome = match &cli.command {
+        cli::Command::Generate(args) => cmd::generate::run(&cli.global, args),
+        cli::Command::Transform(args) => cmd::transform::run(&cli.global, args),
+    };
+    exit::code(outcome)
+}

@@ -93,11 +93,11 @@ const POST_PATHS: [(&str, &str); 4] = [
 const HEAD_PATHS: [(&str, &str); 2] = [("/", ""), ("/health", "")];
 const OTHER_PATHS: [(&str, &str); 2] = [("/api/v1/cart/items/17", ""), ("/api/v1/session", "")];
 const USER_AGENTS: [&str; 6] = [
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
-    "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Firefox/125.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4) Mobile/15E148",
     "curl/8.5.0",
+    "okhttp/4.12.0",
     "python-requests/2.31.0",
 ];
 const FLOOD_USER_AGENT: &str = "python-requests/2.31.0";
@@ -632,7 +632,8 @@ mod tests {
 
     #[test]
     fn diurnal_cycle_changes_the_rate() {
-        let mut s = Scenario::new(9, 1_700_006_400_000 - 1_700_006_400_000 % 86_400_000);
+        // 2023-11-15T00:00:00Z: a whole day from midnight.
+        let mut s = Scenario::new(9, 1_700_006_400_000);
         s.rate = 10.0;
         s.diurnal = 0.8;
         s.limit = Limit::Duration(86_400_000);

@@ -1,0 +1,41 @@
+//! Exit codes that scripts can rely on, the same for every subcommand.
+
+use std::process::ExitCode;
+
+/// How a subcommand finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// Everything went to the output (dead letters, if any, were kept and counted).
+    Ok,
+    /// `--strict` and at least one record was dead-lettered.
+    DeadLettered,
+}
+
+/// Exit code 0: finished.
+pub const OK: u8 = 0;
+/// Exit code 1: finished, but `--strict` and something was dead-lettered.
+pub const STRICT_DEAD_LETTERS: u8 = 1;
+/// Exit code 2: usage, configuration or I/O error.
+pub const ERROR: u8 = 2;
+
+/// Maps a subcommand's outcome to the process exit code, printing errors.
+pub fn code(outcome: anyhow::Result<Finished>) -> ExitCode {
+    match outcome {
+        Ok(Finished::Ok) => ExitCode::from(OK),
+        Ok(Finished::DeadLettered) => ExitCode::from(STRICT_DEAD_LETTERS),
+        // A closed stdout (`waflog generate | head`) is a normal way to stop.
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(OK),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(ERROR)
+        }
+    }
+}
+
+/// True when the error chain holds an I/O error of kind `BrokenPipe`.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,474 @@
+//! Runs the real `waflog` binary on fixtures in temporary directories.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+fn waflog() -> Command {
+    let mut c = Command::cargo_bin("waflog").unwrap();
+    c.env_remove("WAFLOG_CONFIG").env_remove("WAFLOG_LOG");
+    c
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(name)
+}
+
+fn run(cmd: &mut Command) -> (i32, Vec<u8>, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ndjson(bytes: &[u8]) -> Vec<Value> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+const INDICATORS: [&str; 10] = [
+    "K_country",
+    "UNK_country",
+    "K_action",
+    "B_action",
+    "O_httpstatus",
+    "B_httpstatus",
+    "common_method",
+    "uncommon_method",
+    "K_source",
+    "UNK_source",
+];
+
+fn gen_args(seed: &str) -> Vec<String> {
+    [
+        "generate",
+        "--seed",
+        seed,
+        "--start",
+        "2024-05-01T00:00:00Z",
+        "--duration",
+        "10m",
+        "--rate",
+        "20",
+        "--inject",
+        "country:2m:1m",
+        "--inject",
+        "flood:5m:1m:4",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn generate_is_deterministic() {
+    let (code, a, _) = run(waflog().args(gen_args("7")));
+    assert_eq!(code, 0);
+    let (_, b, _) = run(waflog().args(gen_args("7")));
+    let (_, c, _) = run(waflog().args(gen_args("8")));
+    assert_eq!(a, b, "same seed, same bytes");
+    assert_ne!(a, c, "another seed, other bytes");
+    let records = ndjson(&a);
+    // 20/s for 600 s plus a flood of 3 x 20/s for 60 s: about 15,600.
+    assert!(
+        (14_800..16_400).contains(&records.len()),
+        "{}",
+        records.len()
+    );
+    let first = records.first().unwrap()["timestamp"].as_i64().unwrap();
+    let last = records.last().unwrap()["timestamp"].as_i64().unwrap();
+    assert!(first >= 1_714_521_600_000 && last < 1_714_521_600_000 + 600_000);
+}
+
+#[test]
+fn truth_file_and_gzip_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = dir.path().join("truth.json");
+    let out = dir.path().join("logs.ndjson.gz");
+    let mut args = gen_args("3");
+    args.extend([
+        "--truth".into(),
+        truth.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+    ]);
+    let (code, stdout, _) = run(waflog().args(&args));
+    assert_eq!(code, 0);
+    assert!(stdout.is_empty());
+    let t: Value = serde_json::from_slice(&std::fs::read(&truth).unwrap()).unwrap();
+    let t = t.as_array().unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(t[0]["field"], "country");
+    assert_eq!(t[0]["start_ms"], 1_714_521_720_000_i64);
+    assert_eq!(t[0]["end_ms"], 1_714_521_780_000_i64);
+    assert_eq!(t[0]["start"], "2024-05-01T00:02:00.000Z");
+    assert_eq!(t[0]["intensity"], 1.0);
+    assert_eq!(t[1]["field"], "flood");
+    let flood_ip = t[1]["client_ip"].as_str().unwrap().to_string();
+    // The gzip output is read back transparently by transform.
+    let (code, transformed, _) = run(waflog().arg("transform").arg(&out));
+    assert_eq!(code, 0);
+    let records = ndjson(&transformed);
+    let in_country = records.iter().filter(|r| {
+        let ts = r["timestamp"].as_i64().unwrap();
+        (1_714_521_720_000..1_714_521_780_000).contains(&ts)
+    });
+    let (n, unk) = in_country.fold((0, 0), |(n, u), r| {
+        (n + 1, u + r["UNK_country"].as_i64().unwrap())
+    });
+    assert!(
+        unk * 10 > n * 8,
+        "{unk} of {n} unknown inside the country episode"
+    );
+    let flood = records
+        .iter()
+        .filter(|r| r["httpRequest"]["clientIp"] == flood_ip.as_str())
+        .count();
+    // 3 x 20/s for 60 s.
+    assert!((3_300..3_900).contains(&flood), "{flood}");
+}
+
+#[test]
+fn transform_keeps_records_and_appends_indicators() {
+    let (code, out, _) = run(waflog()
+        .arg("transform")
+        .arg(fixture("aws-examples.ndjson")));
+    assert_eq!(code, 0);
+    let input = std::fs::read(fixture("aws-examples.ndjson")).unwrap();
+    let (inputs, outputs) = (ndjson(&input), ndjson(&out));
+    assert_eq!(inputs.len(), 6);
+    assert_eq!(outputs.len(), inputs.len());
+    for (i, o) in inputs.iter().zip(&outputs) {
+        let mut stripped = o.as_object().unwrap().clone();
+        for k in INDICATORS {
+            stripped.shift_remove(k);
+        }
+        assert_eq!(
+            &Value::Object(stripped),
+            i,
+            "record changed beyond the indicators"
+        );
+        // Key order is kept and the indicators come last.
+        let keys: Vec<_> = o.as_object().unwrap().keys().cloned().collect();
+        let in_keys: Vec<_> = i.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys[..in_keys.len()], in_keys[..]);
+    }
+    // Real AWS records: GB and AU are not in the seed vocabulary, COGNITOIDP-style
+    // sources neither; with the AWS preset GB is known.
+    let (_, aws, _) = run(waflog()
+        .args(["transform", "--config"])
+        .arg(fixture("config/aws.toml"))
+        .arg(fixture("aws-examples.ndjson")));
+    let aws = ndjson(&aws);
+    for r in &aws {
+        let country = r["httpRequest"]["country"].as_str().unwrap();
+        let known = ["US", "GB", "IN"].contains(&country);
+        assert_eq!(r["K_country"], i64::from(known), "{country}");
+        let blocked = r["action"] == "BLOCK";
+        assert_eq!(r["B_action"], i64::from(blocked));
+        // Real records have no httpStatus: the pair exists only with responseCodeSent.
+        assert_eq!(
+            r.get("O_httpstatus").is_some(),
+            !r["responseCodeSent"].is_null()
+        );
+    }
+}
+
+#[test]
+fn seed_float_seconds_become_milliseconds() {
+    let (code, out, _) = run(waflog()
+        .arg("transform")
+        .arg(fixture("seed-records.ndjson")));
+    assert_eq!(code, 0);
+    let records = ndjson(&out);
+    assert_eq!(records.len(), 10);
+    assert_eq!(records[0]["timestamp"], 1_669_682_102_123_i64);
+    assert!(records.iter().all(|r| r["timestamp"].is_i64()));
+    // The seed deck's table: rows 3 and 5 are UK/Challenge/ALB/202 and UK/Challenge/CF/200.
+    assert_eq!(
+        (
+            records[2]["K_country"].as_i64(),
+            records[2]["K_action"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(records[4]["O_httpstatus"], 1);
+}
+
+#[test]
+fn every_bad_line_is_dead_lettered_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let (code, out, err) = run(waflog()
+        .arg("transform")
+        .arg(fixture("mixed.ndjson"))
+        .arg("--dead-letter")
+        .arg(&dead));
+    assert_eq!(code, 0, "{err}");
+    let good = ndjson(&out);
+    assert_eq!(good.len(), 6);
+    let ts: Vec<i64> = good
+        .iter()
+        .map(|r| r["timestamp"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ts,
+        [
+            1_714_521_600_000,
+            1_714_521_600_002,
+            1_714_521_600_004,
+            1_714_521_600_007,
+            1_714_521_600_008,
+            1_714_521_600_009
+        ]
+    );
+    let dead = ndjson(&std::fs::read(&dead).unwrap());
+    let lines: Vec<i64> = dead.iter().map(|d| d["line"].as_i64().unwrap()).collect();
+    assert_eq!(lines, [2, 4, 6, 7, 8, 9, 11, 12, 13, 14]);
+    let source = fixture("mixed.ndjson").display().to_string();
+    for d in &dead {
+        assert_eq!(d["source"], source.as_str());
+        assert!(d["raw"].is_string() || d["raw_base64"].is_string(), "{d}");
+    }
+    let reason = |line: i64| {
+        dead.iter().find(|d| d["line"] == line).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(reason(2).starts_with("invalid JSON"));
+    assert!(reason(4).contains("not a JSON object"));
+    assert_eq!(reason(6), "missing timestamp");
+    assert!(reason(8).contains("unparsable timestamp"));
+    assert!(reason(9).contains("invalid UTF-8"));
+    assert!(dead.iter().find(|d| d["line"] == 9).unwrap()["raw_base64"].is_string());
+    assert!(err.contains("dead_lettered=10"), "{err}");
+    assert!(err.contains("records_in=16"), "{err}");
+
+    // --strict: the same run exits 1.
+    let (code, _, _) = run(waflog()
+        .args(["--strict", "transform"])
+        .arg(fixture("mixed.ndjson"))
+        .arg("--dead-letter")
+        .arg(dir.path().join("d2")));
+    assert_eq!(code, 1);
+    let (code, _, _) = run(waflog()
+        .args(["transform", "--strict"])
+        .arg(fixture("aws-examples.ndjson")));
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn long_lines_are_dead_lettered_with_a_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("long.ndjson");
+    let mut data = br#"{"timestamp":1714521600000,"action":"ALLOW"}"#.to_vec();
+    data.push(b'\n');
+    data.extend(br#"{"timestamp":1714521600001,"uri":""#);
+    data.extend(std::iter::repeat_n(b'a', 5000));
+    data.extend(b"\"}\n");
+    data.extend(br#"{"timestamp":1714521600002,"action":"BLOCK"}"#);
+    std::fs::write(&input, &data).unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let (code, out, _) = run(waflog()
+        .arg("transform")
+        .arg(&input)
+        .args(["--max-line-bytes", "1000", "--dead-letter"])
+        .arg(&dead));
+    assert_eq!(code, 0);
+    assert_eq!(ndjson(&out).len(), 2);
+    let d = ndjson(&std::fs::read(&dead).unwrap());
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0]["line"], 2);
+    assert_eq!(d[0]["raw"].as_str().unwrap().len(), 1000);
+    assert_eq!(d[0]["truncated_from"], 5036);
+}
+
+#[test]
+fn stdin_and_dead_letters_on_stderr_by_default() {
+    let mut child = waflog()
+        .arg("transform")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"timestamp\":1714521600000}\nnope\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(ndjson(&out.stdout).len(), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(r#""source":"-","line":2"#), "{err}");
+}
+
+#[test]
+fn configuration_errors_exit_2_and_name_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("waflog.toml");
+    std::fs::write(
+        &cfg,
+        "[features]\nknown_countries = [\"US\"]\nknwon_sources = [\"CF\"]\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(waflog()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("transform")
+        .arg(fixture("aws-examples.ndjson")));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("knwon_sources") && err.contains("line 3") && err.contains("waflog.toml"),
+        "{err}"
+    );
+    // The config is checked by every subcommand.
+    let (code, _, _) = run(waflog()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["generate", "--count", "1"]));
+    assert_eq!(code, 2);
+    // The documented full config is valid.
+    let (code, _, err) = run(waflog()
+        .arg("--config")
+        .arg(fixture("config/waflog.toml"))
+        .arg("transform")
+        .arg(fixture("seed-records.ndjson")));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    let (code, _, err) = run(waflog().args(["transform", "/nonexistent/in.ndjson"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/in.ndjson"), "{err}");
+    let (code, _, _) = run(waflog().args(["generate", "--bogus"]));
+    assert_eq!(code, 2);
+    let (code, _, err) = run(waflog().args(["generate", "--inject", "colour:1m:1m"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("colour"), "{err}");
+    let (code, _, err) = run(waflog().args(["generate", "--start", "yesterday"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--start"), "{err}");
+    let (code, _, _) = run(waflog().args([
+        "generate",
+        "--count",
+        "5",
+        "-o",
+        "/nonexistent/dir/out.ndjson",
+    ]));
+    assert_eq!(code, 2);
+    let (code, _, err) = run(waflog()
+        .args(["generate", "--count", "5", "--traffic-profile"])
+        .arg(fixture("mixed.ndjson")));
+    assert_eq!(code, 2);
+    assert!(err.contains("mixed.ndjson"), "{err}");
+    let (code, out, _) = run(waflog()
+        .args([
+            "generate",
+            "--count",
+            "5",
+            "--seed",
+            "1",
+            "--traffic-profile",
+        ])
+        .arg(fixture("profiles/example.toml")));
+    assert_eq!(code, 0);
+    assert_eq!(ndjson(&out).len(), 5);
+}
+
+#[test]
+fn help_explains_every_flag() {
+    for sub in ["generate", "transform"] {
+        let (code, out, _) = run(waflog().args([sub, "--help"]));
+        assert_eq!(code, 0);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("--config") && text.contains("--strict") && text.contains("--output"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_closed_stdout_exits_0() {
+    let mut child = waflog()
+        .args(["generate", "--seed", "1", "--count", "5000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("{\"timestamp\":"));
+    // The reader is dropped here: the pipe closes while waflog is writing.
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn realtime_paces_output_and_stops_cleanly_on_ctrl_c() {
+    // 20 simulated seconds at 10x speed take about 2 s of wall time.
+    let started = Instant::now();
+    let (code, out, _) = run(waflog().args([
+        "generate",
+        "--seed",
+        "1",
+        "--rate",
+        "50",
+        "--duration",
+        "20s",
+        "--realtime",
+        "--speed",
+        "10",
+    ]));
+    let took = started.elapsed();
+    assert_eq!(code, 0);
+    assert!(took >= Duration::from_millis(1_800), "{took:?}");
+    assert!((800..1_200).contains(&ndjson(&out).len()));
+
+    // An endless-looking run, interrupted: exit 0 with whole records only.
+    let mut child = waflog()
+        .args([
+            "generate",
+            "--seed",
+            "1",
+            "--rate",
+            "100",
+            "--duration",
+            "1h",
+            "--realtime",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_500));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let records = ndjson(&out);
+    assert!((50..400).contains(&records.len()), "{}", records.len());
+    assert!(out.ends_with(b"\n"));
+}
