@@ -40,20 +40,28 @@ pub enum Class {
 }
 
 /// A set of names, compared without regard to ASCII case when `fold_case`.
+///
+/// Vocabularies are small (a handful of actions or sources, a few dozen countries):
+/// up to [`Vocabulary::LINEAR_MAX`] names are compared one by one, which beats
+/// hashing each value on the hot path; larger sets use a hash set.
 #[derive(Debug, Clone, Default)]
 pub struct Vocabulary {
+    names: Vec<String>,
     set: HashSet<String>,
     fold_case: bool,
 }
 
 impl Vocabulary {
+    /// Largest vocabulary searched linearly.
+    pub const LINEAR_MAX: usize = 16;
+
     /// Builds a vocabulary; with `fold_case`, lookups ignore ASCII case.
     pub fn new<I, S>(names: I, fold_case: bool) -> Vocabulary
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let set = names
+        let mut names: Vec<String> = names
             .into_iter()
             .map(|s| {
                 let s = s.as_ref().trim();
@@ -64,33 +72,43 @@ impl Vocabulary {
                 }
             })
             .collect();
-        Vocabulary { set, fold_case }
+        names.sort();
+        names.dedup();
+        let set = if names.len() > Self::LINEAR_MAX {
+            names.iter().cloned().collect()
+        } else {
+            HashSet::new()
+        };
+        Vocabulary {
+            names,
+            set,
+            fold_case,
+        }
     }
 
     /// True when `value` is in the set.
     pub fn contains(&self, value: &str) -> bool {
+        if self.names.len() <= Self::LINEAR_MAX {
+            return if self.fold_case {
+                self.names.iter().any(|n| n.eq_ignore_ascii_case(value))
+            } else {
+                self.names.iter().any(|n| n == value)
+            };
+        }
         if !self.fold_case || !value.bytes().any(|b| b.is_ascii_lowercase()) {
             return self.set.contains(value);
-        }
-        let mut buf = [0u8; 32];
-        if value.len() <= buf.len() {
-            let b = &mut buf[..value.len()];
-            b.copy_from_slice(value.as_bytes());
-            b.make_ascii_uppercase();
-            // Upper-casing ASCII keeps UTF-8 valid.
-            return std::str::from_utf8(b).is_ok_and(|s| self.set.contains(s));
         }
         self.set.contains(&value.to_ascii_uppercase())
     }
 
     /// Number of names.
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.names.len()
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.names.is_empty()
     }
 }
 
@@ -544,6 +562,17 @@ mod tests {
         assert_eq!(map.source(Some("COGNITOIDP")), Class::Known);
         assert_eq!(map.action(Some("CHALLENGE")), Class::Known);
         assert_eq!(map.action(Some("COUNT")), Class::Unknown);
+    }
+
+    #[test]
+    fn large_vocabularies_use_the_hash_set() {
+        let names: Vec<String> = (0..40).map(|i| format!("C{i}")).collect();
+        let v = Vocabulary::new(&names, true);
+        assert!(v.contains("C39") && v.contains("c7"));
+        assert!(!v.contains("C40"));
+        let v = Vocabulary::new(&names, false);
+        assert!(v.contains("C39") && !v.contains("c7"));
+        assert_eq!(v.len(), 40);
     }
 
     #[test]

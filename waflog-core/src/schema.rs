@@ -519,6 +519,24 @@ mod tests {
     }
 
     #[test]
+    fn aws_documentation_shaped_records_round_trip() {
+        let text = include_str!("../../fixtures/aws-examples.ndjson");
+        let mut n = 0;
+        for line in text.lines() {
+            roundtrip(line);
+            n += 1;
+        }
+        assert_eq!(n, 6);
+        let blocked = WafLog::from_json(text.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(blocked.action_kind(), Some(Action::Block));
+        let rule = &blocked.terminating_rule_match_details.get().unwrap()[0];
+        assert_eq!(
+            rule.condition_type.get().map(String::as_str),
+            Some("SQL_INJECTION")
+        );
+    }
+
+    #[test]
     fn actions_in_any_case() {
         for (s, a) in [
             ("allow", Action::Allow),

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Compare `waflog transform` with the seed's way of computing the indicators.
+#
+# Usage:   bash benches/compare.sh [N]          (N records, default 1000000)
+# Env:     WORKDIR=DIR  work in DIR instead of a fresh mktemp dir under /tmp
+#          KEEP=1       keep the work files (input, the three outputs, logs)
+#          CARGO_TARGET_DIR is respected when locating the built binary.
+#
+# What it measures, in one run, on the same input file, file to file, one thread each:
+#   waflog   target/release/waflog transform in.ndjson -o waflog.ndjson
+#   python   python3 benches/compare/seed_transform.py in.ndjson py.ndjson
+#            (the seed's Firehose transform Lambda per record: json.loads, indicators,
+#            json.dumps; stdlib only)
+#   jq       jq -c -f benches/compare/transform.jq in.ndjson > jq.ndjson
+# and `waflog generate` writing the same N records. The input is made once with
+#   waflog generate --seed 1 --start 2024-05-01T00:00:00Z --count N
+# and read once before timing (warm page cache). Each command is timed by
+# benches/compare/timeit.py: wall time with time.perf_counter around fork+wait, and
+# user+sys CPU time from the child's rusage.
+#
+# Then benches/compare/check_agree.py checks that the three outputs agree on every line
+# (same line count; the ten indicators present/absent alike with equal values; the
+# same integer timestamp). The script prints a table (seconds, events/s, MB/s =
+# input bytes / wall seconds / 1e6, CPU seconds) and the waflog/python and waflog/jq
+# throughput ratios. It reports speed and never fails on it; it exits 1 if the outputs
+# disagree, 2 on any other error.
+set -euo pipefail
+
+N="${1:-1000000}"
+case "$N" in
+  '' | *[!0-9]* | 0) echo "compare.sh: N must be a positive integer, got '$N'" >&2; exit 2 ;;
+esac
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HERE="$ROOT/benches/compare"
+cd "$ROOT"
+
+die() { echo "compare.sh: $*" >&2; exit 2; }
+
+# --- tools ---------------------------------------------------------------------------
+command -v python3 >/dev/null 2>&1 || die "python3 is required but not installed"
+if ! command -v jq >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== jq not found; installing it with apt-get"
+    apt-get update -qq && apt-get install -y -qq jq >/dev/null
+  fi
+  command -v jq >/dev/null 2>&1 ||
+    die "jq is required but not installed (install it, e.g. 'apt-get install jq', or run as root)"
+fi
+
+# --- build ---------------------------------------------------------------------------
+echo "== cargo build --release -p waflog-cli"
+cargo build --release -p waflog-cli
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+BIN="$TARGET_DIR/release/waflog"
+[ -x "$BIN" ] || die "built binary not found at $BIN"
+
+# --- work dir --------------------------------------------------------------------------
+CREATED_WORK=0
+if [ -n "${WORKDIR:-}" ]; then
+  [ -d "$WORKDIR" ] || { mkdir -p "$WORKDIR"; CREATED_WORK=1; }
+  WORK="$(cd "$WORKDIR" && pwd)"
+else
+  WORK="$(mktemp -d /tmp/waflog-compare.XXXXXX)"
+  CREATED_WORK=1
+fi
+WORK_FILES=(in.ndjson gen.ndjson waflog.ndjson py.ndjson jq.ndjson
+  generate.log generate-timed.log waflog.log py.log jq.log)
+cleanup() {
+  if [ "${KEEP:-0}" = 1 ]; then
+    echo "== kept work files in $WORK"
+  elif [ "$CREATED_WORK" = 1 ]; then
+    rm -rf -- "$WORK"
+  else
+    (cd "$WORK" && rm -f -- "${WORK_FILES[@]}")
+  fi
+}
+trap cleanup EXIT
+
+GEN_ARGS=(generate --seed 1 --start 2024-05-01T00:00:00Z --count "$N")
+
+# Runs `timeit.py ARGS...` and sets WALL CPU_U CPU_S; on failure shows the log and exits.
+# usage: timed NAME LOG [--stdout FILE] -- CMD...
+timed() {
+  local name="$1" log="$2" res
+  shift 2
+  if ! res="$(python3 "$HERE/timeit.py" --stderr "$log" "$@")"; then
+    echo "compare.sh: $name failed; last lines of $log:" >&2
+    tail -n 20 "$log" >&2 || true
+    exit 2
+  fi
+  read -r WALL CPU_U CPU_S <<<"$res"
+}
+
+# --- input -----------------------------------------------------------------------------
+echo "== work dir $WORK"
+echo "== generating $N records: waflog ${GEN_ARGS[*]} -o in.ndjson"
+"$BIN" "${GEN_ARGS[@]}" -o "$WORK/in.ndjson" 2>"$WORK/generate.log" ||
+  { tail -n 20 "$WORK/generate.log" >&2; die "waflog generate failed"; }
+BYTES="$(wc -c <"$WORK/in.ndjson" | tr -d ' ')"
+LINES="$(wc -l <"$WORK/in.ndjson" | tr -d ' ')"
+[ "$LINES" = "$N" ] || die "generated $LINES lines, expected $N"
+FREE_KB="$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')"
+if [ -n "$FREE_KB" ] && [ "$FREE_KB" -lt $((BYTES / 1024 * 4)) ]; then
+  echo "compare.sh: warning: $((FREE_KB / 1024)) MiB free in $WORK; the outputs need about $((BYTES / 1048576 * 4)) MiB" >&2
+fi
+
+# --- timed runs ------------------------------------------------------------------------
+echo "== timing (input: $N records, $BYTES bytes)"
+timed "waflog generate" "$WORK/generate-timed.log" -- "$BIN" "${GEN_ARGS[@]}" -o "$WORK/gen.ndjson"
+GEN_WALL="$WALL" GEN_USER="$CPU_U" GEN_SYS="$CPU_S"
+if cmp -s "$WORK/in.ndjson" "$WORK/gen.ndjson"; then GEN_SAME=yes; else GEN_SAME=NO; fi
+rm -f "$WORK/gen.ndjson"
+
+cat "$WORK/in.ndjson" >/dev/null # warm-up read: every tool starts with the input cached
+
+timed "waflog transform" "$WORK/waflog.log" -- \
+  "$BIN" transform "$WORK/in.ndjson" -o "$WORK/waflog.ndjson"
+W_WALL="$WALL" W_USER="$CPU_U" W_SYS="$CPU_S"
+echo "   waflog  ${W_WALL}s"
+
+timed "python seed_transform.py" "$WORK/py.log" -- \
+  python3 "$HERE/seed_transform.py" "$WORK/in.ndjson" "$WORK/py.ndjson"
+P_WALL="$WALL" P_USER="$CPU_U" P_SYS="$CPU_S"
+echo "   python  ${P_WALL}s"
+
+timed "jq" "$WORK/jq.log" --stdout "$WORK/jq.ndjson" -- \
+  jq -c -f "$HERE/transform.jq" "$WORK/in.ndjson"
+J_WALL="$WALL" J_USER="$CPU_U" J_SYS="$CPU_S"
+echo "   jq      ${J_WALL}s"
+
+# --- agreement -------------------------------------------------------------------------
+echo "== checking that the three outputs agree on every line"
+AGREE=yes
+if COMPARED="$(python3 "$HERE/check_agree.py" "$WORK/waflog.ndjson" "$WORK/py.ndjson" "$WORK/jq.ndjson")"; then
+  [ "$COMPARED" = "$N" ] || { echo "compare.sh: compared $COMPARED lines, expected $N" >&2; AGREE=no; }
+else
+  AGREE=no
+fi
+
+# --- report ----------------------------------------------------------------------------
+echo
+echo "waflog $("$BIN" --version | awk '{ print $NF }'), $(python3 --version 2>&1), $(jq --version)"
+echo "cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown), $(nproc 2>/dev/null || echo '?') cores; every tool runs on one thread"
+echo "input: $N records, $BYTES bytes ($(awk -v b="$BYTES" -v n="$N" 'BEGIN { printf "%.0f", b / n }') bytes/record)"
+echo
+awk -v n="$N" -v bytes="$BYTES" \
+  -v ww="$W_WALL" -v wu="$W_USER" -v ws="$W_SYS" \
+  -v pw="$P_WALL" -v pu="$P_USER" -v ps="$P_SYS" \
+  -v jw="$J_WALL" -v ju="$J_USER" -v js="$J_SYS" \
+  -v gw="$GEN_WALL" -v gu="$GEN_USER" -v gs="$GEN_SYS" 'BEGIN {
+  fmt = "%-18s %10s %14s %10s %10s %10s\n"
+  printf fmt, "tool", "seconds", "events/s", "MB/s", "user s", "sys s"
+  row("waflog transform", ww, wu, ws)
+  row("python (seed)", pw, pu, ps)
+  row("jq", jw, ju, js)
+  print ""
+  printf "waflog/python  %8.1fx   (throughput ratio, this run)\n", pw / ww
+  printf "waflog/jq      %8.1fx\n", jw / ww
+  print ""
+  printf "waflog generate: %.3f s for %d records, %.0f events/s, %.1f MB/s written (user %.2f s, sys %.2f s)\n", gw, n, n / gw, bytes / gw / 1e6, gu, gs
+}
+function row(name, wall, user, sys) {
+  printf "%-18s %10.3f %14.0f %10.1f %10.2f %10.2f\n", name, wall, n / wall, bytes / wall / 1e6, user, sys
+}'
+echo "generate output identical to the input (determinism): $GEN_SAME"
+echo "agreement: $([ "$AGREE" = yes ] && echo "all $COMPARED lines agree" || echo "FAILED (see above)")"
+echo
+REPEAT="bash benches/compare.sh $N"
+[ -n "${CARGO_TARGET_DIR:-}" ] && REPEAT="CARGO_TARGET_DIR=$CARGO_TARGET_DIR $REPEAT"
+echo "repeat with:  (cd $ROOT && $REPEAT)"
+
+[ "$AGREE" = yes ] || exit 1
