@@ -66,7 +66,7 @@ else
   CREATED_WORK=1
 fi
 WORK_FILES=(in.ndjson gen.ndjson waflog.ndjson py.ndjson jq.ndjson
-  generate.log generate-timed.log waflog.log py.log jq.log)
+  generate.log generate-timed.log waflog.log py.log jq.log check.log)
 cleanup() {
   if [ "${KEEP:-0}" = 1 ]; then
     echo "== kept work files in $WORK"
@@ -133,11 +133,13 @@ echo "   jq      ${J_WALL}s"
 # --- agreement -------------------------------------------------------------------------
 echo "== checking that the three outputs agree on every line"
 AGREE=yes
-if COMPARED="$(python3 "$HERE/check_agree.py" "$WORK/waflog.ndjson" "$WORK/py.ndjson" "$WORK/jq.ndjson")"; then
-  [ "$COMPARED" = "$N" ] || { echo "compare.sh: compared $COMPARED lines, expected $N" >&2; AGREE=no; }
+if COMPARED="$(python3 "$HERE/check_agree.py" "$WORK/waflog.ndjson" "$WORK/py.ndjson" \
+  "$WORK/jq.ndjson" 2>"$WORK/check.log")"; then
+  [ "$COMPARED" = "$N" ] || { echo "compared $COMPARED lines, expected $N" >"$WORK/check.log"; AGREE=no; }
 else
   AGREE=no
 fi
+[ "$AGREE" = yes ] || cat "$WORK/check.log" >&2
 
 # --- report ----------------------------------------------------------------------------
 echo
@@ -165,7 +167,11 @@ function row(name, wall, user, sys) {
   printf "%-18s %10.3f %14.0f %10.1f %10.2f %10.2f\n", name, wall, n / wall, bytes / wall / 1e6, user, sys
 }'
 echo "generate output identical to the input (determinism): $GEN_SAME"
-echo "agreement: $([ "$AGREE" = yes ] && echo "all $COMPARED lines agree" || echo "FAILED (see above)")"
+if [ "$AGREE" = yes ]; then
+  echo "agreement: all $COMPARED lines agree (waflog, python, jq)"
+else
+  echo "agreement: FAILED: $(cat "$WORK/check.log")"
+fi
 echo
 REPEAT="bash benches/compare.sh $N"
 [ -n "${CARGO_TARGET_DIR:-}" ] && REPEAT="CARGO_TARGET_DIR=$CARGO_TARGET_DIR $REPEAT"
