@@ -699,9 +699,10 @@ mod tests {
                     .any(|h| h.name.get().map(String::as_str) == Some("User-Agent"))
             );
         }
-        // Records are about 560 bytes, like the reference size.
+        // Records are 800-950 bytes on average (BLOCK records carry their rule group),
+        // like real WAF records with a few headers.
         let avg = a.len() / all.len();
-        assert!((450..750).contains(&avg), "{avg}");
+        assert!((750..1000).contains(&avg), "{avg}");
     }
 
     #[test]

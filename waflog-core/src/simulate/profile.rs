@@ -194,10 +194,7 @@ impl Profile {
     /// anomalous = [0.1, 0.1, 0.1, 3.0]
     /// ```
     pub fn from_toml(text: &str, path: &Path) -> Result<Profile, ConfigError> {
-        let file: ProfileFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let file: ProfileFile = crate::config::parse_toml(text, path)?;
         let mut p = Profile::default();
         let slots = [
             (file.action, &mut p.action),
@@ -217,11 +214,7 @@ impl Profile {
 
     /// Reads a traffic-profile file from disk.
     pub fn load(path: &Path) -> Result<Profile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Profile::from_toml(&text, path)
+        Profile::from_toml(&crate::config::read_toml_file(path)?, path)
     }
 
     /// Checks every population.
