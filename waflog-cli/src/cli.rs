@@ -63,6 +63,17 @@ pub enum Command {
     ///
     /// Example: waflog transform logs.ndjson.gz --dead-letter bad.ndjson -o out.ndjson
     Transform(TransformArgs),
+    /// Detect anomalies in WAF logs with the configured detectors.
+    ///
+    /// Reads raw WAF logs (the indicator mapping is applied in-process) or transformed
+    /// ones, aggregates them into event-time intervals per detector, scores each closed
+    /// interval and writes OpenSearch AD-shaped result documents (anomalies only unless
+    /// --all); a one-line summary of each anomaly goes to stderr. Without --config the
+    /// seed's five detectors plus a request-count detector run, on 1-minute intervals.
+    ///
+    /// Example: waflog generate --seed 1 --duration 6h --inject country:3h:10m |
+    /// waflog detect
+    Detect(DetectArgs),
 }
 
 /// Flags of `waflog generate`.
@@ -113,15 +124,12 @@ pub struct GenerateArgs {
     pub output: Option<PathBuf>,
 }
 
-/// Flags of `waflog transform`.
+/// Inputs of the subcommands that read WAF logs.
 #[derive(Debug, Args)]
-pub struct TransformArgs {
+pub struct InputArgs {
     /// NDJSON inputs (plain or gzip); `-` or none reads stdin.
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
-    /// Output file (stdout when absent or `-`); a `.gz` name is gzip-compressed.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
     /// Where rejected lines go, as NDJSON {source, line, reason, raw | raw_base64}
     /// (stderr when absent).
     #[arg(long, value_name = "FILE")]
@@ -130,4 +138,34 @@ pub struct TransformArgs {
     /// part. Overrides [input] max_line_bytes (default 1 MiB).
     #[arg(long, value_name = "BYTES")]
     pub max_line_bytes: Option<usize>,
+}
+
+/// Flags of `waflog transform`.
+#[derive(Debug, Args)]
+pub struct TransformArgs {
+    /// Inputs and dead letters.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output file (stdout when absent or `-`); a `.gz` name is gzip-compressed.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Flags of `waflog detect`.
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Inputs and dead letters.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Where result documents go (stdout when absent or `-`); `.gz` compresses.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write every interval's result, not only anomalies (grade > 0).
+    #[arg(long)]
+    pub all: bool,
+    /// Live input (a pipe from `waflog generate --realtime`, a growing stream): the
+    /// watermark also advances with the wall clock while no record arrives, so an
+    /// interval closes even when traffic stops, and results are flushed at once.
+    #[arg(long)]
+    pub follow: bool,
 }

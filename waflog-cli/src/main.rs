@@ -23,6 +23,7 @@ fn main() -> std::process::ExitCode {
     let outcome = match &cli.command {
         cli::Command::Generate(args) => cmd::generate::run(&cli.global, args),
         cli::Command::Transform(args) => cmd::transform::run(&cli.global, args),
+        cli::Command::Detect(args) => cmd::detect::run(&cli.global, args),
     };
     exit::code(outcome)
 }

@@ -10,12 +10,17 @@
 //!
 //! [input]
 //! max_line_bytes = 1048576       # longer lines are dead-lettered
+//!
+//! [[detectors]]                  # replaces the built-in detectors when given
+//! name = "country-anomaly-detector"
+//! features = [{ name = "UNK_country", aggregation = "sum", field = "UNK_country" }]
 //! ```
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::detect::DetectorSpec;
 use crate::error::ConfigError;
 use crate::features::{FeatureMap, StatusSet};
 
@@ -29,6 +34,10 @@ pub struct Config {
     /// Input limits.
     #[serde(default)]
     pub input: InputConfig,
+    /// `[[detectors]]`; when absent, the built-in detectors
+    /// ([`DetectorSpec::defaults`]). A list given replaces them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detectors: Option<Vec<DetectorSpec>>,
 }
 
 /// Which built-in vocabularies a `[features]` section starts from.
@@ -251,7 +260,17 @@ impl Config {
         };
         StatusSet::parse(&r.ok_status, "features.ok_status").map_err(with_path)?;
         StatusSet::parse(&r.bad_status, "features.bad_status").map_err(with_path)?;
+        if let Some(d) = &self.detectors {
+            crate::detect::spec::validate_all(d, path)?;
+        }
         Ok(())
+    }
+
+    /// The detectors to run: `[[detectors]]`, or the built-in ones.
+    pub fn detector_specs(&self) -> Vec<DetectorSpec> {
+        self.detectors
+            .clone()
+            .unwrap_or_else(DetectorSpec::defaults)
     }
 
     /// The feature map this configuration describes.
@@ -295,6 +314,30 @@ mod tests {
         assert!(e.contains("line 3"), "{e}");
         let e = parse("\n[featurez]\n").unwrap_err().to_string();
         assert!(e.contains("featurez") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn detectors_section() {
+        let c = parse(
+            "[[detectors]]\nname = \"blocks\"\ninterval = \"30s\"\nfeatures = [{ name = \"b\", aggregation = \"sum\", field = \"B_action\" }]\n[detectors.algorithm]\ntype = \"ewma\"\nthreshold = 4.0\n",
+        )
+        .unwrap();
+        let d = c.detector_specs();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].interval_ms(), 30_000);
+        assert_eq!(Config::default().detector_specs().len(), 6);
+        let e = parse("[[detectors]]\nname = \"b\"\nfeatures = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("detectors[0].features"), "{e}");
+        let e = parse("[[detectors]]\nname = \"b\"\nfeatures = [{ name = \"b\", aggregation = \"median\", field = \"x\" }]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("median") && e.contains("line 3"), "{e}");
+        let e = parse("[[detectors]]\nname = \"b\"\nfeatures = [{ name = \"b\", aggregation = \"count\" }]\nshingle = 4\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("shingle") && e.contains("line 4"), "{e}");
     }
 
     #[test]

@@ -416,6 +416,13 @@ impl RecordView<'_> {
     }
 }
 
+impl StatusValue {
+    /// Reads a status from JSON text (`"200"`, `200`) or plain text (`200`).
+    pub fn from_text(raw: &str) -> StatusValue {
+        raw_status(raw)
+    }
+}
+
 fn raw_status(raw: &str) -> StatusValue {
     let digits = raw
         .strip_prefix('"')

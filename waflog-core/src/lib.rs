@@ -24,7 +24,9 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod detect;
 pub mod error;
+pub mod eval;
 pub mod features;
 pub mod lines;
 pub mod names;

@@ -93,7 +93,7 @@ impl Transformer {
     }
 }
 
-fn not_an_object(text: &str) -> SchemaError {
+pub(crate) fn not_an_object(text: &str) -> SchemaError {
     match serde_json::from_str::<serde::de::IgnoredAny>(text) {
         Ok(_) => {
             let kind = match text.as_bytes()[0] {
@@ -110,7 +110,7 @@ fn not_an_object(text: &str) -> SchemaError {
 }
 
 /// Tells a syntax error from a well-formed record with a field of the wrong type.
-fn field_error(text: &str, e: serde_json::Error) -> SchemaError {
+pub(crate) fn field_error(text: &str, e: serde_json::Error) -> SchemaError {
     use serde_json::error::Category;
     match e.classify() {
         Category::Data if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {

@@ -1,10 +1,15 @@
 //! One module per subcommand: build from flags, run, report.
 
+pub mod detect;
 pub mod generate;
+pub mod records;
 pub mod transform;
 
 use anyhow::Context;
 use waflog_core::Config;
+use waflog_core::transform::TransformStats;
+
+use crate::exit::Finished;
 
 /// Loads `--config` (or the built-in defaults).
 pub fn load_config(global: &crate::cli::GlobalArgs) -> anyhow::Result<Config> {
@@ -17,4 +22,28 @@ pub fn load_config(global: &crate::cli::GlobalArgs) -> anyhow::Result<Config> {
 /// Events (or bytes) per second, for summaries.
 pub fn per_second(n: u64, elapsed: std::time::Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+/// Loads the configuration and applies `--max-line-bytes`.
+pub fn load_config_with_limit(
+    global: &crate::cli::GlobalArgs,
+    max_line_bytes: Option<usize>,
+) -> anyhow::Result<Config> {
+    let mut config = load_config(global)?;
+    if let Some(m) = max_line_bytes {
+        config.input.max_line_bytes = m;
+        config
+            .validate(std::path::Path::new("--max-line-bytes"))
+            .context("invalid --max-line-bytes")?;
+    }
+    Ok(config)
+}
+
+/// Exit status of a run that read records: `--strict` turns dead letters into 1.
+pub fn finished(global: &crate::cli::GlobalArgs, stats: &TransformStats) -> Finished {
+    if global.strict && stats.dead_lettered > 0 {
+        Finished::DeadLettered
+    } else {
+        Finished::Ok
+    }
 }

@@ -1,0 +1,107 @@
+//! The record loop shared by every subcommand that reads logs: split lines, skip
+//! blanks, hand each line to the stage, dead-letter what the stage rejects, count.
+
+use anyhow::Context;
+use waflog_core::error::SchemaError;
+use waflog_core::lines::{Line, LineReader};
+use waflog_core::transform::{DeadLetter, TransformStats};
+
+use crate::sink::file::Output;
+use crate::source::file::Input;
+
+/// What a stage says about one line: `Ok(Err(_))` dead-letters it, `Err(_)` (an
+/// output error) stops the run.
+pub type LineOutcome = anyhow::Result<Result<(), SchemaError>>;
+
+/// Handles one line: blank lines are counted and skipped, long lines and lines the
+/// stage rejects go to the dead-letter output.
+pub fn handle(
+    line: Line<'_>,
+    source: &str,
+    max_line: usize,
+    stats: &mut TransformStats,
+    dead: &mut Output,
+    stage: &mut impl FnMut(&[u8]) -> LineOutcome,
+) -> anyhow::Result<()> {
+    let mut dead_buf = Vec::new();
+    match line {
+        Line::Ok { number, bytes } => {
+            if bytes.trim_ascii().is_empty() {
+                stats.blank += 1;
+                return Ok(());
+            }
+            stats.records_in += 1;
+            match stage(bytes)? {
+                Ok(()) => stats.records_out += 1,
+                Err(e) => {
+                    stats.dead_lettered += 1;
+                    DeadLetter::new(source, number, &e, bytes).write_ndjson(&mut dead_buf);
+                }
+            }
+        }
+        Line::TooLong {
+            number,
+            prefix,
+            len,
+        } => {
+            stats.records_in += 1;
+            stats.dead_lettered += 1;
+            let e = SchemaError::LineTooLong { len, max: max_line };
+            DeadLetter::new(source, number, &e, prefix).write_ndjson(&mut dead_buf);
+        }
+    }
+    if !dead_buf.is_empty() {
+        dead.write_block(&dead_buf)?;
+    }
+    Ok(())
+}
+
+/// Runs `stage` on every line of `input`, with a progress bar on a terminal.
+pub fn each_line(
+    input: Input,
+    max_line: usize,
+    stats: &mut TransformStats,
+    dead: &mut Output,
+    mut stage: impl FnMut(&[u8]) -> LineOutcome,
+) -> anyhow::Result<()> {
+    let progress = crate::progress::bar(input.size, "bytes", false);
+    let source = input.name.clone();
+    let mut lines = LineReader::new(input.reader, max_line);
+    let mut since_tick = 0u32;
+    loop {
+        let line = lines
+            .next_line()
+            .with_context(|| format!("cannot read input {source}"))?;
+        let Some(line) = line else { break };
+        handle(line, &source, max_line, stats, dead, &mut stage)?;
+        since_tick += 1;
+        if since_tick == 1 << 16 {
+            since_tick = 0;
+            progress.set_position(lines.bytes_read());
+        }
+    }
+    stats.bytes_in += lines.bytes_read();
+    progress.finish_and_clear();
+    Ok(())
+}
+
+/// The inputs to read: the arguments, or stdin when there are none.
+pub fn input_names(inputs: &[String]) -> Vec<String> {
+    if inputs.is_empty() {
+        vec!["-".to_string()]
+    } else {
+        inputs.to_vec()
+    }
+}
+
+/// ", N dead-lettered to PLACE" for summaries, or nothing.
+pub fn dead_letter_note(stats: &TransformStats, path: Option<&std::path::Path>) -> String {
+    if stats.dead_lettered == 0 {
+        return String::new();
+    }
+    format!(
+        "; {} dead-lettered to {}",
+        stats.dead_lettered,
+        path.map_or("stderr".into(), |p| p.display().to_string())
+    )
+}

@@ -1,0 +1,396 @@
+//! Event-time interval aggregation.
+//!
+//! Intervals are aligned to the epoch (`[k * interval, (k + 1) * interval)`). The
+//! watermark is the latest event time seen; an interval closes once the watermark has
+//! passed its end by the window delay, so records up to that much out of order still
+//! count. A record for an interval already closed is late: counted, not aggregated.
+//! Intervals without records close with zero-valued features, so a drop to zero is
+//! visible to the detectors. Only event time moves the watermark unless the caller
+//! advances it (follow mode), so replaying a file gives the same intervals every time.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::extract::Scalar;
+use super::spec::{Aggregation, DetectorSpec};
+
+/// A feature compiled against the extractor's path indices.
+#[derive(Debug, Clone)]
+pub struct CompiledFeature {
+    /// The aggregation.
+    pub aggregation: Aggregation,
+    /// Index of the aggregated field.
+    pub field: Option<usize>,
+    /// Index of the filter field and the accepted values.
+    pub filter: Option<(usize, Vec<String>)>,
+}
+
+#[derive(Debug, Clone)]
+struct Acc {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    distinct: HashSet<String>,
+}
+
+impl Default for Acc {
+    fn default() -> Self {
+        Acc {
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            distinct: HashSet::new(),
+        }
+    }
+}
+
+impl Acc {
+    fn value(&self, a: Aggregation) -> f64 {
+        match a {
+            Aggregation::Count => self.count as f64,
+            Aggregation::Sum => self.sum,
+            Aggregation::Avg if self.count > 0 => self.sum / self.count as f64,
+            Aggregation::Min if self.count > 0 => self.min,
+            Aggregation::Max if self.count > 0 => self.max,
+            Aggregation::DistinctCount => self.distinct.len() as f64,
+            _ => 0.0,
+        }
+    }
+}
+
+/// One closed interval of one detector (and entity).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedInterval {
+    /// Start, epoch ms (inclusive).
+    pub start_ms: i64,
+    /// End, epoch ms (exclusive).
+    pub end_ms: i64,
+    /// The entity (value of the category field), if the detector has one.
+    pub entity: Option<String>,
+    /// Feature values, in the detector's feature order.
+    pub values: Vec<f64>,
+    /// Records aggregated into this interval.
+    pub records: u64,
+}
+
+/// Aggregates records into the intervals of one detector.
+#[derive(Debug, Clone)]
+pub struct Aggregator {
+    interval_ms: i64,
+    delay_ms: i64,
+    features: Vec<CompiledFeature>,
+    category: Option<usize>,
+    open: BTreeMap<i64, HashMap<Option<String>, Vec<Acc>>>,
+    next_close: Option<i64>,
+    watermark: i64,
+    late: u64,
+}
+
+impl Aggregator {
+    /// An aggregator for `spec`, with features and category compiled to path indices.
+    pub fn new(
+        spec: &DetectorSpec,
+        features: Vec<CompiledFeature>,
+        category: Option<usize>,
+    ) -> Aggregator {
+        Aggregator {
+            interval_ms: spec.interval_ms(),
+            delay_ms: spec.window_delay_ms(),
+            features,
+            category,
+            open: BTreeMap::new(),
+            next_close: None,
+            watermark: i64::MIN,
+            late: 0,
+        }
+    }
+
+    /// Records that arrived after their interval closed.
+    pub fn late(&self) -> u64 {
+        self.late
+    }
+
+    /// Interval length in milliseconds.
+    pub fn interval_ms(&self) -> i64 {
+        self.interval_ms
+    }
+
+    /// Adds one record with event time `ts` and extracted `values`.
+    pub fn add(&mut self, ts: i64, values: &[Option<Scalar<'_>>]) {
+        let start = ts.div_euclid(self.interval_ms) * self.interval_ms;
+        if self.next_close.is_some_and(|n| start < n) {
+            self.late += 1;
+            return;
+        }
+        self.watermark = self.watermark.max(ts);
+        let entity = self.category.map(|c| {
+            values[c]
+                .as_ref()
+                .and_then(|v| v.as_text().map(|t| t.into_owned()))
+                .unwrap_or_default()
+        });
+        let n = self.features.len();
+        let accs = self
+            .open
+            .entry(start)
+            .or_default()
+            .entry(entity)
+            .or_insert_with(|| vec![Acc::default(); n]);
+        for (f, acc) in self.features.iter().zip(accs.iter_mut()) {
+            if let Some((field, accepted)) = &f.filter {
+                let pass = values[*field]
+                    .as_ref()
+                    .and_then(Scalar::as_text)
+                    .is_some_and(|t| accepted.iter().any(|a| a == t.as_ref()));
+                if !pass {
+                    continue;
+                }
+            }
+            match f.field {
+                None => acc.count += 1,
+                Some(i) => match (&values[i], f.aggregation) {
+                    (None | Some(Scalar::Null), _) => {}
+                    (Some(v), Aggregation::DistinctCount) => {
+                        if let Some(t) = v.as_text()
+                            && !acc.distinct.contains(t.as_ref())
+                        {
+                            acc.distinct.insert(t.into_owned());
+                        }
+                        acc.count += 1;
+                    }
+                    (Some(v), Aggregation::Count) => {
+                        let _ = v;
+                        acc.count += 1;
+                    }
+                    (Some(v), _) => {
+                        if let Some(x) = v.as_f64() {
+                            acc.count += 1;
+                            acc.sum += x;
+                            acc.min = acc.min.min(x);
+                            acc.max = acc.max.max(x);
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Moves the watermark forward to at least `ms` (follow mode: wall-clock time).
+    pub fn advance_to(&mut self, ms: i64) {
+        self.watermark = self.watermark.max(ms);
+    }
+
+    /// Closes every interval whose end the watermark has passed by the window delay,
+    /// in time order, zero-filling intervals without records.
+    pub fn close_ready(&mut self, out: &mut Vec<ClosedInterval>) {
+        let limit = self.watermark.saturating_sub(self.delay_ms);
+        self.close_until(limit, out);
+    }
+
+    /// End of input: closes every interval that is complete in event time (ends at or
+    /// before the last event), ignoring the window delay since nothing more will come.
+    /// Returns the records left in the last, incomplete interval (not scored).
+    pub fn finish(&mut self, out: &mut Vec<ClosedInterval>) -> u64 {
+        self.close_until(self.watermark, out);
+        self.open
+            .values()
+            .flat_map(|m| m.values())
+            .map(|accs| accs.iter().map(|a| a.count).max().unwrap_or(0))
+            .sum()
+    }
+
+    fn close_until(&mut self, limit: i64, out: &mut Vec<ClosedInterval>) {
+        if self.watermark == i64::MIN {
+            return;
+        }
+        let mut next = match self.next_close {
+            Some(n) => n,
+            None => match self.open.keys().next() {
+                Some(&first) => first,
+                None => return,
+            },
+        };
+        if next + self.interval_ms > limit {
+            // Nothing closes yet; an out-of-order record may still open an earlier one.
+            return;
+        }
+        while next + self.interval_ms <= limit {
+            let end = next + self.interval_ms;
+            match self.open.remove(&next) {
+                Some(entities) => {
+                    let mut entities: Vec<_> = entities.into_iter().collect();
+                    entities.sort_by(|a, b| a.0.cmp(&b.0));
+                    for (entity, accs) in entities {
+                        let values = self
+                            .features
+                            .iter()
+                            .zip(&accs)
+                            .map(|(f, a)| a.value(f.aggregation))
+                            .collect();
+                        let records = accs.iter().map(|a| a.count).max().unwrap_or(0);
+                        out.push(ClosedInterval {
+                            start_ms: next,
+                            end_ms: end,
+                            entity,
+                            values,
+                            records,
+                        });
+                    }
+                }
+                None if self.category.is_none() => out.push(ClosedInterval {
+                    start_ms: next,
+                    end_ms: end,
+                    entity: None,
+                    values: vec![0.0; self.features.len()],
+                    records: 0,
+                }),
+                None => {}
+            }
+            next = end;
+        }
+        self.next_close = Some(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::spec::FeatureSpec;
+
+    fn spec(delay: &str) -> DetectorSpec {
+        let mut s = DetectorSpec::indicator_sum("d", "x");
+        s.window_delay = delay.into();
+        s.features.push(FeatureSpec {
+            name: "n".into(),
+            aggregation: Aggregation::Count,
+            field: None,
+            filter: None,
+        });
+        s
+    }
+
+    fn agg(delay: &str) -> Aggregator {
+        let features = vec![
+            CompiledFeature {
+                aggregation: Aggregation::Sum,
+                field: Some(0),
+                filter: None,
+            },
+            CompiledFeature {
+                aggregation: Aggregation::Count,
+                field: None,
+                filter: None,
+            },
+        ];
+        Aggregator::new(&spec(delay), features, None)
+    }
+
+    fn v(x: f64) -> Vec<Option<Scalar<'static>>> {
+        vec![Some(Scalar::Num(x))]
+    }
+
+    #[test]
+    fn closes_aligned_intervals_after_the_window_delay() {
+        let mut a = agg("10s");
+        let mut out = Vec::new();
+        a.add(60_500, &v(1.0));
+        a.add(61_000, &v(2.0));
+        a.add(125_000, &v(5.0)); // interval [120 s, 180 s)
+        a.close_ready(&mut out);
+        // Watermark 125 s - 10 s = 115 s: [60 s, 120 s) is not closable yet.
+        assert!(out.is_empty());
+        a.add(59_000, &v(7.0)); // out of order, interval [0, 60 s), still open
+        a.add(131_000, &v(1.0));
+        a.close_ready(&mut out);
+        // Watermark 131 s - 10 s = 121 s: [0, 60 s) and [60 s, 120 s) close.
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            (out[0].start_ms, out[0].values.clone()),
+            (0, vec![7.0, 1.0])
+        );
+        assert_eq!(
+            (out[1].start_ms, out[1].end_ms, out[1].values.clone()),
+            (60_000, 120_000, vec![3.0, 2.0])
+        );
+        // A record for a closed interval is late.
+        a.add(119_000, &v(1.0));
+        assert_eq!(a.late(), 1);
+    }
+
+    #[test]
+    fn empty_intervals_are_zero_filled() {
+        let mut a = agg("0s");
+        let mut out = Vec::new();
+        a.add(0, &v(4.0));
+        a.add(250_000, &v(1.0));
+        a.close_ready(&mut out);
+        let starts: Vec<_> = out.iter().map(|c| (c.start_ms, c.values[1])).collect();
+        assert_eq!(
+            starts,
+            [(0, 1.0), (60_000, 0.0), (120_000, 0.0), (180_000, 0.0)]
+        );
+        // End of input: [240 s, 300 s) is incomplete and stays unscored.
+        assert_eq!(a.finish(&mut out), 1);
+        assert_eq!(out.len(), 4);
+    }
+
+    #[test]
+    fn follow_mode_closes_intervals_without_traffic() {
+        let mut a = agg("10s");
+        let mut out = Vec::new();
+        a.add(1_000, &v(1.0));
+        a.advance_to(200_000);
+        a.close_ready(&mut out);
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn filters_distinct_counts_and_entities() {
+        let mut s = DetectorSpec::indicator_sum("d", "x");
+        s.window_delay = "0s".into();
+        let features = vec![
+            CompiledFeature {
+                aggregation: Aggregation::Count,
+                field: None,
+                filter: Some((0, vec!["BLOCK".into()])),
+            },
+            CompiledFeature {
+                aggregation: Aggregation::DistinctCount,
+                field: Some(1),
+                filter: None,
+            },
+            CompiledFeature {
+                aggregation: Aggregation::Avg,
+                field: Some(2),
+                filter: None,
+            },
+            CompiledFeature {
+                aggregation: Aggregation::Max,
+                field: Some(2),
+                filter: None,
+            },
+        ];
+        let mut a = Aggregator::new(&s, features, Some(3));
+        let rec = |action: &'static str, ip: &'static str, size: f64, c: &'static str| {
+            vec![
+                Some(Scalar::Str(action.into())),
+                Some(Scalar::Str(ip.into())),
+                Some(Scalar::Num(size)),
+                Some(Scalar::Str(c.into())),
+            ]
+        };
+        a.add(1, &rec("BLOCK", "a", 10.0, "US"));
+        a.add(2, &rec("ALLOW", "b", 20.0, "US"));
+        a.add(3, &rec("BLOCK", "a", 30.0, "US"));
+        a.add(4, &rec("BLOCK", "c", 5.0, "XX"));
+        a.add(60_001, &rec("ALLOW", "c", 5.0, "XX"));
+        let mut out = Vec::new();
+        a.close_ready(&mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].entity.as_deref(), Some("US"));
+        assert_eq!(out[0].values, vec![2.0, 2.0, 20.0, 30.0]);
+        assert_eq!(out[1].entity.as_deref(), Some("XX"));
+        assert_eq!(out[1].values, vec![1.0, 1.0, 5.0, 5.0]);
+    }
+}

@@ -1,0 +1,309 @@
+//! Pulls the values of a set of dotted field paths out of one JSON line.
+//!
+//! Like the transform's [`crate::features::RecordView`], this parses the whole line
+//! (so it is validated) but keeps only what the detectors need, borrowed from the line
+//! where possible; the set of paths is only known at run time, from the detector
+//! configuration, so it is walked as a small trie instead of a derived struct.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// One extracted value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar<'a> {
+    /// JSON `null`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A number.
+    Num(f64),
+    /// A string.
+    Str(Cow<'a, str>),
+    /// An object or array (present, but not a scalar).
+    Composite,
+}
+
+impl Scalar<'_> {
+    /// The numeric value: numbers, booleans (0/1) and numeric strings.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Scalar::Num(n) => Some(*n),
+            Scalar::Bool(b) => Some(f64::from(u8::from(*b))),
+            Scalar::Str(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The value as text, for filters and distinct counts (numbers as written by
+    /// Rust's shortest round-trip formatting, so `200` and `"200"` compare equal).
+    pub fn as_text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Scalar::Str(s) => Some(Cow::Borrowed(s.as_ref())),
+            Scalar::Num(n) => Some(Cow::Owned(n.to_string())),
+            Scalar::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    children: Vec<(String, Node)>,
+    leaf: Option<usize>,
+}
+
+/// A set of field paths to extract; each gets a stable index.
+#[derive(Debug, Clone, Default)]
+pub struct FieldSet {
+    paths: Vec<String>,
+    root: Node,
+}
+
+impl FieldSet {
+    /// An empty set.
+    pub fn new() -> FieldSet {
+        FieldSet::default()
+    }
+
+    /// Adds a dotted path (if new) and returns its index.
+    pub fn add(&mut self, path: &str) -> usize {
+        if let Some(i) = self.index(path) {
+            return i;
+        }
+        let id = self.paths.len();
+        self.paths.push(path.to_string());
+        let mut node = &mut self.root;
+        for part in path.split('.') {
+            let pos = match node.children.iter().position(|(k, _)| k == part) {
+                Some(p) => p,
+                None => {
+                    node.children.push((part.to_string(), Node::default()));
+                    node.children.len() - 1
+                }
+            };
+            node = &mut node.children[pos].1;
+        }
+        node.leaf = Some(id);
+        id
+    }
+
+    /// The index of a path already added.
+    pub fn index(&self, path: &str) -> Option<usize> {
+        self.paths.iter().position(|p| p == path)
+    }
+
+    /// Number of paths.
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// True when no path was added.
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// Parses `line` (a JSON object) and fills `out[i]` with the value of path `i`
+    /// (`None` when absent). The whole line is validated as JSON.
+    pub fn extract<'a>(
+        &self,
+        line: &'a str,
+        out: &mut Vec<Option<Scalar<'a>>>,
+    ) -> Result<(), serde_json::Error> {
+        out.clear();
+        out.resize(self.paths.len(), None);
+        let mut de = serde_json::Deserializer::from_str(line);
+        NodeSeed {
+            node: &self.root,
+            out,
+        }
+        .deserialize(&mut de)?;
+        de.end()
+    }
+}
+
+struct NodeSeed<'n, 'o, 'a> {
+    node: &'n Node,
+    out: &'o mut Vec<Option<Scalar<'a>>>,
+}
+
+impl<'de, 'n, 'o> DeserializeSeed<'de> for NodeSeed<'n, 'o, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, 'n, 'o> Visitor<'de> for NodeSeed<'n, 'o, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match self.node.children.iter().find(|(k, _)| *k == key) {
+                Some((_, child)) => {
+                    if let Some(id) = child.leaf {
+                        let v = map.next_value_seed(ScalarSeed)?;
+                        self.out[id] = Some(v);
+                    } else {
+                        map.next_value_seed(NodeSeed {
+                            node: child,
+                            out: self.out,
+                        })?;
+                    }
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+}
+
+struct ScalarSeed;
+
+impl<'de> DeserializeSeed<'de> for ScalarSeed {
+    type Value = Scalar<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ScalarSeed {
+    type Value = Scalar<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Num(v as f64))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Scalar::Num(v as f64))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Scalar::Num(v))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Composite)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Composite)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_nested_paths_and_skips_the_rest() {
+        let mut f = FieldSet::new();
+        let ts = f.add("timestamp");
+        let country = f.add("httpRequest.country");
+        let ip = f.add("httpRequest.clientIp");
+        let status = f.add("httpStatus");
+        let missing = f.add("labels.name");
+        let headers = f.add("httpRequest.headers");
+        assert_eq!(f.add("timestamp"), ts);
+        let line = r#"{"timestamp":1714521600000,"labels":[{"name":"x"}],"httpRequest":{"clientIp":"1.2.3.4","country":"U\u0053","headers":[{"name":"a"}]},"httpStatus":"503","other":{"httpRequest":{"country":"no"}}}"#;
+        let mut out = Vec::new();
+        f.extract(line, &mut out).unwrap();
+        assert_eq!(out[ts], Some(Scalar::Num(1_714_521_600_000.0)));
+        assert_eq!(out[country], Some(Scalar::Str(Cow::Owned("US".into()))));
+        assert_eq!(out[ip], Some(Scalar::Str(Cow::Borrowed("1.2.3.4"))));
+        assert_eq!(out[status].as_ref().and_then(Scalar::as_f64), Some(503.0));
+        assert_eq!(out[missing], None);
+        assert_eq!(out[headers], Some(Scalar::Composite));
+    }
+
+    #[test]
+    fn invalid_json_is_an_error_even_in_skipped_parts() {
+        let mut f = FieldSet::new();
+        f.add("timestamp");
+        let mut out = Vec::new();
+        assert!(f.extract(r#"{"timestamp":1,"x":[1,}"#, &mut out).is_err());
+        assert!(f.extract(r#"{"timestamp":1} x"#, &mut out).is_err());
+        assert!(
+            f.extract(r#"{"timestamp":1,"httpRequest":null}"#, &mut out)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn text_of_numbers_matches_strings() {
+        assert_eq!(Scalar::Num(200.0).as_text().as_deref(), Some("200"));
+        assert_eq!(Scalar::Str("200".into()).as_f64(), Some(200.0));
+        assert_eq!(Scalar::Bool(true).as_f64(), Some(1.0));
+    }
+}

@@ -1,0 +1,423 @@
+//! Streaming anomaly detection over per-interval feature aggregates.
+//!
+//! The flow, for each configured [`DetectorSpec`]:
+//!
+//! ```text
+//! JSON line -> FieldSet::extract (only the paths detectors use; indicators computed
+//!              in-process for raw WAF logs) -> Aggregator (event-time intervals,
+//!              watermark, window delay, zero-filled gaps) -> Detector::process
+//!              (score, then learn) -> AnomalyResult (OpenSearch AD result shape)
+//! ```
+//!
+//! [`Engine`] wires these together for a set of detectors; the CLI feeds it lines.
+//!
+//! ```
+//! use waflog_core::detect::{DetectorSpec, Engine};
+//! use waflog_core::features::FeatureMap;
+//! use waflog_core::simulate::{Episode, Generator, Limit, Scenario};
+//!
+//! let mut scenario = Scenario::new(1, 1_714_521_600_000);
+//! scenario.limit = Limit::Duration(2 * 3_600_000);
+//! scenario.episodes.push(Episode::parse("country:90m:5m").unwrap());
+//! let mut generator = Generator::new(&scenario).unwrap();
+//! let mut engine = Engine::new(&DetectorSpec::defaults(), FeatureMap::default()).unwrap();
+//! let (mut line, mut results) = (Vec::new(), Vec::new());
+//! while generator.next_record(&mut line).is_some() {
+//!     engine.push_line(line.trim_ascii_end(), &mut results).unwrap();
+//!     line.clear();
+//! }
+//! engine.finish(&mut results);
+//! let flagged: Vec<_> = results.iter().filter(|r| r.is_anomaly()).collect();
+//! assert!(flagged.iter().any(|r| r.detector_name == "country-anomaly-detector"
+//!     && r.data_start_time == 1_714_521_600_000 + 90 * 60_000));
+//! ```
+
+pub mod aggregate;
+pub mod ewma;
+pub mod extract;
+pub mod result;
+pub mod spec;
+
+use std::collections::HashMap;
+
+pub use aggregate::{Aggregator, ClosedInterval, CompiledFeature};
+pub use extract::{FieldSet, Scalar};
+pub use result::AnomalyResult;
+pub use spec::{Aggregation, AlgorithmSpec, DetectorSpec, FeatureSpec, FilterSpec};
+
+use crate::error::{ConfigError, SchemaError};
+use crate::features::{FeatureMap, StatusValue};
+use crate::names;
+
+/// One closed interval's feature values, as a detector sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct IntervalFeatures<'a> {
+    /// Interval start, epoch ms.
+    pub start_ms: i64,
+    /// Interval end, epoch ms.
+    pub end_ms: i64,
+    /// Feature values in the detector's feature order.
+    pub values: &'a [f64],
+}
+
+/// What a detector says about one interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    /// Raw score (algorithm-specific scale).
+    pub anomaly_score: f64,
+    /// Grade in [0, 1]; > 0 means anomalous.
+    pub anomaly_grade: f64,
+    /// Confidence in [0, 1].
+    pub confidence: f64,
+    /// The score threshold in force.
+    pub threshold: f64,
+    /// Expected value per feature.
+    pub expected: Vec<f64>,
+    /// Share of the anomaly per feature (sums to 1).
+    pub attribution: Vec<f64>,
+}
+
+/// A streaming detector: scores one closed interval, then learns from it, in one call.
+///
+/// Implement it to plug in your own algorithm (see `examples/`).
+pub trait Detector: Send + std::fmt::Debug {
+    /// Scores `interval` against what the model has learnt so far, then learns it.
+    fn process(&mut self, interval: &IntervalFeatures<'_>) -> Score;
+}
+
+impl AlgorithmSpec {
+    /// A fresh model for a detector with `features` features.
+    pub fn build(&self, features: usize) -> Box<dyn Detector> {
+        match *self {
+            AlgorithmSpec::Ewma {
+                half_life,
+                threshold,
+                min_intervals,
+            } => Box::new(ewma::Ewma::new(
+                features,
+                half_life,
+                threshold,
+                min_intervals,
+            )),
+        }
+    }
+}
+
+/// Base fields the indicators are computed from, when a record does not carry them.
+const BASE_FIELDS: [&str; 6] = [
+    "action",
+    "httpSourceName",
+    "httpStatus",
+    "responseCodeSent",
+    "httpRequest.country",
+    "httpRequest.httpMethod",
+];
+
+#[derive(Debug)]
+struct Slot {
+    spec: DetectorSpec,
+    aggregator: Aggregator,
+    models: HashMap<Option<String>, Box<dyn Detector>>,
+    /// Start of the current run of anomalous intervals, per entity.
+    anomaly_start: HashMap<Option<String>, i64>,
+}
+
+/// Counters of a detection run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Records aggregated.
+    pub records: u64,
+    /// Intervals scored (over all detectors and entities).
+    pub intervals: u64,
+    /// Results with a grade above zero.
+    pub anomalies: u64,
+}
+
+/// Extraction, aggregation and detection for a set of detectors.
+#[derive(Debug)]
+pub struct Engine {
+    fields: FieldSet,
+    timestamp: usize,
+    base: [usize; 6],
+    /// (indicator path index, which indicator in `names::INDICATORS`).
+    indicators: Vec<(usize, usize)>,
+    map: FeatureMap,
+    slots: Vec<Slot>,
+    closed: Vec<ClosedInterval>,
+    stats: EngineStats,
+    max_event: Option<i64>,
+}
+
+impl Engine {
+    /// An engine running `specs` (validated here) with the vocabularies of `map`.
+    pub fn new(specs: &[DetectorSpec], map: FeatureMap) -> Result<Engine, ConfigError> {
+        spec::validate_all(specs, std::path::Path::new("<detectors>"))?;
+        let mut fields = FieldSet::new();
+        let timestamp = fields.add(names::TIMESTAMP);
+        let base = BASE_FIELDS.map(|p| fields.add(p));
+        let mut slots = Vec::new();
+        for s in specs {
+            let features = s
+                .features
+                .iter()
+                .map(|f| CompiledFeature {
+                    aggregation: f.aggregation,
+                    field: f.field.as_deref().map(|p| fields.add(p)),
+                    filter: f.filter.as_ref().map(|flt| {
+                        let values = match (&flt.equals, &flt.in_set) {
+                            (Some(e), _) => vec![e.clone()],
+                            (None, Some(v)) => v.clone(),
+                            (None, None) => Vec::new(),
+                        };
+                        (fields.add(&flt.field), values)
+                    }),
+                })
+                .collect();
+            let category = s.category_field.as_deref().map(|p| fields.add(p));
+            slots.push(Slot {
+                aggregator: Aggregator::new(s, features, category),
+                spec: s.clone(),
+                models: HashMap::new(),
+                anomaly_start: HashMap::new(),
+            });
+        }
+        let indicators = names::INDICATORS
+            .iter()
+            .enumerate()
+            .filter_map(|(k, name)| fields.index(name).map(|i| (i, k)))
+            .collect();
+        Ok(Engine {
+            fields,
+            timestamp,
+            base,
+            indicators,
+            map,
+            slots,
+            closed: Vec::new(),
+            stats: EngineStats::default(),
+            max_event: None,
+        })
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// The latest event time seen, epoch ms.
+    pub fn max_event_ms(&self) -> Option<i64> {
+        self.max_event
+    }
+
+    /// Late records per detector.
+    pub fn late(&self) -> Vec<(&str, u64)> {
+        self.slots
+            .iter()
+            .map(|s| (s.spec.name.as_str(), s.aggregator.late()))
+            .collect()
+    }
+
+    /// Feeds one line (a raw WAF log or an already transformed one). Results of the
+    /// intervals this closes are appended to `results`. A line that is not a record
+    /// is an error and changes nothing.
+    pub fn push_line(
+        &mut self,
+        line: &[u8],
+        results: &mut Vec<AnomalyResult>,
+    ) -> Result<(), SchemaError> {
+        let text = std::str::from_utf8(line).map_err(|e| SchemaError::InvalidUtf8 {
+            at: e.valid_up_to(),
+        })?;
+        let text = text.trim_ascii();
+        match text.as_bytes().first() {
+            Some(b'{') => {}
+            Some(_) => return Err(crate::transform::not_an_object(text)),
+            None => return Err(SchemaError::InvalidJson("empty line".into())),
+        }
+        let mut values = Vec::with_capacity(self.fields.len());
+        let ts = self.extract(text, &mut values)?;
+        for slot in &mut self.slots {
+            slot.aggregator.add(ts, &values);
+        }
+        self.max_event = Some(self.max_event.map_or(ts, |m| m.max(ts)));
+        self.stats.records += 1;
+        self.close_ready(results);
+        Ok(())
+    }
+
+    /// Extracts the detectors' fields into `local` and returns the event time.
+    fn extract<'a>(
+        &self,
+        text: &'a str,
+        local: &mut Vec<Option<Scalar<'a>>>,
+    ) -> Result<i64, SchemaError> {
+        self.fields
+            .extract(text, local)
+            .map_err(|e| crate::transform::field_error(text, e))?;
+        let ts = match &local[self.timestamp] {
+            None | Some(Scalar::Null) => return Err(SchemaError::MissingTimestamp),
+            Some(Scalar::Num(n)) => crate::timestamp::from_f64(*n)?,
+            Some(Scalar::Str(s)) => crate::timestamp::from_str(s)?,
+            Some(_) => {
+                return Err(SchemaError::InvalidTimestamp {
+                    value: "an object or boolean".into(),
+                    reason: "must be a number or a string",
+                });
+            }
+        };
+        if self.indicators.iter().any(|(i, _)| local[*i].is_none()) {
+            self.fill_indicators(local);
+        }
+        Ok(ts)
+    }
+
+    /// Computes the indicators a raw record lacks, from its base fields.
+    fn fill_indicators(&self, v: &mut [Option<Scalar<'_>>]) {
+        let text = |i: usize| match &v[self.base[i]] {
+            Some(Scalar::Str(s)) => Some(s.as_ref()),
+            _ => None,
+        };
+        let status = [2, 3].into_iter().find_map(|i| match &v[self.base[i]] {
+            None | Some(Scalar::Null) => None,
+            Some(Scalar::Str(s)) => Some(StatusValue::from_text(s)),
+            Some(Scalar::Num(n)) => Some(StatusValue::from_text(&n.to_string())),
+            Some(_) => Some(StatusValue::Unreadable),
+        });
+        let ind = crate::features::Indicators {
+            action: self.map.action(text(0)),
+            source: self.map.source(text(1)),
+            status: self.map.status(status),
+            country: self.map.country(text(4)),
+            method: self.map.method(text(5)),
+        };
+        let pairs: Vec<(&str, u8)> = ind.pairs().collect();
+        for &(slot, k) in &self.indicators {
+            if v[slot].is_none() {
+                let name = names::INDICATORS[k];
+                v[slot] = pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, x)| Scalar::Num(f64::from(*x)));
+            }
+        }
+    }
+
+    /// Follow mode: moves every detector's watermark to at least `event_ms` (the
+    /// caller's estimate of event time now) and scores what closes.
+    pub fn advance_to(&mut self, event_ms: i64, results: &mut Vec<AnomalyResult>) {
+        for slot in &mut self.slots {
+            slot.aggregator.advance_to(event_ms);
+        }
+        self.close_ready(results);
+    }
+
+    /// End of input: scores every interval complete in event time. Returns the
+    /// records left in incomplete last intervals (not scored), summed over detectors.
+    pub fn finish(&mut self, results: &mut Vec<AnomalyResult>) -> u64 {
+        let mut left = 0;
+        for i in 0..self.slots.len() {
+            let mut closed = std::mem::take(&mut self.closed);
+            left += self.slots[i].aggregator.finish(&mut closed);
+            self.score(i, &mut closed, results);
+            self.closed = closed;
+        }
+        left
+    }
+
+    fn close_ready(&mut self, results: &mut Vec<AnomalyResult>) {
+        for i in 0..self.slots.len() {
+            let mut closed = std::mem::take(&mut self.closed);
+            self.slots[i].aggregator.close_ready(&mut closed);
+            if !closed.is_empty() {
+                self.score(i, &mut closed, results);
+            }
+            self.closed = closed;
+        }
+    }
+
+    fn score(
+        &mut self,
+        i: usize,
+        closed: &mut Vec<ClosedInterval>,
+        results: &mut Vec<AnomalyResult>,
+    ) {
+        let slot = &mut self.slots[i];
+        let delay = slot.spec.window_delay_ms();
+        for c in closed.drain(..) {
+            let n = slot.spec.features.len();
+            let model = slot
+                .models
+                .entry(c.entity.clone())
+                .or_insert_with(|| slot.spec.algorithm.build(n));
+            let s = model.process(&IntervalFeatures {
+                start_ms: c.start_ms,
+                end_ms: c.end_ms,
+                values: &c.values,
+            });
+            let approx_start = if s.anomaly_grade > 0.0 {
+                Some(
+                    *slot
+                        .anomaly_start
+                        .entry(c.entity.clone())
+                        .or_insert(c.start_ms),
+                )
+            } else {
+                slot.anomaly_start.remove(&c.entity);
+                None
+            };
+            let names = slot.spec.features.iter().map(|f| f.name.clone());
+            let result = AnomalyResult {
+                detector_id: slot.spec.name.clone(),
+                detector_name: slot.spec.name.clone(),
+                entity: c.entity.as_ref().map(|e| {
+                    vec![result::EntityValue {
+                        name: slot.spec.category_field.clone().unwrap_or_default(),
+                        value: e.clone(),
+                    }]
+                }),
+                data_start_time: c.start_ms,
+                data_end_time: c.end_ms,
+                execution_start_time: c.end_ms + delay,
+                execution_end_time: c.end_ms + delay,
+                anomaly_score: s.anomaly_score,
+                anomaly_grade: s.anomaly_grade,
+                confidence: s.confidence,
+                threshold: s.threshold,
+                feature_data: names
+                    .clone()
+                    .zip(&c.values)
+                    .map(|(name, v)| result::FeatureData {
+                        feature_id: name.clone(),
+                        feature_name: name,
+                        data: *v,
+                    })
+                    .collect(),
+                relevant_attribution: names
+                    .clone()
+                    .zip(&s.attribution)
+                    .map(|(name, v)| result::Attribution {
+                        feature_id: name,
+                        data: *v,
+                    })
+                    .collect(),
+                expected_values: vec![result::Expected {
+                    likelihood: 1.0,
+                    value_list: names
+                        .zip(&s.expected)
+                        .map(|(name, v)| result::ExpectedValue {
+                            feature_id: name,
+                            data: *v,
+                        })
+                        .collect(),
+                }],
+                approx_anomaly_start_time: approx_start,
+                records: c.records,
+            };
+            self.stats.intervals += 1;
+            if result.is_anomaly() {
+                self.stats.anomalies += 1;
+            }
+            results.push(result);
+        }
+    }
+}

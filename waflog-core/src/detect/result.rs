@@ -1,0 +1,140 @@
+//! Result documents shaped like OpenSearch Anomaly Detection results.
+//!
+//! Field names and types follow the AD result index mapping (times in epoch
+//! milliseconds), so results drop into the same dashboards: `detector_id`,
+//! `data_start_time`, `anomaly_grade`, `confidence`, `feature_data`,
+//! `relevant_attribution`, `expected_values` ...
+
+use serde::{Deserialize, Serialize};
+
+/// One feature's value in an interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureData {
+    /// Feature ID (waflog uses the feature name).
+    pub feature_id: String,
+    /// Feature name.
+    pub feature_name: String,
+    /// Aggregated value.
+    pub data: f64,
+}
+
+/// A feature's share of the anomaly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attribution {
+    /// Feature ID.
+    pub feature_id: String,
+    /// Share in [0, 1]; shares of a result sum to 1.
+    pub data: f64,
+}
+
+/// A feature's expected value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpectedValue {
+    /// Feature ID.
+    pub feature_id: String,
+    /// Expected value.
+    pub data: f64,
+}
+
+/// Expected values with their likelihood, as in AD (`expected_values`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Expected {
+    /// Likelihood of this set of values (1 for a single expectation).
+    pub likelihood: f64,
+    /// One value per feature.
+    pub value_list: Vec<ExpectedValue>,
+}
+
+/// The entity of a per-entity (high-cardinality) detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityValue {
+    /// The category field.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// One interval's result for one detector (and entity).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyResult {
+    /// Detector ID (waflog: the detector name).
+    pub detector_id: String,
+    /// Detector name.
+    pub detector_name: String,
+    /// The entity, for detectors with a category field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity: Option<Vec<EntityValue>>,
+    /// Interval start, epoch ms.
+    pub data_start_time: i64,
+    /// Interval end, epoch ms.
+    pub data_end_time: i64,
+    /// When the interval was scored, epoch ms. On replays this is event time (the
+    /// interval end plus the window delay), so replaying a file gives identical output.
+    pub execution_start_time: i64,
+    /// When scoring finished (same clock as `execution_start_time`).
+    pub execution_end_time: i64,
+    /// Raw anomaly score.
+    pub anomaly_score: f64,
+    /// Grade in [0, 1]; > 0 means anomalous.
+    pub anomaly_grade: f64,
+    /// Confidence in [0, 1]; grows with the data the model has seen.
+    pub confidence: f64,
+    /// Score threshold in force.
+    pub threshold: f64,
+    /// Feature values.
+    pub feature_data: Vec<FeatureData>,
+    /// Feature shares of the anomaly.
+    pub relevant_attribution: Vec<Attribution>,
+    /// Expected feature values.
+    pub expected_values: Vec<Expected>,
+    /// Start of the interval in which the anomaly began, for graded results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approx_anomaly_start_time: Option<i64>,
+    /// Records aggregated into the interval (a waflog addition).
+    pub records: u64,
+}
+
+impl AnomalyResult {
+    /// True when the grade is above zero.
+    pub fn is_anomaly(&self) -> bool {
+        self.anomaly_grade > 0.0
+    }
+
+    /// A one-line human summary: detector, interval, the feature that moved most,
+    /// actual vs expected, grade and confidence.
+    pub fn summary(&self) -> String {
+        let top = self
+            .relevant_attribution
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.data.total_cmp(&b.1.data))
+            .map_or(0, |(i, _)| i);
+        let actual = self.feature_data.get(top).map_or(0.0, |f| f.data);
+        let expected = self
+            .expected_values
+            .first()
+            .and_then(|e| e.value_list.get(top))
+            .map_or(0.0, |v| v.data);
+        let feature = self
+            .feature_data
+            .get(top)
+            .map_or("?", |f| f.feature_name.as_str());
+        let entity = self
+            .entity
+            .as_ref()
+            .and_then(|e| e.first())
+            .map(|e| format!(" {}={}", e.name, e.value))
+            .unwrap_or_default();
+        format!(
+            "{}{} {}: {} = {} (expected {:.1}), grade {:.2}, confidence {:.2}",
+            self.detector_name,
+            entity,
+            crate::timestamp::to_rfc3339(self.data_start_time),
+            feature,
+            actual,
+            expected,
+            self.anomaly_grade,
+            self.confidence
+        )
+    }
+}

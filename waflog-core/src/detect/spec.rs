@@ -1,0 +1,437 @@
+//! Detector configuration: `[[detectors]]` in `waflog.toml`.
+//!
+//! ```toml
+//! [[detectors]]
+//! name = "country-anomaly-detector"
+//! interval = "1m"          # aggregation interval, aligned to the epoch
+//! window_delay = "10s"     # how long to wait for late events before closing an interval
+//! shingle_size = 8         # consecutive intervals a model looks at (RCF)
+//! features = [{ name = "UNK_country", aggregation = "sum", field = "UNK_country" }]
+//! # category_field = "httpRequest.clientIp"   # one model per entity
+//! [detectors.algorithm]
+//! type = "ewma"            # decayed z-score (see detect::ewma)
+//! threshold = 5.0
+//! ```
+//!
+//! A detector has at most five features (OpenSearch AD's default limit, so every
+//! detector can also be created in a cluster); each feature is an aggregation over a
+//! field path with an optional filter.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::names;
+
+/// At most this many features per detector (OpenSearch AD's default).
+pub const MAX_FEATURES: usize = 5;
+
+/// How a feature aggregates one interval's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// Number of records (that pass the filter).
+    Count,
+    /// Sum of a numeric field.
+    Sum,
+    /// Mean of a numeric field (0 when no record has it).
+    Avg,
+    /// Minimum of a numeric field (0 when no record has it).
+    Min,
+    /// Maximum of a numeric field (0 when no record has it).
+    Max,
+    /// Number of distinct values of a field.
+    DistinctCount,
+}
+
+/// A filter on one field: the record counts only when the field equals a value, or
+/// is one of a set of values (compared as text; numbers as written).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSpec {
+    /// Dotted field path, e.g. `httpRequest.country`.
+    pub field: String,
+    /// The value the field must have.
+    #[serde(default)]
+    pub equals: Option<String>,
+    /// The values the field may have.
+    #[serde(default, rename = "in")]
+    pub in_set: Option<Vec<String>>,
+}
+
+/// One feature of a detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSpec {
+    /// Feature name, as in OpenSearch AD (`feature_name` in results).
+    pub name: String,
+    /// The aggregation.
+    pub aggregation: Aggregation,
+    /// Dotted field path (not needed for `count`).
+    #[serde(default)]
+    pub field: Option<String>,
+    /// Optional filter.
+    #[serde(default)]
+    pub filter: Option<FilterSpec>,
+}
+
+/// The algorithm of a detector and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AlgorithmSpec {
+    /// Decayed mean and variance per feature; anomaly score is the largest absolute
+    /// z-score (see [`crate::detect::ewma`]).
+    Ewma {
+        /// Half-life of the baseline in intervals.
+        #[serde(default = "default_half_life")]
+        half_life: f64,
+        /// Score (|z|) at and above which an interval is anomalous.
+        #[serde(default = "default_threshold")]
+        threshold: f64,
+        /// Intervals seen before results are graded.
+        #[serde(default = "default_min_intervals")]
+        min_intervals: u32,
+    },
+}
+
+fn default_half_life() -> f64 {
+    60.0
+}
+fn default_threshold() -> f64 {
+    5.0
+}
+fn default_min_intervals() -> u32 {
+    5
+}
+
+impl Default for AlgorithmSpec {
+    fn default() -> Self {
+        AlgorithmSpec::Ewma {
+            half_life: default_half_life(),
+            threshold: default_threshold(),
+            min_intervals: default_min_intervals(),
+        }
+    }
+}
+
+/// One detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSpec {
+    /// Unique name (also the `detector_id` of its results).
+    pub name: String,
+    /// One to five features.
+    pub features: Vec<FeatureSpec>,
+    /// Interval length, e.g. `1m` (default), `30s`, `5m`.
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    /// How long after an interval ends (in event time) late records are still
+    /// accepted, e.g. `10s` (default).
+    #[serde(default = "default_window_delay")]
+    pub window_delay: String,
+    /// Consecutive intervals a model looks at (default 8, as OpenSearch AD).
+    #[serde(default = "default_shingle")]
+    pub shingle_size: usize,
+    /// Dotted path of a field whose values each get their own model.
+    #[serde(default)]
+    pub category_field: Option<String>,
+    /// Algorithm and parameters.
+    #[serde(default)]
+    pub algorithm: AlgorithmSpec,
+}
+
+fn default_interval() -> String {
+    "1m".into()
+}
+fn default_window_delay() -> String {
+    "10s".into()
+}
+fn default_shingle() -> usize {
+    8
+}
+
+/// Parses a duration such as `1m`, `30s`, `0` into milliseconds.
+pub fn duration_ms(s: &str) -> Result<i64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration such as 30s, 1m or 1h ({e})"))
+        .and_then(|d| i64::try_from(d.as_millis()).map_err(|_| format!("`{s}` is too long")))
+}
+
+impl DetectorSpec {
+    /// A detector on the sum of one indicator per interval.
+    pub fn indicator_sum(name: &str, indicator: &str) -> DetectorSpec {
+        DetectorSpec {
+            name: name.into(),
+            features: vec![FeatureSpec {
+                name: indicator.into(),
+                aggregation: Aggregation::Sum,
+                field: Some(indicator.into()),
+                filter: None,
+            }],
+            interval: default_interval(),
+            window_delay: default_window_delay(),
+            shingle_size: default_shingle(),
+            category_field: None,
+            algorithm: AlgorithmSpec::default(),
+        }
+    }
+
+    /// The built-in detectors: the seed's five, with its names, plus one on the total
+    /// request count.
+    pub fn defaults() -> Vec<DetectorSpec> {
+        let mut v = vec![
+            DetectorSpec::indicator_sum("action-anomaly-detector", names::B_ACTION),
+            DetectorSpec::indicator_sum("country-anomaly-detector", names::UNK_COUNTRY),
+            DetectorSpec::indicator_sum("httpstatus-anomaly-detector", names::B_HTTPSTATUS),
+            DetectorSpec::indicator_sum("method-anomaly-detector", names::UNCOMMON_METHOD),
+            DetectorSpec::indicator_sum("source-anomaly-detector", names::UNK_SOURCE),
+        ];
+        let mut count = DetectorSpec::indicator_sum("request-count-detector", "request_count");
+        count.features[0] = FeatureSpec {
+            name: "request_count".into(),
+            aggregation: Aggregation::Count,
+            field: None,
+            filter: None,
+        };
+        v.push(count);
+        v
+    }
+
+    /// Interval in milliseconds (validated).
+    pub fn interval_ms(&self) -> i64 {
+        duration_ms(&self.interval).unwrap_or(60_000)
+    }
+
+    /// Window delay in milliseconds (validated).
+    pub fn window_delay_ms(&self) -> i64 {
+        duration_ms(&self.window_delay).unwrap_or(0)
+    }
+
+    /// Checks the spec; `index` is its position in `[[detectors]]`.
+    pub fn validate(&self, index: usize, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: String, reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field: format!("detectors[{index}].{field}"),
+            reason,
+        };
+        if self.name.trim().is_empty() {
+            return Err(invalid("name".into(), "must not be empty".into()));
+        }
+        if self.features.is_empty() || self.features.len() > MAX_FEATURES {
+            return Err(invalid(
+                "features".into(),
+                format!(
+                    "{} features; a detector has 1 to {MAX_FEATURES}",
+                    self.features.len()
+                ),
+            ));
+        }
+        for (i, f) in self.features.iter().enumerate() {
+            if f.name.trim().is_empty() {
+                return Err(invalid(
+                    format!("features[{i}].name"),
+                    "must not be empty".into(),
+                ));
+            }
+            if self.features[..i].iter().any(|g| g.name == f.name) {
+                return Err(invalid(
+                    format!("features[{i}].name"),
+                    format!("`{}` is used twice", f.name),
+                ));
+            }
+            match (&f.field, f.aggregation) {
+                (None, Aggregation::Count) => {}
+                (None, a) => {
+                    return Err(invalid(
+                        format!("features[{i}].field"),
+                        format!("{a:?} needs a field"),
+                    ));
+                }
+                (Some(p), _) if !valid_path(p) => {
+                    return Err(invalid(
+                        format!("features[{i}].field"),
+                        format!("`{p}` is not a dotted field path"),
+                    ));
+                }
+                _ => {}
+            }
+            if let Some(flt) = &f.filter {
+                if !valid_path(&flt.field) {
+                    return Err(invalid(
+                        format!("features[{i}].filter.field"),
+                        format!("`{}` is not a dotted field path", flt.field),
+                    ));
+                }
+                if flt.equals.is_some() == flt.in_set.is_some() {
+                    return Err(invalid(
+                        format!("features[{i}].filter"),
+                        "give exactly one of `equals` or `in`".into(),
+                    ));
+                }
+            }
+        }
+        let interval = duration_ms(&self.interval).map_err(|e| invalid("interval".into(), e))?;
+        if !(1_000..=86_400_000).contains(&interval) {
+            return Err(invalid(
+                "interval".into(),
+                format!("`{}` must be between 1s and 24h", self.interval),
+            ));
+        }
+        let delay =
+            duration_ms(&self.window_delay).map_err(|e| invalid("window_delay".into(), e))?;
+        if !(0..=86_400_000).contains(&delay) {
+            return Err(invalid(
+                "window_delay".into(),
+                format!("`{}` must be between 0 and 24h", self.window_delay),
+            ));
+        }
+        if !(1..=64).contains(&self.shingle_size) {
+            return Err(invalid(
+                "shingle_size".into(),
+                format!("{} must be in 1..=64", self.shingle_size),
+            ));
+        }
+        if let Some(c) = &self.category_field
+            && !valid_path(c)
+        {
+            return Err(invalid(
+                "category_field".into(),
+                format!("`{c}` is not a dotted field path"),
+            ));
+        }
+        match self.algorithm {
+            AlgorithmSpec::Ewma {
+                half_life,
+                threshold,
+                min_intervals,
+            } => {
+                if !(half_life >= 1.0 && half_life.is_finite()) {
+                    return Err(invalid(
+                        "algorithm.half_life".into(),
+                        format!("{half_life} must be >= 1 interval"),
+                    ));
+                }
+                if !(threshold > 0.0 && threshold.is_finite()) {
+                    return Err(invalid(
+                        "algorithm.threshold".into(),
+                        format!("{threshold} must be positive"),
+                    ));
+                }
+                if min_intervals > 10 {
+                    return Err(invalid(
+                        "algorithm.min_intervals".into(),
+                        format!("{min_intervals} must be at most 10"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn valid_path(p: &str) -> bool {
+    !p.is_empty() && p.split('.').all(|s| !s.is_empty())
+}
+
+/// Checks a list of detectors, including that names are unique.
+pub fn validate_all(specs: &[DetectorSpec], path: &Path) -> Result<(), ConfigError> {
+    for (i, s) in specs.iter().enumerate() {
+        s.validate(i, path)?;
+        if specs[..i].iter().any(|t| t.name == s.name) {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field: format!("detectors[{i}].name"),
+                reason: format!("`{}` is used twice", s.name),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_seeds_five_plus_request_count() {
+        let d = DetectorSpec::defaults();
+        let names: Vec<_> = d.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "action-anomaly-detector",
+                "country-anomaly-detector",
+                "httpstatus-anomaly-detector",
+                "method-anomaly-detector",
+                "source-anomaly-detector",
+                "request-count-detector"
+            ]
+        );
+        assert_eq!(d[1].features[0].field.as_deref(), Some("UNK_country"));
+        assert_eq!(d[1].interval_ms(), 60_000);
+        assert_eq!(d[1].shingle_size, 8);
+        validate_all(&d, Path::new("<built-in>")).unwrap();
+    }
+
+    #[test]
+    fn bad_specs_name_the_field() {
+        let p = Path::new("waflog.toml");
+        let mut s = DetectorSpec::indicator_sum("x", "B_action");
+        s.features = (0..6)
+            .map(|i| FeatureSpec {
+                name: format!("f{i}"),
+                aggregation: Aggregation::Count,
+                field: None,
+                filter: None,
+            })
+            .collect();
+        assert!(
+            s.validate(2, p)
+                .unwrap_err()
+                .to_string()
+                .contains("detectors[2].features")
+        );
+        let mut s = DetectorSpec::indicator_sum("x", "B_action");
+        s.interval = "soon".into();
+        assert!(
+            s.validate(0, p)
+                .unwrap_err()
+                .to_string()
+                .contains("detectors[0].interval")
+        );
+        let mut s = DetectorSpec::indicator_sum("x", "B_action");
+        s.features[0].field = None;
+        assert!(
+            s.validate(0, p)
+                .unwrap_err()
+                .to_string()
+                .contains("features[0].field")
+        );
+        let mut s = DetectorSpec::indicator_sum("x", "B_action");
+        s.features[0].filter = Some(FilterSpec {
+            field: "action".into(),
+            equals: None,
+            in_set: None,
+        });
+        assert!(
+            s.validate(0, p)
+                .unwrap_err()
+                .to_string()
+                .contains("features[0].filter")
+        );
+        let d = vec![
+            DetectorSpec::indicator_sum("x", "B_action"),
+            DetectorSpec::indicator_sum("x", "UNK_country"),
+        ];
+        assert!(
+            validate_all(&d, p)
+                .unwrap_err()
+                .to_string()
+                .contains("detectors[1].name")
+        );
+    }
+}
