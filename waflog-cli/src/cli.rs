@@ -74,6 +74,17 @@ pub enum Command {
     /// Example: waflog generate --seed 1 --duration 6h --inject country:3h:10m |
     /// waflog detect
     Detect(DetectArgs),
+    /// Score detection results against the simulator's ground truth.
+    ///
+    /// Per detector and overall: episodes detected (recall), precision of flagged
+    /// intervals, false alarms per simulated day and detection delay. A flag matches an
+    /// episode from its start until shingle_size intervals after its end. Run detect
+    /// with --all so the span of simulated time is known.
+    ///
+    /// Example: waflog generate --seed 3 --duration 24h --inject country:6h:10m:0.05
+    /// --truth truth.json | waflog detect --all -o results.ndjson; waflog eval --truth
+    /// truth.json results.ndjson
+    Eval(EvalArgs),
 }
 
 /// Flags of `waflog generate`.
@@ -168,4 +179,21 @@ pub struct DetectArgs {
     /// interval closes even when traffic stops, and results are flushed at once.
     #[arg(long)]
     pub follow: bool,
+}
+
+/// Flags of `waflog eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Result files written by `waflog detect` (NDJSON; `-` or none reads stdin).
+    #[arg(value_name = "RESULTS")]
+    pub results: Vec<String>,
+    /// Ground truth written by `waflog generate --truth`.
+    #[arg(long, value_name = "FILE")]
+    pub truth: PathBuf,
+    /// Intervals at the start ignored as warm-up.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub warmup: i64,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -24,6 +24,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Generate(args) => cmd::generate::run(&cli.global, args),
         cli::Command::Transform(args) => cmd::transform::run(&cli.global, args),
         cli::Command::Detect(args) => cmd::detect::run(&cli.global, args),
+        cli::Command::Eval(args) => cmd::eval::run(&cli.global, args),
     };
     exit::code(outcome)
 }

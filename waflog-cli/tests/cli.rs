@@ -472,3 +472,188 @@ fn realtime_paces_output_and_stops_cleanly_on_ctrl_c() {
     assert!((50..400).contains(&records.len()), "{}", records.len());
     assert!(out.ends_with(b"\n"));
 }
+
+fn detect_scenario(dir: &Path) -> (PathBuf, PathBuf) {
+    let logs = dir.join("logs.ndjson");
+    let truth = dir.join("truth.json");
+    let (code, _, err) = run(waflog()
+        .args([
+            "generate",
+            "--seed",
+            "11",
+            "--start",
+            "2024-05-01T00:00:00Z",
+            "--duration",
+            "2h",
+            "--rate",
+            "20",
+        ])
+        .args(["--inject", "country:70m:10m", "--truth"])
+        .arg(&truth)
+        .arg("-o")
+        .arg(&logs));
+    assert_eq!(code, 0, "{err}");
+    (logs, truth)
+}
+
+#[test]
+fn detect_flags_the_injected_episode_with_ad_shaped_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logs, truth) = detect_scenario(dir.path());
+    let (code, out, err) = run(waflog().arg("detect").arg(&logs));
+    assert_eq!(code, 0, "{err}");
+    let results = ndjson(&out);
+    assert!(!results.is_empty());
+    let country: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["detector_name"] == "country-anomaly-detector")
+        .collect();
+    // The episode covers 01:10-01:20: ten flagged one-minute intervals.
+    assert_eq!(country.len(), 10, "{results:?}");
+    assert_eq!(country[0]["data_start_time"], 1_714_525_800_000_i64);
+    assert_eq!(
+        country[0]["approx_anomaly_start_time"],
+        1_714_525_800_000_i64
+    );
+    assert!(
+        err.contains("anomaly: country-anomaly-detector 2024-05-01T01:10:00.000Z: UNK_country"),
+        "{err}"
+    );
+    // The AD result shape.
+    let keys: Vec<&str> = country[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "detector_id",
+            "detector_name",
+            "data_start_time",
+            "data_end_time",
+            "execution_start_time",
+            "execution_end_time",
+            "anomaly_score",
+            "anomaly_grade",
+            "confidence",
+            "threshold",
+            "feature_data",
+            "relevant_attribution",
+            "expected_values",
+            "approx_anomaly_start_time",
+            "records"
+        ]
+    );
+    assert_eq!(country[0]["feature_data"][0]["feature_name"], "UNK_country");
+    assert_eq!(country[0]["relevant_attribution"][0]["data"], 1.0);
+    assert!(country[0]["anomaly_grade"].as_f64().unwrap() > 0.5);
+    // No other detector fires on this clean scenario.
+    assert_eq!(results.len(), 10, "{results:?}");
+
+    // Already transformed input gives the same results; --all gives every interval.
+    let (_, transformed, _) = run(waflog().arg("transform").arg(&logs));
+    let t = dir.path().join("t.ndjson");
+    std::fs::write(&t, transformed).unwrap();
+    let (_, again, _) = run(waflog().arg("detect").arg(&t));
+    assert_eq!(again, out);
+    let all = dir.path().join("all.ndjson");
+    let (code, _, _) = run(waflog()
+        .args(["detect", "--all", "-o"])
+        .arg(&all)
+        .arg(&logs));
+    assert_eq!(code, 0);
+    // Six detectors x 119 complete intervals (the last one is incomplete).
+    assert_eq!(ndjson(&std::fs::read(&all).unwrap()).len(), 6 * 119);
+
+    // waflog eval: the episode is detected with no delay and no false alarm.
+    let (code, report, err) = run(waflog()
+        .args(["eval", "--json", "--truth"])
+        .arg(&truth)
+        .arg(&all));
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!(report["recall"], 1.0);
+    assert_eq!(report["episodes"][0]["delay_intervals"], 0);
+    assert_eq!(report["false_alarms_per_detector_day"], 0.0);
+}
+
+#[test]
+fn detect_dead_letters_bad_lines_and_reads_detectors_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("waflog.toml");
+    std::fs::write(
+        &cfg,
+        "[[detectors]]\nname = \"blocks\"\ninterval = \"30s\"\nwindow_delay = \"0s\"\nfeatures = [{ name = \"blocked\", aggregation = \"count\", filter = { field = \"action\", in = [\"BLOCK\", \"Block\"] } }]\n",
+    )
+    .unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let (code, out, err) = run(waflog()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["detect", "--all", "--dead-letter"])
+        .arg(&dead)
+        .arg(fixture("mixed.ndjson")));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(ndjson(&std::fs::read(&dead).unwrap()).len(), 10);
+    assert!(err.contains("1 detectors: blocks"), "{err}");
+    // The six good records span less than one 30 s interval: nothing complete to score.
+    assert!(ndjson(&out).is_empty());
+    let (code, _, err) = run(waflog()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--strict", "detect"])
+        .arg(fixture("mixed.ndjson")));
+    assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn detect_follow_closes_intervals_when_traffic_stops() {
+    // 30 simulated seconds at 10x speed, then the pipe stays open: the last intervals
+    // must close from the wall clock. A 1 s interval keeps the test short.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("waflog.toml");
+    std::fs::write(&cfg, "[[detectors]]\nname = \"rate\"\ninterval = \"1s\"\nwindow_delay = \"0s\"\nfeatures = [{ name = \"n\", aggregation = \"count\" }]\n").unwrap();
+    let mut detect = waflog()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["detect", "--follow", "--all"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = detect.stdin.take().unwrap();
+    let (_, logs, _) = run(waflog().args([
+        "generate",
+        "--seed",
+        "1",
+        "--start",
+        "2024-05-01T00:00:00Z",
+        "--duration",
+        "30s",
+        "--rate",
+        "100",
+    ]));
+    stdin.write_all(&logs).unwrap();
+    stdin.flush().unwrap();
+    // Read results while the input stays open.
+    let mut reader = BufReader::new(detect.stdout.take().unwrap());
+    let mut last = Value::Null;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        last = serde_json::from_str(&line).unwrap();
+        if last["data_start_time"] == 1_714_521_629_000_i64 {
+            break;
+        }
+    }
+    // The interval holding the last record (29 s) closed although no later record came.
+    assert_eq!(last["data_start_time"], 1_714_521_629_000_i64, "{last}");
+    drop(stdin);
+    assert_eq!(detect.wait().unwrap().code(), Some(0));
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand: build from flags, run, report.
 
 pub mod detect;
+pub mod eval;
 pub mod generate;
 pub mod records;
 pub mod transform;

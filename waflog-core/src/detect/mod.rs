@@ -265,6 +265,19 @@ impl Engine {
                 });
             }
         };
+        // The same type rules as the transform, so both accept the same records.
+        for (k, path) in BASE_FIELDS.iter().enumerate() {
+            let ok = matches!(
+                (&local[self.base[k]], *path),
+                (None | Some(Scalar::Null | Scalar::Str(_)), _)
+                    | (Some(_), "httpStatus" | "responseCodeSent")
+            );
+            if !ok {
+                return Err(SchemaError::InvalidField(format!(
+                    "`{path}` has the wrong type"
+                )));
+            }
+        }
         if self.indicators.iter().any(|(i, _)| local[*i].is_none()) {
             self.fill_indicators(local);
         }

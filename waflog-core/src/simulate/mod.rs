@@ -25,7 +25,7 @@
 mod generator;
 mod profile;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use generator::Generator;
 pub use profile::{FieldProfile, Profile, SimField};
@@ -163,7 +163,7 @@ pub struct Scenario {
 }
 
 /// One ground-truth episode, as written to the `--truth` file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TruthEpisode {
     /// `action`, `httpSourceName`, `httpStatus`, `country`, `httpMethod` or `flood`.
     pub field: String,
