@@ -543,9 +543,20 @@ fn detect_flags_the_injected_episode_with_ad_shaped_results() {
             "relevant_attribution",
             "expected_values",
             "approx_anomaly_start_time",
-            "records"
+            "records",
+            "contributors"
         ]
     );
+    // The explanation: the injected unknown countries lead the country contributors.
+    let countries = country[0]["contributors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"] == "httpRequest.country")
+        .unwrap();
+    let top = countries["top"][0]["value"].as_str().unwrap();
+    assert!(["XX", "YY", "ZZ", "WW"].contains(&top), "{countries}");
+    assert!(countries["top"][0]["count"].as_u64().unwrap() > 50);
     assert_eq!(country[0]["feature_data"][0]["feature_name"], "UNK_country");
     assert_eq!(country[0]["relevant_attribution"][0]["data"], 1.0);
     assert!(country[0]["anomaly_grade"].as_f64().unwrap() > 0.5);

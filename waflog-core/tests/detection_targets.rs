@@ -96,3 +96,43 @@ fn five_percent_episodes_have_recall_at_least_0_9() {
     assert!(report.recall.unwrap() >= 0.9, "recall {:?}", report.recall);
     assert_false_alarms(&report);
 }
+
+#[test]
+fn a_flood_is_explained_by_its_client() {
+    let mut scenario = Scenario::new(5, START);
+    scenario.rate = 50.0;
+    scenario.limit = Limit::Duration(3 * 3_600_000);
+    scenario
+        .episodes
+        .push(Episode::parse("flood:2h:5m:6").unwrap());
+    let flood_ip = scenario.truth()[0].client_ip.clone().unwrap();
+    let mut engine = Engine::new(&DetectorSpec::defaults(), FeatureMap::default()).unwrap();
+    let mut generator = Generator::new(&scenario).unwrap();
+    let (mut line, mut results): (Vec<u8>, Vec<AnomalyResult>) = (Vec::new(), Vec::new());
+    while generator.next_record(&mut line).is_some() {
+        engine
+            .push_line(line.trim_ascii_end(), &mut results)
+            .unwrap();
+        line.clear();
+    }
+    let flagged: Vec<_> = results
+        .iter()
+        .filter(|r| r.detector_name == "request-count-detector" && r.is_anomaly())
+        .collect();
+    assert_eq!(flagged.len(), 5);
+    for r in flagged {
+        let ips = r
+            .contributors
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.field == "httpRequest.clientIp")
+            .unwrap();
+        assert_eq!(ips.top[0].value, flood_ip);
+        assert!(ips.top[0].count > 10_000 && ips.top[0].expected < 1.0);
+        assert!(
+            r.summary()
+                .contains(&format!("httpRequest.clientIp={flood_ip}"))
+        );
+    }
+}

@@ -59,6 +59,15 @@ impl Acc {
     }
 }
 
+/// Per-entity accumulators of one interval: feature values and, for explanations,
+/// how often each value of each contributor dimension appeared in the records that
+/// moved a feature.
+#[derive(Debug, Clone, Default)]
+struct EntityAcc {
+    accs: Vec<Acc>,
+    contrib: Vec<HashMap<String, u64>>,
+}
+
 /// One closed interval of one detector (and entity).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClosedInterval {
@@ -72,6 +81,9 @@ pub struct ClosedInterval {
     pub values: Vec<f64>,
     /// Records aggregated into this interval.
     pub records: u64,
+    /// Per contributor dimension (see [`Aggregator::with_contributors`]): each value
+    /// seen in the records that moved a feature, with its count, most frequent first.
+    pub contributors: Vec<Vec<(String, u64)>>,
 }
 
 /// Aggregates records into the intervals of one detector.
@@ -81,7 +93,8 @@ pub struct Aggregator {
     delay_ms: i64,
     features: Vec<CompiledFeature>,
     category: Option<usize>,
-    open: BTreeMap<i64, HashMap<Option<String>, Vec<Acc>>>,
+    open: BTreeMap<i64, HashMap<Option<String>, EntityAcc>>,
+    dims: Vec<usize>,
     next_close: Option<i64>,
     watermark: i64,
     late: u64,
@@ -100,10 +113,19 @@ impl Aggregator {
             features,
             category,
             open: BTreeMap::new(),
+            dims: Vec::new(),
             next_close: None,
             watermark: i64::MIN,
             late: 0,
         }
+    }
+
+    /// Also counts, per interval, the values of these fields (path indices) in the
+    /// records that move a feature: a record with a non-zero value of a summed field,
+    /// or one that passes a count's filter. Explanations rank them against a baseline.
+    pub fn with_contributors(mut self, dims: Vec<usize>) -> Aggregator {
+        self.dims = dims;
+        self
     }
 
     /// Records that arrived after their interval closed.
@@ -130,14 +152,18 @@ impl Aggregator {
                 .and_then(|v| v.as_text().map(|t| t.into_owned()))
                 .unwrap_or_default()
         });
-        let n = self.features.len();
-        let accs = self
+        let (n, d) = (self.features.len(), self.dims.len());
+        let entry = self
             .open
             .entry(start)
             .or_default()
             .entry(entity)
-            .or_insert_with(|| vec![Acc::default(); n]);
-        for (f, acc) in self.features.iter().zip(accs.iter_mut()) {
+            .or_insert_with(|| EntityAcc {
+                accs: vec![Acc::default(); n],
+                contrib: vec![HashMap::new(); d],
+            });
+        let mut moved = false;
+        for (f, acc) in self.features.iter().zip(entry.accs.iter_mut()) {
             if let Some((field, accepted)) = &f.filter {
                 let pass = values[*field]
                     .as_ref()
@@ -148,7 +174,10 @@ impl Aggregator {
                 }
             }
             match f.field {
-                None => acc.count += 1,
+                None => {
+                    acc.count += 1;
+                    moved = true;
+                }
                 Some(i) => match (&values[i], f.aggregation) {
                     (None | Some(Scalar::Null), _) => {}
                     (Some(v), Aggregation::DistinctCount) => {
@@ -159,9 +188,9 @@ impl Aggregator {
                         }
                         acc.count += 1;
                     }
-                    (Some(v), Aggregation::Count) => {
-                        let _ = v;
+                    (Some(_), Aggregation::Count) => {
                         acc.count += 1;
+                        moved = true;
                     }
                     (Some(v), _) => {
                         if let Some(x) = v.as_f64() {
@@ -169,9 +198,22 @@ impl Aggregator {
                             acc.sum += x;
                             acc.min = acc.min.min(x);
                             acc.max = acc.max.max(x);
+                            moved |= x != 0.0;
                         }
                     }
                 },
+            }
+        }
+        if moved {
+            for (map, &i) in entry.contrib.iter_mut().zip(&self.dims) {
+                if let Some(t) = values[i].as_ref().and_then(Scalar::as_text) {
+                    match map.get_mut(t.as_ref()) {
+                        Some(c) => *c += 1,
+                        None => {
+                            map.insert(t.into_owned(), 1);
+                        }
+                    }
+                }
             }
         }
     }
@@ -196,7 +238,7 @@ impl Aggregator {
         self.open
             .values()
             .flat_map(|m| m.values())
-            .map(|accs| accs.iter().map(|a| a.count).max().unwrap_or(0))
+            .map(|e| e.accs.iter().map(|a| a.count).max().unwrap_or(0))
             .sum()
     }
 
@@ -221,20 +263,30 @@ impl Aggregator {
                 Some(entities) => {
                     let mut entities: Vec<_> = entities.into_iter().collect();
                     entities.sort_by(|a, b| a.0.cmp(&b.0));
-                    for (entity, accs) in entities {
+                    for (entity, acc) in entities {
                         let values = self
                             .features
                             .iter()
-                            .zip(&accs)
+                            .zip(&acc.accs)
                             .map(|(f, a)| a.value(f.aggregation))
                             .collect();
-                        let records = accs.iter().map(|a| a.count).max().unwrap_or(0);
+                        let records = acc.accs.iter().map(|a| a.count).max().unwrap_or(0);
+                        let contributors = acc
+                            .contrib
+                            .into_iter()
+                            .map(|m| {
+                                let mut v: Vec<(String, u64)> = m.into_iter().collect();
+                                v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                                v
+                            })
+                            .collect();
                         out.push(ClosedInterval {
                             start_ms: next,
                             end_ms: end,
                             entity,
                             values,
                             records,
+                            contributors,
                         });
                     }
                 }
@@ -244,6 +296,7 @@ impl Aggregator {
                     entity: None,
                     values: vec![0.0; self.features.len()],
                     records: 0,
+                    contributors: vec![Vec::new(); self.dims.len()],
                 }),
                 None => {}
             }
@@ -343,6 +396,34 @@ mod tests {
         a.advance_to(200_000);
         a.close_ready(&mut out);
         assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn contributors_come_from_records_that_move_a_feature() {
+        let features = vec![CompiledFeature {
+            aggregation: Aggregation::Sum,
+            field: Some(0),
+            filter: None,
+        }];
+        let mut a = Aggregator::new(&spec("0s"), features, None).with_contributors(vec![1]);
+        let rec = |x: f64, c: &'static str| vec![Some(Scalar::Num(x)), Some(Scalar::Str(c.into()))];
+        for (x, c) in [
+            (1.0, "XX"),
+            (1.0, "XX"),
+            (1.0, "YY"),
+            (0.0, "US"),
+            (0.0, "US"),
+            (0.0, "US"),
+        ] {
+            a.add(10, &rec(x, c));
+        }
+        a.add(60_000, &rec(0.0, "US"));
+        let mut out = Vec::new();
+        a.close_ready(&mut out);
+        assert_eq!(
+            out[0].contributors,
+            vec![vec![("XX".to_string(), 2), ("YY".to_string(), 1)]]
+        );
     }
 
     #[test]

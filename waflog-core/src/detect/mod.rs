@@ -113,6 +113,81 @@ const BASE_FIELDS: [&str; 6] = [
     "httpRequest.httpMethod",
 ];
 
+/// Fields whose values explain an anomaly: the top client IPs, countries, terminating
+/// rules and URIs of the records that moved the features, against their baseline.
+pub const CONTRIBUTOR_FIELDS: [&str; 4] = [
+    "httpRequest.clientIp",
+    "httpRequest.country",
+    "terminatingRuleId",
+    "httpRequest.uri",
+];
+
+/// Contributors listed per field.
+const TOP_CONTRIBUTORS: usize = 3;
+/// Baseline of contributor counts: half-life in intervals, and values kept per field.
+const BASELINE_HALF_LIFE: f64 = 60.0;
+const BASELINE_MAX_VALUES: usize = 2_000;
+
+/// Decayed per-interval counts of each contributor value, learnt from normal
+/// intervals only (so an episode does not become its own baseline).
+#[derive(Debug, Clone, Default)]
+struct Baseline {
+    fields: Vec<HashMap<String, f64>>,
+}
+
+impl Baseline {
+    fn explain(&self, interval: &ClosedInterval) -> Vec<result::Contributors> {
+        CONTRIBUTOR_FIELDS
+            .iter()
+            .enumerate()
+            .filter_map(|(d, field)| {
+                let seen = interval.contributors.get(d)?;
+                let base = self.fields.get(d);
+                let expected = |v: &str| base.and_then(|b| b.get(v)).copied().unwrap_or(0.0);
+                let mut top: Vec<result::Contributor> = seen
+                    .iter()
+                    .take(100)
+                    .map(|(value, count)| result::Contributor {
+                        value: value.clone(),
+                        count: *count,
+                        expected: expected(value),
+                    })
+                    .filter(|c| c.count as f64 > c.expected)
+                    .collect();
+                top.sort_by(|a, b| {
+                    (b.count as f64 - b.expected).total_cmp(&(a.count as f64 - a.expected))
+                });
+                top.truncate(TOP_CONTRIBUTORS);
+                (!top.is_empty()).then(|| result::Contributors {
+                    field: (*field).to_string(),
+                    top,
+                })
+            })
+            .collect()
+    }
+
+    fn learn(&mut self, interval: &ClosedInterval) {
+        let alpha = 1.0 - 0.5_f64.powf(1.0 / BASELINE_HALF_LIFE);
+        self.fields
+            .resize_with(interval.contributors.len(), HashMap::new);
+        for (base, seen) in self.fields.iter_mut().zip(&interval.contributors) {
+            for v in base.values_mut() {
+                *v *= 1.0 - alpha;
+            }
+            for (value, count) in seen {
+                *base.entry(value.clone()).or_default() += alpha * *count as f64;
+            }
+            base.retain(|_, v| *v >= 0.01);
+            if base.len() > BASELINE_MAX_VALUES {
+                let mut all: Vec<f64> = base.values().copied().collect();
+                all.sort_by(|a, b| b.total_cmp(a));
+                let cut = all[BASELINE_MAX_VALUES - 1];
+                base.retain(|_, v| *v >= cut);
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Slot {
     spec: DetectorSpec,
@@ -120,6 +195,8 @@ struct Slot {
     models: HashMap<Option<String>, Box<dyn Detector>>,
     /// Start of the current run of anomalous intervals, per entity.
     anomaly_start: HashMap<Option<String>, i64>,
+    /// Contributor baselines, per entity.
+    baselines: HashMap<Option<String>, Baseline>,
 }
 
 /// Counters of a detection run.
@@ -155,6 +232,7 @@ impl Engine {
         let mut fields = FieldSet::new();
         let timestamp = fields.add(names::TIMESTAMP);
         let base = BASE_FIELDS.map(|p| fields.add(p));
+        let dims: Vec<usize> = CONTRIBUTOR_FIELDS.iter().map(|p| fields.add(p)).collect();
         let mut slots = Vec::new();
         for s in specs {
             let features = s
@@ -175,10 +253,11 @@ impl Engine {
                 .collect();
             let category = s.category_field.as_deref().map(|p| fields.add(p));
             slots.push(Slot {
-                aggregator: Aggregator::new(s, features, category),
+                aggregator: Aggregator::new(s, features, category).with_contributors(dims.clone()),
                 spec: s.clone(),
                 models: HashMap::new(),
                 anomaly_start: HashMap::new(),
+                baselines: HashMap::new(),
             });
         }
         let indicators = names::INDICATORS
@@ -378,6 +457,13 @@ impl Engine {
                 slot.anomaly_start.remove(&c.entity);
                 None
             };
+            let baseline = slot.baselines.entry(c.entity.clone()).or_default();
+            let contributors = if s.anomaly_grade > 0.0 {
+                Some(baseline.explain(&c))
+            } else {
+                baseline.learn(&c);
+                None
+            };
             let names = slot.spec.features.iter().map(|f| f.name.clone());
             let result = AnomalyResult {
                 detector_id: slot.spec.name.clone(),
@@ -425,6 +511,7 @@ impl Engine {
                 }],
                 approx_anomaly_start_time: approx_start,
                 records: c.records,
+                contributors,
             };
             self.stats.intervals += 1;
             if result.is_anomaly() {

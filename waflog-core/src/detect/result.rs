@@ -45,6 +45,27 @@ pub struct Expected {
     pub value_list: Vec<ExpectedValue>,
 }
 
+/// One value that drove an anomaly: how often it appeared in the interval's records
+/// that moved a feature, against its baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contributor {
+    /// The value (a client IP, a country code, a rule ID, a URI).
+    pub value: String,
+    /// Records in the interval.
+    pub count: u64,
+    /// Records per interval in the baseline (decayed mean over normal intervals).
+    pub expected: f64,
+}
+
+/// The top contributors of one field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contributors {
+    /// Field path (`httpRequest.clientIp` ...).
+    pub field: String,
+    /// Values with the largest excess over their baseline, largest first.
+    pub top: Vec<Contributor>,
+}
+
 /// The entity of a per-entity (high-cardinality) detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntityValue {
@@ -92,6 +113,10 @@ pub struct AnomalyResult {
     pub approx_anomaly_start_time: Option<i64>,
     /// Records aggregated into the interval (a waflog addition).
     pub records: u64,
+    /// For anomalies: what drove it in the raw records of the interval, against the
+    /// baseline (a waflog addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contributors: Option<Vec<Contributors>>,
 }
 
 impl AnomalyResult {
@@ -125,8 +150,21 @@ impl AnomalyResult {
             .and_then(|e| e.first())
             .map(|e| format!(" {}={}", e.name, e.value))
             .unwrap_or_default();
+        let top: Vec<String> = self
+            .contributors
+            .iter()
+            .flatten()
+            .filter_map(|c| {
+                c.top.first().map(|t| {
+                    format!(
+                        "{}={} ({}, expected {:.1})",
+                        c.field, t.value, t.count, t.expected
+                    )
+                })
+            })
+            .collect();
         format!(
-            "{}{} {}: {} = {} (expected {:.1}), grade {:.2}, confidence {:.2}",
+            "{}{} {}: {} = {} (expected {:.1}), grade {:.2}, confidence {:.2}{}",
             self.detector_name,
             entity,
             crate::timestamp::to_rfc3339(self.data_start_time),
@@ -134,7 +172,12 @@ impl AnomalyResult {
             actual,
             expected,
             self.anomaly_grade,
-            self.confidence
+            self.confidence,
+            if top.is_empty() {
+                String::new()
+            } else {
+                format!("; top: {}", top.join(", "))
+            }
         )
     }
 }
