@@ -179,6 +179,16 @@ pub struct DetectArgs {
     /// interval closes even when traffic stops, and results are flushed at once.
     #[arg(long)]
     pub follow: bool,
+    /// State file: the open intervals, models and baselines are restored from it at
+    /// start (if it exists) and saved to it atomically as intervals close (at most
+    /// once a second) and on exit, so a restart resumes without a cold start. With a
+    /// state file the end of the input is not the end of the stream: intervals still
+    /// open are kept for the next run instead of being scored.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Ignore an existing state file and start over (it is overwritten).
+    #[arg(long, requires = "state")]
+    pub fresh: bool,
 }
 
 /// Flags of `waflog eval`.

@@ -668,3 +668,44 @@ fn detect_follow_closes_intervals_when_traffic_stops() {
     drop(stdin);
     assert_eq!(detect.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn detect_resumes_from_its_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logs, _) = detect_scenario(dir.path());
+    let text = std::fs::read_to_string(&logs).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Cut mid-interval, inside the episode (01:10-01:20 of a 2 h run at 20/s).
+    let cut = lines.len() * 6 / 10 + 7;
+    let (p1, p2) = (dir.path().join("p1.ndjson"), dir.path().join("p2.ndjson"));
+    std::fs::write(&p1, lines[..cut].join("\n") + "\n").unwrap();
+    std::fs::write(&p2, lines[cut..].join("\n") + "\n").unwrap();
+    let state = dir.path().join("state.json");
+    let detect = |input: &Path, state: &Path| {
+        let (code, out, err) = run(waflog()
+            .args(["detect", "--all", "--state"])
+            .arg(state)
+            .arg(input));
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let whole = detect(&logs, &dir.path().join("other-state.json"));
+    let mut split = detect(&p1, &state);
+    split.extend(detect(&p2, &state));
+    assert_eq!(ndjson(&split).len(), 6 * 119);
+    assert!(split == whole, "a resumed run must give the same results");
+
+    // A corrupt state file is a clear error; --fresh starts over.
+    std::fs::write(&state, "{\"version\": 1").unwrap();
+    let (code, _, err) = run(waflog().args(["detect", "--state"]).arg(&state).arg(&p1));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("state.json") && err.contains("--fresh"),
+        "{err}"
+    );
+    let (code, _, _) = run(waflog()
+        .args(["detect", "--fresh", "--state"])
+        .arg(&state)
+        .arg(&p1));
+    assert_eq!(code, 0);
+}

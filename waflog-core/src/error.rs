@@ -96,3 +96,38 @@ pub enum ScenarioError {
         reason: String,
     },
 }
+
+/// A detection run that cannot start or resume.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DetectError {
+    /// The detector configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The state file was written by an incompatible version of waflog.
+    #[error(
+        "state format version {found} is not supported (this waflog writes version {expected}); start over with --fresh"
+    )]
+    StateVersion {
+        /// Version in the file.
+        found: u32,
+        /// Version this build writes.
+        expected: u32,
+    },
+    /// The state file was written for other detectors.
+    #[error(
+        "the state was saved for other detectors ({reason}); start over with --fresh or restore the configuration it was written with"
+    )]
+    StateMismatch {
+        /// What differs.
+        reason: String,
+    },
+    /// A model in the state file cannot be read.
+    #[error("detector {detector}: saved model cannot be restored: {reason}")]
+    StateModel {
+        /// Detector name.
+        detector: String,
+        /// Why.
+        reason: String,
+    },
+}

@@ -1,10 +1,13 @@
 //! `waflog detect`: WAF logs -> per-interval features -> detectors -> results.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use waflog_core::detect::{AnomalyResult, Engine};
+use waflog_core::detect::{AnomalyResult, DetectorSpec, Engine, EngineState};
+use waflog_core::features::FeatureMap;
 use waflog_core::lines::{Line, LineReader};
 use waflog_core::transform::TransformStats;
 
@@ -54,7 +57,15 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     let config = super::load_config_with_limit(global, args.input.max_line_bytes)?;
     let max_line = config.input.max_line_bytes;
     let specs = config.detector_specs();
-    let mut engine = Engine::new(&specs, config.feature_map()?).context("invalid detectors")?;
+    let mut store = args.state.as_deref().map(StateFile::new);
+    let mut engine = match &store {
+        Some(st) if !args.fresh => st.load(&specs, config.feature_map()?)?,
+        _ => None,
+    }
+    .map_or_else(
+        || Engine::new(&specs, config.feature_map()?).context("invalid detectors"),
+        Ok,
+    )?;
     tracing::info!(
         "{} detectors: {}",
         specs.len(),
@@ -84,16 +95,32 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
                 &mut stats,
                 &mut dead,
                 &mut results,
+                store.as_mut(),
             )?;
         } else {
             records::each_line(input, max_line, &mut stats, &mut dead, |line| {
                 let outcome = engine.push_line(line, &mut pending);
-                results.emit(&mut pending)?;
+                if !pending.is_empty() {
+                    results.emit(&mut pending)?;
+                    if let Some(st) = &mut store {
+                        st.save_if_due(&engine)?;
+                    }
+                }
                 Ok(outcome)
             })?;
         }
     }
-    let unscored = engine.finish(&mut pending);
+    // With a state file more input may come later: keep open intervals for it.
+    let unscored = match &mut store {
+        Some(st) => {
+            engine.close_ready_intervals(&mut pending);
+            results.emit(&mut pending)?;
+            results.flush_buf()?;
+            st.save(&engine)?;
+            0
+        }
+        None => engine.finish(&mut pending),
+    };
     results.emit(&mut pending)?;
     results.flush_buf()?;
     results.out.finish()?;
@@ -144,6 +171,7 @@ fn follow(
     stats: &mut TransformStats,
     dead: &mut Output,
     results: &mut Results,
+    mut store: Option<&mut StateFile>,
 ) -> anyhow::Result<()> {
     let source = input.name.clone();
     let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
@@ -203,8 +231,73 @@ fn follow(
                 engine.advance_to(max.saturating_add(idle), &mut pending);
             }
         }
-        results.emit(&mut pending)?;
+        if !pending.is_empty() {
+            results.emit(&mut pending)?;
+            if let Some(st) = store.as_deref_mut() {
+                st.save_if_due(engine)?;
+            }
+        }
         results.flush_buf()?;
         results.out.flush()?;
+    }
+}
+
+/// The `--state` file: read at start, written atomically (temporary file, fsync,
+/// rename) so a crash leaves either the old state or the new one, never half.
+struct StateFile {
+    path: PathBuf,
+    last_save: Instant,
+}
+
+impl StateFile {
+    fn new(path: &Path) -> StateFile {
+        StateFile {
+            path: path.to_path_buf(),
+            last_save: Instant::now(),
+        }
+    }
+
+    fn load(&self, specs: &[DetectorSpec], map: FeatureMap) -> anyhow::Result<Option<Engine>> {
+        let text = match std::fs::read(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read state file {}", self.path.display()));
+            }
+        };
+        let state: EngineState = serde_json::from_slice(&text).with_context(|| {
+            format!(
+                "state file {} is corrupt or not a waflog state file (start over with --fresh)",
+                self.path.display()
+            )
+        })?;
+        let engine = Engine::restore(specs, map, state)
+            .with_context(|| format!("cannot resume from state file {}", self.path.display()))?;
+        tracing::info!("resumed from {}", self.path.display());
+        Ok(Some(engine))
+    }
+
+    fn save_if_due(&mut self, engine: &Engine) -> anyhow::Result<()> {
+        if self.last_save.elapsed() >= Duration::from_secs(1) {
+            self.save(engine)?;
+        }
+        Ok(())
+    }
+
+    fn save(&mut self, engine: &Engine) -> anyhow::Result<()> {
+        let context = || format!("cannot write state file {}", self.path.display());
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let json = serde_json::to_vec(&engine.snapshot()).with_context(context)?;
+        {
+            let mut f = std::fs::File::create(&tmp).with_context(context)?;
+            f.write_all(&json).with_context(context)?;
+            f.sync_all().with_context(context)?;
+        }
+        std::fs::rename(&tmp, &self.path).with_context(context)?;
+        self.last_save = Instant::now();
+        Ok(())
     }
 }

@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use serde::{Deserialize, Serialize};
+
 use super::extract::Scalar;
 use super::spec::{Aggregation, DetectorSpec};
 
@@ -24,7 +26,7 @@ pub struct CompiledFeature {
     pub filter: Option<(usize, Vec<String>)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Acc {
     count: u64,
     sum: f64,
@@ -38,8 +40,8 @@ impl Default for Acc {
         Acc {
             count: 0,
             sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
+            min: 0.0,
+            max: 0.0,
             distinct: HashSet::new(),
         }
     }
@@ -62,7 +64,7 @@ impl Acc {
 /// Per-entity accumulators of one interval: feature values and, for explanations,
 /// how often each value of each contributor dimension appeared in the records that
 /// moved a feature.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct EntityAcc {
     accs: Vec<Acc>,
     contrib: Vec<HashMap<String, u64>>,
@@ -84,6 +86,19 @@ pub struct ClosedInterval {
     /// Per contributor dimension (see [`Aggregator::with_contributors`]): each value
     /// seen in the records that moved a feature, with its count, most frequent first.
     pub contributors: Vec<Vec<(String, u64)>>,
+}
+
+/// One saved interval's accumulators, per entity.
+type EntityAccs = Vec<(Option<String>, EntityAcc)>;
+
+/// The saved state of an [`Aggregator`] (open intervals with their partial
+/// aggregates), for the `--state` file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AggregatorState {
+    open: Vec<(i64, EntityAccs)>,
+    next_close: Option<i64>,
+    watermark: i64,
+    late: u64,
 }
 
 /// Aggregates records into the intervals of one detector.
@@ -126,6 +141,40 @@ impl Aggregator {
     pub fn with_contributors(mut self, dims: Vec<usize>) -> Aggregator {
         self.dims = dims;
         self
+    }
+
+    /// The aggregator's state: open intervals, watermark, next interval to close.
+    pub fn snapshot(&self) -> AggregatorState {
+        AggregatorState {
+            open: self
+                .open
+                .iter()
+                .map(|(start, entities)| {
+                    let mut e: Vec<_> = entities
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    e.sort_by(|a, b| a.0.cmp(&b.0));
+                    (*start, e)
+                })
+                .collect(),
+            next_close: self.next_close,
+            watermark: self.watermark,
+            late: self.late,
+        }
+    }
+
+    /// Restores a state taken with [`Aggregator::snapshot`] by an aggregator of the
+    /// same detector.
+    pub fn restore(&mut self, state: AggregatorState) {
+        self.open = state
+            .open
+            .into_iter()
+            .map(|(start, e)| (start, e.into_iter().collect()))
+            .collect();
+        self.next_close = state.next_close;
+        self.watermark = state.watermark;
+        self.late = state.late;
     }
 
     /// Records that arrived after their interval closed.
@@ -194,6 +243,9 @@ impl Aggregator {
                     }
                     (Some(v), _) => {
                         if let Some(x) = v.as_f64() {
+                            if acc.count == 0 {
+                                (acc.min, acc.max) = (x, x);
+                            }
                             acc.count += 1;
                             acc.sum += x;
                             acc.min = acc.min.min(x);

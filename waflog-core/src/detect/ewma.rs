@@ -117,6 +117,10 @@ impl Detector for Ewma {
             attribution,
         }
     }
+
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self).ok()
+    }
 }
 
 #[cfg(test)]

@@ -43,9 +43,12 @@ use std::collections::HashMap;
 pub use aggregate::{Aggregator, ClosedInterval, CompiledFeature};
 pub use extract::{FieldSet, Scalar};
 pub use result::AnomalyResult;
+
 pub use spec::{Aggregation, AlgorithmSpec, DetectorSpec, FeatureSpec, FilterSpec};
 
-use crate::error::{ConfigError, SchemaError};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConfigError, DetectError, SchemaError};
 use crate::features::{FeatureMap, StatusValue};
 use crate::names;
 
@@ -83,9 +86,24 @@ pub struct Score {
 pub trait Detector: Send + std::fmt::Debug {
     /// Scores `interval` against what the model has learnt so far, then learns it.
     fn process(&mut self, interval: &IntervalFeatures<'_>) -> Score;
+
+    /// The model's state for the `--state` file; `None` when it cannot be saved
+    /// (a restart then starts this model afresh).
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 impl AlgorithmSpec {
+    /// A model restored from [`Detector::snapshot`] output.
+    pub fn restore(&self, state: serde_json::Value) -> Result<Box<dyn Detector>, String> {
+        match self {
+            AlgorithmSpec::Ewma { .. } => serde_json::from_value::<ewma::Ewma>(state)
+                .map(|m| Box::new(m) as Box<dyn Detector>)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
     /// A fresh model for a detector with `features` features.
     pub fn build(&self, features: usize) -> Box<dyn Detector> {
         match *self {
@@ -130,9 +148,39 @@ const BASELINE_MAX_VALUES: usize = 2_000;
 
 /// Decayed per-interval counts of each contributor value, learnt from normal
 /// intervals only (so an episode does not become its own baseline).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Baseline {
     fields: Vec<HashMap<String, f64>>,
+}
+
+/// Version of the state file format this build reads and writes.
+pub const STATE_VERSION: u32 = 1;
+
+/// Everything a detection run needs to resume: per detector its open intervals,
+/// models, contributor baselines and anomaly runs. Saved as JSON by `--state`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineState {
+    /// Format version ([`STATE_VERSION`]).
+    pub version: u32,
+    /// The detectors the state belongs to (restoring checks they are unchanged).
+    pub detectors: Vec<DetectorSpec>,
+    /// Latest event time seen.
+    pub max_event_ms: Option<i64>,
+    slots: Vec<SlotState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SlotState {
+    aggregator: aggregate::AggregatorState,
+    models: Vec<(Option<String>, serde_json::Value)>,
+    anomaly_start: Vec<(Option<String>, i64)>,
+    baselines: Vec<(Option<String>, Baseline)>,
+}
+
+fn sorted<V: Clone>(m: &HashMap<Option<String>, V>) -> Vec<(Option<String>, V)> {
+    let mut v: Vec<_> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 impl Baseline {
@@ -281,6 +329,91 @@ impl Engine {
     /// Counters so far.
     pub fn stats(&self) -> EngineStats {
         self.stats
+    }
+
+    /// The state to save for a later [`Engine::restore`].
+    pub fn snapshot(&self) -> EngineState {
+        EngineState {
+            version: STATE_VERSION,
+            detectors: self.slots.iter().map(|s| s.spec.clone()).collect(),
+            max_event_ms: self.max_event,
+            slots: self
+                .slots
+                .iter()
+                .map(|s| SlotState {
+                    aggregator: s.aggregator.snapshot(),
+                    models: {
+                        let mut v: Vec<_> = s
+                            .models
+                            .iter()
+                            .filter_map(|(k, m)| m.snapshot().map(|j| (k.clone(), j)))
+                            .collect();
+                        v.sort_by(|a, b| a.0.cmp(&b.0));
+                        v
+                    },
+                    anomaly_start: sorted(&s.anomaly_start),
+                    baselines: sorted(&s.baselines),
+                })
+                .collect(),
+        }
+    }
+
+    /// An engine for `specs` resumed from `state`; the detectors must be the ones the
+    /// state was saved with.
+    pub fn restore(
+        specs: &[DetectorSpec],
+        map: FeatureMap,
+        state: EngineState,
+    ) -> Result<Engine, DetectError> {
+        if state.version != STATE_VERSION {
+            return Err(DetectError::StateVersion {
+                found: state.version,
+                expected: STATE_VERSION,
+            });
+        }
+        if state.detectors != specs {
+            let names = |v: &[DetectorSpec]| {
+                v.iter()
+                    .map(|s| s.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(DetectError::StateMismatch {
+                reason: format!(
+                    "saved: {}; configured: {}",
+                    names(&state.detectors),
+                    names(specs)
+                ),
+            });
+        }
+        if state.slots.len() != specs.len() {
+            return Err(DetectError::StateMismatch {
+                reason: "detector count differs".into(),
+            });
+        }
+        let mut engine = Engine::new(specs, map)?;
+        engine.max_event = state.max_event_ms;
+        for (slot, saved) in engine.slots.iter_mut().zip(state.slots) {
+            slot.aggregator.restore(saved.aggregator);
+            for (entity, model) in saved.models {
+                let m = slot.spec.algorithm.restore(model).map_err(|reason| {
+                    DetectError::StateModel {
+                        detector: slot.spec.name.clone(),
+                        reason,
+                    }
+                })?;
+                slot.models.insert(entity, m);
+            }
+            slot.anomaly_start = saved.anomaly_start.into_iter().collect();
+            slot.baselines = saved.baselines.into_iter().collect();
+        }
+        Ok(engine)
+    }
+
+    /// Closes only the intervals the watermark has passed by the window delay, as if
+    /// more input may follow (used before saving state at the end of an input).
+    pub fn close_ready_intervals(&mut self, results: &mut Vec<AnomalyResult>) {
+        self.close_ready(results);
     }
 
     /// The latest event time seen, epoch ms.
