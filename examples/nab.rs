@@ -175,6 +175,7 @@ fn score_series(series: &nab::Series, spec: &AlgorithmSpec, mapping: Mapping) ->
             let start_ms = ts[i];
             let end_ms = ts.get(i + 1).map_or(start_ms, |&next| next.max(start_ms));
             let out = detector.process(&IntervalFeatures {
+                categories: &[],
                 start_ms,
                 end_ms,
                 values: std::slice::from_ref(value),
@@ -210,7 +211,9 @@ fn counts(corpus: &[nab::Series], scores: &[Vec<f64>], p: &CostProfile, threshol
 
 fn detector_threshold(spec: &AlgorithmSpec) -> f64 {
     match *spec {
-        AlgorithmSpec::Ewma { threshold, .. } => threshold,
+        AlgorithmSpec::Ewma { threshold, .. } | AlgorithmSpec::Categorical { threshold, .. } => {
+            threshold
+        }
     }
 }
 
@@ -223,6 +226,7 @@ fn describe(spec: &AlgorithmSpec) -> String {
         } => format!(
             "ewma (half_life {half_life}, threshold {threshold}, min_intervals {min_intervals})"
         ),
+        AlgorithmSpec::Categorical { .. } => "categorical (not a time-series detector)".into(),
     }
 }
 

@@ -68,6 +68,8 @@ impl Acc {
 struct EntityAcc {
     accs: Vec<Acc>,
     contrib: Vec<HashMap<String, u64>>,
+    #[serde(default)]
+    categories: HashMap<String, u64>,
 }
 
 /// One closed interval of one detector (and entity).
@@ -86,6 +88,9 @@ pub struct ClosedInterval {
     /// Per contributor dimension (see [`Aggregator::with_contributors`]): each value
     /// seen in the records that moved a feature, with its count, most frequent first.
     pub contributors: Vec<Vec<(String, u64)>>,
+    /// Records per value of the category-distribution field (see
+    /// [`Aggregator::with_categories`]), most frequent first.
+    pub categories: Vec<(String, u64)>,
 }
 
 /// One saved interval's accumulators, per entity.
@@ -110,6 +115,7 @@ pub struct Aggregator {
     category: Option<usize>,
     open: BTreeMap<i64, HashMap<Option<String>, EntityAcc>>,
     dims: Vec<usize>,
+    distribution: Option<usize>,
     next_close: Option<i64>,
     watermark: i64,
     late: u64,
@@ -129,6 +135,7 @@ impl Aggregator {
             category,
             open: BTreeMap::new(),
             dims: Vec::new(),
+            distribution: None,
             next_close: None,
             watermark: i64::MIN,
             late: 0,
@@ -177,6 +184,13 @@ impl Aggregator {
         self.late = state.late;
     }
 
+    /// Also counts, per interval, every record's value of this field (path index): the
+    /// category distribution a categorical detector compares with its baseline.
+    pub fn with_categories(mut self, field: Option<usize>) -> Aggregator {
+        self.distribution = field;
+        self
+    }
+
     /// Records that arrived after their interval closed.
     pub fn late(&self) -> u64 {
         self.late
@@ -210,7 +224,18 @@ impl Aggregator {
             .or_insert_with(|| EntityAcc {
                 accs: vec![Acc::default(); n],
                 contrib: vec![HashMap::new(); d],
+                categories: HashMap::new(),
             });
+        if let Some(i) = self.distribution {
+            let key = values[i].as_ref().and_then(Scalar::as_text);
+            let key = key.as_deref().unwrap_or("");
+            match entry.categories.get_mut(key) {
+                Some(c) => *c += 1,
+                None => {
+                    entry.categories.insert(key.to_string(), 1);
+                }
+            }
+        }
         let mut moved = false;
         for (f, acc) in self.features.iter().zip(entry.accs.iter_mut()) {
             if let Some((field, accepted)) = &f.filter {
@@ -332,6 +357,9 @@ impl Aggregator {
                                 v
                             })
                             .collect();
+                        let mut categories: Vec<(String, u64)> =
+                            acc.categories.into_iter().collect();
+                        categories.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                         out.push(ClosedInterval {
                             start_ms: next,
                             end_ms: end,
@@ -339,6 +367,7 @@ impl Aggregator {
                             values,
                             records,
                             contributors,
+                            categories,
                         });
                     }
                 }
@@ -349,6 +378,7 @@ impl Aggregator {
                     values: vec![0.0; self.features.len()],
                     records: 0,
                     contributors: vec![Vec::new(); self.dims.len()],
+                    categories: Vec::new(),
                 }),
                 None => {}
             }

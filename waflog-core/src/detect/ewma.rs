@@ -115,6 +115,7 @@ impl Detector for Ewma {
             threshold: self.threshold,
             expected,
             attribution,
+            shifted_categories: Vec::new(),
         }
     }
 
@@ -138,6 +139,7 @@ mod tests {
                     start_ms: i as i64 * 60_000,
                     end_ms: (i as i64 + 1) * 60_000,
                     values: std::slice::from_ref(x),
+                    categories: &[],
                 })
             })
             .collect()
@@ -234,6 +236,7 @@ mod tests {
                 start_ms: 0,
                 end_ms: 1,
                 values: &v,
+                categories: &[],
             }));
         }
         let s = last.unwrap();

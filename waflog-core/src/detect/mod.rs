@@ -33,6 +33,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod categorical;
 pub mod ewma;
 pub mod extract;
 pub mod result;
@@ -61,6 +62,9 @@ pub struct IntervalFeatures<'a> {
     pub end_ms: i64,
     /// Feature values in the detector's feature order.
     pub values: &'a [f64],
+    /// Records per value of the detector's category-distribution field (categorical
+    /// detectors; empty otherwise), most frequent first.
+    pub categories: &'a [(String, u64)],
 }
 
 /// What a detector says about one interval.
@@ -78,6 +82,9 @@ pub struct Score {
     pub expected: Vec<f64>,
     /// Share of the anomaly per feature (sums to 1).
     pub attribution: Vec<f64>,
+    /// Categorical detectors: the categories that moved most, as (value, records,
+    /// records expected from the baseline).
+    pub shifted_categories: Vec<(String, u64, f64)>,
 }
 
 /// A streaming detector: scores one closed interval, then learns from it, in one call.
@@ -101,6 +108,11 @@ impl AlgorithmSpec {
             AlgorithmSpec::Ewma { .. } => serde_json::from_value::<ewma::Ewma>(state)
                 .map(|m| Box::new(m) as Box<dyn Detector>)
                 .map_err(|e| e.to_string()),
+            AlgorithmSpec::Categorical { .. } => {
+                serde_json::from_value::<categorical::Categorical>(state)
+                    .map(|m| Box::new(m) as Box<dyn Detector>)
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -115,6 +127,19 @@ impl AlgorithmSpec {
                 features,
                 half_life,
                 threshold,
+                min_intervals,
+            )),
+            AlgorithmSpec::Categorical {
+                half_life,
+                threshold,
+                min_shift,
+                min_intervals,
+                ..
+            } => Box::new(categorical::Categorical::new(
+                features,
+                half_life,
+                threshold,
+                min_shift,
                 min_intervals,
             )),
         }
@@ -300,8 +325,14 @@ impl Engine {
                 })
                 .collect();
             let category = s.category_field.as_deref().map(|p| fields.add(p));
+            let distribution = match &s.algorithm {
+                AlgorithmSpec::Categorical { field, .. } => Some(fields.add(field)),
+                AlgorithmSpec::Ewma { .. } => None,
+            };
             slots.push(Slot {
-                aggregator: Aggregator::new(s, features, category).with_contributors(dims.clone()),
+                aggregator: Aggregator::new(s, features, category)
+                    .with_contributors(dims.clone())
+                    .with_categories(distribution),
                 spec: s.clone(),
                 models: HashMap::new(),
                 anomaly_start: HashMap::new(),
@@ -578,6 +609,7 @@ impl Engine {
                 start_ms: c.start_ms,
                 end_ms: c.end_ms,
                 values: &c.values,
+                categories: &c.categories,
             });
             let approx_start = if s.anomaly_grade > 0.0 {
                 Some(
@@ -592,7 +624,28 @@ impl Engine {
             };
             let baseline = slot.baselines.entry(c.entity.clone()).or_default();
             let contributors = if s.anomaly_grade > 0.0 {
-                Some(baseline.explain(&c))
+                let mut list = baseline.explain(&c);
+                if let AlgorithmSpec::Categorical { field, .. } = &slot.spec.algorithm
+                    && !s.shifted_categories.is_empty()
+                {
+                    list.retain(|l| &l.field != field);
+                    list.insert(
+                        0,
+                        result::Contributors {
+                            field: field.clone(),
+                            top: s
+                                .shifted_categories
+                                .iter()
+                                .map(|(value, count, expected)| result::Contributor {
+                                    value: value.clone(),
+                                    count: *count,
+                                    expected: *expected,
+                                })
+                                .collect(),
+                        },
+                    );
+                }
+                Some(list)
             } else {
                 baseline.learn(&c);
                 None

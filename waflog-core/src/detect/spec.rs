@@ -93,6 +93,28 @@ pub enum AlgorithmSpec {
         #[serde(default = "default_min_intervals")]
         min_intervals: u32,
     },
+    /// Compares each interval's distribution of one field's values with a decayed
+    /// baseline (see [`crate::detect::categorical`]); needs no vocabulary.
+    Categorical {
+        /// Dotted path of the field whose distribution is watched.
+        field: String,
+        /// Half-life of the baseline in intervals.
+        #[serde(default = "default_half_life")]
+        half_life: f64,
+        /// Score (Wilson-Hilferty z of the G statistic) at which a shift is anomalous.
+        #[serde(default = "default_threshold")]
+        threshold: f64,
+        /// Smallest material shift: total variation distance in [0, 1].
+        #[serde(default = "default_min_shift")]
+        min_shift: f64,
+        /// Intervals seen before results are graded.
+        #[serde(default = "default_min_intervals")]
+        min_intervals: u32,
+    },
+}
+
+fn default_min_shift() -> f64 {
+    0.02
 }
 
 fn default_half_life() -> f64 {
@@ -303,31 +325,53 @@ impl DetectorSpec {
                 format!("`{c}` is not a dotted field path"),
             ));
         }
-        match self.algorithm {
+        if let AlgorithmSpec::Categorical {
+            field, min_shift, ..
+        } = &self.algorithm
+        {
+            if !valid_path(field) {
+                return Err(invalid(
+                    "algorithm.field".into(),
+                    format!("`{field}` is not a dotted field path"),
+                ));
+            }
+            if !(0.0..=1.0).contains(min_shift) {
+                return Err(invalid(
+                    "algorithm.min_shift".into(),
+                    format!("{min_shift} must be in [0, 1]"),
+                ));
+            }
+        }
+        let (half_life, threshold, min_intervals) = match &self.algorithm {
             AlgorithmSpec::Ewma {
                 half_life,
                 threshold,
                 min_intervals,
-            } => {
-                if !(half_life >= 1.0 && half_life.is_finite()) {
-                    return Err(invalid(
-                        "algorithm.half_life".into(),
-                        format!("{half_life} must be >= 1 interval"),
-                    ));
-                }
-                if !(threshold > 0.0 && threshold.is_finite()) {
-                    return Err(invalid(
-                        "algorithm.threshold".into(),
-                        format!("{threshold} must be positive"),
-                    ));
-                }
-                if min_intervals > 10 {
-                    return Err(invalid(
-                        "algorithm.min_intervals".into(),
-                        format!("{min_intervals} must be at most 10"),
-                    ));
-                }
             }
+            | AlgorithmSpec::Categorical {
+                half_life,
+                threshold,
+                min_intervals,
+                ..
+            } => (*half_life, *threshold, *min_intervals),
+        };
+        if !(half_life >= 1.0 && half_life.is_finite()) {
+            return Err(invalid(
+                "algorithm.half_life".into(),
+                format!("{half_life} must be >= 1 interval"),
+            ));
+        }
+        if !(threshold > 0.0 && threshold.is_finite()) {
+            return Err(invalid(
+                "algorithm.threshold".into(),
+                format!("{threshold} must be positive"),
+            ));
+        }
+        if min_intervals > 10 {
+            return Err(invalid(
+                "algorithm.min_intervals".into(),
+                format!("{min_intervals} must be at most 10"),
+            ));
         }
         Ok(())
     }

@@ -590,12 +590,29 @@ fn parse_timestamp(s: &str) -> Option<i64> {
         .map(|t| t.and_utc().timestamp_millis())
 }
 
+/// Where the NAB data is: `$WAFLOG_NAB_DIR`, else `shared/nab` beside the repository
+/// (where the project keeps it), as seen from this crate's source directory.
+pub fn default_root() -> std::path::PathBuf {
+    match std::env::var_os("WAFLOG_NAB_DIR") {
+        Some(d) => d.into(),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/nab"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The NAB data, relative to the repository root.
-    const NAB_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/nab");
+    /// The NAB data: tests on the real corpus need it, and say where it was looked for.
+    fn nab_root() -> std::path::PathBuf {
+        let root = default_root();
+        assert!(
+            root.join("labels/combined_windows.json").is_file(),
+            "NAB data not found at {} (set WAFLOG_NAB_DIR to the folder holding data/, labels/ and config/)",
+            root.display()
+        );
+        root
+    }
 
     const STD: CostProfile = CostProfile::STANDARD;
 
@@ -859,7 +876,7 @@ mod tests {
 
     #[test]
     fn profiles_load() {
-        let profiles = load_profiles(&Path::new(NAB_ROOT).join("config/profiles.json")).unwrap();
+        let profiles = load_profiles(&nab_root().join("config/profiles.json")).unwrap();
         assert_eq!(profiles.len(), 3);
         assert_eq!(profiles["standard"], STD);
         assert_eq!(
@@ -874,7 +891,8 @@ mod tests {
 
     #[test]
     fn corpus_loads() {
-        let root = Path::new(NAB_ROOT);
+        let root = nab_root();
+        let root = root.as_path();
         let corpus = load_corpus(root).unwrap();
         assert_eq!(corpus.len(), 58);
         let labels: BTreeMap<String, Vec<[String; 2]>> = serde_json::from_str(
@@ -910,7 +928,8 @@ mod tests {
 
     #[test]
     fn trivial_detectors_on_the_real_corpus() {
-        let root = Path::new(NAB_ROOT);
+        let root = nab_root();
+        let root = root.as_path();
         let corpus = load_corpus(root).unwrap();
         let profiles = load_profiles(&root.join("config/profiles.json")).unwrap();
         let null: Vec<Vec<f64>> = corpus
