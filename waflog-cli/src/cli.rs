@@ -189,6 +189,25 @@ pub struct DetectArgs {
     /// Ignore an existing state file and start over (it is overwritten).
     #[arg(long, requires = "state")]
     pub fresh: bool,
+    /// Train on these logs first (repeatable; files or `-`), writing no results for
+    /// them, so results on the inputs start warm instead of after a cold start.
+    #[arg(long, value_name = "FILE")]
+    pub history: Vec<String>,
+    /// Input format: `waf` (NDJSON WAF logs, raw or transformed) or `csv` (generic
+    /// metric series `timestamp,value[,value...]`, one row per interval as given, an
+    /// optional header naming the features; each input is one series scored by the
+    /// first configured detector's algorithm).
+    #[arg(long, value_enum, default_value_t = InputFormat::Waf)]
+    pub input_format: InputFormat,
+}
+
+/// What `waflog detect` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// NDJSON WAF logs.
+    Waf,
+    /// CSV metric series.
+    Csv,
 }
 
 /// Flags of `waflog eval`.

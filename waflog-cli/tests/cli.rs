@@ -709,3 +709,37 @@ fn detect_resumes_from_its_state_file() {
         .arg(&p1));
     assert_eq!(code, 0);
 }
+
+#[test]
+fn detect_reads_generic_metric_series_from_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("latency.csv");
+    let mut text = String::from("timestamp,p99_ms\n");
+    for i in 0..60 {
+        let v = if i == 45 {
+            900.0
+        } else {
+            120.0 + (i % 4) as f64 * 3.0
+        };
+        text += &format!("2024-05-01 00:{i:02}:00,{v}\n");
+    }
+    text += "2024-05-01 01:00:00,not-a-number\n";
+    std::fs::write(&csv, text).unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let (code, out, err) = run(waflog()
+        .args(["detect", "--input-format", "csv", "--dead-letter"])
+        .arg(&dead)
+        .arg(&csv));
+    assert_eq!(code, 0, "{err}");
+    let results = ndjson(&out);
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0]["detector_name"], "latency");
+    assert_eq!(
+        results[0]["data_start_time"],
+        1_714_521_600_000_i64 + 45 * 60_000
+    );
+    assert_eq!(results[0]["feature_data"][0]["feature_name"], "p99_ms");
+    let d = ndjson(&std::fs::read(&dead).unwrap());
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0]["line"], 62);
+}

@@ -13,7 +13,7 @@
 //! | `v >= 1e17`           | nanoseconds   |
 //!
 //! Strings holding a number are read the same way; other strings must be RFC 3339
-//! (`2024-05-01T12:00:00.123Z`). Negative and non-finite values are rejected, and so
+//! (`2024-05-01T12:00:00.123Z`) or `YYYY-MM-DD HH:MM:SS[.fff]`, read as UTC. Negative and non-finite values are rejected, and so
 //! is any time after year 9999.
 
 use crate::error::SchemaError;
@@ -95,9 +95,15 @@ pub fn from_str(s: &str) -> Result<i64, SchemaError> {
     {
         return from_f64(f);
     }
-    match chrono::DateTime::parse_from_rfc3339(t) {
-        Ok(dt) => {
-            let ms = dt.timestamp_millis();
+    let parsed = chrono::DateTime::parse_from_rfc3339(t)
+        .map(|dt| dt.timestamp_millis())
+        .or_else(|_| {
+            // Metric files often write UTC as `2014-04-10 09:00:00[.000000]`.
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f")
+                .map(|n| n.and_utc().timestamp_millis())
+        });
+    match parsed {
+        Ok(ms) => {
             if !(0..=MAX_MS).contains(&ms) {
                 return Err(SchemaError::InvalidTimestamp {
                     value: format!("{s:?}"),
@@ -108,7 +114,7 @@ pub fn from_str(s: &str) -> Result<i64, SchemaError> {
         }
         Err(_) => Err(SchemaError::InvalidTimestamp {
             value: format!("{s:?}"),
-            reason: "neither a number nor an RFC 3339 date-time",
+            reason: "neither a number nor an RFC 3339 (or `YYYY-MM-DD HH:MM:SS` UTC) date-time",
         }),
     }
 }
@@ -207,6 +213,15 @@ mod tests {
             Some(1_669_831_917_150)
         );
         assert_eq!(to_rfc3339(1_669_831_917_150), "2022-11-30T18:11:57.150Z");
+    }
+
+    #[test]
+    fn space_separated_utc() {
+        assert_eq!(from_str("2014-04-10 09:00:00").unwrap(), 1_397_120_400_000);
+        assert_eq!(
+            from_str("2014-04-10 09:00:00.250000").unwrap(),
+            1_397_120_400_250
+        );
     }
 
     #[test]

@@ -6,13 +6,15 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use waflog_core::detect::metrics::MetricSeries;
 use waflog_core::detect::{AnomalyResult, DetectorSpec, Engine, EngineState};
+use waflog_core::error::SchemaError;
 use waflog_core::features::FeatureMap;
 use waflog_core::lines::{Line, LineReader};
 use waflog_core::transform::TransformStats;
 
 use super::records;
-use crate::cli::{DetectArgs, GlobalArgs};
+use crate::cli::{DetectArgs, GlobalArgs, InputFormat};
 use crate::exit::Finished;
 use crate::sink::file::{self as file_sink, Output};
 use crate::source::file as file_source;
@@ -85,8 +87,46 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     let started = Instant::now();
     let mut stats = TransformStats::default();
     let mut pending = Vec::new();
+    for name in &args.history {
+        let input = file_source::open(name)?;
+        let before = engine.stats();
+        records::each_line(input, max_line, &mut stats, &mut dead, |line| {
+            let outcome = engine.push_line(line, &mut pending);
+            pending.clear();
+            Ok(outcome)
+        })?;
+        let after = engine.stats();
+        tracing::info!(
+            "trained on {} records ({} intervals) of history from {name}",
+            after.records - before.records,
+            after.intervals - before.intervals
+        );
+    }
     for name in records::input_names(&args.input.inputs) {
         let input = file_source::open(&name)?;
+        if args.input_format == InputFormat::Csv {
+            let series_name = Path::new(&name)
+                .file_stem()
+                .map_or_else(|| name.clone(), |s| s.to_string_lossy().into_owned());
+            let algorithm = specs
+                .first()
+                .map(|s| s.algorithm.clone())
+                .unwrap_or_default();
+            let mut series = MetricSeries::new(&series_name, algorithm);
+            records::each_line(input, max_line, &mut stats, &mut dead, |line| {
+                let text = match std::str::from_utf8(line) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return Ok(Err(SchemaError::InvalidUtf8 {
+                            at: e.valid_up_to(),
+                        }));
+                    }
+                };
+                Ok(series.push_line(text).map(|r| pending.extend(r)))
+                    .and_then(|outcome| results.emit(&mut pending).map(|()| outcome))
+            })?;
+            continue;
+        }
         if args.follow {
             follow(
                 input,

@@ -36,6 +36,7 @@ pub mod aggregate;
 pub mod categorical;
 pub mod ewma;
 pub mod extract;
+pub mod metrics;
 pub mod result;
 pub mod spec;
 
@@ -296,9 +297,34 @@ pub struct Engine {
     closed: Vec<ClosedInterval>,
     stats: EngineStats,
     max_event: Option<i64>,
+    factory: Option<ModelFactory>,
+}
+
+/// Builds the model of a detector (and entity) in place of the built-in algorithm;
+/// see [`Engine::with_models`].
+pub struct ModelFactory(Box<BuildModel>);
+
+/// The function behind a [`ModelFactory`].
+pub type BuildModel = dyn Fn(&DetectorSpec) -> Option<Box<dyn Detector>> + Send;
+
+impl std::fmt::Debug for ModelFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ModelFactory")
+    }
 }
 
 impl Engine {
+    /// Plugs in your own detectors: `factory` is asked for each new model (one per
+    /// detector, or per detector and entity); where it returns `None` the detector's
+    /// configured algorithm is used.
+    pub fn with_models(
+        mut self,
+        factory: impl Fn(&DetectorSpec) -> Option<Box<dyn Detector>> + Send + 'static,
+    ) -> Engine {
+        self.factory = Some(ModelFactory(Box::new(factory)));
+        self
+    }
+
     /// An engine running `specs` (validated here) with the vocabularies of `map`.
     pub fn new(specs: &[DetectorSpec], map: FeatureMap) -> Result<Engine, ConfigError> {
         spec::validate_all(specs, std::path::Path::new("<detectors>"))?;
@@ -354,6 +380,7 @@ impl Engine {
             closed: Vec::new(),
             stats: EngineStats::default(),
             max_event: None,
+            factory: None,
         })
     }
 
@@ -601,10 +628,13 @@ impl Engine {
         let delay = slot.spec.window_delay_ms();
         for c in closed.drain(..) {
             let n = slot.spec.features.len();
-            let model = slot
-                .models
-                .entry(c.entity.clone())
-                .or_insert_with(|| slot.spec.algorithm.build(n));
+            let factory = &self.factory;
+            let model = slot.models.entry(c.entity.clone()).or_insert_with(|| {
+                factory
+                    .as_ref()
+                    .and_then(|f| (f.0)(&slot.spec))
+                    .unwrap_or_else(|| slot.spec.algorithm.build(n))
+            });
             let s = model.process(&IntervalFeatures {
                 start_ms: c.start_ms,
                 end_ms: c.end_ms,
