@@ -107,5 +107,50 @@ fn generate(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, transform, generate);
+fn detect(c: &mut Criterion) {
+    use waflog_core::detect::{DetectorSpec, Engine, IntervalFeatures};
+    let data = fixture();
+    let lines = lines(&data);
+    let mut g = c.benchmark_group("detect");
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    // Extraction, indicators, aggregation for the six built-in detectors, scoring of
+    // the intervals that close: what `waflog detect` does per record.
+    g.bench_function("engine_push_line/events", |b| {
+        b.iter_batched_ref(
+            || {
+                Engine::new(&DetectorSpec::defaults(), FeatureMap::default())
+                    .unwrap_or_else(|e| panic!("{e}"))
+            },
+            |engine| {
+                let mut results = Vec::new();
+                for l in &lines {
+                    black_box(engine.push_line(l, &mut results).is_ok());
+                }
+                black_box(results.len())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.throughput(Throughput::Elements(1));
+    for features in [1usize, 5] {
+        g.bench_function(format!("ewma_process/{features}_features"), |b| {
+            let mut model = waflog_core::detect::AlgorithmSpec::default().build(features);
+            let values: Vec<f64> = (0..features).map(|i| 10.0 + i as f64).collect();
+            let mut t = 0;
+            b.iter(|| {
+                t += 1;
+                let v: Vec<f64> = values.iter().map(|x| x + (t % 7) as f64).collect();
+                black_box(model.process(&IntervalFeatures {
+                    start_ms: t,
+                    end_ms: t + 1,
+                    values: &v,
+                    categories: &[],
+                }))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, parse, transform, generate, detect);
 criterion_main!(benches);

@@ -295,21 +295,29 @@ impl Indicators {
     /// The indicator (name, value) pairs in output order; the status pair is left out
     /// when the record has no status.
     pub fn pairs(&self) -> impl Iterator<Item = (&'static str, u8)> + '_ {
-        let flag = |b: bool| u8::from(b);
-        let n = &names::INDICATORS;
-        let all = [
-            Some((n[0], flag(self.country == Class::Known))),
-            Some((n[1], flag(self.country != Class::Known))),
-            Some((n[2], flag(self.action == Class::Known))),
-            Some((n[3], flag(self.action == Class::Bad))),
-            self.status.map(|s| (n[4], flag(s == Class::Known))),
-            self.status.map(|s| (n[5], flag(s == Class::Bad))),
-            Some((n[6], flag(self.method == Class::Known))),
-            Some((n[7], flag(self.method != Class::Known))),
-            Some((n[8], flag(self.source == Class::Known))),
-            Some((n[9], flag(self.source != Class::Known))),
-        ];
-        all.into_iter().flatten()
+        names::INDICATORS
+            .iter()
+            .enumerate()
+            .filter_map(|(k, name)| self.value(k).map(|v| (*name, v)))
+    }
+
+    /// The value of indicator `k` (its index in [`names::INDICATORS`]); `None` for the
+    /// status pair of a record without status.
+    pub fn value(&self, k: usize) -> Option<u8> {
+        let flag = |b: bool| Some(u8::from(b));
+        match k {
+            0 => flag(self.country == Class::Known),
+            1 => flag(self.country != Class::Known),
+            2 => flag(self.action == Class::Known),
+            3 => flag(self.action == Class::Bad),
+            4 => self.status.map(|s| u8::from(s == Class::Known)),
+            5 => self.status.map(|s| u8::from(s == Class::Bad)),
+            6 => flag(self.method == Class::Known),
+            7 => flag(self.method != Class::Known),
+            8 => flag(self.source == Class::Known),
+            9 => flag(self.source != Class::Known),
+            _ => None,
+        }
     }
 
     /// Appends `,"K_country":1,...` (each pair as JSON members, each preceded by a

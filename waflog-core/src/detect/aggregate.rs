@@ -8,7 +8,13 @@
 //! visible to the detectors. Only event time moves the watermark unless the caller
 //! advances it (follow mode), so replaying a file gives the same intervals every time.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+/// Hash maps on the per-record path: aHash is several times faster than the default
+/// SipHash and, with its per-process random keys, still resists the hash-flooding an
+/// attacker could attempt through the client IPs and URIs it sends.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,7 +48,7 @@ impl Default for Acc {
             sum: 0.0,
             min: 0.0,
             max: 0.0,
-            distinct: HashSet::new(),
+            distinct: HashSet::default(),
         }
     }
 }
@@ -201,13 +207,29 @@ impl Aggregator {
         self.interval_ms
     }
 
-    /// Adds one record with event time `ts` and extracted `values`.
-    pub fn add(&mut self, ts: i64, values: &[Option<Scalar<'_>>]) {
+    /// Event time at which [`Aggregator::close_ready`] will next close an interval
+    /// (`None` while no interval is open).
+    pub fn next_deadline(&self) -> Option<i64> {
+        let next = self
+            .next_close
+            .or_else(|| self.open.keys().next().copied())?;
+        Some(
+            next.saturating_add(self.interval_ms)
+                .saturating_add(self.delay_ms),
+        )
+    }
+
+    /// Adds one record with event time `ts` and extracted `values`. Returns true when
+    /// this may have moved [`Aggregator::next_deadline`] earlier (before the first
+    /// interval closes, an out-of-order record can open an earlier interval).
+    pub fn add(&mut self, ts: i64, values: &[Option<Scalar<'_>>]) -> bool {
         let start = ts.div_euclid(self.interval_ms) * self.interval_ms;
         if self.next_close.is_some_and(|n| start < n) {
             self.late += 1;
-            return;
+            return false;
         }
+        let first_moved =
+            self.next_close.is_none() && self.open.keys().next().is_none_or(|&f| start < f);
         self.watermark = self.watermark.max(ts);
         let entity = self.category.map(|c| {
             values[c]
@@ -223,8 +245,8 @@ impl Aggregator {
             .entry(entity)
             .or_insert_with(|| EntityAcc {
                 accs: vec![Acc::default(); n],
-                contrib: vec![HashMap::new(); d],
-                categories: HashMap::new(),
+                contrib: vec![HashMap::default(); d],
+                categories: HashMap::default(),
             });
         if let Some(i) = self.distribution {
             let key = values[i].as_ref().and_then(Scalar::as_text);
@@ -293,6 +315,7 @@ impl Aggregator {
                 }
             }
         }
+        first_moved
     }
 
     /// Moves the watermark forward to at least `ms` (follow mode: wall-clock time).

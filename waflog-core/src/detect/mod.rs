@@ -298,6 +298,8 @@ pub struct Engine {
     stats: EngineStats,
     max_event: Option<i64>,
     factory: Option<ModelFactory>,
+    /// Event time at which the next interval of any detector can close.
+    deadline: i64,
 }
 
 /// Builds the model of a detector (and entity) in place of the built-in algorithm;
@@ -381,6 +383,7 @@ impl Engine {
             stats: EngineStats::default(),
             max_event: None,
             factory: None,
+            deadline: i64::MAX,
         })
     }
 
@@ -451,6 +454,7 @@ impl Engine {
         }
         let mut engine = Engine::new(specs, map)?;
         engine.max_event = state.max_event_ms;
+
         for (slot, saved) in engine.slots.iter_mut().zip(state.slots) {
             slot.aggregator.restore(saved.aggregator);
             for (entity, model) in saved.models {
@@ -465,6 +469,7 @@ impl Engine {
             slot.anomaly_start = saved.anomaly_start.into_iter().collect();
             slot.baselines = saved.baselines.into_iter().collect();
         }
+        engine.update_deadline();
         Ok(engine)
     }
 
@@ -506,12 +511,19 @@ impl Engine {
         }
         let mut values = Vec::with_capacity(self.fields.len());
         let ts = self.extract(text, &mut values)?;
+        let mut moved = false;
         for slot in &mut self.slots {
-            slot.aggregator.add(ts, &values);
+            moved |= slot.aggregator.add(ts, &values);
+        }
+        if moved {
+            self.update_deadline();
         }
         self.max_event = Some(self.max_event.map_or(ts, |m| m.max(ts)));
         self.stats.records += 1;
-        self.close_ready(results);
+        // The watermark (latest event time) decides what closes, as in the aggregators.
+        if self.max_event.is_some_and(|w| w >= self.deadline) {
+            self.close_ready(results);
+        }
         Ok(())
     }
 
@@ -573,14 +585,9 @@ impl Engine {
             country: self.map.country(text(4)),
             method: self.map.method(text(5)),
         };
-        let pairs: Vec<(&str, u8)> = ind.pairs().collect();
         for &(slot, k) in &self.indicators {
             if v[slot].is_none() {
-                let name = names::INDICATORS[k];
-                v[slot] = pairs
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, x)| Scalar::Num(f64::from(*x)));
+                v[slot] = ind.value(k).map(|x| Scalar::Num(f64::from(x)));
             }
         }
     }
@@ -616,6 +623,16 @@ impl Engine {
             }
             self.closed = closed;
         }
+        self.update_deadline();
+    }
+
+    fn update_deadline(&mut self) {
+        self.deadline = self
+            .slots
+            .iter()
+            .filter_map(|s| s.aggregator.next_deadline())
+            .min()
+            .unwrap_or(i64::MAX);
     }
 
     fn score(
