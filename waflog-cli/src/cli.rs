@@ -199,6 +199,12 @@ pub struct DetectArgs {
     /// first configured detector's algorithm).
     #[arg(long, value_enum, default_value_t = InputFormat::Waf)]
     pub input_format: InputFormat,
+    /// Most per-entity models kept per detector (detectors with a category_field);
+    /// past it the least recently active entities are evicted and counted. The
+    /// default, 262144, is about 1 GiB at the budgeted 4 KiB per model (about 1.9 KiB
+    /// measured).
+    #[arg(long, value_name = "N", default_value_t = waflog_core::detect::DEFAULT_MAX_ENTITIES)]
+    pub max_entities: usize,
 }
 
 /// What `waflog detect` reads.

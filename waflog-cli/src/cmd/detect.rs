@@ -67,7 +67,8 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     .map_or_else(
         || Engine::new(&specs, config.feature_map()?).context("invalid detectors"),
         Ok,
-    )?;
+    )?
+    .with_max_entities(args.max_entities);
     tracing::info!(
         "{} detectors: {}",
         specs.len(),
@@ -167,6 +168,13 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     dead.finish()?;
     let elapsed = started.elapsed();
     let e = engine.stats();
+    if e.evicted > 0 {
+        tracing::warn!(
+            "{} per-entity models evicted to stay within --max-entities {}",
+            e.evicted,
+            args.max_entities
+        );
+    }
     for (name, late) in engine.late() {
         if late > 0 {
             tracing::warn!("{name}: {late} late records (after their interval closed) not counted");

@@ -201,6 +201,10 @@ struct SlotState {
     models: Vec<(Option<String>, serde_json::Value)>,
     anomaly_start: Vec<(Option<String>, i64)>,
     baselines: Vec<(Option<String>, Baseline)>,
+    #[serde(default)]
+    last_active: Vec<(Option<String>, u64)>,
+    #[serde(default)]
+    rounds: u64,
 }
 
 fn sorted<V: Clone>(m: &HashMap<Option<String>, V>) -> Vec<(Option<String>, V)> {
@@ -271,7 +275,19 @@ struct Slot {
     anomaly_start: HashMap<Option<String>, i64>,
     /// Contributor baselines, per entity.
     baselines: HashMap<Option<String>, Baseline>,
+    /// Close round in which each entity last had an interval, for eviction.
+    last_active: HashMap<Option<String>, u64>,
+    rounds: u64,
 }
+
+/// Memory budgeted per per-entity model. Measured (`waflog-core/tests/entity_memory.rs`,
+/// growth of resident memory over 50,000 entities): about 1.9 KB for an `ewma` model
+/// with one feature, its key, its contributor baselines and bookkeeping; the budget
+/// takes twice that as headroom, which the test checks stays an upper bound.
+pub const BYTES_PER_ENTITY: usize = 4_096;
+
+/// Default cap on models per detector: 1 GiB worth of [`BYTES_PER_ENTITY`].
+pub const DEFAULT_MAX_ENTITIES: usize = (1 << 30) / BYTES_PER_ENTITY;
 
 /// Counters of a detection run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -282,6 +298,8 @@ pub struct EngineStats {
     pub intervals: u64,
     /// Results with a grade above zero.
     pub anomalies: u64,
+    /// Per-entity models evicted to stay within the entity budget.
+    pub evicted: u64,
 }
 
 /// Extraction, aggregation and detection for a set of detectors.
@@ -300,6 +318,7 @@ pub struct Engine {
     factory: Option<ModelFactory>,
     /// Event time at which the next interval of any detector can close.
     deadline: i64,
+    max_entities: usize,
 }
 
 /// Builds the model of a detector (and entity) in place of the built-in algorithm;
@@ -316,6 +335,15 @@ impl std::fmt::Debug for ModelFactory {
 }
 
 impl Engine {
+    /// Caps the per-entity models of each detector (default
+    /// [`DEFAULT_MAX_ENTITIES`], about 1 GiB): past it, the least recently active
+    /// entities are evicted (counted in [`EngineStats::evicted`]) and start afresh
+    /// if they come back.
+    pub fn with_max_entities(mut self, max: usize) -> Engine {
+        self.max_entities = max.max(1);
+        self
+    }
+
     /// Plugs in your own detectors: `factory` is asked for each new model (one per
     /// detector, or per detector and entity); where it returns `None` the detector's
     /// configured algorithm is used.
@@ -365,6 +393,8 @@ impl Engine {
                 models: HashMap::new(),
                 anomaly_start: HashMap::new(),
                 baselines: HashMap::new(),
+                last_active: HashMap::new(),
+                rounds: 0,
             });
         }
         let indicators = names::INDICATORS
@@ -384,6 +414,7 @@ impl Engine {
             max_event: None,
             factory: None,
             deadline: i64::MAX,
+            max_entities: DEFAULT_MAX_ENTITIES,
         })
     }
 
@@ -414,6 +445,8 @@ impl Engine {
                     },
                     anomaly_start: sorted(&s.anomaly_start),
                     baselines: sorted(&s.baselines),
+                    last_active: sorted(&s.last_active),
+                    rounds: s.rounds,
                 })
                 .collect(),
         }
@@ -468,6 +501,8 @@ impl Engine {
             }
             slot.anomaly_start = saved.anomaly_start.into_iter().collect();
             slot.baselines = saved.baselines.into_iter().collect();
+            slot.last_active = saved.last_active.into_iter().collect();
+            slot.rounds = saved.rounds;
         }
         engine.update_deadline();
         Ok(engine)
@@ -751,6 +786,33 @@ impl Engine {
                 self.stats.anomalies += 1;
             }
             results.push(result);
+            if slot.spec.category_field.is_some() {
+                slot.last_active.insert(c.entity.clone(), slot.rounds);
+            }
         }
+        slot.rounds += 1;
+        if slot.models.len() > self.max_entities {
+            self.stats.evicted += Self::evict(slot, self.max_entities) as u64;
+        }
+    }
+
+    /// Drops the least recently active entities down to 99 % of `max` (in one batch,
+    /// so eviction is not paid on every interval). Returns how many went.
+    fn evict(slot: &mut Slot, max: usize) -> usize {
+        let keep = max - max / 100;
+        let mut by_age: Vec<(u64, Option<String>)> = slot
+            .models
+            .keys()
+            .map(|k| (slot.last_active.get(k).copied().unwrap_or(0), k.clone()))
+            .collect();
+        by_age.sort();
+        let gone = by_age.len().saturating_sub(keep);
+        for (_, k) in by_age.into_iter().take(gone) {
+            slot.models.remove(&k);
+            slot.anomaly_start.remove(&k);
+            slot.baselines.remove(&k);
+            slot.last_active.remove(&k);
+        }
+        gone
     }
 }
