@@ -557,6 +557,11 @@ fn detect_flags_the_injected_episode_with_ad_shaped_results() {
     let top = countries["top"][0]["value"].as_str().unwrap();
     assert!(["XX", "YY", "ZZ", "WW"].contains(&top), "{countries}");
     assert!(countries["top"][0]["count"].as_u64().unwrap() > 50);
+    // The whole document, pinned: field names, types and values of a seeded run.
+    insta::assert_snapshot!(
+        "country_anomaly_result",
+        serde_json::to_string_pretty(country[0]).unwrap()
+    );
     assert_eq!(country[0]["feature_data"][0]["feature_name"], "UNK_country");
     assert_eq!(country[0]["relevant_attribution"][0]["data"], 1.0);
     assert!(country[0]["anomaly_grade"].as_f64().unwrap() > 0.5);
