@@ -150,6 +150,17 @@ pub fn from_json_text(raw: &str) -> Result<Option<i64>, SchemaError> {
     }
 }
 
+/// Parses a duration such as `90s`, `15m`, `2h`, `1h30m` or `0` into milliseconds
+/// (interval lengths, window delays, episode offsets).
+pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration such as 90s, 15m or 2h ({e})"))
+        .and_then(|d| i64::try_from(d.as_millis()).map_err(|_| format!("`{s}` is too long")))
+}
+
 /// Formats epoch milliseconds as RFC 3339 with millisecond precision (`...T12:00:00.123Z`).
 pub fn to_rfc3339(ms: i64) -> String {
     match chrono::DateTime::from_timestamp_millis(ms) {

@@ -40,15 +40,7 @@ impl Transformer {
     /// appends the output line, with its newline, to `out`. On error `out` is left as
     /// it was.
     pub fn transform_line(&self, line: &[u8], out: &mut Vec<u8>) -> Result<(), SchemaError> {
-        let text = std::str::from_utf8(line).map_err(|e| SchemaError::InvalidUtf8 {
-            at: e.valid_up_to(),
-        })?;
-        let text = text.trim_ascii();
-        match text.as_bytes().first() {
-            Some(b'{') => {}
-            Some(_) => return Err(not_an_object(text)),
-            None => return Err(SchemaError::InvalidJson("empty line".into())),
-        }
+        let text = object_text(line)?;
         let view: RecordView<'_> = serde_json::from_str(text).map_err(|e| field_error(text, e))?;
         let raw_ts = view.timestamp.ok_or(SchemaError::MissingTimestamp)?;
         let ms = timestamp::from_json_text(raw_ts.get())?.ok_or(SchemaError::MissingTimestamp)?;
@@ -93,7 +85,22 @@ impl Transformer {
     }
 }
 
-pub(crate) fn not_an_object(text: &str) -> SchemaError {
+/// The line as trimmed UTF-8 text that starts like a JSON object, or the reason it
+/// cannot be a record (invalid UTF-8, empty, another JSON type, not JSON).
+pub(crate) fn object_text(line: &[u8]) -> Result<&str, SchemaError> {
+    let text = std::str::from_utf8(line)
+        .map_err(|e| SchemaError::InvalidUtf8 {
+            at: e.valid_up_to(),
+        })?
+        .trim_ascii();
+    match text.as_bytes().first() {
+        Some(b'{') => Ok(text),
+        Some(_) => Err(not_an_object(text)),
+        None => Err(SchemaError::InvalidJson("empty line".into())),
+    }
+}
+
+fn not_an_object(text: &str) -> SchemaError {
     match serde_json::from_str::<serde::de::IgnoredAny>(text) {
         Ok(_) => {
             let kind = match text.as_bytes()[0] {

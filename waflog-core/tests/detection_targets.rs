@@ -15,6 +15,21 @@ use waflog_core::simulate::{Episode, Generator, Limit, Scenario};
 
 const START: i64 = 1_714_521_600_000; // 2024-05-01T00:00:00Z
 
+/// Every result of `engine` on the scenario's traffic (intervals complete in event
+/// time are scored at the end).
+fn detect(scenario: &Scenario, mut engine: Engine) -> Vec<AnomalyResult> {
+    let mut generator = Generator::new(scenario).unwrap();
+    let (mut line, mut results) = (Vec::new(), Vec::new());
+    while generator.next_record(&mut line).is_some() {
+        engine
+            .push_line(line.trim_ascii_end(), &mut results)
+            .unwrap();
+        line.clear();
+    }
+    engine.finish(&mut results);
+    results
+}
+
 fn run(seed: u64, episodes: &[String]) -> Report {
     let mut scenario = Scenario::new(seed, START);
     scenario.rate = 50.0;
@@ -23,16 +38,10 @@ fn run(seed: u64, episodes: &[String]) -> Report {
         scenario.episodes.push(Episode::parse(e).unwrap());
     }
     let specs = DetectorSpec::defaults();
-    let mut engine = Engine::new(&specs, FeatureMap::default()).unwrap();
-    let mut generator = Generator::new(&scenario).unwrap();
-    let (mut line, mut results): (Vec<u8>, Vec<AnomalyResult>) = (Vec::new(), Vec::new());
-    while generator.next_record(&mut line).is_some() {
-        engine
-            .push_line(line.trim_ascii_end(), &mut results)
-            .unwrap();
-        line.clear();
-    }
-    engine.finish(&mut results);
+    let results = detect(
+        &scenario,
+        Engine::new(&specs, FeatureMap::default()).unwrap(),
+    );
     let report = evaluate(&scenario.truth(), &results, &specs, 10);
     println!("seed {seed}\n{}", report.table());
     report
@@ -106,15 +115,10 @@ fn a_flood_is_explained_by_its_client() {
         .episodes
         .push(Episode::parse("flood:2h:5m:6").unwrap());
     let flood_ip = scenario.truth()[0].client_ip.clone().unwrap();
-    let mut engine = Engine::new(&DetectorSpec::defaults(), FeatureMap::default()).unwrap();
-    let mut generator = Generator::new(&scenario).unwrap();
-    let (mut line, mut results): (Vec<u8>, Vec<AnomalyResult>) = (Vec::new(), Vec::new());
-    while generator.next_record(&mut line).is_some() {
-        engine
-            .push_line(line.trim_ascii_end(), &mut results)
-            .unwrap();
-        line.clear();
-    }
+    let results = detect(
+        &scenario,
+        Engine::new(&DetectorSpec::defaults(), FeatureMap::default()).unwrap(),
+    );
     let flagged: Vec<_> = results
         .iter()
         .filter(|r| r.detector_name == "request-count-detector" && r.is_anomaly())
@@ -227,15 +231,10 @@ fn categorical_detectors_catch_shifts_without_a_vocabulary() {
     ] {
         scenario.episodes.push(Episode::parse(e).unwrap());
     }
-    let mut engine = Engine::new(&specs, FeatureMap::default()).unwrap();
-    let mut generator = Generator::new(&scenario).unwrap();
-    let (mut line, mut results): (Vec<u8>, Vec<AnomalyResult>) = (Vec::new(), Vec::new());
-    while generator.next_record(&mut line).is_some() {
-        engine
-            .push_line(line.trim_ascii_end(), &mut results)
-            .unwrap();
-        line.clear();
-    }
+    let results = detect(
+        &scenario,
+        Engine::new(&specs, FeatureMap::default()).unwrap(),
+    );
     let report = evaluate(&scenario.truth(), &results, &specs, 10);
     println!("{}", report.table());
     for e in &report.episodes {

@@ -140,17 +140,9 @@ impl Categorical {
 impl Detector for Categorical {
     fn process(&mut self, interval: &IntervalFeatures<'_>) -> Score {
         let (z, tvd, shifts) = self.test(interval.categories);
-        let graded = self.seen >= u64::from(self.min_intervals);
-        let grade = if graded && z >= self.threshold && tvd >= self.min_shift {
-            1.0 - self.threshold / z
-        } else {
-            0.0
-        };
-        let confidence = if graded {
-            1.0 - (-(self.seen as f64) / 10.0).exp()
-        } else {
-            0.0
-        };
+        let (grade, confidence) =
+            super::grade_and_confidence(z, self.threshold, self.seen, self.min_intervals);
+        let grade = if tvd >= self.min_shift { grade } else { 0.0 };
         let n = interval.values.len().min(self.mean.len());
         let expected = self.mean[..n].to_vec();
         if grade == 0.0 {

@@ -62,17 +62,8 @@ impl Detector for Ewma {
             .map(|i| (x[i] - self.mean[i]) / self.scale(i))
             .collect();
         let score = z.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
-        let graded = self.seen >= u64::from(self.min_intervals);
-        let grade = if graded && score >= self.threshold {
-            1.0 - self.threshold / score
-        } else {
-            0.0
-        };
-        let confidence = if graded {
-            1.0 - (-(self.seen as f64) / 10.0).exp()
-        } else {
-            0.0
-        };
+        let (grade, confidence) =
+            super::grade_and_confidence(score, self.threshold, self.seen, self.min_intervals);
         let total: f64 = z.iter().map(|v| v.abs()).sum();
         let attribution = z
             .iter()

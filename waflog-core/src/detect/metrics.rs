@@ -6,7 +6,7 @@
 //! feature names. Timestamps are read like WAF timestamps (epoch numbers of any unit,
 //! RFC 3339, or `YYYY-MM-DD HH:MM:SS` as UTC).
 
-use super::result::{self, AnomalyResult};
+use super::result::AnomalyResult;
 use super::{AlgorithmSpec, Detector, IntervalFeatures};
 use crate::error::SchemaError;
 
@@ -103,50 +103,10 @@ impl MetricSeries {
             self.anomaly_start = None;
             None
         };
-        Ok(Some(AnomalyResult {
-            detector_id: self.name.clone(),
-            detector_name: self.name.clone(),
-            entity: None,
-            data_start_time: ts,
-            data_end_time: end,
-            execution_start_time: end,
-            execution_end_time: end,
-            anomaly_score: s.anomaly_score,
-            anomaly_grade: s.anomaly_grade,
-            confidence: s.confidence,
-            threshold: s.threshold,
-            feature_data: names
-                .iter()
-                .zip(&values)
-                .map(|(name, v)| result::FeatureData {
-                    feature_id: name.clone(),
-                    feature_name: name.clone(),
-                    data: *v,
-                })
-                .collect(),
-            relevant_attribution: names
-                .iter()
-                .zip(&s.attribution)
-                .map(|(name, v)| result::Attribution {
-                    feature_id: name.clone(),
-                    data: *v,
-                })
-                .collect(),
-            expected_values: vec![result::Expected {
-                likelihood: 1.0,
-                value_list: names
-                    .iter()
-                    .zip(&s.expected)
-                    .map(|(name, v)| result::ExpectedValue {
-                        feature_id: name.clone(),
-                        data: *v,
-                    })
-                    .collect(),
-            }],
-            approx_anomaly_start_time: approx,
-            records: 1,
-            contributors: None,
-        }))
+        let mut result = AnomalyResult::from_score(&self.name, names, &values, &s, (ts, end), end);
+        result.approx_anomaly_start_time = approx;
+        result.records = 1;
+        Ok(Some(result))
     }
 }
 

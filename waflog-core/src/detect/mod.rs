@@ -88,6 +88,28 @@ pub struct Score {
     pub shifted_categories: Vec<(String, u64, f64)>,
 }
 
+/// Grade and confidence shared by the built-in detectors: a grade of
+/// `1 - threshold / score` once the score reaches the threshold (0 below it, so it
+/// lies in [0, 1) and grows with the score), a confidence of `1 - exp(-seen / 10)`
+/// (0.63 after 10 intervals, 0.98 after 40), and neither before `min_intervals`
+/// intervals were seen.
+pub fn grade_and_confidence(
+    score: f64,
+    threshold: f64,
+    seen: u64,
+    min_intervals: u32,
+) -> (f64, f64) {
+    if seen < u64::from(min_intervals) {
+        return (0.0, 0.0);
+    }
+    let grade = if score >= threshold {
+        1.0 - threshold / score
+    } else {
+        0.0
+    };
+    (grade, 1.0 - (-(seen as f64) / 10.0).exp())
+}
+
 /// A streaming detector: scores one closed interval, then learns from it, in one call.
 ///
 /// Implement it to plug in your own algorithm (see `examples/`).
@@ -535,15 +557,7 @@ impl Engine {
         line: &[u8],
         results: &mut Vec<AnomalyResult>,
     ) -> Result<(), SchemaError> {
-        let text = std::str::from_utf8(line).map_err(|e| SchemaError::InvalidUtf8 {
-            at: e.valid_up_to(),
-        })?;
-        let text = text.trim_ascii();
-        match text.as_bytes().first() {
-            Some(b'{') => {}
-            Some(_) => return Err(crate::transform::not_an_object(text)),
-            None => return Err(SchemaError::InvalidJson("empty line".into())),
-        }
+        let text = crate::transform::object_text(line)?;
         let mut values = Vec::with_capacity(self.fields.len());
         let ts = self.extract(text, &mut values)?;
         let mut moved = false;
@@ -732,55 +746,24 @@ impl Engine {
                 baseline.learn(&c);
                 None
             };
-            let names = slot.spec.features.iter().map(|f| f.name.clone());
-            let result = AnomalyResult {
-                detector_id: slot.spec.name.clone(),
-                detector_name: slot.spec.name.clone(),
-                entity: c.entity.as_ref().map(|e| {
-                    vec![result::EntityValue {
-                        name: slot.spec.category_field.clone().unwrap_or_default(),
-                        value: e.clone(),
-                    }]
-                }),
-                data_start_time: c.start_ms,
-                data_end_time: c.end_ms,
-                execution_start_time: c.end_ms + delay,
-                execution_end_time: c.end_ms + delay,
-                anomaly_score: s.anomaly_score,
-                anomaly_grade: s.anomaly_grade,
-                confidence: s.confidence,
-                threshold: s.threshold,
-                feature_data: names
-                    .clone()
-                    .zip(&c.values)
-                    .map(|(name, v)| result::FeatureData {
-                        feature_id: name.clone(),
-                        feature_name: name,
-                        data: *v,
-                    })
-                    .collect(),
-                relevant_attribution: names
-                    .clone()
-                    .zip(&s.attribution)
-                    .map(|(name, v)| result::Attribution {
-                        feature_id: name,
-                        data: *v,
-                    })
-                    .collect(),
-                expected_values: vec![result::Expected {
-                    likelihood: 1.0,
-                    value_list: names
-                        .zip(&s.expected)
-                        .map(|(name, v)| result::ExpectedValue {
-                            feature_id: name,
-                            data: *v,
-                        })
-                        .collect(),
-                }],
-                approx_anomaly_start_time: approx_start,
-                records: c.records,
-                contributors,
-            };
+            let names: Vec<String> = slot.spec.features.iter().map(|f| f.name.clone()).collect();
+            let mut result = AnomalyResult::from_score(
+                &slot.spec.name,
+                &names,
+                &c.values,
+                &s,
+                (c.start_ms, c.end_ms),
+                c.end_ms + delay,
+            );
+            result.entity = c.entity.as_ref().map(|e| {
+                vec![result::EntityValue {
+                    name: slot.spec.category_field.clone().unwrap_or_default(),
+                    value: e.clone(),
+                }]
+            });
+            result.approx_anomaly_start_time = approx_start;
+            result.records = c.records;
+            result.contributors = contributors;
             self.stats.intervals += 1;
             if result.is_anomaly() {
                 self.stats.anomalies += 1;

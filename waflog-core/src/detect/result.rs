@@ -120,6 +120,57 @@ pub struct AnomalyResult {
 }
 
 impl AnomalyResult {
+    /// The result of one scored interval: `names` and `values` are the features in
+    /// order, `score` what the detector said; `executed_ms` fills both execution
+    /// times. Entity, anomaly start, record count and contributors are left empty.
+    pub fn from_score(
+        detector: &str,
+        names: &[String],
+        values: &[f64],
+        score: &super::Score,
+        (start_ms, end_ms): (i64, i64),
+        executed_ms: i64,
+    ) -> AnomalyResult {
+        let per_feature = |data: &[f64]| -> Vec<(String, f64)> {
+            names.iter().cloned().zip(data.iter().copied()).collect()
+        };
+        AnomalyResult {
+            detector_id: detector.to_string(),
+            detector_name: detector.to_string(),
+            entity: None,
+            data_start_time: start_ms,
+            data_end_time: end_ms,
+            execution_start_time: executed_ms,
+            execution_end_time: executed_ms,
+            anomaly_score: score.anomaly_score,
+            anomaly_grade: score.anomaly_grade,
+            confidence: score.confidence,
+            threshold: score.threshold,
+            feature_data: per_feature(values)
+                .into_iter()
+                .map(|(name, data)| FeatureData {
+                    feature_id: name.clone(),
+                    feature_name: name,
+                    data,
+                })
+                .collect(),
+            relevant_attribution: per_feature(&score.attribution)
+                .into_iter()
+                .map(|(feature_id, data)| Attribution { feature_id, data })
+                .collect(),
+            expected_values: vec![Expected {
+                likelihood: 1.0,
+                value_list: per_feature(&score.expected)
+                    .into_iter()
+                    .map(|(feature_id, data)| ExpectedValue { feature_id, data })
+                    .collect(),
+            }],
+            approx_anomaly_start_time: None,
+            records: 0,
+            contributors: None,
+        }
+    }
+
     /// True when the grade is above zero.
     pub fn is_anomaly(&self) -> bool {
         self.anomaly_grade > 0.0

@@ -173,15 +173,7 @@ fn default_shingle() -> usize {
     8
 }
 
-/// Parses a duration such as `1m`, `30s`, `0` into milliseconds.
-pub fn duration_ms(s: &str) -> Result<i64, String> {
-    if s.trim() == "0" {
-        return Ok(0);
-    }
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("`{s}` is not a duration such as 30s, 1m or 1h ({e})"))
-        .and_then(|d| i64::try_from(d.as_millis()).map_err(|_| format!("`{s}` is too long")))
-}
+pub use crate::timestamp::parse_duration_ms as duration_ms;
 
 impl DetectorSpec {
     /// A detector on the sum of one indicator per interval.

@@ -62,15 +62,6 @@ pub struct Episode {
 /// Default flood multiplier.
 pub const DEFAULT_FLOOD_MULTIPLIER: f64 = 5.0;
 
-fn parse_duration_ms(s: &str) -> Result<i64, String> {
-    if s.trim() == "0" {
-        return Ok(0);
-    }
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("`{s}` is not a duration such as 90s, 15m or 2h ({e})"))
-        .and_then(|d| i64::try_from(d.as_millis()).map_err(|_| format!("`{s}` is too long")))
-}
-
 impl Episode {
     /// Parses `FIELD:OFFSET:DURATION[:INTENSITY]` (FIELD one of action,
     /// httpSourceName, httpStatus, country, httpMethod) or
@@ -84,8 +75,8 @@ impl Episode {
         if !(3..=4).contains(&parts.len()) {
             return Err(err("expected FIELD:OFFSET:DURATION[:INTENSITY]".into()));
         }
-        let offset_ms = parse_duration_ms(parts[1]).map_err(&err)?;
-        let duration_ms = parse_duration_ms(parts[2]).map_err(&err)?;
+        let offset_ms = crate::timestamp::parse_duration_ms(parts[1]).map_err(&err)?;
+        let duration_ms = crate::timestamp::parse_duration_ms(parts[2]).map_err(&err)?;
         if duration_ms <= 0 {
             return Err(err("duration must be positive".into()));
         }
