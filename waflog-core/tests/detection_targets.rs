@@ -254,3 +254,49 @@ fn categorical_detectors_catch_shifts_without_a_vocabulary() {
     assert_eq!(top.field, "httpRequest.country");
     assert!(["XX", "YY", "ZZ", "WW"].contains(&top.top[0].value.as_str()));
 }
+
+/// On a multi-feature detector the injected feature gets the largest attribution share.
+#[test]
+fn multi_feature_attribution_names_the_injected_field() {
+    let mut spec = DetectorSpec::indicator_sum("everything", "B_action");
+    for f in [
+        "UNK_country",
+        "uncommon_method",
+        "UNK_source",
+        "B_httpstatus",
+    ] {
+        let mut extra = DetectorSpec::indicator_sum("x", f).features.remove(0);
+        extra.name = f.into();
+        spec.features.push(extra);
+    }
+    let mut scenario = Scenario::new(21, START);
+    scenario.rate = 50.0;
+    scenario.limit = Limit::Duration(4 * 3_600_000);
+    let episodes = [
+        ("country", "UNK_country"),
+        ("httpMethod", "uncommon_method"),
+        ("action", "B_action"),
+    ];
+    for (i, (field, _)) in episodes.iter().enumerate() {
+        scenario
+            .episodes
+            .push(Episode::parse(&format!("{field}:{}m:5m:0.2", 60 + i * 60)).unwrap());
+    }
+    let results = detect(
+        &scenario,
+        Engine::new(&[spec], FeatureMap::default()).unwrap(),
+    );
+    for (i, (_, feature)) in episodes.iter().enumerate() {
+        let start = START + (60 + i as i64 * 60) * 60_000;
+        let r = results.iter().find(|r| r.data_start_time == start).unwrap();
+        assert!(r.is_anomaly(), "{feature} episode not flagged");
+        let top = r
+            .relevant_attribution
+            .iter()
+            .max_by(|a, b| a.data.total_cmp(&b.data))
+            .unwrap();
+        assert_eq!(top.feature_id, *feature);
+        let total: f64 = r.relevant_attribution.iter().map(|a| a.data).sum();
+        assert!((total - 1.0).abs() < 1e-9);
+    }
+}
