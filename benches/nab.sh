@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Score waflog's default time-series detector on the Numenta Anomaly Benchmark (NAB).
 #
-# Usage:   bash benches/nab.sh [--nab DIR] [--json] [--mapping ratio|raw|grade]
+# Usage:   bash benches/nab.sh [--nab DIR] [--json] [--method likelihood|ratio|scaled|...]
 #          (arguments are passed to examples/nab.rs; see `bash benches/nab.sh --help`)
 #
 # What it measures: the detector of `AlgorithmSpec::default()` (ewma) is run, one fresh
 # model per series, over every row of the 58 labelled NAB series; each row's anomaly
-# score (by default s/(s+threshold), s = the detector's raw |z| score) is scored with
+# score (by default Numenta's anomaly likelihood of the detector's raw |z|, computed in
+# examples/nab.rs; `--method ratio` scores s/(s+threshold) instead) is scored with
 # NAB's method (waflog_core::eval::nab: threshold optimised per profile over the whole
 # corpus, normalised so that the null detector scores 0 and the perfect one 100). It
 # prints the standard / reward_low_FP_rate / reward_low_FN_rate scores next to published
