@@ -6,8 +6,8 @@
 #
 # What it measures: the detector of `AlgorithmSpec::default()` (ewma) is run, one fresh
 # model per series, over every row of the 58 labelled NAB series; each row's anomaly
-# score (by default Numenta's anomaly likelihood of the detector's raw |z|, computed in
-# examples/nab.rs; `--method ratio` scores s/(s+threshold) instead) is scored with
+# score (by default Numenta's anomaly likelihood of the detector's raw |z|, the core's
+# `ewma_likelihood` model; `--method ratio` scores s/(s+threshold) instead) is scored with
 # NAB's method (waflog_core::eval::nab: threshold optimised per profile over the whole
 # corpus, normalised so that the null detector scores 0 and the perfect one 100). It
 # prints the standard / reward_low_FP_rate / reward_low_FN_rate scores next to published

@@ -36,6 +36,7 @@ pub mod aggregate;
 pub mod categorical;
 pub mod ewma;
 pub mod extract;
+pub mod likelihood;
 pub mod metrics;
 pub mod result;
 pub mod spec;
@@ -136,6 +137,11 @@ impl AlgorithmSpec {
                     .map(|m| Box::new(m) as Box<dyn Detector>)
                     .map_err(|e| e.to_string())
             }
+            AlgorithmSpec::EwmaLikelihood { .. } => {
+                serde_json::from_value::<likelihood::EwmaLikelihood>(state)
+                    .map(|m| Box::new(m) as Box<dyn Detector>)
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -164,6 +170,21 @@ impl AlgorithmSpec {
                 threshold,
                 min_shift,
                 min_intervals,
+            )),
+            AlgorithmSpec::EwmaLikelihood {
+                half_life,
+                threshold,
+                window,
+                average,
+                min_intervals,
+            } => Box::new(likelihood::EwmaLikelihood::new(
+                ewma::Ewma::new(features, half_life, 5.0, min_intervals),
+                likelihood::Likelihood::new(likelihood::LikelihoodParams {
+                    window,
+                    average,
+                    ..likelihood::LikelihoodParams::default()
+                }),
+                threshold,
             )),
         }
     }
@@ -405,7 +426,7 @@ impl Engine {
             let category = s.category_field.as_deref().map(|p| fields.add(p));
             let distribution = match &s.algorithm {
                 AlgorithmSpec::Categorical { field, .. } => Some(fields.add(field)),
-                AlgorithmSpec::Ewma { .. } => None,
+                AlgorithmSpec::Ewma { .. } | AlgorithmSpec::EwmaLikelihood { .. } => None,
             };
             slots.push(Slot {
                 aggregator: Aggregator::new(s, features, category)

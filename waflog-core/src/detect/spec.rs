@@ -111,7 +111,44 @@ pub enum AlgorithmSpec {
         #[serde(default = "default_min_intervals")]
         min_intervals: u32,
     },
+    /// The ewma z-score post-processed by Numenta's anomaly likelihood (see
+    /// [`crate::detect::likelihood`]): the score, in [0, 1], says how unusual the
+    /// recent |z| is for this series, so one threshold suits noisy and quiet series.
+    /// Grades nothing during the likelihood's probation (its first 388 intervals).
+    EwmaLikelihood {
+        /// Half-life of the ewma baseline in intervals.
+        #[serde(default = "default_half_life")]
+        half_life: f64,
+        /// Likelihood score, in (0, 1), at and above which an interval is anomalous.
+        /// The default 0.5 (a tail probability of 1e-5) is near NAB's standard-profile
+        /// optimum for this detector, 0.517 (`examples/nab.rs`).
+        #[serde(default = "default_likelihood_threshold")]
+        threshold: f64,
+        /// Intervals of raw scores the likelihood's distribution is estimated from.
+        #[serde(default = "default_likelihood_window")]
+        window: usize,
+        /// Intervals in the likelihood's short moving average of the raw score.
+        #[serde(default = "default_likelihood_average")]
+        average: usize,
+        /// Intervals the ewma sees before it grades (its |z| counts as 0 until then).
+        #[serde(default = "default_min_intervals")]
+        min_intervals: u32,
+    },
 }
+
+fn default_likelihood_threshold() -> f64 {
+    0.5
+}
+fn default_likelihood_window() -> usize {
+    8640
+}
+fn default_likelihood_average() -> usize {
+    10
+}
+
+/// Most intervals an `ewma_likelihood` window may hold (the state keeps two numbers
+/// per interval of the window).
+pub const MAX_LIKELIHOOD_WINDOW: usize = 100_000;
 
 fn default_min_shift() -> f64 {
     0.02
@@ -345,6 +382,12 @@ impl DetectorSpec {
                 threshold,
                 min_intervals,
                 ..
+            }
+            | AlgorithmSpec::EwmaLikelihood {
+                half_life,
+                threshold,
+                min_intervals,
+                ..
             } => (*half_life, *threshold, *min_intervals),
         };
         if !(half_life >= 1.0 && half_life.is_finite()) {
@@ -358,6 +401,29 @@ impl DetectorSpec {
                 "algorithm.threshold".into(),
                 format!("{threshold} must be positive"),
             ));
+        }
+        if let AlgorithmSpec::EwmaLikelihood {
+            window, average, ..
+        } = self.algorithm
+        {
+            if threshold >= 1.0 {
+                return Err(invalid(
+                    "algorithm.threshold".into(),
+                    format!("{threshold} must be below 1 (a likelihood score)"),
+                ));
+            }
+            if !(1..=1000).contains(&average) {
+                return Err(invalid(
+                    "algorithm.average".into(),
+                    format!("{average} must be in 1..=1000"),
+                ));
+            }
+            if !(average..=MAX_LIKELIHOOD_WINDOW).contains(&window) {
+                return Err(invalid(
+                    "algorithm.window".into(),
+                    format!("{window} must be in {average}..={MAX_LIKELIHOOD_WINDOW} (average..)"),
+                ));
+            }
         }
         if min_intervals > 10 {
             return Err(invalid(
@@ -459,6 +525,29 @@ mod tests {
                 .to_string()
                 .contains("features[0].filter")
         );
+        let mut s = DetectorSpec::indicator_sum("x", "B_action");
+        s.algorithm = toml::from_str("type = \"ewma_likelihood\"").unwrap();
+        assert_eq!(
+            s.algorithm,
+            AlgorithmSpec::EwmaLikelihood {
+                half_life: 60.0,
+                threshold: 0.5,
+                window: 8640,
+                average: 10,
+                min_intervals: 5
+            }
+        );
+        s.validate(0, p).unwrap();
+        for (field, toml_text) in [
+            ("algorithm.threshold", "threshold = 1.0"),
+            ("algorithm.average", "average = 0"),
+            ("algorithm.window", "window = 5"),
+        ] {
+            s.algorithm =
+                toml::from_str(&format!("type = \"ewma_likelihood\"\n{toml_text}")).unwrap();
+            let e = s.validate(0, p).unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
         let d = vec![
             DetectorSpec::indicator_sum("x", "B_action"),
             DetectorSpec::indicator_sum("x", "UNK_country"),
