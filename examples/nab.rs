@@ -39,6 +39,7 @@ use std::time::Instant;
 
 use waflog_core::detect::ewma::Ewma;
 use waflog_core::detect::likelihood::{EwmaLikelihood, Likelihood, LikelihoodParams};
+use waflog_core::detect::rcf::{Rcf, RcfParams};
 use waflog_core::detect::{AlgorithmSpec, Detector, IntervalFeatures};
 use waflog_core::eval::nab::{self, CorpusScore, CostProfile};
 
@@ -174,10 +175,14 @@ enum Method {
     /// task brief (a self-normalised score, as in Numenta's likelihood but with only a
     /// first moment and no averaging).
     Scaled,
+    /// The raw score of a fresh Random Cut Forest per series
+    /// (`waflog_core::detect::rcf`, `type = "rcf"` with its defaults: 50 trees, 256
+    /// samples, time decay 1/2560, shingle size 8); no thresholder, no ewma.
+    Rcf,
 }
 
 impl Method {
-    const NAMES: &str = "ratio, likelihood, likelihood-spatial, scaled";
+    const NAMES: &str = "ratio, likelihood, likelihood-spatial, scaled, rcf";
 
     fn parse(name: &str) -> Option<Method> {
         match name {
@@ -185,6 +190,7 @@ impl Method {
             "likelihood" => Some(Method::Likelihood),
             "likelihood-spatial" => Some(Method::LikelihoodSpatial),
             "scaled" => Some(Method::Scaled),
+            "rcf" => Some(Method::Rcf),
             _ => None,
         }
     }
@@ -195,6 +201,7 @@ impl Method {
             Method::Likelihood => "likelihood",
             Method::LikelihoodSpatial => "likelihood-spatial",
             Method::Scaled => "scaled",
+            Method::Rcf => "rcf",
         }
     }
 }
@@ -232,6 +239,7 @@ impl EwmaParams {
                 threshold,
                 min_intervals,
             },
+            AlgorithmSpec::Rcf { .. } => unreachable!("the default algorithm is ewma"),
         }
     }
 
@@ -288,6 +296,7 @@ Scores waflog's default detector (ewma) on the Numenta Anomaly Benchmark.
                          ratio: a fixed function of |z| (see --mapping; the old default)
                          likelihood-spatial: likelihood + HTM's spatial-anomaly rule
                          scaled: |z| / decayed mean of the series' past |z|
+                         rcf: raw score of a Random Cut Forest (type = \"rcf\")
   --mapping M          for --method ratio: ratio (default, s/(s+threshold)),
                        raw (s itself; same ranking, same scores) or grade
 ewma detector (default: those of AlgorithmSpec::default()):
@@ -416,6 +425,8 @@ fn score_series(series: &nab::Series, args: &Args) -> Vec<f64> {
         0.5,
     );
     let mut scaled = Scaled::new(args.scale_half_life);
+    let mut forest = (args.method == Method::Rcf)
+        .then(|| Rcf::new(1, 8, RcfParams::default()).unwrap_or_else(|e| panic!("rcf: {e}")));
     // Range of the values seen so far, for the spatial-anomaly rule.
     let mut range: Option<(f64, f64)> = None;
     let ts = &series.timestamps;
@@ -435,6 +446,9 @@ fn score_series(series: &nab::Series, args: &Args) -> Vec<f64> {
                 values: std::slice::from_ref(&value),
             };
             match args.method {
+                Method::Rcf => forest
+                    .as_mut()
+                    .map_or(0.0, |f| f.process(&interval).anomaly_score),
                 Method::Likelihood | Method::LikelihoodSpatial => {
                     let score = likelihood.process(&interval).anomaly_score;
                     let spatial = range.is_some_and(|(lo, hi)| {
@@ -479,6 +493,9 @@ fn formula(args: &Args) -> String {
         Method::Ratio => args.mapping.formula().to_string(),
         Method::Likelihood => lk_text(),
         Method::LikelihoodSpatial => format!("{} + spatial anomalies", lk_text()),
+        Method::Rcf => {
+            "raw rcf score (50 trees, 256 samples, time decay 1/2560, shingle 8)".to_string()
+        }
         Method::Scaled => format!(
             "|z| / (decayed mean of past |z| + 0.05), half-life {}",
             args.scale_half_life
@@ -593,7 +610,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             corpus.len(),
             args.nab.display()
         );
-        println!("detector: {}", args.ewma.describe());
+        if args.method == Method::Rcf {
+            println!("detector: rcf (defaults of type = \"rcf\", shingle 8)");
+        } else {
+            println!("detector: {}", args.ewma.describe());
+        }
         println!(
             "NAB score of a row: {} (method {})",
             formula(args),
@@ -639,7 +660,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .map(|(name, s)| ((*name).to_string(), s.to_vec()))
             .collect();
-        lines.push(("waflog ewma (this)".to_string(), ours));
+        let label = if args.method == Method::Rcf {
+            "waflog rcf (this)"
+        } else {
+            "waflog ewma (this)"
+        };
+        lines.push((label.to_string(), ours));
         lines.sort_by(|a, b| b.1[0].total_cmp(&a.1[0]));
         for (name, s) in &lines {
             println!("{:<20} {:>9.1} {:>9.1} {:>9.1}", name, s[0], s[1], s[2]);

@@ -38,6 +38,7 @@ pub mod ewma;
 pub mod extract;
 pub mod likelihood;
 pub mod metrics;
+pub mod rcf;
 pub mod result;
 pub mod spec;
 
@@ -142,11 +143,19 @@ impl AlgorithmSpec {
                     .map(|m| Box::new(m) as Box<dyn Detector>)
                     .map_err(|e| e.to_string())
             }
+            AlgorithmSpec::Rcf { .. } => Err("an rcf model is not saved; it starts afresh".into()),
         }
     }
 
-    /// A fresh model for a detector with `features` features.
+    /// A fresh model for a detector with `features` features and the default
+    /// shingle size (8; only `rcf` uses it, see [`AlgorithmSpec::build_shingled`]).
     pub fn build(&self, features: usize) -> Box<dyn Detector> {
+        self.build_shingled(features, 8)
+    }
+
+    /// A fresh model for a detector with `features` features over shingles of
+    /// `shingle_size` intervals (the detector's `shingle_size`; only `rcf` uses it).
+    pub fn build_shingled(&self, features: usize, shingle_size: usize) -> Box<dyn Detector> {
         match *self {
             AlgorithmSpec::Ewma {
                 half_life,
@@ -186,6 +195,34 @@ impl AlgorithmSpec {
                 }),
                 threshold,
             )),
+            AlgorithmSpec::Rcf {
+                trees,
+                samples,
+                time_decay,
+                threshold,
+                min_intervals,
+            } => {
+                let params = rcf::RcfParams {
+                    trees,
+                    samples,
+                    time_decay,
+                    threshold,
+                    min_intervals,
+                };
+                match rcf::Rcf::new(features, shingle_size, params) {
+                    Ok(m) => Box::new(m),
+                    // Validation rules out parameters the forest rejects; fall back
+                    // to the default forest rather than fail mid-stream.
+                    Err(_) => Box::new(
+                        rcf::Rcf::new(
+                            features,
+                            shingle_size.clamp(1, 64),
+                            rcf::RcfParams::default(),
+                        )
+                        .unwrap_or_else(|e| panic!("default rcf forest: {e}")),
+                    ),
+                }
+            }
         }
     }
 }
@@ -426,7 +463,9 @@ impl Engine {
             let category = s.category_field.as_deref().map(|p| fields.add(p));
             let distribution = match &s.algorithm {
                 AlgorithmSpec::Categorical { field, .. } => Some(fields.add(field)),
-                AlgorithmSpec::Ewma { .. } | AlgorithmSpec::EwmaLikelihood { .. } => None,
+                AlgorithmSpec::Ewma { .. }
+                | AlgorithmSpec::EwmaLikelihood { .. }
+                | AlgorithmSpec::Rcf { .. } => None,
             };
             slots.push(Slot {
                 aggregator: Aggregator::new(s, features, category)
@@ -720,7 +759,11 @@ impl Engine {
                 factory
                     .as_ref()
                     .and_then(|f| (f.0)(&slot.spec))
-                    .unwrap_or_else(|| slot.spec.algorithm.build(n))
+                    .unwrap_or_else(|| {
+                        slot.spec
+                            .algorithm
+                            .build_shingled(n, slot.spec.shingle_size)
+                    })
             });
             let s = model.process(&IntervalFeatures {
                 start_ms: c.start_ms,

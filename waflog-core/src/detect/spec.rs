@@ -134,6 +134,43 @@ pub enum AlgorithmSpec {
         #[serde(default = "default_min_intervals")]
         min_intervals: u32,
     },
+    /// A Random Cut Forest over shingles of `shingle_size` intervals, with a
+    /// `mean + threshold * sd` cut on its past scores (see [`crate::detect::rcf`]).
+    /// Its model is not saved in the state file (a restart starts it afresh).
+    Rcf {
+        /// Trees in the forest (OpenSearch AD: 50).
+        #[serde(default = "default_rcf_trees")]
+        trees: usize,
+        /// Points sampled per tree (OpenSearch AD: 256).
+        #[serde(default = "default_rcf_samples")]
+        samples: usize,
+        /// Time decay of the tree samples per interval (OpenSearch AD: 1/2560).
+        #[serde(default = "default_rcf_time_decay")]
+        time_decay: f64,
+        /// Standard deviations of past scores above their mean at which a score is
+        /// anomalous (scores below 1.0 never are).
+        #[serde(default = "default_rcf_threshold")]
+        threshold: f64,
+        /// Intervals seen before results are graded.
+        #[serde(default = "default_rcf_min_intervals")]
+        min_intervals: u32,
+    },
+}
+
+fn default_rcf_trees() -> usize {
+    50
+}
+fn default_rcf_samples() -> usize {
+    256
+}
+fn default_rcf_time_decay() -> f64 {
+    1.0 / 2560.0
+}
+fn default_rcf_threshold() -> f64 {
+    3.0
+}
+fn default_rcf_min_intervals() -> u32 {
+    10
 }
 
 fn default_likelihood_threshold() -> f64 {
@@ -371,6 +408,32 @@ impl DetectorSpec {
                 ));
             }
         }
+        if let AlgorithmSpec::Rcf {
+            trees,
+            samples,
+            time_decay,
+            ..
+        } = self.algorithm
+        {
+            if !(1..=200).contains(&trees) {
+                return Err(invalid(
+                    "algorithm.trees".into(),
+                    format!("{trees} must be in 1..=200"),
+                ));
+            }
+            if !(16..=2048).contains(&samples) {
+                return Err(invalid(
+                    "algorithm.samples".into(),
+                    format!("{samples} must be in 16..=2048"),
+                ));
+            }
+            if !(0.0..1.0).contains(&time_decay) {
+                return Err(invalid(
+                    "algorithm.time_decay".into(),
+                    format!("{time_decay} must be in [0, 1)"),
+                ));
+            }
+        }
         let (half_life, threshold, min_intervals) = match &self.algorithm {
             AlgorithmSpec::Ewma {
                 half_life,
@@ -388,9 +451,16 @@ impl DetectorSpec {
                 threshold,
                 min_intervals,
                 ..
-            } => (*half_life, *threshold, *min_intervals),
+            } => (Some(*half_life), *threshold, *min_intervals),
+            AlgorithmSpec::Rcf {
+                threshold,
+                min_intervals,
+                ..
+            } => (None, *threshold, *min_intervals),
         };
-        if !(half_life >= 1.0 && half_life.is_finite()) {
+        if let Some(half_life) = half_life
+            && !(half_life >= 1.0 && half_life.is_finite())
+        {
             return Err(invalid(
                 "algorithm.half_life".into(),
                 format!("{half_life} must be >= 1 interval"),
@@ -545,6 +615,29 @@ mod tests {
         ] {
             s.algorithm =
                 toml::from_str(&format!("type = \"ewma_likelihood\"\n{toml_text}")).unwrap();
+            let e = s.validate(0, p).unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
+        s.algorithm = toml::from_str("type = \"rcf\"").unwrap();
+        assert_eq!(
+            s.algorithm,
+            AlgorithmSpec::Rcf {
+                trees: 50,
+                samples: 256,
+                time_decay: 1.0 / 2560.0,
+                threshold: 3.0,
+                min_intervals: 10
+            }
+        );
+        s.validate(0, p).unwrap();
+        for (field, toml_text) in [
+            ("algorithm.trees", "trees = 0"),
+            ("algorithm.samples", "samples = 4"),
+            ("algorithm.time_decay", "time_decay = 1.5"),
+            ("algorithm.threshold", "threshold = 0.0"),
+            ("algorithm.min_intervals", "min_intervals = 11"),
+        ] {
+            s.algorithm = toml::from_str(&format!("type = \"rcf\"\n{toml_text}")).unwrap();
             let e = s.validate(0, p).unwrap_err().to_string();
             assert!(e.contains(field), "{e}");
         }
