@@ -42,6 +42,42 @@ pub mod rcf;
 pub mod result;
 pub mod spec;
 
+/// Helpers shared by the detectors' unit tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use rand::{Rng, SeedableRng};
+
+    use super::{Detector, IntervalFeatures, Score};
+
+    /// Feeds a one-feature series, one value per one-minute interval.
+    pub(crate) fn feed(d: &mut dyn Detector, series: &[f64]) -> Vec<Score> {
+        series
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                d.process(&IntervalFeatures {
+                    start_ms: i as i64 * 60_000,
+                    end_ms: (i as i64 + 1) * 60_000,
+                    values: std::slice::from_ref(x),
+                    categories: &[],
+                })
+            })
+            .collect()
+    }
+
+    /// Poisson-like counts around `mean` (normal approximation), seeded.
+    pub(crate) fn counts(n: usize, mean: f64, seed: u64) -> Vec<f64> {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+        (0..n)
+            .map(|_| {
+                let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+                let g = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                (mean + g * mean.sqrt()).round().max(0.0)
+            })
+            .collect()
+    }
+}
+
 use std::collections::HashMap;
 
 pub use aggregate::{Aggregator, ClosedInterval, CompiledFeature};

@@ -235,37 +235,14 @@ impl Detector for Rcf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use crate::detect::testutil::counts;
 
     fn model(features: usize) -> Rcf {
         Rcf::new(features, 8, RcfParams::default()).unwrap()
     }
 
     fn run(d: &mut Rcf, series: &[f64]) -> Vec<Score> {
-        series
-            .iter()
-            .enumerate()
-            .map(|(i, x)| {
-                d.process(&IntervalFeatures {
-                    start_ms: i as i64 * 60_000,
-                    end_ms: (i as i64 + 1) * 60_000,
-                    values: std::slice::from_ref(x),
-                    categories: &[],
-                })
-            })
-            .collect()
-    }
-
-    /// Noisy counts around `mean` (normal approximation of Poisson), seeded.
-    fn counts(n: usize, mean: f64, seed: u64) -> Vec<f64> {
-        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
-        (0..n)
-            .map(|_| {
-                let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
-                let g = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-                (mean + g * mean.sqrt()).round().max(0.0)
-            })
-            .collect()
+        crate::detect::testutil::feed(d, series)
     }
 
     #[test]
