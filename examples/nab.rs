@@ -217,29 +217,12 @@ struct EwmaParams {
 impl EwmaParams {
     /// Those of [`AlgorithmSpec::default()`].
     fn default_spec() -> EwmaParams {
-        match AlgorithmSpec::default() {
-            AlgorithmSpec::Ewma {
-                half_life,
-                threshold,
-                min_intervals,
-            }
-            | AlgorithmSpec::Categorical {
-                half_life,
-                threshold,
-                min_intervals,
-                ..
-            }
-            | AlgorithmSpec::EwmaLikelihood {
-                half_life,
-                threshold,
-                min_intervals,
-                ..
-            } => EwmaParams {
-                half_life,
-                threshold,
-                min_intervals,
-            },
-            AlgorithmSpec::Rcf { .. } => unreachable!("the default algorithm is ewma"),
+        let (half_life, threshold, min_intervals) = AlgorithmSpec::default().common_params();
+        EwmaParams {
+            // The default algorithm is ewma, which has a half-life.
+            half_life: half_life.unwrap_or(60.0),
+            threshold,
+            min_intervals,
         }
     }
 

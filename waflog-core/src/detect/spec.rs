@@ -201,6 +201,37 @@ fn default_min_intervals() -> u32 {
     5
 }
 
+impl AlgorithmSpec {
+    /// The parameters every algorithm has: the baseline half-life in intervals (none
+    /// for the forest), the score threshold and the intervals learnt before grading.
+    pub fn common_params(&self) -> (Option<f64>, f64, u32) {
+        match self {
+            AlgorithmSpec::Ewma {
+                half_life,
+                threshold,
+                min_intervals,
+            }
+            | AlgorithmSpec::Categorical {
+                half_life,
+                threshold,
+                min_intervals,
+                ..
+            }
+            | AlgorithmSpec::EwmaLikelihood {
+                half_life,
+                threshold,
+                min_intervals,
+                ..
+            } => (Some(*half_life), *threshold, *min_intervals),
+            AlgorithmSpec::Rcf {
+                threshold,
+                min_intervals,
+                ..
+            } => (None, *threshold, *min_intervals),
+        }
+    }
+}
+
 impl Default for AlgorithmSpec {
     fn default() -> Self {
         AlgorithmSpec::Ewma {
@@ -434,30 +465,7 @@ impl DetectorSpec {
                 ));
             }
         }
-        let (half_life, threshold, min_intervals) = match &self.algorithm {
-            AlgorithmSpec::Ewma {
-                half_life,
-                threshold,
-                min_intervals,
-            }
-            | AlgorithmSpec::Categorical {
-                half_life,
-                threshold,
-                min_intervals,
-                ..
-            }
-            | AlgorithmSpec::EwmaLikelihood {
-                half_life,
-                threshold,
-                min_intervals,
-                ..
-            } => (Some(*half_life), *threshold, *min_intervals),
-            AlgorithmSpec::Rcf {
-                threshold,
-                min_intervals,
-                ..
-            } => (None, *threshold, *min_intervals),
-        };
+        let (half_life, threshold, min_intervals) = self.algorithm.common_params();
         if let Some(half_life) = half_life
             && !(half_life >= 1.0 && half_life.is_finite())
         {
