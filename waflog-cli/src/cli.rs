@@ -200,11 +200,13 @@ pub struct DetectArgs {
     #[arg(long, value_enum, default_value_t = InputFormat::Waf)]
     pub input_format: InputFormat,
     /// Most per-entity models kept per detector (detectors with a category_field);
-    /// past it the least recently active entities are evicted and counted. The
-    /// default, 262144, is about 1 GiB at the budgeted 4 KiB per model (about 1.9 KiB
-    /// measured).
-    #[arg(long, value_name = "N", default_value_t = waflog_core::detect::DEFAULT_MAX_ENTITIES)]
-    pub max_entities: usize,
+    /// past it the least recently active entities are evicted and counted. Default:
+    /// as many as fit in about 1 GiB for the detector's algorithm: 262144 for ewma
+    /// and categorical (budgeted 4 KiB per model, about 1.9 KiB measured), about
+    /// 7,400 for ewma_likelihood (its 8640-interval window), about 790 for a
+    /// one-feature rcf forest (1.35 MB).
+    #[arg(long, value_name = "N")]
+    pub max_entities: Option<usize>,
 }
 
 /// What `waflog detect` reads.

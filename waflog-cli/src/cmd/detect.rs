@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use waflog_core::detect::metrics::MetricSeries;
-use waflog_core::detect::{AnomalyResult, DetectorSpec, Engine, EngineState};
+use waflog_core::detect::{AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, EngineState};
 use waflog_core::error::SchemaError;
 use waflog_core::features::FeatureMap;
 use waflog_core::lines::{Line, LineReader};
@@ -67,8 +67,10 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     .map_or_else(
         || Engine::new(&specs, config.feature_map()?).context("invalid detectors"),
         Ok,
-    )?
-    .with_max_entities(args.max_entities);
+    )?;
+    if let Some(max) = args.max_entities {
+        engine = engine.with_max_entities(max);
+    }
     tracing::info!(
         "{} detectors: {}",
         specs.len(),
@@ -109,10 +111,11 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             let series_name = Path::new(&name)
                 .file_stem()
                 .map_or_else(|| name.clone(), |s| s.to_string_lossy().into_owned());
-            let algorithm = specs
-                .first()
-                .map(|s| s.algorithm.clone())
-                .unwrap_or_default();
+            let algorithm = config
+                .detectors
+                .as_ref()
+                .and_then(|d| d.first())
+                .map_or_else(AlgorithmSpec::metric_default, |s| s.algorithm.clone());
             let mut series = MetricSeries::new(&series_name, algorithm);
             records::each_line(input, max_line, &mut stats, &mut dead, |line| {
                 let text = match std::str::from_utf8(line) {
@@ -169,10 +172,20 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     let elapsed = started.elapsed();
     let e = engine.stats();
     if e.evicted > 0 {
+        let caps: Vec<String> = engine
+            .entity_caps()
+            .iter()
+            .filter(|(name, _)| {
+                specs
+                    .iter()
+                    .any(|s| s.name == *name && s.category_field.is_some())
+            })
+            .map(|(name, cap)| format!("{name} {cap}"))
+            .collect();
         tracing::warn!(
-            "{} per-entity models evicted to stay within --max-entities {}",
+            "{} per-entity models evicted to stay within the entity caps ({}; --max-entities)",
             e.evicted,
-            args.max_entities
+            caps.join(", ")
         );
     }
     for (name, late) in engine.late() {

@@ -179,7 +179,9 @@ impl AlgorithmSpec {
                     .map(|m| Box::new(m) as Box<dyn Detector>)
                     .map_err(|e| e.to_string())
             }
-            AlgorithmSpec::Rcf { .. } => Err("an rcf model is not saved; it starts afresh".into()),
+            AlgorithmSpec::Rcf { .. } => serde_json::from_value::<rcf::Rcf>(state)
+                .map(|m| Box::new(m) as Box<dyn Detector>)
+                .map_err(|e| e.to_string()),
         }
     }
 
@@ -222,15 +224,24 @@ impl AlgorithmSpec {
                 window,
                 average,
                 min_intervals,
-            } => Box::new(likelihood::EwmaLikelihood::new(
-                ewma::Ewma::new(features, half_life, 5.0, min_intervals),
-                likelihood::Likelihood::new(likelihood::LikelihoodParams {
-                    window,
-                    average,
-                    ..likelihood::LikelihoodParams::default()
-                }),
-                threshold,
-            )),
+                spatial,
+                spatial_tolerance,
+            } => {
+                let m = likelihood::EwmaLikelihood::new(
+                    ewma::Ewma::new(features, half_life, 5.0, min_intervals),
+                    likelihood::Likelihood::new(likelihood::LikelihoodParams {
+                        window,
+                        average,
+                        ..likelihood::LikelihoodParams::default()
+                    }),
+                    threshold,
+                );
+                Box::new(if spatial {
+                    m.with_spatial(spatial_tolerance)
+                } else {
+                    m
+                })
+            }
             AlgorithmSpec::Rcf {
                 trees,
                 samples,
@@ -402,7 +413,9 @@ struct Slot {
 /// takes twice that as headroom, which the test checks stays an upper bound.
 pub const BYTES_PER_ENTITY: usize = 4_096;
 
-/// Default cap on models per detector: 1 GiB worth of [`BYTES_PER_ENTITY`].
+/// Most models per detector when no cap is given: 1 GiB worth of
+/// [`BYTES_PER_ENTITY`]. Detectors with bigger models get a smaller default
+/// ([`DetectorSpec::default_max_entities`]).
 pub const DEFAULT_MAX_ENTITIES: usize = (1 << 30) / BYTES_PER_ENTITY;
 
 /// Counters of a detection run.
@@ -434,7 +447,8 @@ pub struct Engine {
     factory: Option<ModelFactory>,
     /// Event time at which the next interval of any detector can close.
     deadline: i64,
-    max_entities: usize,
+    /// The entity cap given with [`Engine::with_max_entities`], for every detector.
+    max_entities: Option<usize>,
 }
 
 /// Builds the model of a detector (and entity) in place of the built-in algorithm;
@@ -451,13 +465,26 @@ impl std::fmt::Debug for ModelFactory {
 }
 
 impl Engine {
-    /// Caps the per-entity models of each detector (default
-    /// [`DEFAULT_MAX_ENTITIES`], about 1 GiB): past it, the least recently active
-    /// entities are evicted (counted in [`EngineStats::evicted`]) and start afresh
-    /// if they come back.
+    /// Caps the per-entity models of each detector (default: as many as fit in
+    /// about 1 GiB, [`DetectorSpec::default_max_entities`]): past it, the least
+    /// recently active entities are evicted (counted in [`EngineStats::evicted`])
+    /// and start afresh if they come back.
     pub fn with_max_entities(mut self, max: usize) -> Engine {
-        self.max_entities = max.max(1);
+        self.max_entities = Some(max.max(1));
         self
+    }
+
+    /// The entity cap of each detector, in configuration order.
+    pub fn entity_caps(&self) -> Vec<(&str, usize)> {
+        self.slots
+            .iter()
+            .map(|s| {
+                let cap = self
+                    .max_entities
+                    .unwrap_or_else(|| s.spec.default_max_entities());
+                (s.spec.name.as_str(), cap)
+            })
+            .collect()
     }
 
     /// Plugs in your own detectors: `factory` is asked for each new model (one per
@@ -532,7 +559,7 @@ impl Engine {
             max_event: None,
             factory: None,
             deadline: i64::MAX,
-            max_entities: DEFAULT_MAX_ENTITIES,
+            max_entities: None,
         })
     }
 
@@ -874,8 +901,11 @@ impl Engine {
             }
         }
         slot.rounds += 1;
-        if slot.models.len() > self.max_entities {
-            self.stats.evicted += Self::evict(slot, self.max_entities) as u64;
+        let cap = self
+            .max_entities
+            .unwrap_or_else(|| slot.spec.default_max_entities());
+        if slot.models.len() > cap {
+            self.stats.evicted += Self::evict(slot, cap) as u64;
         }
     }
 

@@ -31,10 +31,12 @@
 //! intervals report their own values as expected and an even attribution (which
 //! saves two forest traversals per interval).
 //!
-//! The forest is not saved: [`Detector::snapshot`] returns `None`, so a restart starts
-//! this model afresh.
+//! The whole model, forest included, serialises with serde ([`Detector::snapshot`]):
+//! krcflib keeps its random state as plain seeds inside the forest, so a model
+//! restored from a snapshot continues exactly as the uninterrupted one would.
 
-use rcflib::rcf::{RCF, RCFBuilder, RCFOptionsBuilder};
+use rcflib::rcf::{RCF, RCFBuilder, RCFLarge, RCFMedium, RCFOptionsBuilder, RCFSmall, RCFTiny};
+use serde::{Deserialize, Serialize};
 
 use super::{Detector, IntervalFeatures, Score};
 
@@ -55,9 +57,50 @@ const PRIOR_WEIGHT: f64 = 20.0;
 /// earlier interval still in the shingle, already reported, causes it.
 const NEWEST_SHARE: f64 = 2.0;
 
+/// krcflib's forest in the smallest of its four index widths that fits the
+/// parameters (as its `build_default` chooses), kept as a concrete type so that it
+/// serialises.
+#[derive(Clone, Serialize, Deserialize)]
+enum Forest {
+    Tiny(RCFTiny<u64, u64>),
+    Small(RCFSmall<u64, u64>),
+    Medium(RCFMedium<u64, u64>),
+    Large(RCFLarge<u64, u64>),
+}
+
+impl Forest {
+    fn build(b: &RCFBuilder) -> Result<Forest, String> {
+        b.build_tiny_simple::<u64>()
+            .map(Forest::Tiny)
+            .or_else(|_| b.build_small_simple::<u64>().map(Forest::Small))
+            .or_else(|_| b.build_medium_simple::<u64>().map(Forest::Medium))
+            .or_else(|_| b.build_large_simple::<u64>().map(Forest::Large))
+            .map_err(|e| e.to_string())
+    }
+
+    fn get(&self) -> &dyn RCF {
+        match self {
+            Forest::Tiny(f) => f,
+            Forest::Small(f) => f,
+            Forest::Medium(f) => f,
+            Forest::Large(f) => f,
+        }
+    }
+
+    fn get_mut(&mut self) -> &mut dyn RCF {
+        match self {
+            Forest::Tiny(f) => f,
+            Forest::Small(f) => f,
+            Forest::Medium(f) => f,
+            Forest::Large(f) => f,
+        }
+    }
+}
+
 /// A Random Cut Forest with a mean + k·sd thresholder on its scores.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Rcf {
-    forest: Box<dyn RCF + Send + Sync>,
+    forest: Forest,
     features: usize,
     shingle_size: usize,
     threshold: f64,
@@ -113,7 +156,8 @@ impl Rcf {
     /// A detector for `features` features over shingles of `shingle_size` intervals.
     /// Fails when the forest rejects the parameters (none of them may be 0).
     pub fn new(features: usize, shingle_size: usize, p: RcfParams) -> Result<Rcf, String> {
-        let forest = RCFBuilder::new(features.max(1), shingle_size.max(1))
+        let mut builder = RCFBuilder::new(features.max(1), shingle_size.max(1));
+        builder
             .tree_capacity(p.samples)
             .number_of_trees(p.trees)
             .time_decay(p.time_decay)
@@ -122,9 +166,8 @@ impl Rcf {
             .internal_shingling(true)
             .internal_rotation(false)
             .store_attributes(false)
-            .output_after(1)
-            .build_default()
-            .map_err(|e| e.to_string())?;
+            .output_after(1);
+        let forest = Forest::build(&builder)?;
         Ok(Rcf {
             forest,
             features: features.max(1),
@@ -151,7 +194,7 @@ impl Rcf {
         let n = self.features;
         let mut share = vec![0.0; n];
         let mut newest = 0.0;
-        if let Ok(d) = self.forest.attribution(point) {
+        if let Ok(d) = self.forest.get().attribution(point) {
             let dims = d.high.len();
             for (j, (h, l)) in d.high.iter().zip(&d.low).enumerate() {
                 share[j % n] += h + l;
@@ -175,7 +218,7 @@ impl Rcf {
         if self.shingle_size < 2 {
             return None;
         }
-        let r = self.forest.extrapolate(1).ok()?;
+        let r = self.forest.get().extrapolate(1).ok()?;
         (r.values.len() == self.features).then(|| r.values.iter().map(|&v| f64::from(v)).collect())
     }
 }
@@ -190,7 +233,7 @@ impl Detector for Rcf {
             .iter()
             .map(|&v| if v.is_finite() { v as f32 } else { 0.0 })
             .collect();
-        let score = self.forest.score(&point).unwrap_or(0.0);
+        let score = self.forest.get().score(&point).unwrap_or(0.0);
         let cut = self.cut();
         let (_, confidence) =
             super::grade_and_confidence(score, cut, self.seen, self.min_intervals);
@@ -218,7 +261,7 @@ impl Detector for Rcf {
             self.scored += 1;
         }
         // An update only fails on a wrong dimension, which `point` rules out.
-        let _ = self.forest.update(&point, 0);
+        let _ = self.forest.get_mut().update(&point, 0);
         self.seen += 1;
         Score {
             anomaly_score: score,
@@ -229,6 +272,10 @@ impl Detector for Rcf {
             attribution,
             shifted_categories: Vec::new(),
         }
+    }
+
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self).ok()
     }
 }
 
@@ -326,7 +373,7 @@ mod tests {
     }
 
     #[test]
-    fn built_from_the_spec_without_state() {
+    fn built_from_the_spec_and_saved() {
         let spec: crate::detect::AlgorithmSpec = toml::from_str("type = \"rcf\"").unwrap();
         let mut m = spec.build_shingled(2, 4);
         for t in 0..20 {
@@ -339,8 +386,43 @@ mod tests {
             assert_eq!(s.expected.len(), 2);
             assert_eq!(s.attribution.len(), 2);
         }
-        assert!(m.snapshot().is_none());
+        assert!(m.snapshot().is_some());
         assert!(spec.restore(serde_json::Value::Null).is_err());
+    }
+
+    #[test]
+    fn snapshot_and_restore_mid_series_give_the_same_scores() {
+        let mut s = counts(700, 40.0, 5);
+        s[600] += 90.0;
+        let spec: crate::detect::AlgorithmSpec = toml::from_str("type = \"rcf\"").unwrap();
+        let mut a = spec.build_shingled(1, 8);
+        for x in &s[..400] {
+            a.process(&IntervalFeatures {
+                start_ms: 0,
+                end_ms: 1,
+                values: std::slice::from_ref(x),
+                categories: &[],
+            });
+        }
+        let state = a.snapshot().unwrap();
+        let text = serde_json::to_string(&state).unwrap();
+        let mut b = spec.restore(serde_json::from_str(&text).unwrap()).unwrap();
+        let rest = |d: &mut Box<dyn Detector>| -> Vec<Score> {
+            s[400..]
+                .iter()
+                .map(|x| {
+                    d.process(&IntervalFeatures {
+                        start_ms: 0,
+                        end_ms: 1,
+                        values: std::slice::from_ref(x),
+                        categories: &[],
+                    })
+                })
+                .collect()
+        };
+        let (ra, rb) = (rest(&mut a), rest(&mut b));
+        assert_eq!(ra, rb);
+        assert!(ra[200].anomaly_grade > 0.0, "{:?}", ra[200]);
     }
 
     #[test]

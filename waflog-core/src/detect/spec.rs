@@ -21,6 +21,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::{BYTES_PER_ENTITY, DEFAULT_MAX_ENTITIES};
 use crate::error::ConfigError;
 use crate::names;
 
@@ -114,7 +115,8 @@ pub enum AlgorithmSpec {
     /// The ewma z-score post-processed by Numenta's anomaly likelihood (see
     /// [`crate::detect::likelihood`]): the score, in [0, 1], says how unusual the
     /// recent |z| is for this series, so one threshold suits noisy and quiet series.
-    /// Grades nothing during the likelihood's probation (its first 388 intervals).
+    /// During the likelihood's probation (its first 388 intervals) it grades as plain
+    /// `ewma`.
     EwmaLikelihood {
         /// Half-life of the ewma baseline in intervals.
         #[serde(default = "default_half_life")]
@@ -133,10 +135,16 @@ pub enum AlgorithmSpec {
         /// Intervals the ewma sees before it grades (its |z| counts as 0 until then).
         #[serde(default = "default_min_intervals")]
         min_intervals: u32,
+        /// NAB's HTM "spatial anomaly" rule: a feature value outside the range seen so
+        /// far (widened by `spatial_tolerance` of it on each side) scores 1.
+        #[serde(default = "default_true")]
+        spatial: bool,
+        /// Share of the range by which the spatial rule widens it on each side.
+        #[serde(default = "default_spatial_tolerance")]
+        spatial_tolerance: f64,
     },
     /// A Random Cut Forest over shingles of `shingle_size` intervals, with a
     /// `mean + threshold * sd` cut on its past scores (see [`crate::detect::rcf`]).
-    /// Its model is not saved in the state file (a restart starts it afresh).
     Rcf {
         /// Trees in the forest (OpenSearch AD: 50).
         #[serde(default = "default_rcf_trees")]
@@ -175,6 +183,12 @@ fn default_rcf_min_intervals() -> u32 {
 
 fn default_likelihood_threshold() -> f64 {
     0.5
+}
+fn default_true() -> bool {
+    true
+}
+fn default_spatial_tolerance() -> f64 {
+    0.05
 }
 fn default_likelihood_window() -> usize {
     8640
@@ -228,6 +242,44 @@ impl AlgorithmSpec {
                 min_intervals,
                 ..
             } => (None, *threshold, *min_intervals),
+        }
+    }
+}
+
+impl AlgorithmSpec {
+    /// Estimated resident bytes of one model of this algorithm with `features`
+    /// features over shingles of `shingle_size` intervals, for the per-entity budget:
+    /// [`BYTES_PER_ENTITY`] for `ewma` and `categorical`; plus 16 bytes per interval
+    /// of the likelihood window for `ewma_likelihood` (about 140 KB at the default
+    /// window); for `rcf`, `trees * samples * (66 + 5 * features * shingle_size)`,
+    /// fitted to the resident growth of forests fed 3,000 random intervals (1.35 MB
+    /// with one feature and 3.3 MB with five, at 50 trees of 256 samples, shingle 8).
+    pub fn model_bytes(&self, features: usize, shingle_size: usize) -> usize {
+        match *self {
+            AlgorithmSpec::Ewma { .. } | AlgorithmSpec::Categorical { .. } => BYTES_PER_ENTITY,
+            AlgorithmSpec::EwmaLikelihood { window, .. } => BYTES_PER_ENTITY + 16 * window,
+            AlgorithmSpec::Rcf { trees, samples, .. } => {
+                trees * samples * (66 + 5 * features.max(1) * shingle_size.max(1))
+            }
+        }
+    }
+}
+
+impl AlgorithmSpec {
+    /// The default detector for generic metric series (`waflog detect --input-format
+    /// csv` without `[[detectors]]`, and the NAB script): `ewma_likelihood` with its
+    /// defaults and the spatial rule. WAF log detectors default to `ewma`
+    /// ([`AlgorithmSpec::default`]): their intervals are short and the likelihood's
+    /// distribution takes a probation of 388 intervals to learn.
+    pub fn metric_default() -> AlgorithmSpec {
+        AlgorithmSpec::EwmaLikelihood {
+            half_life: default_half_life(),
+            threshold: default_likelihood_threshold(),
+            window: default_likelihood_window(),
+            average: default_likelihood_average(),
+            min_intervals: default_min_intervals(),
+            spatial: true,
+            spatial_tolerance: default_spatial_tolerance(),
         }
     }
 }
@@ -318,6 +370,16 @@ impl DetectorSpec {
         };
         v.push(count);
         v
+    }
+
+    /// How many per-entity models of this detector fit in 1 GiB (at most
+    /// [`DEFAULT_MAX_ENTITIES`]): the entity cap when none is given.
+    pub fn default_max_entities(&self) -> usize {
+        let bytes = self
+            .algorithm
+            .model_bytes(self.features.len(), self.shingle_size)
+            .max(1);
+        ((1usize << 30) / bytes).clamp(1, DEFAULT_MAX_ENTITIES)
     }
 
     /// Interval in milliseconds (validated).
@@ -481,9 +543,18 @@ impl DetectorSpec {
             ));
         }
         if let AlgorithmSpec::EwmaLikelihood {
-            window, average, ..
+            window,
+            average,
+            spatial_tolerance,
+            ..
         } = self.algorithm
         {
+            if !(0.0..=10.0).contains(&spatial_tolerance) {
+                return Err(invalid(
+                    "algorithm.spatial_tolerance".into(),
+                    format!("{spatial_tolerance} must be in [0, 10] (a share of the range)"),
+                ));
+            }
             if threshold >= 1.0 {
                 return Err(invalid(
                     "algorithm.threshold".into(),
@@ -612,14 +683,18 @@ mod tests {
                 threshold: 0.5,
                 window: 8640,
                 average: 10,
-                min_intervals: 5
+                min_intervals: 5,
+                spatial: true,
+                spatial_tolerance: 0.05,
             }
         );
+        assert_eq!(s.algorithm, AlgorithmSpec::metric_default());
         s.validate(0, p).unwrap();
         for (field, toml_text) in [
             ("algorithm.threshold", "threshold = 1.0"),
             ("algorithm.average", "average = 0"),
             ("algorithm.window", "window = 5"),
+            ("algorithm.spatial_tolerance", "spatial_tolerance = -1.0"),
         ] {
             s.algorithm =
                 toml::from_str(&format!("type = \"ewma_likelihood\"\n{toml_text}")).unwrap();
