@@ -300,3 +300,42 @@ fn multi_feature_attribution_names_the_injected_field() {
         assert!((total - 1.0).abs() < 1e-9);
     }
 }
+
+/// Cold start: OpenSearch AD gives no result before about 40 intervals (its forest
+/// needs 32 shingles of 8 plus the shingle itself); waflog grades from the 5th. An
+/// episode starting at the 10th interval of a fresh engine, at intensity 1.0, is
+/// flagged in its first interval with the confidence of 10 intervals seen
+/// (`1 - exp(-1)` = 0.63), and the intervals before it raise no alarm.
+#[test]
+fn a_cold_engine_flags_an_episode_at_its_tenth_interval() {
+    for (seed, field) in [(1_u64, "country"), (2, "action"), (3, "httpMethod")] {
+        let mut scenario = Scenario::new(seed, START);
+        scenario.rate = 50.0;
+        scenario.limit = Limit::Duration(20 * 60_000);
+        scenario
+            .episodes
+            .push(Episode::parse(&format!("{field}:10m:5m")).unwrap());
+        let specs = DetectorSpec::defaults();
+        let results = detect(
+            &scenario,
+            Engine::new(&specs, FeatureMap::default()).unwrap(),
+        );
+        let flagged: Vec<&AnomalyResult> = results.iter().filter(|r| r.is_anomaly()).collect();
+        let first = flagged
+            .iter()
+            .min_by_key(|r| r.data_start_time)
+            .unwrap_or_else(|| panic!("{field}: nothing flagged"));
+        assert_eq!(first.data_start_time, START + 10 * 60_000, "{field}");
+        assert!(
+            (first.confidence - (1.0 - (-1.0_f64).exp())).abs() < 0.05,
+            "{field}: confidence {}",
+            first.confidence
+        );
+        assert!(
+            flagged
+                .iter()
+                .all(|r| r.data_start_time >= START + 10 * 60_000),
+            "{field}: a false alarm before the episode"
+        );
+    }
+}
