@@ -39,6 +39,19 @@ pub struct GlobalArgs {
     /// Only warnings and errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// AWS region for s3:// and kinesis:// locations (default: AWS_REGION, then the
+    /// profile's region).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// AWS credentials profile (default: AWS_PROFILE, then `default`); credentials
+    /// come from the standard AWS provider chain and are never logged.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Endpoint URL for the AWS services, e.g. a local S3 or Kinesis server
+    /// (default: AWS_ENDPOINT_URL, then the service's public endpoint). S3 uses
+    /// path-style addressing when it is set.
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
 }
 
 /// The subcommands.
@@ -59,7 +72,8 @@ pub enum Command {
     /// Reads NDJSON files (gzip detected automatically) or stdin, writes each record
     /// unchanged except for an integer epoch-millisecond timestamp and the appended
     /// indicators, in input order. Lines that are not records go to the dead-letter
-    /// output with the reason; the run goes on.
+    /// output with the reason; the run goes on. With --firehose it answers one Kinesis
+    /// Data Firehose data-transformation event instead.
     ///
     /// Example: waflog transform logs.ndjson.gz --dead-letter bad.ndjson -o out.ndjson
     Transform(TransformArgs),
@@ -130,17 +144,40 @@ pub struct GenerateArgs {
     /// With --realtime: run simulated time N times faster than the wall clock.
     #[arg(long, value_name = "N", default_value_t = 1.0, requires = "realtime")]
     pub speed: f64,
-    /// Output file (stdout when absent or `-`); a `.gz` name is gzip-compressed.
-    #[arg(short, long, value_name = "FILE")]
+    /// Output: a file (stdout when absent or `-`; a `.gz` name is gzip-compressed),
+    /// s3://bucket/prefix (gzip objects in the AWS WAF delivery layout) or
+    /// kinesis://stream (one record per log).
+    #[arg(short, long, value_name = "LOCATION")]
     pub output: Option<PathBuf>,
+    /// How S3 and Kinesis outputs are laid out.
+    #[command(flatten)]
+    pub sink: SinkArgs,
 }
 
 /// Inputs of the subcommands that read WAF logs.
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// NDJSON inputs (plain or gzip); `-` or none reads stdin.
+    /// NDJSON inputs (plain or gzip): files, `-` or none for stdin, s3://bucket/prefix
+    /// (every object under the prefix, in delivery-time order, gunzipped on the fly),
+    /// or one kinesis://stream (every shard, followed until --idle-exit or Ctrl-C).
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
+    /// S3 inputs: skip objects delivered before this time (RFC 3339), by the
+    /// YYYY/MM/dd/HH/mm of their key.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// S3 inputs: skip objects delivered at or after this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Kinesis input: where shards without a checkpoint start: trim-horizon (the
+    /// oldest record kept), latest, or at:<RFC 3339 time>. Shards created by a
+    /// reshard always start at their beginning.
+    #[arg(long, value_name = "POSITION", default_value = "trim-horizon")]
+    pub kinesis_start: String,
+    /// Kinesis input (and --follow): stop cleanly once no record has arrived for
+    /// this long (e.g. 30s); without it the stream is followed until Ctrl-C.
+    #[arg(long, value_name = "DURATION")]
+    pub idle_exit: Option<String>,
     /// Where rejected lines go, as NDJSON {source, line, reason, raw | raw_base64}
     /// (stderr when absent).
     #[arg(long, value_name = "FILE")]
@@ -151,15 +188,80 @@ pub struct InputArgs {
     pub max_line_bytes: Option<usize>,
 }
 
+/// How records are laid out in S3 and Kinesis outputs.
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    /// kinesis:// output: the dotted field whose value is each record's partition
+    /// key (records without it get a hash of their text).
+    #[arg(long, value_name = "FIELD", default_value = "httpRequest.clientIp")]
+    pub partition_key: String,
+    /// s3:// output: event time covered by one object per web ACL (AWS WAF: 5m).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub object_span: String,
+    /// s3:// output: objects larger than this are uploaded in parts of this size
+    /// (multipart upload; at least 5 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
+    pub part_size: usize,
+}
+
+impl SinkArgs {
+    /// The options of the sinks.
+    pub fn options(&self) -> anyhow::Result<crate::sink::file::SinkOptions> {
+        let span = humantime::parse_duration(&self.object_span)
+            .map_err(|e| anyhow::anyhow!("--object-span {}: {e}", self.object_span))?;
+        let span_ms = i64::try_from(span.as_millis()).unwrap_or(i64::MAX);
+        if span_ms < 1_000 {
+            anyhow::bail!("--object-span {} must be at least 1s", self.object_span);
+        }
+        if self.part_size < 5 << 20 {
+            anyhow::bail!(
+                "--part-size {} must be at least 5 MiB (5242880)",
+                self.part_size
+            );
+        }
+        Ok(crate::sink::file::SinkOptions {
+            partition_key: self.partition_key.clone(),
+            object_span_ms: span_ms,
+            part_size: self.part_size,
+        })
+    }
+}
+
 /// Flags of `waflog transform`.
 #[derive(Debug, Args)]
 pub struct TransformArgs {
+    /// Kinesis Data Firehose data-transformation mode: read one transformation event
+    /// (JSON {invocationId, deliveryStreamArn, records: [{recordId, data (base64)}]},
+    /// from stdin or the one INPUT file) and write the response JSON {records:
+    /// [{recordId, result, data}]} (for a Lambda custom runtime, or to test a delivery
+    /// stream's transformation). Each record's lines are transformed as above and
+    /// answered Ok; a bad record (or a record with any bad line) is answered
+    /// ProcessingFailed with its data as received and dead-lettered with source
+    /// firehose:<recordId>. --strict exits 1 when any record is ProcessingFailed. A
+    /// malformed event (not JSON, no records, a record without recordId) exits 2.
+    #[arg(long, conflicts_with = "max_line_bytes")]
+    pub firehose: bool,
+    /// With --firehose: largest response in bytes (Lambda's 6 MB limit). Records whose
+    /// transformed data would not fit are answered ProcessingFailed with their data as
+    /// received (Firehose keeps them in its processing-failed S3 prefix), with a warning.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = waflog_core::firehose::DEFAULT_MAX_RESPONSE_BYTES,
+        requires = "firehose"
+    )]
+    pub firehose_max_response_bytes: usize,
     /// Inputs and dead letters.
     #[command(flatten)]
     pub input: InputArgs,
-    /// Output file (stdout when absent or `-`); a `.gz` name is gzip-compressed.
-    #[arg(short, long, value_name = "FILE")]
+    /// Output: a file (stdout when absent or `-`; a `.gz` name is gzip-compressed),
+    /// s3://bucket/prefix (gzip objects in the AWS WAF delivery layout) or
+    /// kinesis://stream (one record per log).
+    #[arg(short, long, value_name = "LOCATION")]
     pub output: Option<PathBuf>,
+    /// How S3 and Kinesis outputs are laid out.
+    #[command(flatten)]
+    pub sink: SinkArgs,
 }
 
 /// Flags of `waflog detect`.
@@ -168,9 +270,13 @@ pub struct DetectArgs {
     /// Inputs and dead letters.
     #[command(flatten)]
     pub input: InputArgs,
-    /// Where result documents go (stdout when absent or `-`); `.gz` compresses.
-    #[arg(short, long, value_name = "FILE")]
+    /// Where result documents go: a file (stdout when absent or `-`; `.gz`
+    /// compresses), s3://bucket/prefix or kinesis://stream.
+    #[arg(short, long, value_name = "LOCATION")]
     pub output: Option<PathBuf>,
+    /// How S3 and Kinesis outputs are laid out.
+    #[command(flatten)]
+    pub sink: SinkArgs,
     /// Write every interval's result, not only anomalies (grade > 0).
     #[arg(long)]
     pub all: bool,

@@ -7,9 +7,11 @@
 //! - 1: finished, but `--strict` was given and something was dead-lettered;
 //! - 2: usage, configuration or I/O error.
 
+mod aws;
 mod cli;
 mod cmd;
 mod exit;
+mod location;
 mod logging;
 mod progress;
 mod sink;

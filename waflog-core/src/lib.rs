@@ -28,6 +28,7 @@ pub mod detect;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod firehose;
 pub mod lines;
 pub mod names;
 pub mod schema;

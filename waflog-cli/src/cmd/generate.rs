@@ -77,7 +77,9 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Finished>
         ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
             .context("cannot install the Ctrl-C handler")?;
     }
-    let mut out = file_sink::create(args.output.as_deref())?;
+    let mut aws = crate::aws::AwsContext::new(global);
+    let mut out =
+        file_sink::create_location(args.output.as_deref(), &mut aws, &args.sink.options()?)?;
     let (total, unit) = match scenario.limit {
         Limit::Count(n) => (n, "events"),
         Limit::Duration(d) => (u64::try_from(d / 1000).unwrap_or(0), "simulated seconds"),

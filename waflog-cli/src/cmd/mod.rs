@@ -2,6 +2,7 @@
 
 pub mod detect;
 pub mod eval;
+pub mod firehose;
 pub mod generate;
 pub mod records;
 pub mod transform;

@@ -66,14 +66,17 @@ pub fn each_line(
 ) -> anyhow::Result<()> {
     let progress = crate::progress::bar(input.size, "bytes", false);
     let source = input.name.clone();
+    let failure = input.failure.clone();
     let mut lines = LineReader::new(input.reader, max_line);
     let mut since_tick = 0u32;
+    let mut lines_seen = 0u64;
     loop {
         let line = lines
             .next_line()
             .with_context(|| format!("cannot read input {source}"))?;
         let Some(line) = line else { break };
         handle(line, &source, max_line, stats, dead, &mut stage)?;
+        lines_seen += 1;
         since_tick += 1;
         if since_tick == 1 << 16 {
             since_tick = 0;
@@ -82,6 +85,21 @@ pub fn each_line(
     }
     stats.bytes_in += lines.bytes_read();
     progress.finish_and_clear();
+    let reason = failure.and_then(|f| f.lock().ok().and_then(|mut r| r.take()));
+    if let Some(reason) = reason {
+        // The input stopped early (a corrupt S3 object): what was read is kept, the
+        // rest is reported in the dead letters and the run goes on.
+        stats.dead_lettered += 1;
+        tracing::error!("{source}: {reason}; skipped the rest of it");
+        let mut entry = serde_json::to_vec(&serde_json::json!({
+            "source": source,
+            "line": lines_seen + 1,
+            "reason": format!("unreadable input: {reason}"),
+            "raw": "",
+        }))?;
+        entry.push(b'\n');
+        dead.write_block(&entry)?;
+    }
     Ok(())
 }
 

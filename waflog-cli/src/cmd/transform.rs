@@ -5,26 +5,39 @@ use std::time::Instant;
 use waflog_core::transform::{TransformStats, Transformer};
 
 use super::records;
+use crate::aws::AwsContext;
 use crate::cli::{GlobalArgs, TransformArgs};
 use crate::exit::Finished;
 use crate::sink::file as file_sink;
-use crate::source::file as file_source;
+use crate::source::{self, S3Range};
 
 /// Output is written in blocks of about this size.
 const OUT_BLOCK: usize = 1 << 20;
 
 /// Runs the subcommand.
 pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished> {
+    if args.firehose {
+        return super::firehose::run(global, args);
+    }
     let config = super::load_config_with_limit(global, args.input.max_line_bytes)?;
     let max_line = config.input.max_line_bytes;
     let transformer = Transformer::new(config.feature_map()?);
-    let mut out = file_sink::create(args.output.as_deref())?;
+    let mut aws = AwsContext::new(global);
+    let range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
+    if let Some(stream) = source::kinesis_stream(&args.input.inputs)? {
+        anyhow::bail!(
+            "kinesis://{stream} as a transform input is not supported yet: `waflog detect kinesis://{stream}` reads streams"
+        );
+    }
+    let inputs = source::inputs(&args.input.inputs, &mut aws, &range)?;
+    let mut out =
+        file_sink::create_location(args.output.as_deref(), &mut aws, &args.sink.options()?)?;
     let mut dead = file_sink::create_or_stderr(args.input.dead_letter.as_deref())?;
     let started = Instant::now();
     let mut stats = TransformStats::default();
     let mut buf = Vec::with_capacity(OUT_BLOCK + (64 << 10));
-    for name in records::input_names(&args.input.inputs) {
-        let input = file_source::open(&name)?;
+    for input in inputs {
+        let input = input?;
         records::each_line(input, max_line, &mut stats, &mut dead, |line| {
             let outcome = transformer.transform_line(line, &mut buf);
             if buf.len() >= OUT_BLOCK {

@@ -8,6 +8,11 @@ use anyhow::Context;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+use crate::aws::AwsContext;
+use crate::aws::kinesis::KinesisSink;
+use crate::aws::s3::S3Sink;
+use crate::location::Location;
+
 /// An output stream with a name for messages.
 pub struct Output {
     /// Path, or `-` for stdout.
@@ -18,13 +23,76 @@ pub struct Output {
 enum Inner {
     Plain(Box<dyn Write>),
     Gzip(Box<GzEncoder<io::BufWriter<File>>>),
+    S3(Box<S3Sink>),
+    Kinesis(Box<KinesisSink>),
+}
+
+/// How records are laid out in S3 and Kinesis outputs.
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    /// Dotted field whose value is the Kinesis partition key.
+    pub partition_key: String,
+    /// Event time covered by one S3 object, ms.
+    pub object_span_ms: i64,
+    /// Size of the parts of a multipart S3 upload, bytes.
+    pub part_size: usize,
+}
+
+impl Default for SinkOptions {
+    fn default() -> SinkOptions {
+        SinkOptions {
+            partition_key: "httpRequest.clientIp".into(),
+            object_span_ms: crate::aws::s3::DEFAULT_OBJECT_SPAN_MS,
+            part_size: crate::aws::s3::DEFAULT_PART_SIZE,
+        }
+    }
+}
+
+/// Opens an output location: a path, `-` (stdout), `s3://bucket/prefix` or
+/// `kinesis://stream` (these two with `aws`).
+pub fn create_location(
+    output: Option<&Path>,
+    aws: &mut AwsContext<'_>,
+    options: &SinkOptions,
+) -> anyhow::Result<Output> {
+    let Some(path) = output else {
+        return create(None);
+    };
+    let location = Location::parse(&path.to_string_lossy())?;
+    match location {
+        Location::S3 { bucket, prefix } => Ok(Output {
+            name: location_name(&path.to_string_lossy()),
+            inner: Inner::S3(Box::new(S3Sink::new(
+                aws.get()?,
+                &bucket,
+                &prefix,
+                options.object_span_ms,
+                options.part_size,
+            ))),
+        }),
+        Location::Kinesis { stream } => Ok(Output {
+            name: location_name(&path.to_string_lossy()),
+            inner: Inner::Kinesis(Box::new(KinesisSink::new(
+                aws.get()?,
+                &stream,
+                &options.partition_key,
+            ))),
+        }),
+        Location::Stdio => create(None),
+        Location::File(p) => create(Some(&p)),
+    }
+}
+
+fn location_name(text: &str) -> String {
+    text.to_string()
 }
 
 impl Inner {
-    fn writer(&mut self) -> &mut dyn Write {
+    fn writer(&mut self) -> Option<&mut dyn Write> {
         match self {
-            Inner::Plain(w) => w,
-            Inner::Gzip(w) => w,
+            Inner::Plain(w) => Some(w),
+            Inner::Gzip(w) => Some(w),
+            Inner::S3(_) | Inner::Kinesis(_) => None,
         }
     }
 }
@@ -79,30 +147,44 @@ fn stdout() -> Output {
 impl Output {
     /// Writes a block; errors name the output.
     pub fn write_block(&mut self, block: &[u8]) -> anyhow::Result<()> {
-        self.inner
-            .writer()
-            .write_all(block)
-            .with_context(|| format!("cannot write to {}", self.name))
+        match &mut self.inner {
+            Inner::S3(s) => s.write_block(block),
+            Inner::Kinesis(k) => k.write_block(block),
+            inner => inner
+                .writer()
+                .map_or(Ok(()), |w| w.write_all(block))
+                .with_context(|| format!("cannot write to {}", self.name)),
+        }
     }
 
-    /// Flushes buffers.
+    /// Flushes buffers (a Kinesis output sends its pending batch; an S3 output
+    /// writes objects only when their time span is over).
     pub fn flush(&mut self) -> anyhow::Result<()> {
-        self.inner
-            .writer()
-            .flush()
-            .with_context(|| format!("cannot write to {}", self.name))
+        match &mut self.inner {
+            Inner::S3(_) => Ok(()),
+            Inner::Kinesis(k) => k.flush(),
+            inner => inner
+                .writer()
+                .map_or(Ok(()), |w| w.flush())
+                .with_context(|| format!("cannot write to {}", self.name)),
+        }
     }
 
-    /// Flushes and closes, finishing a gzip stream.
+    /// Flushes and closes, finishing a gzip stream or the open S3 objects.
     pub fn finish(mut self) -> anyhow::Result<()> {
         self.flush()?;
-        if let Inner::Gzip(gz) = self.inner {
-            let gz = *gz;
-            let mut file = gz
-                .finish()
-                .with_context(|| format!("cannot finish {}", self.name))?;
-            file.flush()
-                .with_context(|| format!("cannot write to {}", self.name))?;
+        match self.inner {
+            Inner::Gzip(gz) => {
+                let gz = *gz;
+                let mut file = gz
+                    .finish()
+                    .with_context(|| format!("cannot finish {}", self.name))?;
+                file.flush()
+                    .with_context(|| format!("cannot write to {}", self.name))?;
+            }
+            Inner::S3(mut s) => s.finish()?,
+            Inner::Kinesis(mut k) => k.finish()?,
+            Inner::Plain(_) => {}
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use flate2::read::MultiGzDecoder;
@@ -16,7 +17,13 @@ pub struct Input {
     pub reader: Box<dyn Read + Send>,
     /// Size when it is a plain (uncompressed) regular file, for progress.
     pub size: Option<u64>,
+    /// For inputs that can fail part way and let the run go on (an S3 object): the
+    /// reason, set when the reader stopped early; the caller reports it.
+    pub failure: Option<Failure>,
 }
+
+/// Where a reader records why it stopped early.
+pub type Failure = Arc<Mutex<Option<String>>>;
 
 impl std::fmt::Debug for Input {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,5 +64,6 @@ pub fn open(name: &str) -> anyhow::Result<Input> {
         name: name.to_string(),
         reader,
         size,
+        failure: None,
     })
 }

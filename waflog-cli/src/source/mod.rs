@@ -1,3 +1,99 @@
-//! Where records come from. Today: files and stdin; S3 and Kinesis land here next.
+//! Where records come from: files and stdin ([`file`]), objects under an S3 prefix
+//! (`crate::aws::s3`), and Kinesis streams (`crate::aws::kinesis`, read by the
+//! commands that follow a stream).
 
 pub mod file;
+
+use crate::aws::AwsContext;
+use crate::location::Location;
+
+/// Which S3 objects to read, by the delivery time in their key path
+/// (`YYYYMMDDHHmm`, inclusive start, exclusive end).
+#[derive(Debug, Clone, Default)]
+pub struct S3Range {
+    /// First delivery time read.
+    pub from: Option<String>,
+    /// First delivery time not read.
+    pub to: Option<String>,
+}
+
+impl S3Range {
+    /// From `--since` / `--until` (RFC 3339 times).
+    pub fn parse(since: Option<&str>, until: Option<&str>) -> anyhow::Result<S3Range> {
+        let conv = |flag: &str, t: Option<&str>| -> anyhow::Result<Option<String>> {
+            t.map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|d| {
+                        d.with_timezone(&chrono::Utc)
+                            .format("%Y%m%d%H%M")
+                            .to_string()
+                    })
+                    .map_err(|e| anyhow::anyhow!("{flag} {t}: not an RFC 3339 time ({e})"))
+            })
+            .transpose()
+        };
+        Ok(S3Range {
+            from: conv("--since", since)?,
+            to: conv("--until", until)?,
+        })
+    }
+}
+
+/// The inputs named by `names` (stdin when empty), in order; an `s3://` name
+/// becomes every object under its prefix, in delivery-time order. `kinesis://`
+/// names are streams, which only `--follow`-style readers take: an error here.
+pub fn inputs(
+    names: &[String],
+    aws: &mut AwsContext<'_>,
+    range: &S3Range,
+) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<file::Input>>>> {
+    let names = if names.is_empty() {
+        vec!["-".to_string()]
+    } else {
+        names.to_vec()
+    };
+    let mut parts: Vec<Box<dyn Iterator<Item = anyhow::Result<file::Input>>>> = Vec::new();
+    for name in names {
+        match Location::parse(&name)? {
+            Location::S3 { bucket, prefix } => {
+                let aws = aws.get()?;
+                let objects = crate::aws::s3::list(
+                    &aws,
+                    &bucket,
+                    &prefix,
+                    range.from.as_deref(),
+                    range.to.as_deref(),
+                )?;
+                let total: u64 = objects.iter().map(|o| o.size).sum();
+                tracing::info!(
+                    "{name}: {} objects, {:.1} MB",
+                    objects.len(),
+                    total as f64 / 1e6
+                );
+                parts.push(Box::new(
+                    crate::aws::s3::stream(aws, &bucket, objects).map(Ok),
+                ));
+            }
+            Location::Kinesis { .. } => anyhow::bail!(
+                "{name}: a Kinesis stream is read on its own (give it as the only input)"
+            ),
+            Location::Stdio => parts.push(Box::new(std::iter::once_with(|| file::open("-")))),
+            Location::File(p) => {
+                let p = p.to_string_lossy().into_owned();
+                parts.push(Box::new(std::iter::once_with(move || file::open(&p))));
+            }
+        }
+    }
+    Ok(Box::new(parts.into_iter().flatten()))
+}
+
+/// The Kinesis stream when `names` is exactly one `kinesis://` location.
+pub fn kinesis_stream(names: &[String]) -> anyhow::Result<Option<String>> {
+    match names {
+        [one] => match Location::parse(one)? {
+            Location::Kinesis { stream } => Ok(Some(stream)),
+            _ => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,666 @@
+//! Amazon Kinesis Data Streams.
+//!
+//! - Sink: `PutRecords` batches within the service limits (500 records and 5 MiB
+//!   per call, 1 MiB per record including its partition key), the partition key
+//!   taken from a field of the record (default `httpRequest.clientIp`); records a
+//!   call reports as failed (`ProvisionedThroughputExceededException`, internal
+//!   failures) are resent with exponential backoff and jitter until they are
+//!   accepted, or the run stops with an error that says how many were not sent.
+//! - Source: reads every shard of a stream on a thread of its own, from
+//!   `TRIM_HORIZON`, `LATEST`, a timestamp or a checkpoint (the last processed
+//!   sequence number per shard), drains parent shards before their children after a
+//!   reshard, and handles throttling and expired iterators.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use aws_sdk_kinesis::error::ProvideErrorMetadata;
+use aws_sdk_kinesis::primitives::{Blob, DateTime};
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+
+use super::{Aws, Backoff, error_text};
+
+/// Most records in one `PutRecords` call.
+pub const MAX_BATCH_RECORDS: usize = 500;
+/// Most bytes (data and partition keys) in one `PutRecords` call.
+pub const MAX_BATCH_BYTES: usize = 5 << 20;
+/// Most bytes of one record (data and partition key).
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+/// Attempts at sending a batch's records before the run stops with an error.
+const MAX_ATTEMPTS: u32 = 15;
+
+/// Counters of a Kinesis sink.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkStats {
+    /// Records accepted by the stream.
+    pub records: u64,
+    /// `PutRecords` calls.
+    pub calls: u64,
+    /// Records resent after the stream reported them as failed.
+    pub retried: u64,
+    /// Records too large for Kinesis (over 1 MiB), not sent (reported on stderr).
+    pub too_large: u64,
+}
+
+/// Writes NDJSON lines as Kinesis records, one line per record.
+pub struct KinesisSink {
+    aws: Arc<Aws>,
+    client: aws_sdk_kinesis::Client,
+    stream: String,
+    key_path: Vec<String>,
+    batch: Vec<(Vec<u8>, String)>,
+    batch_bytes: usize,
+    partial: Vec<u8>,
+    stats: SinkStats,
+    seed: u64,
+}
+
+impl std::fmt::Debug for KinesisSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KinesisSink")
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The partition key of a record: the string (or number) at `path`, or a hash of
+/// the line when it has none (so records still spread over the shards).
+fn partition_key(line: &[u8], path: &[String]) -> String {
+    let found = serde_json::from_slice::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| {
+            let mut cur = &v;
+            for p in path {
+                cur = cur.get(p)?;
+            }
+            match cur {
+                serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        });
+    match found {
+        Some(mut k) => {
+            if k.len() > 256 {
+                let mut end = 256;
+                while !k.is_char_boundary(end) {
+                    end -= 1;
+                }
+                k.truncate(end);
+            }
+            k
+        }
+        None => {
+            let mut crc = flate2::Crc::new();
+            crc.update(line);
+            format!("{:08x}", crc.sum())
+        }
+    }
+}
+
+impl KinesisSink {
+    /// A sink into `stream`, with partition keys from the dotted field `key_field`.
+    pub fn new(aws: Arc<Aws>, stream: &str, key_field: &str) -> KinesisSink {
+        KinesisSink {
+            client: aws.kinesis(),
+            aws,
+            stream: stream.to_string(),
+            key_path: key_field.split('.').map(str::to_string).collect(),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            partial: Vec::new(),
+            stats: SinkStats::default(),
+            seed: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    /// Adds complete lines (a trailing partial line waits for the next block).
+    pub fn write_block(&mut self, block: &[u8]) -> anyhow::Result<()> {
+        let mut data = std::mem::take(&mut self.partial);
+        data.extend_from_slice(block);
+        let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        for line in data[..complete].split(|&b| b == b'\n') {
+            if !line.trim_ascii().is_empty() {
+                self.add(line)?;
+            }
+        }
+        self.partial = data[complete..].to_vec();
+        Ok(())
+    }
+
+    fn add(&mut self, line: &[u8]) -> anyhow::Result<()> {
+        let key = partition_key(line, &self.key_path);
+        let size = line.len() + key.len();
+        if size > MAX_RECORD_BYTES {
+            self.stats.too_large += 1;
+            tracing::error!(
+                "a record of {size} bytes is over Kinesis's 1 MiB limit and was not sent to kinesis://{} (it starts {:?})",
+                self.stream,
+                String::from_utf8_lossy(&line[..line.len().min(120)])
+            );
+            return Ok(());
+        }
+        if self.batch.len() == MAX_BATCH_RECORDS || self.batch_bytes + size > MAX_BATCH_BYTES {
+            self.send()?;
+        }
+        self.batch.push((line.to_vec(), key));
+        self.batch_bytes += size;
+        Ok(())
+    }
+
+    /// Sends the current batch, resending failed records until all are accepted.
+    fn send(&mut self) -> anyhow::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut backoff = Backoff::new(
+            Duration::from_millis(100),
+            Duration::from_secs(5),
+            self.seed,
+        );
+        let mut pending: Vec<usize> = (0..batch.len()).collect();
+        loop {
+            let entries = pending
+                .iter()
+                .map(|&i| {
+                    PutRecordsRequestEntry::builder()
+                        .data(Blob::new(batch[i].0.clone()))
+                        .partition_key(&batch[i].1)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .context("cannot build a PutRecords entry")?;
+            self.stats.calls += 1;
+            let outcome = self.aws.block_on(
+                self.client
+                    .put_records()
+                    .stream_name(&self.stream)
+                    .set_records(Some(entries))
+                    .send(),
+            );
+            let last_error = match outcome {
+                Ok(out) => {
+                    let failed: Vec<usize> = out
+                        .records()
+                        .iter()
+                        .zip(&pending)
+                        .filter(|(r, _)| r.error_code().is_some())
+                        .map(|(_, &i)| i)
+                        .collect();
+                    let reason = out
+                        .records()
+                        .iter()
+                        .find_map(|r| r.error_code().map(str::to_string));
+                    self.stats.records += (pending.len() - failed.len()) as u64;
+                    if failed.is_empty() {
+                        return Ok(());
+                    }
+                    self.stats.retried += failed.len() as u64;
+                    tracing::debug!(
+                        "kinesis://{}: {} of {} records failed ({}), resending",
+                        self.stream,
+                        failed.len(),
+                        pending.len(),
+                        reason.as_deref().unwrap_or("?")
+                    );
+                    pending = failed;
+                    reason.unwrap_or_default()
+                }
+                Err(e) => {
+                    let text = error_text(&e);
+                    let code = e.code().unwrap_or_default().to_string();
+                    if code == "ResourceNotFoundException" || code == "AccessDeniedException" {
+                        anyhow::bail!("cannot write to kinesis://{}: {text}", self.stream);
+                    }
+                    tracing::debug!("kinesis://{}: PutRecords failed: {text}", self.stream);
+                    text
+                }
+            };
+            if backoff.attempts() + 1 >= MAX_ATTEMPTS {
+                anyhow::bail!(
+                    "{} records could not be written to kinesis://{} after {MAX_ATTEMPTS} attempts (last error: {last_error})",
+                    pending.len(),
+                    self.stream
+                );
+            }
+            std::thread::sleep(backoff.next_delay());
+        }
+    }
+
+    /// Sends the pending batch (a partial line waits).
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        self.send()
+    }
+
+    /// Sends what is buffered.
+    pub fn finish(&mut self) -> anyhow::Result<()> {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            if !line.trim_ascii().is_empty() {
+                self.add(&line)?;
+            }
+        }
+        self.send()?;
+        let s = self.stats;
+        tracing::info!(
+            "kinesis://{}: {} records in {} PutRecords calls, {} resent after throttling{}",
+            self.stream,
+            s.records,
+            s.calls,
+            s.retried,
+            if s.too_large > 0 {
+                format!(", {} over 1 MiB not sent", s.too_large)
+            } else {
+                String::new()
+            }
+        );
+        if s.too_large > 0 {
+            anyhow::bail!(
+                "{} records over Kinesis's 1 MiB record limit were not sent to kinesis://{}",
+                s.too_large,
+                self.stream
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Where reading a shard without a checkpoint starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPosition {
+    /// The oldest record kept.
+    TrimHorizon,
+    /// Only records written from now on.
+    Latest,
+    /// Records from this time (epoch ms).
+    AtTimestamp(i64),
+}
+
+impl StartPosition {
+    /// `trim-horizon`, `latest` or `at:<RFC 3339 time>`.
+    pub fn parse(text: &str) -> anyhow::Result<StartPosition> {
+        match text {
+            "trim-horizon" | "TRIM_HORIZON" => Ok(StartPosition::TrimHorizon),
+            "latest" | "LATEST" => Ok(StartPosition::Latest),
+            t => {
+                let at = t.strip_prefix("at:").with_context(|| {
+                    format!("`{t}`: expected trim-horizon, latest or at:<RFC 3339 time>")
+                })?;
+                let ms = chrono::DateTime::parse_from_rfc3339(at)
+                    .with_context(|| format!("`{at}` is not an RFC 3339 time"))?
+                    .timestamp_millis();
+                Ok(StartPosition::AtTimestamp(ms))
+            }
+        }
+    }
+}
+
+/// What the reader thread hands over.
+#[derive(Debug)]
+pub enum Event {
+    /// One record: its shard, sequence number and data.
+    Record {
+        /// Shard id.
+        shard: String,
+        /// Sequence number.
+        sequence: String,
+        /// Data.
+        data: Vec<u8>,
+    },
+    /// Every shard has been read to its end for now: no record is held back, so
+    /// event time may be taken to follow the wall clock.
+    CaughtUp,
+    /// The reader gave up (the error says why).
+    Failed(anyhow::Error),
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    parents: Vec<String>,
+    iterator: Option<String>,
+    finished: bool,
+    /// The last read returned nothing new: this shard does not hold back the others
+    /// in the merge.
+    caught_up: bool,
+    /// Records read but not yet handed over: (event time, sequence number, data).
+    queue: std::collections::VecDeque<(i64, String, Vec<u8>)>,
+    next_poll: Option<Instant>,
+    backoff_attempts: u32,
+}
+
+/// Reads every shard of a stream and sends its records, in order per shard.
+#[derive(Debug)]
+pub struct Reader {
+    aws: Arc<Aws>,
+    stream: String,
+    start: StartPosition,
+    checkpoints: BTreeMap<String, String>,
+    /// Wait between polls of a shard that returned nothing (AWS allows 5 calls per
+    /// second per shard).
+    pub idle_poll: Duration,
+}
+
+impl Reader {
+    /// A reader of `stream` resuming after `checkpoints` (shard -> sequence number).
+    pub fn new(
+        aws: Arc<Aws>,
+        stream: &str,
+        start: StartPosition,
+        checkpoints: BTreeMap<String, String>,
+    ) -> Reader {
+        Reader {
+            aws,
+            stream: stream.to_string(),
+            start,
+            checkpoints,
+            idle_poll: Duration::from_millis(250),
+        }
+    }
+
+    /// Runs on the current thread until `stop` is set or `tx` is closed; a fatal
+    /// error is sent as [`Event::Failed`].
+    pub fn run(mut self, tx: &SyncSender<Event>, stop: &AtomicBool) {
+        if let Err(e) = self.poll_loop(tx, stop) {
+            let _ = tx.send(Event::Failed(e));
+        }
+    }
+
+    fn list_shards(
+        &self,
+        client: &aws_sdk_kinesis::Client,
+        shards: &mut BTreeMap<String, Shard>,
+    ) -> anyhow::Result<()> {
+        let mut token: Option<String> = None;
+        loop {
+            let req = match &token {
+                Some(t) => client.list_shards().next_token(t),
+                None => client.list_shards().stream_name(&self.stream),
+            };
+            let out = self.aws.block_on(req.send()).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot list the shards of kinesis://{}: {}",
+                    self.stream,
+                    error_text(&e)
+                )
+            })?;
+            for s in out.shards() {
+                let id = s.shard_id().to_string();
+                shards.entry(id).or_insert_with(|| Shard {
+                    parents: s
+                        .parent_shard_id()
+                        .into_iter()
+                        .chain(s.adjacent_parent_shard_id())
+                        .map(str::to_string)
+                        .collect(),
+                    ..Shard::default()
+                });
+            }
+            token = out.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn iterator(
+        &self,
+        client: &aws_sdk_kinesis::Client,
+        id: &str,
+        child: bool,
+    ) -> anyhow::Result<Option<String>> {
+        let mut req = client
+            .get_shard_iterator()
+            .stream_name(&self.stream)
+            .shard_id(id);
+        req = match (self.checkpoints.get(id), self.start) {
+            (Some(seq), _) => req
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq),
+            // After a reshard a child is read from its start: nothing is skipped.
+            (None, _) if child => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            (None, StartPosition::TrimHorizon) => {
+                req.shard_iterator_type(ShardIteratorType::TrimHorizon)
+            }
+            (None, StartPosition::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
+            (None, StartPosition::AtTimestamp(ms)) => req
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(DateTime::from_millis(ms)),
+        };
+        let out = self.aws.block_on(req.send()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot get an iterator for kinesis://{}/{id}: {}",
+                self.stream,
+                error_text(&e)
+            )
+        })?;
+        Ok(out.shard_iterator().map(str::to_string))
+    }
+
+    fn poll_loop(&mut self, tx: &SyncSender<Event>, stop: &AtomicBool) -> anyhow::Result<()> {
+        let client = self.aws.kinesis();
+        let mut shards = BTreeMap::new();
+        self.list_shards(&client, &mut shards)?;
+        let mut listed = Instant::now();
+        let mut started = false;
+        while !stop.load(Ordering::Relaxed) {
+            if listed.elapsed() >= Duration::from_secs(10) {
+                self.list_shards(&client, &mut shards)?;
+                listed = Instant::now();
+            }
+            let ids: Vec<String> = shards.keys().cloned().collect();
+            let mut busy = false;
+            for id in ids {
+                let ready = {
+                    let s = &shards[&id];
+                    !s.finished
+                        && s.next_poll.is_none_or(|t| Instant::now() >= t)
+                        && s.parents
+                            .iter()
+                            .all(|p| shards.get(p).is_none_or(|ps| ps.finished))
+                };
+                if !ready {
+                    continue;
+                }
+                let child = started || !shards[&id].parents.is_empty();
+                let Some(shard) = shards.get_mut(&id) else {
+                    continue;
+                };
+                if shard.iterator.is_none() {
+                    shard.iterator =
+                        self.iterator(&client, &id, child && !shard.parents.is_empty())?;
+                    if shard.iterator.is_none() {
+                        shard.finished = true;
+                        continue;
+                    }
+                }
+                let Some(it) = shard.iterator.clone() else {
+                    continue;
+                };
+                match self
+                    .aws
+                    .block_on(client.get_records().shard_iterator(it).limit(10_000).send())
+                {
+                    Ok(out) => {
+                        shard.backoff_attempts = 0;
+                        for r in out.records() {
+                            let data = r.data().as_ref().to_vec();
+                            shard.queue.push_back((
+                                event_time(&data),
+                                r.sequence_number().to_string(),
+                                data,
+                            ));
+                        }
+                        shard.caught_up = out.records().is_empty();
+                        shard.iterator = out.next_shard_iterator().map(str::to_string);
+                        if shard.iterator.is_none() {
+                            shard.finished = true;
+                            tracing::info!("kinesis://{}/{id}: closed shard drained", self.stream);
+                            self.list_shards(&client, &mut shards)?;
+                            listed = Instant::now();
+                            busy = true;
+                            break;
+                        }
+                        if out.records().is_empty() {
+                            shard.next_poll = Some(Instant::now() + self.idle_poll);
+                        } else {
+                            busy = true;
+                            shard.next_poll = None;
+                        }
+                    }
+                    Err(e) => {
+                        let code = e.code().unwrap_or_default().to_string();
+                        let text = error_text(&e);
+                        match code.as_str() {
+                            "ExpiredIteratorException" => {
+                                tracing::debug!(
+                                    "kinesis://{}/{id}: iterator expired, renewing",
+                                    self.stream
+                                );
+                                shard.iterator = None;
+                            }
+                            "ResourceNotFoundException" | "AccessDeniedException" => {
+                                anyhow::bail!("cannot read kinesis://{}/{id}: {text}", self.stream);
+                            }
+                            _ => {
+                                // Throttling (ProvisionedThroughputExceeded), 5xx, timeouts.
+                                let mut b = Backoff::new(
+                                    Duration::from_millis(200),
+                                    Duration::from_secs(10),
+                                    0x2545_f491_4f6c_dd1d ^ u64::from(shard.backoff_attempts),
+                                );
+                                for _ in 0..shard.backoff_attempts {
+                                    b.next_delay();
+                                }
+                                shard.backoff_attempts += 1;
+                                let delay = b.next_delay();
+                                tracing::debug!(
+                                    "kinesis://{}/{id}: {text}; retrying in {delay:?}",
+                                    self.stream
+                                );
+                                shard.next_poll = Some(Instant::now() + delay);
+                                if shard.backoff_attempts > 30 {
+                                    anyhow::bail!(
+                                        "cannot read kinesis://{}/{id}: {text}",
+                                        self.stream
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            started = true;
+            if !self.drain(&mut shards, tx) {
+                return Ok(());
+            }
+            let at_tip = shards
+                .values()
+                .all(|s| s.queue.is_empty() && (s.finished || s.caught_up || s.iterator.is_none()));
+            if at_tip && !busy && tx.send(Event::CaughtUp).is_err() {
+                return Ok(());
+            }
+            if !busy {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands over queued records in event-time order across shards, as long as no
+    /// shard that is still behind has run dry (its next record could be older).
+    /// Returns false when the receiver is gone.
+    fn drain(&mut self, shards: &mut BTreeMap<String, Shard>, tx: &SyncSender<Event>) -> bool {
+        loop {
+            let blocked = shards
+                .values()
+                .any(|s| s.queue.is_empty() && !s.finished && !s.caught_up && s.iterator.is_some());
+            if blocked {
+                return true;
+            }
+            let next = shards
+                .iter()
+                .filter_map(|(id, s)| s.queue.front().map(|r| (r.0, id.clone())))
+                .min();
+            let Some((_, id)) = next else { return true };
+            let Some((_, sequence, data)) = shards.get_mut(&id).and_then(|s| s.queue.pop_front())
+            else {
+                return true;
+            };
+            self.checkpoints.insert(id.clone(), sequence.clone());
+            if tx
+                .send(Event::Record {
+                    shard: id,
+                    sequence,
+                    data,
+                })
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+}
+
+/// The event time of a record (its first line's `timestamp`), for merging shards;
+/// records without one sort first.
+fn event_time(data: &[u8]) -> i64 {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow, default)]
+        timestamp: Option<&'a serde_json::value::RawValue>,
+    }
+    let first = data.split(|&b| b == b'\n').next().unwrap_or_default();
+    serde_json::from_slice::<Head<'_>>(first)
+        .ok()
+        .and_then(|h| h.timestamp)
+        .and_then(|t| {
+            waflog_core::timestamp::from_json_text(t.get())
+                .ok()
+                .flatten()
+        })
+        .unwrap_or(i64::MIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_keys() {
+        let path: Vec<String> = vec!["httpRequest".into(), "clientIp".into()];
+        assert_eq!(
+            partition_key(br#"{"httpRequest":{"clientIp":"1.2.3.4"}}"#, &path),
+            "1.2.3.4"
+        );
+        let k = partition_key(b"{\"x\":1}", &path);
+        assert_eq!(k.len(), 8);
+        assert_eq!(k, partition_key(b"{\"x\":1}", &path));
+        assert_eq!(partition_key(br#"{"a":17}"#, &["a".to_string()]), "17");
+        let long = format!(r#"{{"a":"{}"}}"#, "é".repeat(300));
+        assert!(partition_key(long.as_bytes(), &["a".to_string()]).len() <= 256);
+    }
+
+    #[test]
+    fn start_positions() {
+        assert_eq!(
+            StartPosition::parse("latest").unwrap(),
+            StartPosition::Latest
+        );
+        assert_eq!(
+            StartPosition::parse("trim-horizon").unwrap(),
+            StartPosition::TrimHorizon
+        );
+        assert_eq!(
+            StartPosition::parse("at:2024-05-01T00:00:00Z").unwrap(),
+            StartPosition::AtTimestamp(1_714_521_600_000)
+        );
+        assert!(StartPosition::parse("yesterday").is_err());
+    }
+}

@@ -1,0 +1,703 @@
+//! Amazon S3: the source lists objects under a prefix and streams them in time
+//! order, gunzipped on the fly on a thread of its own; the sink writes gzip NDJSON
+//! objects in the AWS WAF delivery layout, one per 5 minutes of event time per web
+//! ACL, with multipart upload for large objects.
+//!
+//! Delivery layout (as AWS WAF writes to S3):
+//! `<prefix>AWSLogs/<account>/WAFLogs/<region or cloudfront>/<web-acl>/YYYY/MM/dd/HH/mm/<account>_waflogs_<region>_<web-acl>_<YYYYMMDDTHHmmZ>_<hash>.log.gz`.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+
+use super::{Aws, error_text};
+use crate::source::file::{Failure, Input};
+
+/// Decompressed bytes are handed to the parser in blocks of this size.
+const BLOCK: usize = 1 << 20;
+/// Blocks in flight between the download thread and the parser (bounded memory).
+const BLOCKS_IN_FLIGHT: usize = 8;
+/// Object parts are uploaded once this much compressed data is buffered (S3's
+/// minimum part size is 5 MiB).
+pub const DEFAULT_PART_SIZE: usize = 8 << 20;
+/// Event time covered by one object (AWS WAF delivers every 5 minutes).
+pub const DEFAULT_OBJECT_SPAN_MS: i64 = 5 * 60_000;
+
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Key.
+    pub key: String,
+    /// Size in bytes (as stored, compressed or not).
+    pub size: u64,
+}
+
+/// The `YYYYMMDDHHmm` of a key's `/YYYY/MM/dd/HH/mm/` (or `/YYYY/MM/dd/HH/`) path, if
+/// it has one: the delivery time used to order and filter objects.
+pub fn key_time(key: &str) -> Option<String> {
+    let parts: Vec<&str> = key.split('/').collect();
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    for i in 0..parts.len() {
+        let w = &parts[i..];
+        if w.len() >= 4 && digits(w[0], 4) && digits(w[1], 2) && digits(w[2], 2) && digits(w[3], 2)
+        {
+            let minute = w.get(4).filter(|m| digits(m, 2)).copied().unwrap_or("00");
+            return Some(format!("{}{}{}{}{}", w[0], w[1], w[2], w[3], minute));
+        }
+    }
+    None
+}
+
+/// Orders objects by their delivery time (keys without one first), then by key.
+pub fn sort_by_time(objects: &mut [ObjectInfo]) {
+    objects.sort_by_cached_key(|o| (key_time(&o.key), o.key.clone()));
+}
+
+/// Lists every object under `prefix`, ordered by [`sort_by_time`], keeping those
+/// whose delivery time lies in [`from`, `to`) (`YYYYMMDDHHmm`; keys without a date
+/// path are kept).
+pub fn list(
+    aws: &Aws,
+    bucket: &str,
+    prefix: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> anyhow::Result<Vec<ObjectInfo>> {
+    let client = aws.s3();
+    let mut objects = Vec::new();
+    aws.block_on(async {
+        let mut pages = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                anyhow::anyhow!("cannot list s3://{bucket}/{prefix}: {}", error_text(&e))
+            })?;
+            for o in page.contents() {
+                if let Some(key) = o.key() {
+                    objects.push(ObjectInfo {
+                        key: key.to_string(),
+                        size: o.size().map_or(0, |s| s.max(0) as u64),
+                    });
+                }
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    objects.retain(|o| match key_time(&o.key) {
+        Some(t) => from.is_none_or(|f| t.as_str() >= f) && to.is_none_or(|u| t.as_str() < u),
+        None => true,
+    });
+    sort_by_time(&mut objects);
+    Ok(objects)
+}
+
+enum Chunk {
+    Begin(String, u64),
+    Data(Vec<u8>),
+    End,
+    Failed(String),
+}
+
+/// The objects of a listing as inputs, in order, downloaded and decompressed on a
+/// thread of their own while the previous block is parsed.
+pub struct ObjectStream {
+    bucket: String,
+    rx: Arc<Mutex<Receiver<Chunk>>>,
+}
+
+impl std::fmt::Debug for ObjectStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStream")
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts downloading `objects` of `bucket` in order.
+pub fn stream(aws: Arc<Aws>, bucket: &str, objects: Vec<ObjectInfo>) -> ObjectStream {
+    let (tx, rx) = sync_channel(BLOCKS_IN_FLIGHT);
+    let b = bucket.to_string();
+    std::thread::Builder::new()
+        .name("waflog-s3-read".into())
+        .spawn(move || {
+            let client = aws.s3();
+            for o in objects {
+                if tx.send(Chunk::Begin(o.key.clone(), o.size)).is_err() {
+                    return;
+                }
+                let end = match download(&aws, &client, &b, &o.key, &tx) {
+                    Ok(()) => Chunk::End,
+                    Err(reason) => Chunk::Failed(reason),
+                };
+                if tx.send(end).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_or_else(
+            |e| tracing::error!("cannot start the S3 download thread: {e}"),
+            |_| (),
+        );
+    ObjectStream {
+        bucket: bucket.to_string(),
+        rx: Arc::new(Mutex::new(rx)),
+    }
+}
+
+/// Downloads and decompresses one object into the channel.
+fn download(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    tx: &SyncSender<Chunk>,
+) -> Result<(), String> {
+    let resp = aws
+        .block_on(client.get_object().bucket(bucket).key(key).send())
+        .map_err(|e| format!("cannot get the object: {}", error_text(&e)))?;
+    let body = BodyReader {
+        handle: aws.handle(),
+        body: resp.body,
+        chunk: bytes::Bytes::new(),
+    };
+    let mut buffered = BufReader::with_capacity(256 << 10, body);
+    let gzip = buffered
+        .fill_buf()
+        .map_err(|e| format!("cannot read the object: {e}"))?
+        .starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn Read> = if gzip {
+        Box::new(MultiGzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    };
+    loop {
+        let mut block = vec![0u8; BLOCK];
+        let mut filled = 0;
+        while filled < BLOCK {
+            match reader.read(&mut block[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Hand over what was decoded before the damage, then fail.
+                    block.truncate(filled);
+                    if filled > 0 {
+                        let _ = tx.send(Chunk::Data(block));
+                    }
+                    return Err(if gzip {
+                        format!("corrupt gzip data: {e}")
+                    } else {
+                        format!("cannot read the object: {e}")
+                    });
+                }
+            }
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        block.truncate(filled);
+        if tx.send(Chunk::Data(block)).is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// A response body as a blocking reader.
+struct BodyReader {
+    handle: tokio::runtime::Handle,
+    body: ByteStream,
+    chunk: bytes::Bytes,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.handle.block_on(self.body.next()) {
+                None => return Ok(0),
+                Some(Ok(c)) => self.chunk = c,
+                Some(Err(e)) => return Err(io::Error::other(error_text(&e))),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk = self.chunk.slice(n..);
+        Ok(n)
+    }
+}
+
+impl Iterator for ObjectStream {
+    type Item = Input;
+
+    fn next(&mut self) -> Option<Input> {
+        let (key, size) = loop {
+            // Skip what is left of an object whose reader was dropped early.
+            let msg = self.rx.lock().ok()?.recv().ok()?;
+            if let Chunk::Begin(key, size) = msg {
+                break (key, size);
+            }
+        };
+        let failure: Failure = Arc::default();
+        let name = format!("s3://{}/{key}", self.bucket);
+        tracing::debug!("reading {name} ({size} bytes)");
+        Some(Input {
+            name,
+            reader: Box::new(ObjectReader {
+                rx: Arc::clone(&self.rx),
+                block: Vec::new(),
+                pos: 0,
+                done: false,
+                failure: Arc::clone(&failure),
+            }),
+            size: None,
+            failure: Some(failure),
+        })
+    }
+}
+
+/// The decompressed bytes of one object; a failure ends it early and is recorded.
+struct ObjectReader {
+    rx: Arc<Mutex<Receiver<Chunk>>>,
+    block: Vec<u8>,
+    pos: usize,
+    done: bool,
+    failure: Failure,
+}
+
+impl ObjectReader {
+    fn fail(&mut self, reason: String) {
+        self.done = true;
+        if let Ok(mut f) = self.failure.lock() {
+            *f = Some(reason);
+        }
+    }
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.block.len() {
+            if self.done {
+                return Ok(0);
+            }
+            let msg = match self.rx.lock() {
+                Ok(rx) => rx.recv().ok(),
+                Err(_) => None,
+            };
+            match msg {
+                Some(Chunk::Data(b)) => {
+                    self.block = b;
+                    self.pos = 0;
+                }
+                Some(Chunk::End) => self.done = true,
+                Some(Chunk::Failed(reason)) => self.fail(reason),
+                Some(Chunk::Begin(..)) | None => {
+                    self.fail("the download thread stopped".into());
+                }
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.pos);
+        buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Where a web ACL's logs go: account, region (`cloudfront` for global ACLs) and
+/// name, from its ARN (`arn:aws:wafv2:us-east-1:123456789012:regional/webacl/NAME/ID`).
+fn acl_parts(webacl_id: Option<&str>) -> (String, String, String) {
+    let fallback = || {
+        (
+            "000000000000".to_string(),
+            "unknown".to_string(),
+            "unknown-webacl".to_string(),
+        )
+    };
+    let Some(arn) = webacl_id else {
+        return fallback();
+    };
+    let fields: Vec<&str> = arn.splitn(6, ':').collect();
+    if fields.len() < 6 || fields[0] != "arn" {
+        return fallback();
+    }
+    let resource: Vec<&str> = fields[5].split('/').collect();
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let region = if resource.first() == Some(&"global") || fields[3].is_empty() {
+        "cloudfront".to_string()
+    } else {
+        clean(fields[3])
+    };
+    let name = resource
+        .get(2)
+        .map_or("unknown-webacl".to_string(), |n| clean(n));
+    (clean(fields[4]), region, name)
+}
+
+/// The fields of a record the sink routes by.
+#[derive(serde::Deserialize)]
+struct Route<'a> {
+    #[serde(borrow, default)]
+    timestamp: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default, rename = "webaclId")]
+    webacl_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+struct OpenObject {
+    key: String,
+    gz: GzEncoder<Vec<u8>>,
+    upload_id: Option<String>,
+    parts: Vec<CompletedPart>,
+    records: u64,
+    bytes_out: u64,
+}
+
+/// Counters of an S3 sink.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkStats {
+    /// Objects written.
+    pub objects: u64,
+    /// Of which with multipart upload.
+    pub multipart: u64,
+    /// Records written.
+    pub records: u64,
+    /// Compressed bytes written.
+    pub bytes: u64,
+}
+
+/// Writes NDJSON records as gzip objects in the WAF delivery layout.
+pub struct S3Sink {
+    aws: Arc<Aws>,
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+    span_ms: i64,
+    part_size: usize,
+    open: BTreeMap<(String, i64), OpenObject>,
+    max_event: i64,
+    last_ts: i64,
+    partial: Vec<u8>,
+    stats: SinkStats,
+}
+
+impl std::fmt::Debug for S3Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Sink")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Sink {
+    /// A sink into `s3://bucket/prefix`: one object per `span_ms` of event time per
+    /// web ACL, parts of `part_size` bytes (at least 5 MiB) for large objects.
+    pub fn new(
+        aws: Arc<Aws>,
+        bucket: &str,
+        prefix: &str,
+        span_ms: i64,
+        part_size: usize,
+    ) -> S3Sink {
+        let mut prefix = prefix.to_string();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        S3Sink {
+            client: aws.s3(),
+            aws,
+            bucket: bucket.to_string(),
+            prefix,
+            span_ms: span_ms.max(1_000),
+            part_size: part_size.max(5 << 20),
+            open: BTreeMap::new(),
+            max_event: i64::MIN,
+            last_ts: 0,
+            partial: Vec::new(),
+            stats: SinkStats::default(),
+        }
+    }
+
+    /// Adds complete lines (a trailing partial line waits for the next block).
+    pub fn write_block(&mut self, block: &[u8]) -> anyhow::Result<()> {
+        let mut data = std::mem::take(&mut self.partial);
+        data.extend_from_slice(block);
+        let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        for line in data[..complete].split(|&b| b == b'\n') {
+            if !line.trim_ascii().is_empty() {
+                self.write_record(line)?;
+            }
+        }
+        self.partial = data[complete..].to_vec();
+        self.close_due()
+    }
+
+    fn write_record(&mut self, line: &[u8]) -> anyhow::Result<()> {
+        let route: Option<Route<'_>> = serde_json::from_slice(line).ok();
+        let ts = route
+            .as_ref()
+            .and_then(|r| r.timestamp)
+            .and_then(|t| {
+                waflog_core::timestamp::from_json_text(t.get())
+                    .ok()
+                    .flatten()
+            })
+            .unwrap_or(self.last_ts);
+        self.last_ts = ts;
+        self.max_event = self.max_event.max(ts);
+        let (account, region, name) =
+            acl_parts(route.as_ref().and_then(|r| r.webacl_id.as_deref()));
+        let window = ts.div_euclid(self.span_ms) * self.span_ms;
+        let acl = format!("{account}/{region}/{name}");
+        let entry = self.open.entry((acl, window)).or_insert_with(|| {
+            let start = chrono::DateTime::from_timestamp_millis(window).unwrap_or_default();
+            let hash = {
+                let mut crc = flate2::Crc::new();
+                crc.update(line);
+                crc.sum()
+            };
+            OpenObject {
+                key: format!(
+                    "{}AWSLogs/{account}/WAFLogs/{region}/{name}/{}/{account}_waflogs_{region}_{name}_{}_{hash:08x}.log.gz",
+                    self.prefix,
+                    start.format("%Y/%m/%d/%H/%M"),
+                    start.format("%Y%m%dT%H%MZ"),
+                ),
+                gz: GzEncoder::new(Vec::with_capacity(1 << 16), Compression::default()),
+                upload_id: None,
+                parts: Vec::new(),
+                records: 0,
+                bytes_out: 0,
+            }
+        });
+        entry.gz.write_all(line)?;
+        entry.gz.write_all(b"\n")?;
+        entry.records += 1;
+        if entry.gz.get_ref().len() >= self.part_size {
+            let body = std::mem::take(entry.gz.get_mut());
+            Self::upload_part(&self.aws, &self.client, &self.bucket, entry, body)?;
+        }
+        Ok(())
+    }
+
+    fn upload_part(
+        aws: &Aws,
+        client: &aws_sdk_s3::Client,
+        bucket: &str,
+        o: &mut OpenObject,
+        body: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let key = o.key.clone();
+        let ctx = || format!("cannot upload s3://{bucket}/{key}");
+        if o.upload_id.is_none() {
+            let r = aws
+                .block_on(
+                    client
+                        .create_multipart_upload()
+                        .bucket(bucket)
+                        .key(&o.key)
+                        .content_type("application/x-ndjson")
+                        .content_encoding("gzip")
+                        .send(),
+                )
+                .map_err(|e| anyhow::anyhow!(error_text(&e)))
+                .with_context(ctx)?;
+            o.upload_id = r.upload_id().map(str::to_string);
+        }
+        let upload_id = o.upload_id.clone().context("S3 returned no upload id")?;
+        let number = o.parts.len() as i32 + 1;
+        o.bytes_out += body.len() as u64;
+        let r = aws
+            .block_on(
+                client
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(&o.key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(body))
+                    .send(),
+            )
+            .map_err(|e| anyhow::anyhow!(error_text(&e)))
+            .with_context(ctx)?;
+        o.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(r.e_tag().map(str::to_string))
+                .build(),
+        );
+        Ok(())
+    }
+
+    /// Closes the objects whose span ended a whole span before the latest event.
+    fn close_due(&mut self) -> anyhow::Result<()> {
+        let due: Vec<(String, i64)> = self
+            .open
+            .keys()
+            .filter(|(_, w)| w.saturating_add(2 * self.span_ms) <= self.max_event)
+            .cloned()
+            .collect();
+        for k in due {
+            if let Some(o) = self.open.remove(&k) {
+                self.close(o)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, mut o: OpenObject) -> anyhow::Result<()> {
+        let body = std::mem::replace(&mut o.gz, GzEncoder::new(Vec::new(), Compression::fast()))
+            .finish()
+            .context("cannot finish a gzip stream")?;
+        let key = o.key.clone();
+        let ctx = || format!("cannot write s3://{}/{key}", self.bucket);
+        if o.upload_id.is_some() {
+            Self::upload_part(&self.aws, &self.client, &self.bucket, &mut o, body)?;
+            let parts = std::mem::take(&mut o.parts);
+            self.aws
+                .block_on(
+                    self.client
+                        .complete_multipart_upload()
+                        .bucket(&self.bucket)
+                        .key(&o.key)
+                        .set_upload_id(o.upload_id.clone())
+                        .multipart_upload(
+                            CompletedMultipartUpload::builder()
+                                .set_parts(Some(parts))
+                                .build(),
+                        )
+                        .send(),
+                )
+                .map_err(|e| anyhow::anyhow!(error_text(&e)))
+                .with_context(ctx)?;
+            self.stats.multipart += 1;
+        } else {
+            o.bytes_out += body.len() as u64;
+            self.aws
+                .block_on(
+                    self.client
+                        .put_object()
+                        .bucket(&self.bucket)
+                        .key(&o.key)
+                        .content_type("application/x-ndjson")
+                        .content_encoding("gzip")
+                        .body(ByteStream::from(body))
+                        .send(),
+                )
+                .map_err(|e| anyhow::anyhow!(error_text(&e)))
+                .with_context(ctx)?;
+        }
+        self.stats.objects += 1;
+        self.stats.records += o.records;
+        self.stats.bytes += o.bytes_out;
+        tracing::debug!(
+            "wrote s3://{}/{} ({} records)",
+            self.bucket,
+            o.key,
+            o.records
+        );
+        Ok(())
+    }
+
+    /// Writes the last partial line and every open object.
+    pub fn finish(&mut self) -> anyhow::Result<()> {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            if !line.trim_ascii().is_empty() {
+                self.write_record(&line)?;
+            }
+        }
+        for (_, o) in std::mem::take(&mut self.open) {
+            self.close(o)?;
+        }
+        let s = self.stats;
+        tracing::info!(
+            "s3://{}/{}: {} objects ({} multipart), {} records, {:.1} MB compressed",
+            self.bucket,
+            self.prefix,
+            s.objects,
+            s.multipart,
+            s.records,
+            s.bytes as f64 / 1e6
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_times_and_order() {
+        assert_eq!(
+            key_time("AWSLogs/1/WAFLogs/us-east-1/acl/2024/05/01/13/05/x.log.gz").as_deref(),
+            Some("202405011305")
+        );
+        assert_eq!(
+            key_time("a/2024/05/01/13/x.gz").as_deref(),
+            Some("202405011300")
+        );
+        assert_eq!(key_time("plain/file.ndjson"), None);
+        let mut v: Vec<ObjectInfo> = [
+            "p/acl-b/2024/05/01/00/10/b.gz",
+            "p/acl-a/2024/05/01/00/15/a.gz",
+            "p/acl-a/2024/05/01/00/05/a.gz",
+            "p/notes.txt",
+        ]
+        .iter()
+        .map(|k| ObjectInfo {
+            key: (*k).to_string(),
+            size: 1,
+        })
+        .collect();
+        sort_by_time(&mut v);
+        let keys: Vec<&str> = v.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "p/notes.txt",
+                "p/acl-a/2024/05/01/00/05/a.gz",
+                "p/acl-b/2024/05/01/00/10/b.gz",
+                "p/acl-a/2024/05/01/00/15/a.gz"
+            ]
+        );
+    }
+
+    #[test]
+    fn acl_parts_from_arns() {
+        assert_eq!(
+            acl_parts(Some(
+                "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/my-acl/a1b2"
+            )),
+            ("123456789012".into(), "us-east-1".into(), "my-acl".into())
+        );
+        assert_eq!(
+            acl_parts(Some(
+                "arn:aws:wafv2:us-east-1:123456789012:global/webacl/cf acl/x"
+            )),
+            ("123456789012".into(), "cloudfront".into(), "cf_acl".into())
+        );
+        assert_eq!(acl_parts(Some("not-an-arn")).2, "unknown-webacl");
+        assert_eq!(acl_parts(None).0, "000000000000");
+    }
+}

@@ -1,0 +1,146 @@
+//! Where data comes from or goes to: a path, `-` (stdin/stdout), `s3://bucket/prefix`
+//! or `kinesis://stream-name`. Every input argument and `--output` takes one.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A parsed input or output location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// Standard input or output (`-`).
+    Stdio,
+    /// A local file.
+    File(PathBuf),
+    /// Objects under `prefix` (may be empty) in an S3 bucket.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix, without a leading `/`.
+        prefix: String,
+    },
+    /// A Kinesis data stream, by name.
+    Kinesis {
+        /// Stream name.
+        stream: String,
+    },
+}
+
+impl Location {
+    /// Parses `text`. Anything without a `scheme://` is a file path; an unknown
+    /// scheme is an error that lists the known ones.
+    pub fn parse(text: &str) -> anyhow::Result<Location> {
+        if text == "-" {
+            return Ok(Location::Stdio);
+        }
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return Ok(Location::File(PathBuf::from(text)));
+        };
+        match scheme {
+            "s3" => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if !valid_bucket(bucket) {
+                    anyhow::bail!(
+                        "`{text}`: `{bucket}` is not an S3 bucket name (3-63 characters: a-z, 0-9, `.`, `-`)"
+                    );
+                }
+                Ok(Location::S3 {
+                    bucket: bucket.to_string(),
+                    prefix: prefix.to_string(),
+                })
+            }
+            "kinesis" => {
+                let stream = rest.trim_end_matches('/');
+                if stream.is_empty()
+                    || stream.len() > 128
+                    || !stream
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                {
+                    anyhow::bail!(
+                        "`{text}`: `{stream}` is not a Kinesis stream name (1-128 characters: a-z, A-Z, 0-9, `_`, `.`, `-`)"
+                    );
+                }
+                Ok(Location::Kinesis {
+                    stream: stream.to_string(),
+                })
+            }
+            "file" => Ok(Location::File(PathBuf::from(rest))),
+            other => anyhow::bail!(
+                "`{text}`: unknown scheme `{other}://` (use a path, `-`, s3://bucket/prefix or kinesis://stream)"
+            ),
+        }
+    }
+}
+
+fn valid_bucket(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Stdio => f.write_str("-"),
+            Location::File(p) => write!(f, "{}", p.display()),
+            Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            Location::Kinesis { stream } => write!(f, "kinesis://{stream}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_kind() {
+        assert_eq!(Location::parse("-").unwrap(), Location::Stdio);
+        assert_eq!(
+            Location::parse("logs/a.ndjson.gz").unwrap(),
+            Location::File("logs/a.ndjson.gz".into())
+        );
+        assert_eq!(
+            Location::parse("file:///tmp/x").unwrap(),
+            Location::File("/tmp/x".into())
+        );
+        assert_eq!(
+            Location::parse("s3://my-logs/AWSLogs/123/").unwrap(),
+            Location::S3 {
+                bucket: "my-logs".into(),
+                prefix: "AWSLogs/123/".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("s3://my-logs").unwrap(),
+            Location::S3 {
+                bucket: "my-logs".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(
+            Location::parse("kinesis://aws-waf-logs-x").unwrap(),
+            Location::Kinesis {
+                stream: "aws-waf-logs-x".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("s3://b-1/p").unwrap().to_string(),
+            "s3://b-1/p"
+        );
+    }
+
+    #[test]
+    fn bad_locations_say_why() {
+        for (text, needle) in [
+            ("s3://", "not an S3 bucket"),
+            ("s3://Upper/x", "not an S3 bucket"),
+            ("kinesis://", "not a Kinesis stream"),
+            ("kinesis://a b", "not a Kinesis stream"),
+            ("ftp://host/x", "unknown scheme `ftp://`"),
+        ] {
+            let e = Location::parse(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+}
