@@ -237,7 +237,7 @@ pub struct TransformArgs {
     /// stream's transformation). Each record's lines are transformed as above and
     /// answered Ok; a bad record (or a record with any bad line) is answered
     /// ProcessingFailed with its data as received and dead-lettered with source
-    /// firehose:<recordId>. --strict exits 1 when any record is ProcessingFailed. A
+    /// firehose:RECORD_ID. --strict exits 1 when any record is ProcessingFailed. A
     /// malformed event (not JSON, no records, a record without recordId) exits 2.
     #[arg(long, conflicts_with = "max_line_bytes")]
     pub firehose: bool,

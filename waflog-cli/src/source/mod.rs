@@ -1,4 +1,4 @@
-//! Where records come from: files and stdin ([`file`]), objects under an S3 prefix
+//! Where records come from: files and stdin ([`mod@file`]), objects under an S3 prefix
 //! (`crate::aws::s3`), and Kinesis streams (`crate::aws::kinesis`, read by the
 //! commands that follow a stream).
 
