@@ -22,7 +22,7 @@ use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::primitives::{Blob, DateTime};
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 
-use super::{Aws, Backoff, error_text};
+use super::{Aws, Backoff, LineBuffer, error_text};
 
 /// Most records in one `PutRecords` call.
 pub const MAX_BATCH_RECORDS: usize = 500;
@@ -54,7 +54,7 @@ pub struct KinesisSink {
     key_path: Vec<String>,
     batch: Vec<(Vec<u8>, String)>,
     batch_bytes: usize,
-    partial: Vec<u8>,
+    lines: LineBuffer,
     stats: SinkStats,
     seed: u64,
 }
@@ -112,7 +112,7 @@ impl KinesisSink {
             key_path: key_field.split('.').map(str::to_string).collect(),
             batch: Vec::new(),
             batch_bytes: 0,
-            partial: Vec::new(),
+            lines: LineBuffer::default(),
             stats: SinkStats::default(),
             seed: 0x9e37_79b9_7f4a_7c15,
         }
@@ -120,15 +120,10 @@ impl KinesisSink {
 
     /// Adds complete lines (a trailing partial line waits for the next block).
     pub fn write_block(&mut self, block: &[u8]) -> anyhow::Result<()> {
-        let mut data = std::mem::take(&mut self.partial);
-        data.extend_from_slice(block);
-        let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        for line in data[..complete].split(|&b| b == b'\n') {
-            if !line.trim_ascii().is_empty() {
-                self.add(line)?;
-            }
-        }
-        self.partial = data[complete..].to_vec();
+        let mut lines = std::mem::take(&mut self.lines);
+        let fed = lines.feed(block, |line| self.add(line));
+        self.lines = lines;
+        fed?;
         Ok(())
     }
 
@@ -241,12 +236,8 @@ impl KinesisSink {
 
     /// Sends what is buffered.
     pub fn finish(&mut self) -> anyhow::Result<()> {
-        if !self.partial.is_empty() {
-            let line = std::mem::take(&mut self.partial);
-            if !line.trim_ascii().is_empty() {
-                self.add(&line)?;
-            }
-        }
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.finish(|line| self.add(line))?;
         self.send()?;
         let s = self.stats;
         tracing::info!(

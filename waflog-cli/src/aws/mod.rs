@@ -110,6 +110,43 @@ impl<'a> AwsContext<'a> {
     }
 }
 
+/// Cuts the blocks written to a sink into lines: a line split across two blocks
+/// waits for the rest; blank lines are skipped.
+#[derive(Debug, Default)]
+pub struct LineBuffer {
+    partial: Vec<u8>,
+}
+
+impl LineBuffer {
+    /// Calls `f` on every complete line of what is buffered plus `block`.
+    pub fn feed(
+        &mut self,
+        block: &[u8],
+        mut f: impl FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut data = std::mem::take(&mut self.partial);
+        data.extend_from_slice(block);
+        let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        for line in data[..complete].split(|&b| b == b'\n') {
+            if !line.trim_ascii().is_empty() {
+                f(line)?;
+            }
+        }
+        self.partial = data[complete..].to_vec();
+        Ok(())
+    }
+
+    /// Calls `f` on the last line if it had no newline.
+    pub fn finish(&mut self, f: impl FnOnce(&[u8]) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let line = std::mem::take(&mut self.partial);
+        if line.trim_ascii().is_empty() {
+            Ok(())
+        } else {
+            f(&line)
+        }
+    }
+}
+
 /// Exponential backoff with full jitter: a random delay in [0, min(cap, base *
 /// 2^attempt)], from a small xorshift generator seeded per caller (no shared state).
 #[derive(Debug)]
@@ -170,6 +207,25 @@ pub fn error_text<E: std::error::Error>(e: &E) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_buffer_joins_lines_split_across_blocks() {
+        let mut b = LineBuffer::default();
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        for block in [&b"a\nb"[..], b"c\n\n  \nd", b""] {
+            b.feed(block, |l| {
+                seen.push(l.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        }
+        b.finish(|l| {
+            seen.push(l.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [&b"a"[..], b"bc", b"d"]);
+    }
 
     #[test]
     fn backoff_grows_to_its_cap_with_jitter() {

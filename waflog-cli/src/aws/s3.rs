@@ -18,7 +18,7 @@ use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
-use super::{Aws, error_text};
+use super::{Aws, LineBuffer, error_text};
 use crate::source::file::{Failure, Input};
 
 /// Decompressed bytes are handed to the parser in blocks of this size.
@@ -395,7 +395,7 @@ pub struct S3Sink {
     open: BTreeMap<(String, i64), OpenObject>,
     max_event: i64,
     last_ts: i64,
-    partial: Vec<u8>,
+    lines: LineBuffer,
     stats: SinkStats,
 }
 
@@ -432,22 +432,17 @@ impl S3Sink {
             open: BTreeMap::new(),
             max_event: i64::MIN,
             last_ts: 0,
-            partial: Vec::new(),
+            lines: LineBuffer::default(),
             stats: SinkStats::default(),
         }
     }
 
     /// Adds complete lines (a trailing partial line waits for the next block).
     pub fn write_block(&mut self, block: &[u8]) -> anyhow::Result<()> {
-        let mut data = std::mem::take(&mut self.partial);
-        data.extend_from_slice(block);
-        let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        for line in data[..complete].split(|&b| b == b'\n') {
-            if !line.trim_ascii().is_empty() {
-                self.write_record(line)?;
-            }
-        }
-        self.partial = data[complete..].to_vec();
+        let mut lines = std::mem::take(&mut self.lines);
+        let fed = lines.feed(block, |line| self.write_record(line));
+        self.lines = lines;
+        fed?;
         self.close_due()
     }
 
@@ -620,12 +615,8 @@ impl S3Sink {
 
     /// Writes the last partial line and every open object.
     pub fn finish(&mut self) -> anyhow::Result<()> {
-        if !self.partial.is_empty() {
-            let line = std::mem::take(&mut self.partial);
-            if !line.trim_ascii().is_empty() {
-                self.write_record(&line)?;
-            }
-        }
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.finish(|line| self.write_record(line))?;
         for (_, o) in std::mem::take(&mut self.open) {
             self.close(o)?;
         }
