@@ -162,6 +162,10 @@ pub struct InputArgs {
     /// or one kinesis://stream (every shard, followed until --idle-exit or Ctrl-C).
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
+    /// An input given as a flag (repeatable), the same as a positional INPUT:
+    /// `--source s3://bucket/prefix`, `--source kinesis://stream`.
+    #[arg(long = "source", value_name = "INPUT")]
+    pub sources: Vec<String>,
     /// S3 inputs: skip objects delivered before this time (RFC 3339), by the
     /// YYYY/MM/dd/HH/mm of their key.
     #[arg(long, value_name = "TIME")]
@@ -174,8 +178,9 @@ pub struct InputArgs {
     /// reshard always start at their beginning.
     #[arg(long, value_name = "POSITION", default_value = "trim-horizon")]
     pub kinesis_start: String,
-    /// Kinesis input (and --follow): stop cleanly once no record has arrived for
-    /// this long (e.g. 30s); without it the stream is followed until Ctrl-C.
+    /// Kinesis input (and --follow): stop cleanly once every shard has been read to
+    /// its tip and no new record has arrived for this long (e.g. 30s); without it
+    /// the stream is followed until Ctrl-C.
     #[arg(long, value_name = "DURATION")]
     pub idle_exit: Option<String>,
     /// Where rejected lines go, as NDJSON {source, line, reason, raw | raw_base64}
@@ -186,6 +191,13 @@ pub struct InputArgs {
     /// part. Overrides [input] max_line_bytes (default 1 MiB).
     #[arg(long, value_name = "BYTES")]
     pub max_line_bytes: Option<usize>,
+}
+
+impl InputArgs {
+    /// The positional inputs, then the `--source` ones.
+    pub fn all(&self) -> Vec<String> {
+        self.inputs.iter().chain(&self.sources).cloned().collect()
+    }
 }
 
 /// How records are laid out in S3 and Kinesis outputs.

@@ -5,67 +5,20 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
 
-fn endpoint() -> String {
-    std::env::var("WAFLOG_TEST_MOTO")
-        .expect("WAFLOG_TEST_MOTO is not set: run these tests with `bash scripts/test.sh`")
-}
+mod common;
+use common::{lines, request_ids, run};
 
 fn waflog() -> Command {
-    let mut c = Command::cargo_bin("waflog").unwrap();
-    c.env_remove("WAFLOG_CONFIG")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .args(["--endpoint-url", &endpoint()]);
-    c
+    common::waflog_at(&common::moto())
 }
 
-/// Runs a boto3 snippet (`s3` and `kinesis` clients are defined) against the server.
+/// Runs a boto3 snippet (`s3` and `kinesis` clients are defined) against moto.
 fn boto(code: &str) {
-    let python = std::env::var("WAFLOG_TEST_PYTHON").expect("WAFLOG_TEST_PYTHON");
-    let script = format!(
-        "import boto3, gzip\nkw = dict(endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\ns3 = boto3.client('s3', **kw)\nkinesis = boto3.client('kinesis', **kw)\n{code}\n",
-        endpoint()
-    );
-    let out = Command::new(python).arg("-c").arg(script).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn request_ids(v: &[serde_json::Value]) -> Vec<String> {
-    let mut ids: Vec<String> = v
-        .iter()
-        .map(|r| r["httpRequest"]["requestId"].as_str().unwrap().to_string())
-        .collect();
-    ids.sort();
-    ids
+    common::boto_at(&common::moto(), code);
 }
 
 const GEN: [&str; 8] = [
@@ -82,24 +35,25 @@ const GEN: [&str; 8] = [
 #[test]
 fn s3_round_trip_in_the_waf_layout_with_a_corrupt_object_reported() {
     let dir = tempfile::tempdir().unwrap();
-    boto("s3.create_bucket(Bucket='waflog-rt')");
+    let b = common::unique_name("waflog-rt");
+    boto(&format!("s3.create_bucket(Bucket='{b}')"));
     let local = dir.path().join("local.ndjson");
     let (code, _, err) = run(waflog().args(GEN).arg("-o").arg(&local));
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run(waflog().args(GEN).args(["-o", "s3://waflog-rt/logs/"]));
+    let (code, _, err) = run(waflog().args(GEN).args(["-o", &format!("s3://{b}/logs/")]));
     assert_eq!(code, 0, "{err}");
     // One object per 5 minutes per web ACL, in the delivery layout.
-    boto(
-        "keys = [o['Key'] for o in s3.list_objects_v2(Bucket='waflog-rt', Prefix='logs/')['Contents']]\n\
+    boto(&format!(
+        "keys = [o['Key'] for o in s3.list_objects_v2(Bucket='{b}', Prefix='logs/')['Contents']]\n\
          assert len(keys) >= 4, keys\n\
          assert all(k.startswith('logs/AWSLogs/123456789012/WAFLogs/') and k.endswith('.log.gz') for k in keys), keys\n\
          assert any('/2024/05/01/00/05/' in k for k in keys), keys\n\
-         s3.put_object(Bucket='waflog-rt', Key='logs/AWSLogs/123456789012/WAFLogs/us-east-1/x/2024/05/01/00/07/bad.log.gz', Body=gzip.compress(b'{\"a\":1}\\n' * 1000)[:300] + b'garbage')",
-    );
+         s3.put_object(Bucket='{b}', Key='logs/AWSLogs/123456789012/WAFLogs/us-east-1/x/2024/05/01/00/07/bad.log.gz', Body=gzip.compress(b'{{\"a\":1}}\\n' * 1000)[:300] + b'garbage')",
+    ));
     let out = dir.path().join("out.ndjson");
     let dead = dir.path().join("dead.ndjson");
     let (code, _, err) = run(waflog()
-        .args(["transform", "s3://waflog-rt/logs/", "--dead-letter"])
+        .args(["transform", &format!("s3://{b}/logs/"), "--dead-letter"])
         .arg(&dead)
         .arg("-o")
         .arg(&out));
@@ -130,7 +84,7 @@ fn s3_round_trip_in_the_waf_layout_with_a_corrupt_object_reported() {
     let (code, _, _) = run(waflog().args([
         "transform",
         "--strict",
-        "s3://waflog-rt/logs/",
+        &format!("s3://{b}/logs/"),
         "-o",
         "/dev/null",
         "--dead-letter",
@@ -141,7 +95,7 @@ fn s3_round_trip_in_the_waf_layout_with_a_corrupt_object_reported() {
     let (code, _, err) = run(waflog()
         .args([
             "transform",
-            "s3://waflog-rt/logs/",
+            &format!("s3://{b}/logs/"),
             "--since",
             "2024-05-01T00:10:00Z",
             "--until",
@@ -164,16 +118,20 @@ fn s3_round_trip_in_the_waf_layout_with_a_corrupt_object_reported() {
             "--endpoint-url",
             "http://127.0.0.1:9",
             "transform",
-            "s3://waflog-rt/logs/",
+            &format!("s3://{b}/logs/"),
         ]));
     assert_eq!(code, 2);
-    assert!(err.contains("cannot list s3://waflog-rt/logs/"), "{err}");
+    assert!(
+        err.contains(&format!("cannot list s3://{b}/logs/")),
+        "{err}"
+    );
 }
 
 #[test]
 fn large_objects_use_multipart_upload_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
-    boto("s3.create_bucket(Bucket='waflog-mp')");
+    let b = common::unique_name("waflog-mp");
+    boto(&format!("s3.create_bucket(Bucket='{b}')"));
     let (code, _, err) = run(waflog().args([
         "generate",
         "--seed",
@@ -185,7 +143,7 @@ fn large_objects_use_multipart_upload_and_read_back() {
         "--part-size",
         "5242880",
         "-o",
-        "s3://waflog-mp/big",
+        &format!("s3://{b}/big"),
     ]));
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -194,7 +152,7 @@ fn large_objects_use_multipart_upload_and_read_back() {
     );
     let out = dir.path().join("out.ndjson");
     let (code, _, err) = run(waflog()
-        .args(["transform", "s3://waflog-mp/big/", "-o"])
+        .args(["transform", &format!("s3://{b}/big/"), "-o"])
         .arg(&out));
     assert_eq!(code, 0, "{err}");
     let n = std::fs::read_to_string(&out).unwrap().lines().count();
@@ -204,7 +162,10 @@ fn large_objects_use_multipart_upload_and_read_back() {
 #[test]
 fn kinesis_round_trip_resumes_from_the_checkpoints_in_the_state_file() {
     let dir = tempfile::tempdir().unwrap();
-    boto("kinesis.create_stream(StreamName='waflog-rt', ShardCount=2)");
+    let s = common::unique_name("waflog-rt");
+    boto(&format!(
+        "kinesis.create_stream(StreamName='{s}', ShardCount=2)"
+    ));
     let first = dir.path().join("first.ndjson");
     let second = dir.path().join("second.ndjson");
     let (code, _, err) = run(waflog().args(GEN).arg("-o").arg(&first));
@@ -227,10 +188,10 @@ fn kinesis_round_trip_resumes_from_the_checkpoints_in_the_state_file() {
     let (code, _, err) = run(waflog()
         .arg("transform")
         .arg(&first)
-        .args(["-o", "kinesis://waflog-rt"]));
+        .args(["-o", &format!("kinesis://{s}")]));
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains(&format!("kinesis://waflog-rt: {n1} records")),
+        err.contains(&format!("kinesis://{s}: {n1} records")),
         "{err}"
     );
     let state = dir.path().join("state.json");
@@ -238,7 +199,7 @@ fn kinesis_round_trip_resumes_from_the_checkpoints_in_the_state_file() {
     let (code, _, err) = run(waflog()
         .args([
             "detect",
-            "kinesis://waflog-rt",
+            &format!("kinesis://{s}"),
             "--idle-exit",
             "4s",
             "--state",
@@ -259,17 +220,17 @@ fn kinesis_round_trip_resumes_from_the_checkpoints_in_the_state_file() {
         serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     let cps = saved["checkpoints"].as_object().unwrap();
     assert_eq!(cps.len(), 2, "{cps:?}");
-    assert!(cps.keys().all(|k| k.starts_with("waflog-rt/shardId-")));
+    assert!(cps.keys().all(|k| k.starts_with(&format!("{s}/shardId-"))));
     // More records arrive; a restart reads only those (no record twice, none lost).
     let (code, _, err) = run(waflog()
         .arg("transform")
         .arg(&second)
-        .args(["-o", "kinesis://waflog-rt"]));
+        .args(["-o", &format!("kinesis://{s}")]));
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = run(waflog()
         .args([
             "detect",
-            "kinesis://waflog-rt",
+            &format!("kinesis://{s}"),
             "--idle-exit",
             "4s",
             "--state",
@@ -279,4 +240,146 @@ fn kinesis_round_trip_resumes_from_the_checkpoints_in_the_state_file() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("resumed from"), "{err}");
     assert!(err.contains(&format!("of {n2} records")), "{err}");
+}
+
+#[test]
+fn generate_to_s3_to_kinesis_to_detect_keeps_every_record_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = common::unique_name("waflog-e2e");
+    let stream = common::unique_name("e2e");
+    boto(&format!("s3.create_bucket(Bucket='{bucket}')"));
+    let kinesalite = common::kinesalite();
+    common::boto_at(
+        &kinesalite,
+        &format!(
+            "kinesis.create_stream(StreamName='{stream}', ShardCount=2); wait_active('{stream}')"
+        ),
+    );
+    let local = dir.path().join("local.ndjson");
+    let (code, _, err) = run(waflog().args(GEN).arg("-o").arg(&local));
+    assert_eq!(code, 0, "{err}");
+    let expected = dir.path().join("expected.ndjson");
+    let (code, _, err) = run(waflog()
+        .arg("transform")
+        .arg(&local)
+        .arg("-o")
+        .arg(&expected));
+    assert_eq!(code, 0, "{err}");
+    // The seed's pipeline: WAF logs land in S3, a transform moves them to Kinesis
+    // (S3 on moto, Kinesis on kinesalite, chosen by the AWS CLI's per-service
+    // endpoint variables).
+    let (code, _, err) = run(waflog()
+        .args(GEN)
+        .args(["-o", &format!("s3://{bucket}/waf/")]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(Command::cargo_bin("waflog")
+        .unwrap()
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL_S3", common::moto())
+        .env("AWS_ENDPOINT_URL_KINESIS", &kinesalite)
+        .args([
+            "transform",
+            &format!("s3://{bucket}/waf/"),
+            "-o",
+            &format!("kinesis://{stream}"),
+        ]));
+    assert_eq!(code, 0, "{err}");
+    let waflog = || common::waflog_at(&kinesalite);
+    // What comes out of the stream is byte for byte what a local transform makes.
+    let back = dir.path().join("back.ndjson");
+    let (code, _, err) = run(waflog()
+        .args([
+            "transform",
+            &format!("kinesis://{stream}"),
+            "--idle-exit",
+            "2s",
+            "-o",
+        ])
+        .arg(&back));
+    assert_eq!(code, 0, "{err}");
+    let sorted = |p: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    let (want, got) = (sorted(&expected), sorted(&back));
+    assert_eq!(got.len(), want.len(), "{err}");
+    assert!(
+        got == want,
+        "records changed on the way through S3 and Kinesis"
+    );
+    // And detection on the stream finds the injected unknown-country episode.
+    let results = dir.path().join("results.ndjson");
+    let (code, _, err) = run(waflog()
+        .args([
+            "detect",
+            &format!("kinesis://{stream}"),
+            "--idle-exit",
+            "2s",
+            "-o",
+        ])
+        .arg(&results));
+    assert_eq!(code, 0, "{err}");
+    let found = lines(&results);
+    let country: Vec<_> = found
+        .iter()
+        .filter(|r| r["detector_name"] == "country-anomaly-detector")
+        .collect();
+    assert!(!country.is_empty(), "{err}");
+    let start = country[0]["data_start_time"].as_i64().unwrap();
+    // The episode starts 8 minutes after 2024-05-01T00:00:00Z.
+    assert_eq!(start, 1_714_521_600_000 + 8 * 60_000, "{err}");
+}
+
+#[test]
+fn several_web_acls_under_one_prefix_are_merged_in_event_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = common::unique_name("waflog-acls");
+    boto(&format!("s3.create_bucket(Bucket='{bucket}')"));
+    // Two delivery folders covering the same 30 minutes.
+    let mut total = 0;
+    for (seed, acl) in [("21", "shop"), ("22", "api")] {
+        let (code, _, err) = run(waflog()
+            .args([
+                "generate",
+                "--seed",
+                seed,
+                "--start",
+                "2024-05-01T00:00:00Z",
+            ])
+            .args(["--duration", "30m", "--inject", "country:20m:5m"])
+            .args(["-o", &format!("s3://{bucket}/waf/{acl}/")]));
+        assert_eq!(code, 0, "{err}");
+        total += err
+            .split("generated ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no event count in {err}"));
+    }
+    let results = dir.path().join("results.ndjson");
+    let (code, _, err) = run(waflog()
+        .args(["detect", &format!("s3://{bucket}/waf/"), "-o"])
+        .arg(&results));
+    assert_eq!(code, 0, "{err}");
+    // Each generated run has a regional and a CloudFront web ACL.
+    assert!(err.contains("merging 4 delivery folders"), "{err}");
+    // Read one after another, the second folder's records would all be late.
+    assert!(!err.contains("late records"), "{err}");
+    assert!(err.contains(&format!("of {total} records")), "{err}");
+    let found = lines(&results);
+    assert!(
+        found
+            .iter()
+            .any(|r| r["detector_name"] == "country-anomaly-detector"
+                && r["data_start_time"] == 1_714_521_600_000i64 + 20 * 60_000),
+        "{err}"
+    );
 }

@@ -32,6 +32,9 @@ pub const MAX_BATCH_BYTES: usize = 5 << 20;
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 /// Attempts at sending a batch's records before the run stops with an error.
 const MAX_ATTEMPTS: u32 = 15;
+/// Attempts at one read call (listing, iterator, records) before the reader stops
+/// with an error: with backoff capped at 10 s, about four minutes.
+const READ_ATTEMPTS: u32 = 30;
 
 /// Counters of a Kinesis sink.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -263,6 +266,26 @@ impl KinesisSink {
     }
 }
 
+/// A failed call, reduced to what retrying needs: the service's error code and a
+/// message.
+struct CallError {
+    code: Option<String>,
+    text: String,
+}
+
+impl CallError {
+    fn new<E, R>(e: aws_sdk_kinesis::error::SdkError<E, R>) -> CallError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        CallError {
+            code: e.code().map(str::to_string),
+            text: error_text(&e),
+        }
+    }
+}
+
 /// Where reading a shard without a checkpoint starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartPosition {
@@ -322,6 +345,9 @@ struct Shard {
     caught_up: bool,
     /// Records read but not yet handed over: (event time, sequence number, data).
     queue: std::collections::VecDeque<(i64, String, Vec<u8>)>,
+    /// The sequence number of the last record read (queued or handed over): a
+    /// renewed iterator continues after it.
+    last_read: Option<String>,
     next_poll: Option<Instant>,
     backoff_attempts: u32,
 }
@@ -363,23 +389,23 @@ impl Reader {
         }
     }
 
+    /// Adds the stream's shards not yet known to `shards`, retrying transient
+    /// failures (a restarting endpoint, throttling) with backoff.
     fn list_shards(
         &self,
         client: &aws_sdk_kinesis::Client,
         shards: &mut BTreeMap<String, Shard>,
+        stop: &AtomicBool,
     ) -> anyhow::Result<()> {
+        let what = format!("cannot list the shards of kinesis://{}", self.stream);
         let mut token: Option<String> = None;
         loop {
-            let req = match &token {
-                Some(t) => client.list_shards().next_token(t),
-                None => client.list_shards().stream_name(&self.stream),
-            };
-            let out = self.aws.block_on(req.send()).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot list the shards of kinesis://{}: {}",
-                    self.stream,
-                    error_text(&e)
-                )
+            let out = self.retrying(&what, stop, || {
+                let req = match &token {
+                    Some(t) => client.list_shards().next_token(t),
+                    None => client.list_shards().stream_name(&self.stream),
+                };
+                self.aws.block_on(req.send()).map_err(CallError::new)
             })?;
             for s in out.shards() {
                 let id = s.shard_id().to_string();
@@ -400,49 +426,84 @@ impl Reader {
         }
     }
 
+    /// A shard iterator: after `after` (the last record read, when renewing) or the
+    /// checkpoint, else from the start position; a
+    /// child of a shard this reader has read starts at its trim horizon, so nothing
+    /// is skipped across a reshard.
     fn iterator(
         &self,
         client: &aws_sdk_kinesis::Client,
         id: &str,
+        after: Option<&String>,
         child: bool,
+        stop: &AtomicBool,
     ) -> anyhow::Result<Option<String>> {
-        let mut req = client
-            .get_shard_iterator()
-            .stream_name(&self.stream)
-            .shard_id(id);
-        req = match (self.checkpoints.get(id), self.start) {
-            (Some(seq), _) => req
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .starting_sequence_number(seq),
-            // After a reshard a child is read from its start: nothing is skipped.
-            (None, _) if child => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
-            (None, StartPosition::TrimHorizon) => {
-                req.shard_iterator_type(ShardIteratorType::TrimHorizon)
-            }
-            (None, StartPosition::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
-            (None, StartPosition::AtTimestamp(ms)) => req
-                .shard_iterator_type(ShardIteratorType::AtTimestamp)
-                .timestamp(DateTime::from_millis(ms)),
-        };
-        let out = self.aws.block_on(req.send()).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot get an iterator for kinesis://{}/{id}: {}",
-                self.stream,
-                error_text(&e)
-            )
+        let what = format!("cannot get an iterator for kinesis://{}/{id}", self.stream);
+        let out = self.retrying(&what, stop, || {
+            let mut req = client
+                .get_shard_iterator()
+                .stream_name(&self.stream)
+                .shard_id(id);
+            req = match (after.or_else(|| self.checkpoints.get(id)), self.start) {
+                (Some(seq), _) => req
+                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                    .starting_sequence_number(seq),
+                (None, _) if child => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+                (None, StartPosition::TrimHorizon) => {
+                    req.shard_iterator_type(ShardIteratorType::TrimHorizon)
+                }
+                (None, StartPosition::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
+                (None, StartPosition::AtTimestamp(ms)) => req
+                    .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                    .timestamp(DateTime::from_millis(ms)),
+            };
+            self.aws.block_on(req.send()).map_err(CallError::new)
         })?;
         Ok(out.shard_iterator().map(str::to_string))
+    }
+
+    /// Runs `call` until it succeeds, a permanent error (no such stream, access
+    /// denied, a bad argument) or [`READ_ATTEMPTS`] failures, with backoff.
+    fn retrying<T>(
+        &self,
+        what: &str,
+        stop: &AtomicBool,
+        mut call: impl FnMut() -> Result<T, CallError>,
+    ) -> anyhow::Result<T> {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10), 17);
+        loop {
+            let e = match call() {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let permanent = matches!(
+                e.code.as_deref(),
+                Some(
+                    "ResourceNotFoundException"
+                        | "AccessDeniedException"
+                        | "InvalidArgumentException"
+                        | "UnrecognizedClientException"
+                )
+            );
+            let text = e.text;
+            if permanent || backoff.attempts() + 1 >= READ_ATTEMPTS || stop.load(Ordering::Relaxed)
+            {
+                anyhow::bail!("{what}: {text}");
+            }
+            let delay = backoff.next_delay();
+            tracing::warn!("{what}: {text}; retrying in {delay:.1?}");
+            std::thread::sleep(delay);
+        }
     }
 
     fn poll_loop(&mut self, tx: &SyncSender<Event>, stop: &AtomicBool) -> anyhow::Result<()> {
         let client = self.aws.kinesis();
         let mut shards = BTreeMap::new();
-        self.list_shards(&client, &mut shards)?;
+        self.list_shards(&client, &mut shards, stop)?;
         let mut listed = Instant::now();
-        let mut started = false;
         while !stop.load(Ordering::Relaxed) {
             if listed.elapsed() >= Duration::from_secs(10) {
-                self.list_shards(&client, &mut shards)?;
+                self.list_shards(&client, &mut shards, stop)?;
                 listed = Instant::now();
             }
             let ids: Vec<String> = shards.keys().cloned().collect();
@@ -459,13 +520,14 @@ impl Reader {
                 if !ready {
                     continue;
                 }
-                let child = started || !shards[&id].parents.is_empty();
+                // A child of a shard read here starts at its trim horizon.
+                let child = shards[&id].parents.iter().any(|p| shards.contains_key(p));
                 let Some(shard) = shards.get_mut(&id) else {
                     continue;
                 };
                 if shard.iterator.is_none() {
-                    shard.iterator =
-                        self.iterator(&client, &id, child && !shard.parents.is_empty())?;
+                    let after = shard.last_read.as_ref();
+                    shard.iterator = self.iterator(&client, &id, after, child, stop)?;
                     if shard.iterator.is_none() {
                         shard.finished = true;
                         continue;
@@ -480,6 +542,9 @@ impl Reader {
                 {
                     Ok(out) => {
                         shard.backoff_attempts = 0;
+                        if let Some(r) = out.records().last() {
+                            shard.last_read = Some(r.sequence_number().to_string());
+                        }
                         for r in out.records() {
                             let data = r.data().as_ref().to_vec();
                             shard.queue.push_back((
@@ -493,7 +558,7 @@ impl Reader {
                         if shard.iterator.is_none() {
                             shard.finished = true;
                             tracing::info!("kinesis://{}/{id}: closed shard drained", self.stream);
-                            self.list_shards(&client, &mut shards)?;
+                            self.list_shards(&client, &mut shards, stop)?;
                             listed = Instant::now();
                             busy = true;
                             break;
@@ -536,7 +601,7 @@ impl Reader {
                                     self.stream
                                 );
                                 shard.next_poll = Some(Instant::now() + delay);
-                                if shard.backoff_attempts > 30 {
+                                if shard.backoff_attempts >= READ_ATTEMPTS {
                                     anyhow::bail!(
                                         "cannot read kinesis://{}/{id}: {text}",
                                         self.stream
@@ -547,7 +612,6 @@ impl Reader {
                     }
                 }
             }
-            started = true;
             if !self.drain(&mut shards, tx) {
                 return Ok(());
             }

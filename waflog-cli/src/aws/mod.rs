@@ -50,7 +50,10 @@ impl Aws {
                 "no AWS region: pass --region, set AWS_REGION or give the profile a region"
             );
         }
-        let path_style = config.endpoint_url().is_some();
+        // A custom endpoint (a local or S3-compatible server) rarely resolves
+        // bucket subdomains: address buckets in the path there.
+        let s3_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3").filter(|v| !v.is_empty());
+        let path_style = config.endpoint_url().is_some() || s3_endpoint.is_some();
         if let Some(url) = config.endpoint_url() {
             tracing::info!("AWS endpoint {url}");
         }

@@ -40,20 +40,38 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
-/// The `YYYYMMDDHHmm` of a key's `/YYYY/MM/dd/HH/mm/` (or `/YYYY/MM/dd/HH/`) path, if
-/// it has one: the delivery time used to order and filter objects.
-pub fn key_time(key: &str) -> Option<String> {
-    let parts: Vec<&str> = key.split('/').collect();
+/// Where a key's `YYYY/MM/dd/HH[/mm]` date path starts (byte offset) and its
+/// `YYYYMMDDHHmm` (minute 00 when absent).
+fn date_path(key: &str) -> Option<(usize, String)> {
     let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let parts: Vec<&str> = key.split('/').collect();
+    let mut offset = 0;
     for i in 0..parts.len() {
         let w = &parts[i..];
         if w.len() >= 4 && digits(w[0], 4) && digits(w[1], 2) && digits(w[2], 2) && digits(w[3], 2)
         {
             let minute = w.get(4).filter(|m| digits(m, 2)).copied().unwrap_or("00");
-            return Some(format!("{}{}{}{}{}", w[0], w[1], w[2], w[3], minute));
+            return Some((
+                offset,
+                format!("{}{}{}{}{}", w[0], w[1], w[2], w[3], minute),
+            ));
         }
+        offset += parts[i].len() + 1;
     }
     None
+}
+
+/// The `YYYYMMDDHHmm` of a key's `/YYYY/MM/dd/HH/mm/` (or `/YYYY/MM/dd/HH/`) path, if
+/// it has one: the delivery time used to order and filter objects.
+pub fn key_time(key: &str) -> Option<String> {
+    date_path(key).map(|(_, t)| t)
+}
+
+/// The part of a key before its date path: in the WAF layout, one web ACL's
+/// delivery folder (`.../WAFLogs/<region>/<web-acl>/`). Keys without a date path
+/// have no channel (`""`).
+pub fn channel(key: &str) -> &str {
+    date_path(key).map_or("", |(at, _)| &key[..at])
 }
 
 /// Orders objects by their delivery time (keys without one first), then by key.
@@ -133,11 +151,26 @@ pub fn stream(aws: Arc<Aws>, bucket: &str, objects: Vec<ObjectInfo>) -> ObjectSt
         .name("waflog-s3-read".into())
         .spawn(move || {
             let client = aws.s3();
-            for o in objects {
+            // The next object's GET is sent while this one is read, so the request
+            // round trip overlaps the decompression.
+            let get = |key: &str| {
+                let req = client.get_object().bucket(&b).key(key).send();
+                aws.handle().spawn(req)
+            };
+            let mut next = objects.first().map(|o| get(&o.key));
+            for (i, o) in objects.iter().enumerate() {
+                let Some(this) = next.take() else { return };
+                next = objects.get(i + 1).map(|o| get(&o.key));
                 if tx.send(Chunk::Begin(o.key.clone(), o.size)).is_err() {
                     return;
                 }
-                let end = match download(&aws, &client, &b, &o.key, &tx) {
+                let response = aws
+                    .block_on(this)
+                    .map_err(|e| format!("cannot get the object: {e}"))
+                    .and_then(|r| {
+                        r.map_err(|e| format!("cannot get the object: {}", error_text(&e)))
+                    });
+                let end = match response.and_then(|r| download(&aws, r, &tx)) {
                     Ok(()) => Chunk::End,
                     Err(reason) => Chunk::Failed(reason),
                 };
@@ -156,17 +189,12 @@ pub fn stream(aws: Arc<Aws>, bucket: &str, objects: Vec<ObjectInfo>) -> ObjectSt
     }
 }
 
-/// Downloads and decompresses one object into the channel.
+/// Reads and decompresses one object's response into the channel.
 fn download(
     aws: &Aws,
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
+    resp: aws_sdk_s3::operation::get_object::GetObjectOutput,
     tx: &SyncSender<Chunk>,
 ) -> Result<(), String> {
-    let resp = aws
-        .block_on(client.get_object().bucket(bucket).key(key).send())
-        .map_err(|e| format!("cannot get the object: {}", error_text(&e)))?;
     let body = BodyReader {
         handle: aws.handle(),
         body: resp.body,
@@ -252,8 +280,9 @@ impl Iterator for ObjectStream {
         let name = format!("s3://{}/{key}", self.bucket);
         tracing::debug!("reading {name} ({size} bytes)");
         Some(Input {
-            name,
+            name: name.clone(),
             reader: Box::new(ObjectReader {
+                name,
                 rx: Arc::clone(&self.rx),
                 block: Vec::new(),
                 pos: 0,
@@ -268,6 +297,7 @@ impl Iterator for ObjectStream {
 
 /// The decompressed bytes of one object; a failure ends it early and is recorded.
 struct ObjectReader {
+    name: String,
     rx: Arc<Mutex<Receiver<Chunk>>>,
     block: Vec<u8>,
     pos: usize,
@@ -279,7 +309,7 @@ impl ObjectReader {
     fn fail(&mut self, reason: String) {
         self.done = true;
         if let Ok(mut f) = self.failure.lock() {
-            *f = Some(reason);
+            f.push((self.name.clone(), reason));
         }
     }
 }
@@ -649,6 +679,12 @@ mod tests {
             Some("202405011300")
         );
         assert_eq!(key_time("plain/file.ndjson"), None);
+        assert_eq!(
+            channel("p/AWSLogs/1/WAFLogs/us-east-1/acl/2024/05/01/13/05/x.log.gz"),
+            "p/AWSLogs/1/WAFLogs/us-east-1/acl/"
+        );
+        assert_eq!(channel("2024/05/01/13/x.gz"), "");
+        assert_eq!(channel("plain/file.ndjson"), "");
         let mut v: Vec<ObjectInfo> = [
             "p/acl-b/2024/05/01/00/10/b.gz",
             "p/acl-a/2024/05/01/00/15/a.gz",

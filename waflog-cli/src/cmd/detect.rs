@@ -3,8 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -12,12 +11,11 @@ use waflog_core::detect::metrics::MetricSeries;
 use waflog_core::detect::{AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, EngineState};
 use waflog_core::error::SchemaError;
 use waflog_core::features::FeatureMap;
-use waflog_core::lines::{Line, LineReader};
 use waflog_core::transform::TransformStats;
 
-use super::records;
+use super::{records, stream};
 use crate::aws::AwsContext;
-use crate::aws::kinesis::{Event, Reader, StartPosition};
+use crate::aws::kinesis::StartPosition;
 use crate::cli::{DetectArgs, GlobalArgs, InputFormat};
 use crate::exit::Finished;
 use crate::sink::file::{self as file_sink, Output};
@@ -66,13 +64,9 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     let specs = config.detector_specs();
     let mut aws = AwsContext::new(global);
     let range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
-    let idle_exit = args
-        .input
-        .idle_exit
-        .as_deref()
-        .map(|d| humantime::parse_duration(d).map_err(|e| anyhow::anyhow!("--idle-exit {d}: {e}")))
-        .transpose()?;
-    let kinesis = source::kinesis_stream(&args.input.inputs)?;
+    let idle_exit = super::idle_exit(&args.input)?;
+    let inputs_given = args.input.all();
+    let kinesis = source::kinesis_stream(&inputs_given)?;
     let mut store = args.state.as_deref().map(StateFile::new);
     let mut engine = match &mut store {
         Some(st) if !args.fresh => st.load(&specs, config.feature_map()?)?,
@@ -119,9 +113,10 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             after.intervals - before.intervals
         );
     }
+    let mut keep_last_save = false;
     let inputs = match &kinesis {
         Some(_) => Box::new(std::iter::empty()),
-        None => source::inputs(&args.input.inputs, &mut aws, &range)?,
+        None => source::inputs(&inputs_given, &mut aws, &range, max_line)?,
     };
     if let Some(stream) = &kinesis {
         if args.input_format == InputFormat::Csv {
@@ -133,24 +128,26 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             .as_ref()
             .map(|st| st.stream_checkpoints(stream))
             .unwrap_or_default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-            .context("cannot install the Ctrl-C handler")?;
-        let rx = kinesis_lines(aws.get()?, stream, start, checkpoints, max_line, &stop);
-        follow_loop(
-            rx,
-            &format!("kinesis://{stream}"),
-            max_line,
-            &mut engine,
-            &mut stats,
-            &mut dead,
-            &mut results,
-            store.as_mut(),
-            idle_exit,
-            &stop,
-        )?;
+        let stop = stream::stop_on_ctrl_c()?;
+        let rx = stream::kinesis_lines(aws.get()?, stream, start, checkpoints, max_line, &stop);
+        let mut stage = FollowDetect {
+            engine: &mut engine,
+            results: &mut results,
+            store: store.as_mut(),
+            pending: Vec::new(),
+            stream: true,
+            mid_record: false,
+        };
+        let source = format!("kinesis://{stream}");
+        let outcome = stream::follow(
+            &rx, &source, max_line, &mut stats, &mut dead, idle_exit, &stop, &mut stage,
+        );
+        // Stops the reader threads (they see the flag or the closed channel).
         stop.store(true, Ordering::SeqCst);
+        // Stopped between the lines of one record (Ctrl-C): the last save, whose
+        // checkpoints match its models, stands; that record is read again.
+        keep_last_save = stage.mid_record;
+        outcome?;
     }
     for input in inputs {
         let input = input?;
@@ -181,18 +178,18 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         }
         if args.follow {
             let source = input.name.clone();
-            let rx = spawn_line_reader(input, max_line);
-            follow_loop(
-                rx,
-                &source,
-                max_line,
-                &mut engine,
-                &mut stats,
-                &mut dead,
-                &mut results,
-                store.as_mut(),
-                idle_exit,
-                &AtomicBool::new(false),
+            let rx = stream::spawn_line_reader(input, max_line);
+            let stop = stream::stop_on_ctrl_c()?;
+            let mut stage = FollowDetect {
+                engine: &mut engine,
+                results: &mut results,
+                store: store.as_mut(),
+                pending: Vec::new(),
+                stream: false,
+                mid_record: false,
+            };
+            stream::follow(
+                &rx, &source, max_line, &mut stats, &mut dead, idle_exit, &stop, &mut stage,
             )?;
         } else {
             records::each_line(input, max_line, &mut stats, &mut dead, |line| {
@@ -213,7 +210,11 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             engine.close_ready_intervals(&mut pending);
             results.emit(&mut pending)?;
             results.flush_buf()?;
-            st.save(&engine)?;
+            if keep_last_save {
+                tracing::info!("stopped inside a stream record: keeping the last saved state");
+            } else {
+                st.save(&engine)?;
+            }
             0
         }
         None => engine.finish(&mut pending),
@@ -268,179 +269,48 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     Ok(super::finished(global, &stats))
 }
 
-enum Msg {
-    Line(u64, Vec<u8>),
-    TooLong(u64, Vec<u8>, u64),
-    /// Every line before this one came from records up to this sequence number of
-    /// this shard (`stream/shard`).
-    Checkpoint(String, String),
-    /// A stream reader holds nothing back: the wall clock may move event time.
-    CaughtUp,
-    Failed(anyhow::Error),
-    End,
-}
-
-/// Reads `input` on a thread of its own, line by line.
-fn spawn_line_reader(input: file_source::Input, max_line: usize) -> mpsc::Receiver<Msg> {
-    let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
-    std::thread::spawn(move || {
-        let mut lines = LineReader::new(input.reader, max_line);
-        loop {
-            let msg = match lines.next_line() {
-                Ok(Some(Line::Ok { number, bytes })) => Msg::Line(number, bytes.to_vec()),
-                Ok(Some(Line::TooLong {
-                    number,
-                    prefix,
-                    len,
-                })) => Msg::TooLong(number, prefix.to_vec(), len),
-                Ok(None) => Msg::End,
-                Err(e) => Msg::Failed(anyhow::Error::new(e)),
-            };
-            let last = matches!(msg, Msg::End | Msg::Failed(_));
-            if tx.send(msg).is_err() || last {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Reads every shard of a Kinesis stream on threads of their own: each record's
-/// lines, then a checkpoint after it.
-fn kinesis_lines(
-    aws: Arc<crate::aws::Aws>,
-    stream: &str,
-    start: StartPosition,
-    checkpoints: BTreeMap<String, String>,
-    max_line: usize,
-    stop: &Arc<AtomicBool>,
-) -> mpsc::Receiver<Msg> {
-    let (etx, erx) = mpsc::sync_channel::<Event>(1024);
-    let reader = Reader::new(aws, stream, start, checkpoints);
-    let flag = Arc::clone(stop);
-    std::thread::spawn(move || reader.run(&etx, &flag));
-    let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
-    let stream = stream.to_string();
-    std::thread::spawn(move || {
-        let mut number = 0u64;
-        for event in erx {
-            let msgs = match event {
-                Event::Record {
-                    shard,
-                    sequence,
-                    data,
-                } => {
-                    let mut v: Vec<Msg> = data
-                        .split(|&b| b == b'\n')
-                        .filter(|l| !l.trim_ascii().is_empty())
-                        .map(|l| {
-                            number += 1;
-                            if l.len() > max_line {
-                                Msg::TooLong(number, l[..max_line].to_vec(), l.len() as u64)
-                            } else {
-                                Msg::Line(number, l.to_vec())
-                            }
-                        })
-                        .collect();
-                    v.push(Msg::Checkpoint(format!("{stream}/{shard}"), sequence));
-                    v
-                }
-                Event::CaughtUp => vec![Msg::CaughtUp],
-                Event::Failed(e) => vec![Msg::Failed(e)],
-            };
-            for m in msgs {
-                if tx.send(m).is_err() {
-                    return;
-                }
-            }
-        }
-        let _ = tx.send(Msg::End);
-    });
-    rx
-}
-
 /// Follow mode: lines arrive from a reader thread; while none arrive, event time is
 /// taken to advance with the wall clock from the last record seen, so intervals
-/// close when traffic stops. Results are flushed as soon as they exist. Ends at the
-/// end of the input, after `idle_exit` without a record, or when `stop` is set.
-#[allow(clippy::too_many_arguments)]
-fn follow_loop(
-    rx: mpsc::Receiver<Msg>,
-    source: &str,
-    max_line: usize,
-    engine: &mut Engine,
-    stats: &mut TransformStats,
-    dead: &mut Output,
-    results: &mut Results,
-    mut store: Option<&mut StateFile>,
-    idle_exit: Option<Duration>,
-    stop: &AtomicBool,
-) -> anyhow::Result<()> {
-    let mut pending = Vec::new();
-    let mut last_seen = Instant::now();
-    // A file being followed is idle when no line comes; a stream reader says when
-    // it is at the tip (a slow read of a backlog is not idleness).
-    let stream = source.starts_with("kinesis://");
-    let mut at_tip = !stream;
-    loop {
-        if stop.load(Ordering::SeqCst) {
-            tracing::info!("{source}: stopping (interrupted)");
-            return Ok(());
+/// close when traffic stops. Results are flushed as soon as they exist.
+struct FollowDetect<'a> {
+    engine: &'a mut Engine,
+    results: &'a mut Results,
+    store: Option<&'a mut StateFile>,
+    pending: Vec<AnomalyResult>,
+    /// Reading a stream whose checkpoints go in the state file.
+    stream: bool,
+    /// Lines of a stream record were taken in but its checkpoint has not come yet:
+    /// saving now would store models ahead of the checkpoint (a record counted
+    /// twice after a restart).
+    mid_record: bool,
+}
+
+impl stream::FollowStage for FollowDetect<'_> {
+    fn line(&mut self, line: &[u8]) -> records::LineOutcome {
+        self.mid_record = self.stream;
+        Ok(self.engine.push_line(line, &mut self.pending))
+    }
+
+    fn checkpoint(&mut self, shard: String, sequence: String) {
+        self.mid_record = false;
+        if let Some(st) = self.store.as_deref_mut() {
+            st.checkpoints.insert(shard, sequence);
         }
-        if idle_exit.is_some_and(|d| last_seen.elapsed() >= d) {
-            tracing::info!(
-                "{source}: no record for {:?}, stopping (--idle-exit)",
-                last_seen.elapsed()
-            );
-            return Ok(());
+    }
+
+    fn tick(&mut self, idle_ms: Option<i64>) -> anyhow::Result<()> {
+        if let (Some(idle), Some(max)) = (idle_ms, self.engine.max_event_ms()) {
+            self.engine
+                .advance_to(max.saturating_add(idle), &mut self.pending);
         }
-        let msg = rx.recv_timeout(Duration::from_millis(200));
-        let mut stage =
-            |line: &[u8]| -> records::LineOutcome { Ok(engine.push_line(line, &mut pending)) };
-        match msg {
-            Ok(Msg::Line(number, bytes)) => {
-                let line = Line::Ok {
-                    number,
-                    bytes: &bytes,
-                };
-                records::handle(line, source, max_line, stats, dead, &mut stage)?;
-                stats.bytes_in += bytes.len() as u64 + 1;
-                last_seen = Instant::now();
-                at_tip = !stream;
-            }
-            Ok(Msg::TooLong(number, prefix, len)) => {
-                let line = Line::TooLong {
-                    number,
-                    prefix: &prefix,
-                    len,
-                };
-                records::handle(line, source, max_line, stats, dead, &mut stage)?;
-            }
-            Ok(Msg::Checkpoint(shard, sequence)) => {
-                if let Some(st) = store.as_deref_mut() {
-                    st.checkpoints.insert(shard, sequence);
-                }
-            }
-            Ok(Msg::CaughtUp) => at_tip = true,
-            Ok(Msg::End) => return Ok(()),
-            Ok(Msg::Failed(e)) => return Err(e.context(format!("cannot read input {source}"))),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        if !self.pending.is_empty() {
+            self.results.emit(&mut self.pending)?;
         }
-        let idle = i64::try_from(last_seen.elapsed().as_millis()).unwrap_or(i64::MAX);
-        if idle >= 200 && at_tip {
-            if let Some(max) = engine.max_event_ms() {
-                engine.advance_to(max.saturating_add(idle), &mut pending);
-            }
+        if let Some(st) = self.store.as_deref_mut().filter(|_| !self.mid_record) {
+            st.save_if_due(self.engine)?;
         }
-        if !pending.is_empty() {
-            results.emit(&mut pending)?;
-            if let Some(st) = store.as_deref_mut() {
-                st.save_if_due(engine)?;
-            }
-        }
-        results.flush_buf()?;
-        results.out.flush()?;
+        self.results.flush_buf()?;
+        self.results.out.flush()
     }
 }
 
@@ -452,6 +322,8 @@ struct StateFile {
     /// Stream positions (`stream/shard` -> last processed sequence number), saved in
     /// the same file as the models so the two never disagree.
     checkpoints: BTreeMap<String, String>,
+    /// Records the models took in before this run (from the loaded state).
+    records_before: u64,
 }
 
 /// The state file: the engine's state plus the stream checkpoints.
@@ -461,6 +333,9 @@ struct Saved {
     engine: EngineState,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     checkpoints: BTreeMap<String, String>,
+    /// Records the models have taken in since the state was created (`--fresh`).
+    #[serde(default)]
+    records: u64,
 }
 
 impl StateFile {
@@ -469,6 +344,7 @@ impl StateFile {
             path: path.to_path_buf(),
             last_save: Instant::now(),
             checkpoints: BTreeMap::new(),
+            records_before: 0,
         }
     }
 
@@ -497,9 +373,14 @@ impl StateFile {
             )
         })?;
         self.checkpoints = saved.checkpoints;
+        self.records_before = saved.records;
         let engine = Engine::restore(specs, map, saved.engine)
             .with_context(|| format!("cannot resume from state file {}", self.path.display()))?;
-        tracing::info!("resumed from {}", self.path.display());
+        tracing::info!(
+            "resumed from {} ({} records taken in so far)",
+            self.path.display(),
+            saved.records
+        );
         Ok(Some(engine))
     }
 
@@ -518,6 +399,7 @@ impl StateFile {
         let saved = Saved {
             engine: engine.snapshot(),
             checkpoints: self.checkpoints.clone(),
+            records: self.records_before + engine.stats().records,
         };
         let json = serde_json::to_vec(&saved).with_context(context)?;
         {

@@ -15,7 +15,8 @@ use crate::source::file as file_source;
 
 /// Answers the event on stdin (or the one input file) on stdout (or `--output`).
 pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished> {
-    let name = match args.input.inputs.as_slice() {
+    let given = args.input.all();
+    let name = match given.as_slice() {
         [] => "-",
         [one] => one.as_str(),
         _ => anyhow::bail!(

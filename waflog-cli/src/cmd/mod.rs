@@ -5,6 +5,7 @@ pub mod eval;
 pub mod firehose;
 pub mod generate;
 pub mod records;
+pub mod stream;
 pub mod transform;
 
 use anyhow::Context;
@@ -48,4 +49,13 @@ pub fn finished(global: &crate::cli::GlobalArgs, stats: &TransformStats) -> Fini
     } else {
         Finished::Ok
     }
+}
+
+/// `--idle-exit` as a duration.
+pub fn idle_exit(input: &crate::cli::InputArgs) -> anyhow::Result<Option<std::time::Duration>> {
+    input
+        .idle_exit
+        .as_deref()
+        .map(|d| humantime::parse_duration(d).map_err(|e| anyhow::anyhow!("--idle-exit {d}: {e}")))
+        .transpose()
 }

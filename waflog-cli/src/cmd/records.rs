@@ -85,15 +85,18 @@ pub fn each_line(
     }
     stats.bytes_in += lines.bytes_read();
     progress.finish_and_clear();
-    let reason = failure.and_then(|f| f.lock().ok().and_then(|mut r| r.take()));
-    if let Some(reason) = reason {
+    let failed: Vec<(String, String)> = failure
+        .and_then(|f| f.lock().ok().map(|mut v| std::mem::take(&mut *v)))
+        .unwrap_or_default();
+    for (name, reason) in failed {
         // The input stopped early (a corrupt S3 object): what was read is kept, the
         // rest is reported in the dead letters and the run goes on.
         stats.dead_lettered += 1;
-        tracing::error!("{source}: {reason}; skipped the rest of it");
+        tracing::error!("{name}: {reason}; skipped the rest of it");
+        let line = if name == source { lines_seen + 1 } else { 0 };
         let mut entry = serde_json::to_vec(&serde_json::json!({
-            "source": source,
-            "line": lines_seen + 1,
+            "source": name,
+            "line": line,
             "reason": format!("unreadable input: {reason}"),
             "raw": "",
         }))?;

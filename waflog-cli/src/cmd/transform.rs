@@ -1,14 +1,18 @@
 //! `waflog transform`: inputs -> indicator records, bad lines -> dead letters.
 
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 
 use waflog_core::transform::{TransformStats, Transformer};
 
-use super::records;
+use super::{records, stream};
 use crate::aws::AwsContext;
+use crate::aws::kinesis::StartPosition;
 use crate::cli::{GlobalArgs, TransformArgs};
 use crate::exit::Finished;
-use crate::sink::file as file_sink;
+use crate::sink::file::{self as file_sink, Output};
 use crate::source::{self, S3Range};
 
 /// Output is written in blocks of about this size.
@@ -24,18 +28,44 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
     let transformer = Transformer::new(config.feature_map()?);
     let mut aws = AwsContext::new(global);
     let range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
-    if let Some(stream) = source::kinesis_stream(&args.input.inputs)? {
-        anyhow::bail!(
-            "kinesis://{stream} as a transform input is not supported yet: `waflog detect kinesis://{stream}` reads streams"
-        );
-    }
-    let inputs = source::inputs(&args.input.inputs, &mut aws, &range)?;
+    let inputs_given = args.input.all();
+    let kinesis = source::kinesis_stream(&inputs_given)?;
+    let inputs = match &kinesis {
+        Some(_) => Box::new(std::iter::empty()),
+        None => source::inputs(&inputs_given, &mut aws, &range, max_line)?,
+    };
     let mut out =
         file_sink::create_location(args.output.as_deref(), &mut aws, &args.sink.options()?)?;
     let mut dead = file_sink::create_or_stderr(args.input.dead_letter.as_deref())?;
     let started = Instant::now();
     let mut stats = TransformStats::default();
     let mut buf = Vec::with_capacity(OUT_BLOCK + (64 << 10));
+    if let Some(stream) = &kinesis {
+        let start =
+            StartPosition::parse(&args.input.kinesis_start).context("invalid --kinesis-start")?;
+        let idle_exit = super::idle_exit(&args.input)?;
+        let stop = stream::stop_on_ctrl_c()?;
+        let rx = stream::kinesis_lines(
+            aws.get()?,
+            stream,
+            start,
+            Default::default(),
+            max_line,
+            &stop,
+        );
+        let mut stage = FollowTransform {
+            transformer: &transformer,
+            out: &mut out,
+            buf: &mut buf,
+            last_write: Instant::now(),
+        };
+        let source = format!("kinesis://{stream}");
+        let outcome = stream::follow(
+            &rx, &source, max_line, &mut stats, &mut dead, idle_exit, &stop, &mut stage,
+        );
+        stop.store(true, Ordering::SeqCst);
+        outcome?;
+    }
     for input in inputs {
         let input = input?;
         records::each_line(input, max_line, &mut stats, &mut dead, |line| {
@@ -64,4 +94,39 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         records::dead_letter_note(&stats, args.input.dead_letter.as_deref())
     );
     Ok(super::finished(global, &stats))
+}
+
+/// A followed stream: transformed lines are written in blocks, and at least once a
+/// second while records come, so the output keeps up with the stream.
+struct FollowTransform<'a> {
+    transformer: &'a Transformer,
+    out: &'a mut Output,
+    buf: &'a mut Vec<u8>,
+    last_write: Instant,
+}
+
+impl stream::FollowStage for FollowTransform<'_> {
+    fn line(&mut self, line: &[u8]) -> records::LineOutcome {
+        let outcome = self.transformer.transform_line(line, self.buf);
+        if self.buf.len() >= OUT_BLOCK {
+            self.out.write_block(self.buf)?;
+            self.buf.clear();
+            self.last_write = Instant::now();
+        }
+        Ok(outcome)
+    }
+
+    fn checkpoint(&mut self, _shard: String, _sequence: String) {}
+
+    fn tick(&mut self, idle_ms: Option<i64>) -> anyhow::Result<()> {
+        if !self.buf.is_empty()
+            && (idle_ms.is_some() || self.last_write.elapsed() >= Duration::from_secs(1))
+        {
+            self.out.write_block(self.buf)?;
+            self.buf.clear();
+            self.out.flush()?;
+            self.last_write = Instant::now();
+        }
+        Ok(())
+    }
 }

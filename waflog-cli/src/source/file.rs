@@ -17,13 +17,13 @@ pub struct Input {
     pub reader: Box<dyn Read + Send>,
     /// Size when it is a plain (uncompressed) regular file, for progress.
     pub size: Option<u64>,
-    /// For inputs that can fail part way and let the run go on (an S3 object): the
-    /// reason, set when the reader stopped early; the caller reports it.
+    /// For inputs that can fail part way and let the run go on (S3 objects): what
+    /// stopped early and why, filled by the reader; the caller reports it.
     pub failure: Option<Failure>,
 }
 
-/// Where a reader records why it stopped early.
-pub type Failure = Arc<Mutex<Option<String>>>;
+/// Where readers record the inputs that stopped early: (input name, reason).
+pub type Failure = Arc<Mutex<Vec<(String, String)>>>;
 
 impl std::fmt::Debug for Input {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -3,6 +3,9 @@
 //! commands that follow a stream).
 
 pub mod file;
+pub mod merge;
+
+use std::sync::Arc;
 
 use crate::aws::AwsContext;
 use crate::location::Location;
@@ -40,12 +43,15 @@ impl S3Range {
 }
 
 /// The inputs named by `names` (stdin when empty), in order; an `s3://` name
-/// becomes every object under its prefix, in delivery-time order. `kinesis://`
-/// names are streams, which only `--follow`-style readers take: an error here.
+/// becomes every object under its prefix, in delivery-time order, and when the
+/// prefix holds several delivery folders (web ACLs), one input that merges them
+/// line by line in event time. `kinesis://` names are streams, which only
+/// `--follow`-style readers take: an error here.
 pub fn inputs(
     names: &[String],
     aws: &mut AwsContext<'_>,
     range: &S3Range,
+    max_line: usize,
 ) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<file::Input>>>> {
     let names = if names.is_empty() {
         vec!["-".to_string()]
@@ -70,9 +76,41 @@ pub fn inputs(
                     objects.len(),
                     total as f64 / 1e6
                 );
-                parts.push(Box::new(
-                    crate::aws::s3::stream(aws, &bucket, objects).map(Ok),
-                ));
+                let mut channels: Vec<(String, Vec<_>)> = Vec::new();
+                for o in objects {
+                    let ch = crate::aws::s3::channel(&o.key).to_string();
+                    match channels.iter_mut().find(|(c, _)| *c == ch) {
+                        Some((_, v)) => v.push(o),
+                        None => channels.push((ch, vec![o])),
+                    }
+                }
+                if channels.len() <= 1 {
+                    let objects = channels.pop().map(|(_, v)| v).unwrap_or_default();
+                    parts.push(Box::new(
+                        crate::aws::s3::stream(aws, &bucket, objects).map(Ok),
+                    ));
+                    continue;
+                }
+                tracing::info!(
+                    "{name}: merging {} delivery folders in event time",
+                    channels.len()
+                );
+                let streams = channels
+                    .into_iter()
+                    .map(|(_, objects)| {
+                        Box::new(crate::aws::s3::stream(Arc::clone(&aws), &bucket, objects))
+                            as Box<dyn Iterator<Item = file::Input> + Send>
+                    })
+                    .collect();
+                let merged = merge::Merged::new(streams, max_line);
+                let failure = merged.failure();
+                let input = file::Input {
+                    name,
+                    reader: Box::new(merged),
+                    size: None,
+                    failure: Some(failure),
+                };
+                parts.push(Box::new(std::iter::once(Ok(input))));
             }
             Location::Kinesis { .. } => anyhow::bail!(
                 "{name}: a Kinesis stream is read on its own (give it as the only input)"

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Throughput of waflog's S3 and Kinesis sources and sinks against the local servers.
+#
+# Usage:   bash benches/aws-throughput.sh [N]     (N records, default 300000)
+# Env:     PROFILE=debug   time the debug build instead of the release build
+#          KEEP=1          keep the work directory
+#          CARGO_TARGET_DIR is respected when locating the built binary.
+#
+# It builds waflog (release unless PROFILE=debug), installs and starts private local
+# servers with scripts/local-aws.sh (moto_server for S3, kinesalite for Kinesis, both
+# on 127.0.0.1, stopped at exit), makes N records once with
+#   waflog generate --seed 1 --start 2024-05-01T00:00:00Z --count N
+# (plain NDJSON and a .gz copy, both read once before timing), then times, each with
+# benches/compare/timeit.py (wall and CPU seconds of the waflog process):
+#
+#   file            waflog transform in.ndjson -o /dev/null        (the baseline)
+#   file.gz         waflog transform in.ndjson.gz -o /dev/null
+#   generate        waflog generate ... -o /dev/null               (the sinks' producer alone)
+#   s3 sink         waflog generate ... -o s3://B/waf/             (gzip objects, 5-min spans)
+#   s3 source       waflog transform s3://B/waf/ -o /dev/null      (list, GET, gunzip, parse)
+#   kinesis sink    waflog generate ... -o kinesis://S             (PutRecords, 4 shards)
+#   kinesis source  waflog transform kinesis://S --idle-exit 1s -o /dev/null
+#
+# The sinks are fed by `waflog generate` (the same N records as in.ndjson), so that
+# the sources read raw WAF records like the file baseline does (a transform of
+# already transformed records takes a slower path); the generate row shows what the
+# producer alone costs.
+# For the Kinesis source the wall time excludes the idle wait before exit (the
+# "no record for ..." time it logs). MB/s is the uncompressed NDJSON size / wall
+# seconds. The last column is the ratio of each stage's events/s to the file
+# baseline measured in the same run (the issue's target: S3 source >= 0.8).
+# The numbers are those of the local servers (Python and Node.js, on the same
+# machine), not of AWS; the script reports speed and never fails on it. Exit 2 on
+# any error.
+set -euo pipefail
+
+N="${1:-300000}"
+case "$N" in
+  '' | *[!0-9]* | 0) echo "aws-throughput.sh: N must be a positive integer, got '$N'" >&2; exit 2 ;;
+esac
+PROFILE="${PROFILE:-release}"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+die() { echo "aws-throughput.sh: $*" >&2; exit 2; }
+
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+if [[ "$PROFILE" == release ]]; then
+  cargo build --release -p waflog-cli >&2 || die "build failed"
+  BIN="$TARGET/release/waflog"
+else
+  cargo build -p waflog-cli >&2 || die "build failed"
+  BIN="$TARGET/debug/waflog"
+fi
+TIMEIT=(python3 "$ROOT/benches/compare/timeit.py")
+
+# shellcheck source=scripts/local-aws.sh
+source scripts/local-aws.sh
+local_aws_install || die "cannot install the local servers"
+WORK="$(mktemp -d /tmp/waflog-aws-bench.XXXXXX)"
+LOCAL_AWS_RUN_DIR="$WORK/run"
+LOCAL_AWS_LOG_DIR="$WORK/logs"
+KINESALITE_PATH="$WORK/run/kinesalite-data"
+export LOCAL_AWS_RUN_DIR LOCAL_AWS_LOG_DIR KINESALITE_PATH
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+  local_aws_stop || true
+  if [[ "${KEEP:-0}" == 1 ]]; then
+    echo "aws-throughput.sh: work files kept in $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+local_aws_start || die "cannot start the local servers"
+eval "$(local_aws_env)"
+
+aws_py() {
+  local endpoint=$1 code=$2
+  "$WAFLOG_TEST_PYTHON" - "$endpoint" <<EOF || die "setup failed: $code"
+import sys, time, boto3
+kw = dict(endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')
+s3 = boto3.client('s3', **kw)
+kinesis = boto3.client('kinesis', **kw)
+$code
+EOF
+}
+aws_py "$WAFLOG_TEST_MOTO" "s3.create_bucket(Bucket='bench')"
+aws_py "$WAFLOG_TEST_KINESALITE" "kinesis.create_stream(StreamName='bench', ShardCount=4)
+for _ in range(100):
+    if kinesis.describe_stream_summary(StreamName='bench')['StreamDescriptionSummary']['StreamStatus'] == 'ACTIVE': break
+    time.sleep(0.1)"
+
+echo "generating $N records ..." >&2
+"$BIN" -q generate --seed 1 --start 2024-05-01T00:00:00Z --count "$N" -o "$WORK/in.ndjson"
+gzip -c "$WORK/in.ndjson" > "$WORK/in.ndjson.gz"
+BYTES=$(stat -c %s "$WORK/in.ndjson")
+cat "$WORK/in.ndjson" "$WORK/in.ndjson.gz" > /dev/null
+
+BASE=""
+printf '| stage | wall s | CPU s | events/s | MB/s | vs file |\n|---|---:|---:|---:|---:|---:|\n'
+# row LABEL ENDPOINT [--idle] -- ARGS...: runs waflog with ARGS, prints a table row.
+row() {
+  local label=$1 endpoint=$2 idle=0
+  shift 2
+  if [[ "$1" == --idle ]]; then idle=1; shift; fi
+  shift # --
+  local log="$WORK/${label// /-}.log" t wall user sys
+  t=$("${TIMEIT[@]}" --stderr "$log" -- "$BIN" --endpoint-url "$endpoint" "$@") ||
+    die "$label failed: $(tail -5 "$log")"
+  read -r wall user sys <<<"$t"
+  grep -q "$N records\|of $N\|transformed $N\|generated $N" "$log" || die "$label did not handle $N records: $(tail -3 "$log")"
+  if [[ $idle == 1 ]]; then
+    local waited
+    waited=$(sed -n 's/.*no record for \([0-9.]*\)s, stopping.*/\1/p' "$log" | tail -1)
+    [[ -n "$waited" ]] || die "$label: no idle-exit time in its log"
+    wall=$(python3 -c "print($wall - $waited)")
+  fi
+  python3 - "$label" "$wall" "$user" "$sys" "$N" "$BYTES" "${BASE:-0}" <<'EOF'
+import sys
+label, wall, user, sys_, n, size, base = sys.argv[1], *map(float, sys.argv[2:])
+eps = n / wall
+ratio = f"{eps / base:.2f}" if base else "1.00"
+print(f"| {label} | {wall:.2f} | {user + sys_:.2f} | {eps:,.0f} | {size / wall / 1e6:.1f} | {ratio} |")
+EOF
+  if [[ -z "$BASE" ]]; then BASE=$(python3 -c "print($N / $wall)"); fi
+}
+
+row "file" "$WAFLOG_TEST_MOTO" -- transform "$WORK/in.ndjson" -o /dev/null
+row "file.gz" "$WAFLOG_TEST_MOTO" -- transform "$WORK/in.ndjson.gz" -o /dev/null
+GEN=(generate --seed 1 --start 2024-05-01T00:00:00Z --count "$N")
+row "generate" "$WAFLOG_TEST_MOTO" -- "${GEN[@]}" -o /dev/null
+row "s3 sink" "$WAFLOG_TEST_MOTO" -- "${GEN[@]}" -o s3://bench/waf/
+row "s3 source" "$WAFLOG_TEST_MOTO" -- transform s3://bench/waf/ -o /dev/null
+row "kinesis sink" "$WAFLOG_TEST_KINESALITE" -- "${GEN[@]}" -o kinesis://bench
+row "kinesis source" "$WAFLOG_TEST_KINESALITE" --idle -- transform kinesis://bench --idle-exit 1s -o /dev/null
+echo "($PROFILE build, $N records, $((BYTES / 1000000)) MB of NDJSON; servers: moto_server $LOCAL_AWS_MOTO_VERSION for S3, kinesalite $LOCAL_AWS_KINESALITE_VERSION for Kinesis, on this machine)"

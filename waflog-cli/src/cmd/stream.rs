@@ -1,0 +1,212 @@
+//! Line streams read on threads of their own, for the subcommands that follow an
+//! input: a followed file or stdin, and every shard of a Kinesis stream.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use waflog_core::lines::{Line, LineReader};
+use waflog_core::transform::TransformStats;
+
+use super::records;
+use crate::sink::file::Output;
+
+use crate::aws::kinesis::{Event, Reader, StartPosition};
+use crate::source::file as file_source;
+
+/// What a reader thread hands over.
+pub enum Msg {
+    /// A line and its number.
+    Line(u64, Vec<u8>),
+    /// A line over the limit: its number, its start and its full length.
+    TooLong(u64, Vec<u8>, u64),
+    /// Every line before this one came from records up to this sequence number of
+    /// this shard (`stream/shard`).
+    Checkpoint(String, String),
+    /// A stream reader holds nothing back: the wall clock may move event time.
+    CaughtUp,
+    /// The reader stopped on an error.
+    Failed(anyhow::Error),
+    /// The end of the input.
+    End,
+}
+
+/// Reads `input` on a thread of its own, line by line.
+pub fn spawn_line_reader(input: file_source::Input, max_line: usize) -> mpsc::Receiver<Msg> {
+    let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
+    std::thread::spawn(move || {
+        let mut lines = LineReader::new(input.reader, max_line);
+        loop {
+            let msg = match lines.next_line() {
+                Ok(Some(Line::Ok { number, bytes })) => Msg::Line(number, bytes.to_vec()),
+                Ok(Some(Line::TooLong {
+                    number,
+                    prefix,
+                    len,
+                })) => Msg::TooLong(number, prefix.to_vec(), len),
+                Ok(None) => Msg::End,
+                Err(e) => Msg::Failed(anyhow::Error::new(e)),
+            };
+            let last = matches!(msg, Msg::End | Msg::Failed(_));
+            if tx.send(msg).is_err() || last {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Reads every shard of a Kinesis stream on threads of their own: each record's
+/// lines, then a checkpoint after it.
+pub fn kinesis_lines(
+    aws: Arc<crate::aws::Aws>,
+    stream: &str,
+    start: StartPosition,
+    checkpoints: BTreeMap<String, String>,
+    max_line: usize,
+    stop: &Arc<AtomicBool>,
+) -> mpsc::Receiver<Msg> {
+    let (etx, erx) = mpsc::sync_channel::<Event>(1024);
+    let reader = Reader::new(aws, stream, start, checkpoints);
+    let flag = Arc::clone(stop);
+    std::thread::spawn(move || reader.run(&etx, &flag));
+    let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
+    let stream = stream.to_string();
+    std::thread::spawn(move || {
+        let mut number = 0u64;
+        for event in erx {
+            let msgs = match event {
+                Event::Record {
+                    shard,
+                    sequence,
+                    data,
+                } => {
+                    let mut v: Vec<Msg> = data
+                        .split(|&b| b == b'\n')
+                        .filter(|l| !l.trim_ascii().is_empty())
+                        .map(|l| {
+                            number += 1;
+                            if l.len() > max_line {
+                                Msg::TooLong(number, l[..max_line].to_vec(), l.len() as u64)
+                            } else {
+                                Msg::Line(number, l.to_vec())
+                            }
+                        })
+                        .collect();
+                    v.push(Msg::Checkpoint(format!("{stream}/{shard}"), sequence));
+                    v
+                }
+                Event::CaughtUp => vec![Msg::CaughtUp],
+                Event::Failed(e) => vec![Msg::Failed(e)],
+            };
+            for m in msgs {
+                if tx.send(m).is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = tx.send(Msg::End);
+    });
+    rx
+}
+
+/// What a followed input drives: one stage per subcommand.
+pub trait FollowStage {
+    /// Handles one line (see [`records::handle`]).
+    fn line(&mut self, line: &[u8]) -> records::LineOutcome;
+    /// Every line handed over so far came from records up to `sequence` of
+    /// `shard` (`stream/shard`).
+    fn checkpoint(&mut self, shard: String, sequence: String);
+    /// Called after every message and every 200 ms without one. `idle_ms` is the
+    /// time since the last line when the input is idle at its tip (no stream
+    /// reader holds records back), for moving event time with the wall clock.
+    fn tick(&mut self, idle_ms: Option<i64>) -> anyhow::Result<()>;
+}
+
+/// Follows `rx` until its end, `idle_exit` without a line, or `stop`: lines go
+/// through [`records::handle`] into `stage` (blank lines skipped, rejects
+/// dead-lettered, counted in `stats`).
+#[allow(clippy::too_many_arguments)]
+pub fn follow(
+    rx: &mpsc::Receiver<Msg>,
+    source: &str,
+    max_line: usize,
+    stats: &mut TransformStats,
+    dead: &mut Output,
+    idle_exit: Option<Duration>,
+    stop: &AtomicBool,
+    stage: &mut impl FollowStage,
+) -> anyhow::Result<()> {
+    let mut last_seen = Instant::now();
+    // A file being followed is idle when no line comes; a stream reader says when
+    // it is at the tip (a slow read of a backlog is not idleness): idleness counts
+    // from the last line or from reaching the tip, whichever is later.
+    let stream = source.starts_with("kinesis://");
+    let mut at_tip = !stream;
+    let mut idle_since = Instant::now();
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            tracing::info!("{source}: stopping (interrupted)");
+            return Ok(());
+        }
+        if at_tip && idle_exit.is_some_and(|d| idle_since.elapsed() >= d) {
+            tracing::info!(
+                "{source}: no record for {:?}, stopping (--idle-exit)",
+                idle_since.elapsed()
+            );
+            return Ok(());
+        }
+        let mut handle = |line: Line<'_>| {
+            records::handle(line, source, max_line, stats, dead, &mut |l| stage.line(l))
+        };
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Msg::Line(number, bytes)) => {
+                handle(Line::Ok {
+                    number,
+                    bytes: &bytes,
+                })?;
+                stats.bytes_in += bytes.len() as u64 + 1;
+                last_seen = Instant::now();
+                idle_since = last_seen;
+                at_tip = !stream;
+            }
+            Ok(Msg::TooLong(number, prefix, len)) => {
+                handle(Line::TooLong {
+                    number,
+                    prefix: &prefix,
+                    len,
+                })?;
+                stats.bytes_in += len + 1;
+            }
+            Ok(Msg::Checkpoint(shard, sequence)) => stage.checkpoint(shard, sequence),
+            Ok(Msg::CaughtUp) => {
+                if !at_tip {
+                    idle_since = Instant::now();
+                }
+                at_tip = true;
+            }
+            Ok(Msg::End) => return Ok(()),
+            Ok(Msg::Failed(e)) => return Err(e.context(format!("cannot read input {source}"))),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+        let idle = i64::try_from(last_seen.elapsed().as_millis()).unwrap_or(i64::MAX);
+        stage.tick((idle >= 200 && at_tip).then_some(idle))?;
+    }
+}
+
+/// Installs a Ctrl-C handler that sets the returned flag (once per process).
+pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    if let Some(f) = FLAG.get() {
+        return Ok(Arc::clone(f));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("cannot install the Ctrl-C handler")?;
+    let _ = FLAG.set(Arc::clone(&stop));
+    Ok(stop)
+}
