@@ -14,12 +14,26 @@
 //! [[detectors]]                  # replaces the built-in detectors when given
 //! name = "country-anomaly-detector"
 //! features = [{ name = "UNK_country", aggregation = "sum", field = "UNK_country" }]
+//!
+//! [[monitors]]                   # alerting (see crate::alert::config); none by default
+//! name = "UNK_source-Monitor"
+//! period = "10m"
+//! detector = "source-anomaly-detector"
+//! [[monitors.triggers]]
+//! name = "UNK_source-trigger"
+//! severity = 1
+//!
+//! [[channels]]                   # default when absent: one `stdout` channel
+//! name = "ops"
+//! type = "webhook"
+//! url = "https://hooks.example.com/waflog"
 //! ```
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert::{Channel, Monitor};
 use crate::detect::DetectorSpec;
 use crate::error::ConfigError;
 use crate::features::{FeatureMap, StatusSet};
@@ -38,6 +52,12 @@ pub struct Config {
     /// ([`DetectorSpec::defaults`]). A list given replaces them all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detectors: Option<Vec<DetectorSpec>>,
+    /// `[[monitors]]`: alerting rules over the detectors' results (none by default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monitors: Vec<Monitor>,
+    /// `[[channels]]`; when absent, [`Channel::defaults`] (one `stdout` channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<Channel>>,
 }
 
 /// Which built-in vocabularies a `[features]` section starts from.
@@ -263,7 +283,18 @@ impl Config {
         if let Some(d) = &self.detectors {
             crate::detect::spec::validate_all(d, path)?;
         }
+        crate::alert::config::validate(
+            &self.monitors,
+            &self.channel_specs(),
+            Some(&self.detector_specs()),
+            path,
+        )?;
         Ok(())
+    }
+
+    /// The notification channels: `[[channels]]`, or [`Channel::defaults`].
+    pub fn channel_specs(&self) -> Vec<Channel> {
+        self.channels.clone().unwrap_or_else(Channel::defaults)
     }
 
     /// The detectors to run: `[[detectors]]`, or the built-in ones.

@@ -131,3 +131,71 @@ pub enum DetectError {
         reason: String,
     },
 }
+
+/// An alert book operation that cannot be done (`waflog alerts ack ID`, a delivery
+/// report, a saved alert state).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AlertError {
+    /// No alert has this ID (or ID prefix).
+    #[error("no alert with ID `{id}`")]
+    UnknownAlert {
+        /// The ID as given.
+        id: String,
+    },
+    /// The ID prefix matches more than one alert.
+    #[error("alert ID `{id}` is ambiguous: it matches {matches}")]
+    AmbiguousId {
+        /// The prefix as given.
+        id: String,
+        /// The IDs it matches, comma-separated.
+        matches: String,
+    },
+    /// The alert is completed and can no longer be acknowledged.
+    #[error("alert `{id}` is {state} and cannot be acknowledged")]
+    NotOpen {
+        /// The alert ID.
+        id: String,
+        /// Its state.
+        state: String,
+    },
+    /// No pending delivery has this ID (already delivered or given up).
+    #[error("no pending delivery with ID {id}")]
+    UnknownDelivery {
+        /// The delivery ID.
+        id: u64,
+    },
+    /// No configured channel has this name.
+    #[error("no channel named `{name}` (configured: {known})")]
+    UnknownChannel {
+        /// The name as given.
+        name: String,
+        /// The configured names, comma-separated.
+        known: String,
+    },
+    /// The saved alert state was written by an incompatible version of waflog.
+    #[error(
+        "alert state format version {found} is not supported (this waflog writes version {expected})"
+    )]
+    StateVersion {
+        /// Version in the state.
+        found: u32,
+        /// Version this build writes.
+        expected: u32,
+    },
+}
+
+/// Why a [`crate::alert::Notifier`] could not send a notification.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotifyError {
+    /// A failure that may pass (timeout, connection refused, HTTP 429 or 5xx,
+    /// throttling): the delivery stays in the outbox and is retried with backoff.
+    #[error("{0}")]
+    Failed(String),
+    /// A failure that retrying cannot fix (HTTP 400/404, an invalid topic ARN, access
+    /// denied): the delivery leaves the outbox at once and the loss is recorded on the
+    /// alert.
+    #[error("rejected: {0}")]
+    Rejected(String),
+}

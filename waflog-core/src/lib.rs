@@ -23,6 +23,7 @@
 
 #![deny(missing_docs)]
 
+pub mod alert;
 pub mod config;
 pub mod detect;
 pub mod error;

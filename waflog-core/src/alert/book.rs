@@ -1,0 +1,711 @@
+//! The alert state: open alerts, the history of completed ones, the outbox of
+//! undelivered notifications and each monitor's evaluation progress. One
+//! serializable value, saved in the `--state` file, so `waflog alerts list|ack` and a
+//! restart see the same alerts and nothing waiting for a channel is lost.
+
+use std::collections::BTreeMap;
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use super::evaluate::MonitorState;
+use super::explain::Explanation;
+use super::notify::Notification;
+use crate::error::AlertError;
+
+/// Format version of a saved [`AlertBook`].
+pub const STATE_VERSION: u32 = 1;
+/// Completed alerts kept by default (oldest dropped first).
+pub const DEFAULT_MAX_HISTORY: usize = 1000;
+
+/// The state of an alert, as OpenSearch Alerting names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlertState {
+    /// The trigger fired; notified once, then only after the throttle.
+    Active,
+    /// A user acknowledged it: no more re-notifications; it still completes.
+    Acknowledged,
+    /// The trigger has not fired for `complete_after` consecutive periods.
+    Completed,
+    /// Evaluation or delivery failed (see [`Alert::error`]); it returns to its
+    /// previous state when a later evaluation or delivery succeeds.
+    Error,
+}
+
+impl std::fmt::Display for AlertState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AlertState::Active => "ACTIVE",
+            AlertState::Acknowledged => "ACKNOWLEDGED",
+            AlertState::Completed => "COMPLETED",
+            AlertState::Error => "ERROR",
+        })
+    }
+}
+
+/// What failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueSource {
+    /// The monitor could not be evaluated (a query's feature missing from a result,
+    /// a value that is not a number).
+    Evaluation,
+    /// A notification could not be delivered.
+    Delivery,
+}
+
+/// Why an alert is in ERROR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertIssue {
+    /// What failed.
+    pub source: IssueSource,
+    /// The reason, e.g. `delivery to `ops-webhook` failed (attempt 2): HTTP 503`.
+    pub reason: String,
+    /// When it began: event time for evaluation errors, the caller's clock for
+    /// delivery errors (epoch ms).
+    pub since: i64,
+}
+
+/// One alert: a monitor's trigger firing (for one entity) from its first period to
+/// its completion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Short, stable ID (12 hex digits) for `waflog alerts ack ID`.
+    pub id: String,
+    /// Monitor name.
+    pub monitor: String,
+    /// Trigger name.
+    pub trigger: String,
+    /// 1 (highest) to 5.
+    pub severity: u8,
+    /// The detector the monitor reads.
+    pub detector: String,
+    /// The entity (values joined with `,`), for per-entity detectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// ACTIVE, ACKNOWLEDGED or COMPLETED; ERROR for an alert opened by an
+    /// evaluation error that has not fired yet. See [`Alert::state`].
+    pub lifecycle: AlertState,
+    /// Set while evaluation or delivery is failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<AlertIssue>,
+    /// Start of the first period it fired in (or failed), epoch ms.
+    pub start_time: i64,
+    /// End of the last period it fired in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_fired: Option<i64>,
+    /// End of the period that completed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<i64>,
+    /// When it was acknowledged (the caller's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_time: Option<i64>,
+    /// Periods from the first firing to the last (quiet periods in between count).
+    pub periods_active: u32,
+    /// Consecutive periods without firing, since the last firing.
+    pub quiet_periods: u32,
+    /// End of the period of the last Fired or Renotify notification (throttle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_notified: Option<i64>,
+    /// Notifications produced for it.
+    pub notifications: u32,
+    /// Deliveries that succeeded.
+    pub deliveries: u32,
+    /// When the last delivery succeeded (the caller's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_delivery: Option<i64>,
+    /// Failed delivery attempts.
+    pub failures: u32,
+    /// Deliveries given up: the notification never reached that channel.
+    pub lost: u32,
+    /// Why it fired, from its latest firing period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+}
+
+impl Alert {
+    /// The state to show: ERROR while an issue is set, else the lifecycle state.
+    pub fn state(&self) -> AlertState {
+        if self.error.is_some() {
+            AlertState::Error
+        } else {
+            self.lifecycle
+        }
+    }
+
+    /// True until it completes.
+    pub fn is_open(&self) -> bool {
+        self.lifecycle != AlertState::Completed
+    }
+}
+
+/// Retry timing of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeliveryPolicy {
+    /// Wait after the first failure, before jitter (default 10 s). It doubles with
+    /// each further failure.
+    pub initial_backoff_ms: i64,
+    /// Longest wait between attempts, before jitter (default 15 min).
+    pub max_backoff_ms: i64,
+    /// A delivery failing for this long since its first failure is given up and the
+    /// loss recorded on its alert (default 24 h).
+    pub max_age_ms: i64,
+    /// Most deliveries kept; beyond, the oldest is given up (default 10,000).
+    pub max_outbox: usize,
+    /// Seed of the jitter, so retries are reproducible.
+    pub seed: u64,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        DeliveryPolicy {
+            initial_backoff_ms: 10_000,
+            max_backoff_ms: 900_000,
+            max_age_ms: 86_400_000,
+            max_outbox: 10_000,
+            seed: 0x5EED_A1E7,
+        }
+    }
+}
+
+/// One notification waiting for one channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// ID, unique within the book.
+    pub id: u64,
+    /// The channel.
+    pub channel: String,
+    /// What to send.
+    pub notification: Notification,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Earliest time of the next attempt (the caller's clock; `i64::MIN`: at once).
+    pub next_attempt: i64,
+    /// Time of the first failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<i64>,
+    /// Reason of the last failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// What happens to a failed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Retried at this time (the caller's clock).
+    At(i64),
+    /// Given up; the loss is recorded on the alert.
+    GaveUp,
+}
+
+/// Counters of the book.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BookStats {
+    /// Results for a period already evaluated, ignored.
+    pub late_results: u64,
+    /// Results that could not be placed in a period (zero-length interval).
+    pub ignored_results: u64,
+    /// Deliveries given up.
+    pub lost_deliveries: u64,
+    /// Completed alerts dropped from the history (over its cap).
+    pub dropped_history: u64,
+}
+
+/// The key of an open alert: monitor, trigger, entity.
+pub(crate) type AlertKey = (String, String, Option<String>);
+
+/// All alert state: see the module docs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertBook {
+    version: u32,
+    #[serde(with = "keyed")]
+    pub(crate) open: BTreeMap<AlertKey, Alert>,
+    pub(crate) history: VecDeque<Alert>,
+    outbox: Vec<Delivery>,
+    next_delivery: u64,
+    pub(crate) monitors: BTreeMap<String, MonitorState>,
+    policy: DeliveryPolicy,
+    max_history: usize,
+    pub(crate) stats: BookStats,
+}
+
+impl Default for AlertBook {
+    fn default() -> Self {
+        AlertBook::new()
+    }
+}
+
+/// A value that carries its own map key, so a map of them saves as a list.
+pub(crate) trait Keyed {
+    type Key: Ord;
+    fn key(&self) -> Self::Key;
+}
+
+impl Keyed for Alert {
+    type Key = AlertKey;
+    fn key(&self) -> AlertKey {
+        (
+            self.monitor.clone(),
+            self.trigger.clone(),
+            self.entity.clone(),
+        )
+    }
+}
+
+/// Serde of `BTreeMap<K, V>` as the list of its values (JSON objects need string
+/// keys; these keys are tuples).
+pub(crate) mod keyed {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Keyed;
+
+    pub(crate) fn serialize<K, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.values())
+    }
+
+    pub(crate) fn deserialize<'de, V, D>(d: D) -> Result<BTreeMap<V::Key, V>, D::Error>
+    where
+        V: Keyed + Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        let list: Vec<V> = Vec::deserialize(d)?;
+        Ok(list.into_iter().map(|v| (v.key(), v)).collect())
+    }
+}
+
+/// SplitMix64's finaliser (Steele, Lea and Flood, "Fast splittable pseudorandom
+/// number generators", OOPSLA 2014): a fixed, well-mixed 64-bit hash step.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// FNV-1a, 64 bits: stable across platforms and versions (unlike std's hasher).
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for p in parts {
+        for &b in *p {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01B3);
+        }
+        // A separator, so ("ab", "c") and ("a", "bc") differ.
+        h ^= 0xFF;
+        h = h.wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    h
+}
+
+/// Shortest ID prefix accepted by [`AlertBook::acknowledge`] and [`AlertBook::get`].
+pub const MIN_ID_PREFIX: usize = 4;
+
+impl AlertBook {
+    /// An empty book with the default policy and history cap.
+    pub fn new() -> AlertBook {
+        AlertBook {
+            version: STATE_VERSION,
+            open: BTreeMap::new(),
+            history: VecDeque::new(),
+            outbox: Vec::new(),
+            next_delivery: 1,
+            monitors: BTreeMap::new(),
+            policy: DeliveryPolicy::default(),
+            max_history: DEFAULT_MAX_HISTORY,
+            stats: BookStats::default(),
+        }
+    }
+
+    /// Checks a book read from a state file was written in this format.
+    pub fn check_version(&self) -> Result<(), AlertError> {
+        if self.version != STATE_VERSION {
+            return Err(AlertError::StateVersion {
+                found: self.version,
+                expected: STATE_VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    /// Open alerts (oldest first), then completed ones (newest first): what
+    /// `waflog alerts list` shows.
+    pub fn list(&self) -> Vec<&Alert> {
+        let mut open: Vec<&Alert> = self.open.values().collect();
+        open.sort_by(|a, b| (a.start_time, &a.id).cmp(&(b.start_time, &b.id)));
+        open.extend(self.history.iter().rev());
+        open
+    }
+
+    /// Open alerts, by monitor, trigger and entity.
+    pub fn open_alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.open.values()
+    }
+
+    /// Completed alerts, oldest first.
+    pub fn history(&self) -> impl Iterator<Item = &Alert> {
+        self.history.iter()
+    }
+
+    /// The alert with this ID, or the only one whose ID starts with this prefix (at
+    /// least [`MIN_ID_PREFIX`] characters).
+    pub fn get(&self, id: &str) -> Result<&Alert, AlertError> {
+        let all = || self.open.values().chain(self.history.iter());
+        if let Some(a) = all().find(|a| a.id == id) {
+            return Ok(a);
+        }
+        let matches: Vec<&Alert> = if id.len() >= MIN_ID_PREFIX {
+            all().filter(|a| a.id.starts_with(id)).collect()
+        } else {
+            Vec::new()
+        };
+        match matches.as_slice() {
+            [] => Err(AlertError::UnknownAlert { id: id.into() }),
+            [one] => Ok(one),
+            many => Err(AlertError::AmbiguousId {
+                id: id.into(),
+                matches: many
+                    .iter()
+                    .map(|a| a.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// Acknowledges an open alert (ID or unique prefix) at `at_ms`: it will not be
+    /// re-notified and still completes. Acknowledging twice is not an error.
+    pub fn acknowledge(&mut self, id: &str, at_ms: i64) -> Result<&Alert, AlertError> {
+        let found = self.get(id)?;
+        let (full, key) = (found.id.clone(), found.key());
+        if self.open.get(&key).is_none_or(|a| a.id != full) {
+            let state = found.state().to_string();
+            return Err(AlertError::NotOpen { id: full, state });
+        }
+        let Some(a) = self.open.get_mut(&key) else {
+            return Err(AlertError::UnknownAlert { id: full });
+        };
+        if a.lifecycle != AlertState::Acknowledged {
+            a.lifecycle = AlertState::Acknowledged;
+            a.acknowledged_time = Some(at_ms);
+        }
+        Ok(a)
+    }
+
+    /// Undelivered notifications, oldest first.
+    pub fn outbox(&self) -> &[Delivery] {
+        &self.outbox
+    }
+
+    /// Deliveries due at `now_ms` (copies; they stay in the outbox until
+    /// [`delivered`](Self::delivered), [`failed`](Self::failed) or
+    /// [`rejected`](Self::rejected) is called), earliest first.
+    pub fn due(&self, now_ms: i64) -> Vec<Delivery> {
+        let mut due: Vec<Delivery> = self
+            .outbox
+            .iter()
+            .filter(|d| d.next_attempt <= now_ms)
+            .cloned()
+            .collect();
+        due.sort_by_key(|d| (d.next_attempt, d.id));
+        due
+    }
+
+    /// Earliest next attempt in the outbox, if any (for the caller's sleep).
+    pub fn next_due(&self) -> Option<i64> {
+        self.outbox.iter().map(|d| d.next_attempt).min()
+    }
+
+    /// Records a successful delivery at `at_ms`. The alert leaves ERROR when none of
+    /// its other pending deliveries is failing.
+    pub fn delivered(&mut self, delivery: u64, at_ms: i64) -> Result<(), AlertError> {
+        let i = self.position(delivery)?;
+        let d = self.outbox.remove(i);
+        let alert_id = d.notification.alert_id;
+        let still_failing = self
+            .outbox
+            .iter()
+            .any(|o| o.notification.alert_id == alert_id && o.last_error.is_some());
+        if let Some(a) = self.alert_mut(&alert_id) {
+            a.deliveries += 1;
+            a.last_delivery = Some(at_ms);
+            if !still_failing
+                && a.error
+                    .as_ref()
+                    .is_some_and(|e| e.source == IssueSource::Delivery)
+            {
+                a.error = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a failed attempt at `at_ms`: the alert goes to ERROR with the reason
+    /// and the delivery is retried after an exponential backoff with jitter, or
+    /// given up once it has failed for [`DeliveryPolicy::max_age_ms`].
+    pub fn failed(&mut self, delivery: u64, at_ms: i64, reason: &str) -> Result<Retry, AlertError> {
+        let i = self.position(delivery)?;
+        let policy = self.policy.clone();
+        let d = &mut self.outbox[i];
+        d.attempts = d.attempts.saturating_add(1);
+        let first = *d.first_failure.get_or_insert(at_ms);
+        d.last_error = Some(reason.to_string());
+        let (alert_id, channel, attempts) = (
+            d.notification.alert_id.clone(),
+            d.channel.clone(),
+            d.attempts,
+        );
+        if at_ms.saturating_sub(first) >= policy.max_age_ms {
+            let age = humantime::format_duration(std::time::Duration::from_millis(
+                at_ms.saturating_sub(first).max(0) as u64,
+            ));
+            self.outbox.remove(i);
+            self.record_loss(
+                &alert_id,
+                at_ms,
+                format!("notification to `{channel}` lost: gave up after {attempts} attempts over {age}: {reason}"),
+                true,
+            );
+            return Ok(Retry::GaveUp);
+        }
+        let next = at_ms.saturating_add(backoff_ms(&policy, delivery, attempts));
+        self.outbox[i].next_attempt = next;
+        if let Some(a) = self.alert_mut(&alert_id) {
+            a.failures = a.failures.saturating_add(1);
+            let since = match &a.error {
+                Some(e) if e.source == IssueSource::Delivery => e.since,
+                _ => at_ms,
+            };
+            a.error = Some(AlertIssue {
+                source: IssueSource::Delivery,
+                reason: format!("delivery to `{channel}` failed (attempt {attempts}): {reason}"),
+                since,
+            });
+        }
+        Ok(Retry::At(next))
+    }
+
+    /// Records a failure retrying cannot fix: the delivery is given up at once and
+    /// the loss recorded on the alert.
+    pub fn rejected(
+        &mut self,
+        delivery: u64,
+        at_ms: i64,
+        reason: &str,
+    ) -> Result<Retry, AlertError> {
+        let i = self.position(delivery)?;
+        let d = self.outbox.remove(i);
+        self.record_loss(
+            &d.notification.alert_id,
+            at_ms,
+            format!("notification to `{}` lost: rejected: {reason}", d.channel),
+            true,
+        );
+        Ok(Retry::GaveUp)
+    }
+
+    /// The retry policy.
+    pub fn policy(&self) -> &DeliveryPolicy {
+        &self.policy
+    }
+
+    /// Replaces the retry policy (kept in the state).
+    pub fn set_policy(&mut self, policy: DeliveryPolicy) {
+        self.policy = policy;
+    }
+
+    /// Completed alerts kept (default [`DEFAULT_MAX_HISTORY`]).
+    pub fn max_history(&self) -> usize {
+        self.max_history
+    }
+
+    /// Sets how many completed alerts are kept; older ones are dropped now.
+    pub fn set_max_history(&mut self, max: usize) {
+        self.max_history = max;
+        self.trim_history();
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &BookStats {
+        &self.stats
+    }
+
+    fn position(&self, delivery: u64) -> Result<usize, AlertError> {
+        self.outbox
+            .iter()
+            .position(|d| d.id == delivery)
+            .ok_or(AlertError::UnknownDelivery { id: delivery })
+    }
+
+    fn alert_mut(&mut self, id: &str) -> Option<&mut Alert> {
+        self.open
+            .values_mut()
+            .chain(self.history.iter_mut())
+            .find(|a| a.id == id)
+    }
+
+    fn record_loss(&mut self, alert_id: &str, at_ms: i64, reason: String, failure: bool) {
+        self.stats.lost_deliveries += 1;
+        if let Some(a) = self.alert_mut(alert_id) {
+            a.lost = a.lost.saturating_add(1);
+            if failure {
+                a.failures = a.failures.saturating_add(1);
+            }
+            a.error = Some(AlertIssue {
+                source: IssueSource::Delivery,
+                reason,
+                since: at_ms,
+            });
+        }
+    }
+
+    fn trim_history(&mut self) {
+        while self.history.len() > self.max_history {
+            self.history.pop_front();
+            self.stats.dropped_history += 1;
+        }
+    }
+
+    /// A new, unique ID for an alert of `key` starting at `start_ms`.
+    pub(crate) fn new_id(&self, key: &AlertKey, start_ms: i64) -> String {
+        let entity = key.2.as_deref().unwrap_or("\u{0}none");
+        let start = start_ms.to_le_bytes();
+        let mut salt: u64 = 0;
+        loop {
+            let s = salt.to_le_bytes();
+            let h = fnv1a(&[
+                key.0.as_bytes(),
+                key.1.as_bytes(),
+                entity.as_bytes(),
+                &start,
+                &s,
+            ]);
+            let id = format!("{:012x}", mix(h) >> 16);
+            let taken = self
+                .open
+                .values()
+                .chain(self.history.iter())
+                .any(|a| a.id == id);
+            if !taken {
+                return id;
+            }
+            salt += 1;
+        }
+    }
+
+    /// Queues `n` for each of its channels.
+    pub(crate) fn enqueue(&mut self, n: &Notification) {
+        for channel in &n.channels {
+            while self.outbox.len() >= self.policy.max_outbox.max(1) {
+                let old = self.outbox.remove(0);
+                self.record_loss(
+                    &old.notification.alert_id,
+                    old.first_failure.unwrap_or(old.notification.period_end),
+                    format!(
+                        "notification to `{}` lost: the outbox was full ({} deliveries)",
+                        old.channel, self.policy.max_outbox
+                    ),
+                    false,
+                );
+            }
+            self.outbox.push(Delivery {
+                id: self.next_delivery,
+                channel: channel.clone(),
+                notification: n.clone(),
+                attempts: 0,
+                next_attempt: i64::MIN,
+                first_failure: None,
+                last_error: None,
+            });
+            self.next_delivery += 1;
+        }
+    }
+
+    /// Moves a completed alert to the history.
+    pub(crate) fn archive(&mut self, alert: Alert) {
+        self.history.push_back(alert);
+        self.trim_history();
+    }
+}
+
+/// Wait before attempt `attempts + 1` of `delivery`: `initial * 2^(attempts - 1)`,
+/// capped at `max`, with "equal jitter" (half fixed, half uniform), which spreads
+/// retries of many deliveries while keeping a floor (Brooker, "Exponential Backoff
+/// And Jitter", AWS Architecture Blog, 2015). The jitter is a hash of the policy's
+/// seed, the delivery and the attempt, so a run is reproducible.
+pub fn backoff_ms(policy: &DeliveryPolicy, delivery: u64, attempts: u32) -> i64 {
+    let doublings = attempts.saturating_sub(1).min(32);
+    let base = policy
+        .initial_backoff_ms
+        .max(1)
+        .saturating_mul(1_i64 << doublings)
+        .min(policy.max_backoff_ms.max(1));
+    let u = (mix(policy.seed ^ mix(delivery ^ (u64::from(attempts) << 48))) >> 11) as f64
+        / (1_u64 << 53) as f64;
+    let half = base / 2;
+    half + ((base - half) as f64 * u) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let p = DeliveryPolicy::default();
+        let waits: Vec<i64> = (1..=10).map(|a| backoff_ms(&p, 7, a)).collect();
+        for (a, w) in (1..=10).zip(&waits) {
+            let base = (10_000_i64 << (a - 1)).min(900_000);
+            assert!((base / 2..=base).contains(w), "attempt {a}: {w}");
+        }
+        assert_eq!(
+            waits,
+            (1..=10).map(|a| backoff_ms(&p, 7, a)).collect::<Vec<_>>()
+        );
+        assert_ne!(backoff_ms(&p, 7, 1), backoff_ms(&p, 8, 1));
+        assert!(backoff_ms(&p, 1, u32::MAX) <= 900_000);
+    }
+
+    #[test]
+    fn ids_are_short_hex_and_unique() {
+        let b = AlertBook::new();
+        let k = ("m".to_string(), "t".to_string(), None);
+        let id = b.new_id(&k, 60_000);
+        assert_eq!(id.len(), 12);
+        assert!(id.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(id, b.new_id(&k, 60_000));
+        assert_ne!(id, b.new_id(&k, 120_000));
+        assert_ne!(
+            id,
+            b.new_id(&("m".into(), "t".into(), Some("x".into())), 60_000)
+        );
+    }
+
+    #[test]
+    fn unknown_ids_and_versions() {
+        let mut b = AlertBook::new();
+        assert!(matches!(
+            b.acknowledge("abcd", 0),
+            Err(AlertError::UnknownAlert { .. })
+        ));
+        assert!(matches!(
+            b.delivered(9, 0),
+            Err(AlertError::UnknownDelivery { id: 9 })
+        ));
+        b.check_version().unwrap();
+        let mut v = serde_json::to_value(&b).unwrap();
+        v["version"] = 99.into();
+        let old: AlertBook = serde_json::from_value(v).unwrap();
+        assert_eq!(
+            old.check_version().unwrap_err().to_string(),
+            "alert state format version 99 is not supported (this waflog writes version 1)"
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! Notifications and their delivery: the [`Notifier`] seam the CLI's channels
+//! implement, and [`deliver_due`], which drives the outbox of an [`AlertBook`].
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use super::book::{AlertBook, AlertState, Retry};
+use crate::error::NotifyError;
+
+/// Why a notification was produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NotificationKind {
+    /// A trigger fired and a new alert is ACTIVE.
+    Fired,
+    /// An ACTIVE alert is still firing and its throttle has passed.
+    Renotify,
+    /// An alert completed: its trigger has not fired for `complete_after` periods.
+    Completed,
+    /// A monitor could not be evaluated (the alert is in ERROR).
+    Error,
+    /// `waflog alerts test`: a dry run of a trigger without data.
+    Test,
+}
+
+impl NotificationKind {
+    /// A short word for subjects (`{{kind}}`): `alert`, `still active`, `completed`,
+    /// `error`, `test`.
+    pub fn label(self) -> &'static str {
+        match self {
+            NotificationKind::Fired => "alert",
+            NotificationKind::Renotify => "still active",
+            NotificationKind::Completed => "completed",
+            NotificationKind::Error => "error",
+            NotificationKind::Test => "test",
+        }
+    }
+}
+
+/// One message about one alert, for one or more channels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// The alert ID (`test` for test notifications).
+    pub alert_id: String,
+    /// Why it was produced.
+    pub kind: NotificationKind,
+    /// Monitor name.
+    pub monitor: String,
+    /// Trigger name.
+    pub trigger: String,
+    /// 1 (highest) to 5.
+    pub severity: u8,
+    /// The detector the monitor reads.
+    pub detector: String,
+    /// The entity (values joined with `,`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// The alert's state once this notification was produced.
+    pub state: AlertState,
+    /// Start of the evaluated period, epoch ms.
+    pub period_start: i64,
+    /// End of the evaluated period, epoch ms.
+    pub period_end: i64,
+    /// Periods from the alert's first firing to its last.
+    pub periods_active: u32,
+    /// The channels it goes to.
+    pub channels: Vec<String>,
+    /// Rendered subject.
+    pub subject: String,
+    /// Rendered message.
+    pub text: String,
+    /// Machine-readable JSON: every field above (times also as RFC 3339) and the
+    /// explanation.
+    pub payload: serde_json::Value,
+}
+
+impl Notification {
+    /// A Slack-compatible webhook body: `{"text": <message>}`.
+    pub fn slack_body(&self) -> serde_json::Value {
+        serde_json::json!({ "text": self.text })
+    }
+}
+
+/// A channel that sends notifications. Implementations do the I/O (the CLI's
+/// webhook, SNS and file channels); [`deliver_due`] does the bookkeeping.
+pub trait Notifier {
+    /// The channel name (`[[channels]] name`).
+    fn name(&self) -> &str;
+    /// Sends one notification. [`NotifyError::Failed`] is retried later with backoff;
+    /// [`NotifyError::Rejected`] is not.
+    fn send(&mut self, notification: &Notification) -> Result<(), NotifyError>;
+}
+
+/// What [`WriteNotifier`] writes per notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteFormat {
+    /// The JSON payload, one per line (NDJSON).
+    #[default]
+    Json,
+    /// The subject and the message, then a blank line.
+    Text,
+}
+
+/// A [`Notifier`] over any writer: standard output or error, or a file (the
+/// `stdout`, `stderr` and `file` channels).
+#[derive(Debug)]
+pub struct WriteNotifier<W> {
+    name: String,
+    writer: W,
+    format: WriteFormat,
+}
+
+impl<W: Write> WriteNotifier<W> {
+    /// A notifier named `name` writing `format` to `writer`.
+    pub fn new(name: &str, writer: W, format: WriteFormat) -> WriteNotifier<W> {
+        WriteNotifier {
+            name: name.into(),
+            writer,
+            format,
+        }
+    }
+
+    /// The writer.
+    pub fn into_inner(self) -> W {
+        self.writer
+    }
+}
+
+impl<W: Write> Notifier for WriteNotifier<W> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send(&mut self, n: &Notification) -> Result<(), NotifyError> {
+        let r = match self.format {
+            WriteFormat::Json => serde_json::to_writer(&mut self.writer, &n.payload)
+                .map_err(std::io::Error::from)
+                .and_then(|()| self.writer.write_all(b"\n")),
+            WriteFormat::Text => writeln!(self.writer, "{}\n{}\n", n.subject, n.text),
+        };
+        r.and_then(|()| self.writer.flush())
+            .map_err(|e| NotifyError::Failed(e.to_string()))
+    }
+}
+
+/// What one [`deliver_due`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Deliveries sent.
+    pub delivered: usize,
+    /// Deliveries that failed and were rescheduled.
+    pub retrying: usize,
+    /// Deliveries given up (rejected, or failing for longer than the maximum age).
+    pub gave_up: usize,
+    /// Deliveries left in the outbox.
+    pub pending: usize,
+}
+
+/// Sends every delivery of `book`'s outbox that is due at `now_ms` through the
+/// notifier of its channel and records the outcome. A channel without a notifier is
+/// a failure (retried, so a configuration fixed before the maximum age still
+/// delivers).
+pub fn deliver_due(
+    book: &mut AlertBook,
+    notifiers: &mut [Box<dyn Notifier>],
+    now_ms: i64,
+) -> DeliveryReport {
+    let mut report = DeliveryReport::default();
+    for d in book.due(now_ms) {
+        let outcome = match notifiers.iter_mut().find(|n| n.name() == d.channel) {
+            Some(n) => n.send(&d.notification),
+            None => Err(NotifyError::Failed(format!(
+                "no notifier for channel `{}`",
+                d.channel
+            ))),
+        };
+        // The ID comes from the outbox just read, so these cannot fail.
+        let retry = match outcome {
+            Ok(()) => {
+                let _ = book.delivered(d.id, now_ms);
+                report.delivered += 1;
+                continue;
+            }
+            Err(NotifyError::Failed(reason)) => book.failed(d.id, now_ms, &reason),
+            Err(NotifyError::Rejected(reason)) => book.rejected(d.id, now_ms, &reason),
+        };
+        match retry {
+            Ok(Retry::At(_)) => report.retrying += 1,
+            Ok(Retry::GaveUp) => report.gave_up += 1,
+            Err(_) => {}
+        }
+    }
+    report.pending = book.outbox().len();
+    report
+}
