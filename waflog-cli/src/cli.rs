@@ -99,6 +99,53 @@ pub enum Command {
     /// --truth truth.json | waflog detect --all -o results.ndjson; waflog eval --truth
     /// truth.json results.ndjson
     Eval(EvalArgs),
+    /// List, acknowledge and test the alerts of a `waflog detect --state` file.
+    ///
+    /// Alerts live in the state file next to the detector models. An
+    /// acknowledgement is handed to a running `waflog detect` through FILE.acks (and
+    /// applied by the next run otherwise), so the two never overwrite each other.
+    ///
+    /// Example: waflog alerts --state waflog.state list; waflog alerts --state
+    /// waflog.state ack 3fa2c41b07d9
+    Alerts(AlertsArgs),
+}
+
+/// Flags of `waflog alerts`.
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// The state file of `waflog detect --state` (not needed by `test`).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub state: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: AlertsAction,
+}
+
+/// `waflog alerts` actions.
+#[derive(Debug, Subcommand)]
+pub enum AlertsAction {
+    /// Alerts with their state (ACTIVE, ACKNOWLEDGED, ERROR, COMPLETED), start, last
+    /// firing, periods active, last delivery and failures; open ones first.
+    List {
+        /// One JSON document per alert (NDJSON) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also the completed alerts (the last 1000 are kept).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Acknowledge an open alert: no more re-notifications; it still completes.
+    Ack {
+        /// The alert ID, or a unique prefix of at least 4 characters.
+        id: String,
+    },
+    /// Send a test notification through one channel (a dry run of a trigger with no
+    /// data); exit 0 when it was delivered, 2 when not.
+    Test {
+        /// The `[[channels]]` name.
+        #[arg(long, value_name = "NAME")]
+        channel: String,
+    },
 }
 
 /// Flags of `waflog generate`.
@@ -304,6 +351,14 @@ pub struct DetectArgs {
     /// open are kept for the next run instead of being scored.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// Evaluate alerting monitors on the results and notify the channels
+    /// (`[[monitors]]` and `[[channels]]` in the config). Configured monitors are
+    /// always evaluated; with none configured this flag adds one per detector (the
+    /// seed's UNK_source-Monitor for the source detector). Without `[[channels]]`
+    /// alerts are printed (on stderr when the results go to stdout). Alert state and
+    /// undelivered notifications are kept in --state.
+    #[arg(long)]
+    pub alerts: bool,
     /// Ignore an existing state file and start over (it is overwritten).
     #[arg(long, requires = "state")]
     pub fresh: bool,

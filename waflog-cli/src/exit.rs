@@ -9,6 +9,9 @@ pub enum Finished {
     Ok,
     /// `--strict` and at least one record was dead-lettered.
     DeadLettered,
+    /// Alert notifications could not be delivered (they are kept in the state file
+    /// for a later run, or were printed when there is none).
+    Undelivered,
 }
 
 /// Exit code 0: finished.
@@ -17,12 +20,15 @@ pub const OK: u8 = 0;
 pub const STRICT_DEAD_LETTERS: u8 = 1;
 /// Exit code 2: usage, configuration or I/O error.
 pub const ERROR: u8 = 2;
+/// Exit code 3: finished, but alert notifications are still undelivered.
+pub const UNDELIVERED: u8 = 3;
 
 /// Maps a subcommand's outcome to the process exit code, printing errors.
 pub fn code(outcome: anyhow::Result<Finished>) -> ExitCode {
     match outcome {
         Ok(Finished::Ok) => ExitCode::from(OK),
         Ok(Finished::DeadLettered) => ExitCode::from(STRICT_DEAD_LETTERS),
+        Ok(Finished::Undelivered) => ExitCode::from(UNDELIVERED),
         // A closed stdout (`waflog generate | head`) is a normal way to stop.
         Err(e) if is_broken_pipe(&e) => ExitCode::from(OK),
         Err(e) => {

@@ -7,6 +7,7 @@
 //! - 1: finished, but `--strict` was given and something was dead-lettered;
 //! - 2: usage, configuration or I/O error.
 
+mod alerts;
 mod aws;
 mod cli;
 mod cmd;
@@ -27,6 +28,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Transform(args) => cmd::transform::run(&cli.global, args),
         cli::Command::Detect(args) => cmd::detect::run(&cli.global, args),
         cli::Command::Eval(args) => cmd::eval::run(&cli.global, args),
+        cli::Command::Alerts(args) => cmd::alerts::run(&cli.global, args),
     };
     exit::code(outcome)
 }

@@ -64,6 +64,11 @@ impl Aws {
         })
     }
 
+    /// The shared configuration (region, credentials, endpoint).
+    pub fn config(&self) -> &aws_config::SdkConfig {
+        &self.config
+    }
+
     /// An S3 client.
     pub fn s3(&self) -> aws_sdk_s3::Client {
         let conf = aws_sdk_s3::config::Builder::from(&self.config)

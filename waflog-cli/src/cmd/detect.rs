@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use waflog_core::alert::AlertBook;
 use waflog_core::detect::metrics::MetricSeries;
 use waflog_core::detect::{AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, EngineState};
 use waflog_core::error::SchemaError;
@@ -14,6 +15,7 @@ use waflog_core::features::FeatureMap;
 use waflog_core::transform::TransformStats;
 
 use super::{records, stream};
+use crate::alerts::{self, Alerting};
 use crate::aws::AwsContext;
 use crate::aws::kinesis::StartPosition;
 use crate::cli::{DetectArgs, GlobalArgs, InputFormat};
@@ -29,11 +31,22 @@ struct Results {
     buf: Vec<u8>,
     all: bool,
     written: u64,
+    /// Monitors evaluated on every result, when alerting is on.
+    alerting: Option<Alerting>,
 }
 
 impl Results {
-    /// Writes results (anomalies only unless `--all`) and logs each anomaly.
+    /// The alert state, for the state file.
+    fn book(&self) -> Option<&AlertBook> {
+        self.alerting.as_ref().map(Alerting::book)
+    }
+
+    /// Writes results (anomalies only unless `--all`), logs each anomaly and feeds
+    /// every result to the monitors.
     fn emit(&mut self, results: &mut Vec<AnomalyResult>) -> anyhow::Result<()> {
+        if let Some(a) = &mut self.alerting {
+            a.observe(results);
+        }
         for r in results.drain(..) {
             if r.is_anomaly() {
                 tracing::warn!("anomaly: {}", r.summary());
@@ -88,11 +101,37 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let monitors = alerts::monitors(&config, args.alerts);
+    let alerting = if monitors.is_empty() {
+        None
+    } else {
+        let results_on_stdout = args.output.as_deref().is_none_or(|o| o == Path::new("-"));
+        let book = store.as_mut().and_then(|st| st.loaded_alerts.take());
+        let a = Alerting::new(
+            &config,
+            &monitors,
+            book,
+            args.state.as_deref(),
+            &mut aws,
+            results_on_stdout,
+        )?;
+        tracing::info!(
+            "{} monitors: {}",
+            monitors.len(),
+            monitors
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Some(a)
+    };
     let mut results = Results {
         out: file_sink::create_location(args.output.as_deref(), &mut aws, &args.sink.options()?)?,
         buf: Vec::with_capacity(OUT_BLOCK * 2),
         all: args.all,
         written: 0,
+        alerting,
     };
     let mut dead = file_sink::create_or_stderr(args.input.dead_letter.as_deref())?;
     let started = Instant::now();
@@ -197,7 +236,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
                 if !pending.is_empty() {
                     results.emit(&mut pending)?;
                     if let Some(st) = &mut store {
-                        st.save_if_due(&engine)?;
+                        st.save_if_due(&engine, results.book())?;
                     }
                 }
                 Ok(outcome)
@@ -205,22 +244,28 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         }
     }
     // With a state file more input may come later: keep open intervals for it.
-    let unscored = match &mut store {
-        Some(st) => {
+    let unscored = match &store {
+        Some(_) => {
             engine.close_ready_intervals(&mut pending);
-            results.emit(&mut pending)?;
-            results.flush_buf()?;
-            if keep_last_save {
-                tracing::info!("stopped inside a stream record: keeping the last saved state");
-            } else {
-                st.save(&engine)?;
-            }
             0
         }
         None => engine.finish(&mut pending),
     };
     results.emit(&mut pending)?;
     results.flush_buf()?;
+    // Alert periods that ended by the last result are complete: evaluate them, and
+    // give every undelivered notification one more try before the run ends.
+    let undelivered = match &mut results.alerting {
+        Some(a) => a.finish(),
+        None => 0,
+    };
+    if let Some(st) = &mut store {
+        if keep_last_save {
+            tracing::info!("stopped inside a stream record: keeping the last saved state");
+        } else {
+            st.save(&engine, results.book())?;
+        }
+    }
     results.out.finish()?;
     dead.finish()?;
     let elapsed = started.elapsed();
@@ -266,6 +311,34 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         },
         records::dead_letter_note(&stats, args.input.dead_letter.as_deref())
     );
+    if let Some(a) = &results.alerting {
+        let c = a.counts;
+        tracing::info!(
+            "alerts: {} fired, {} re-notified, {} completed; {} notifications delivered{}",
+            c.fired,
+            c.renotified,
+            c.completed,
+            c.delivered,
+            if undelivered > 0 {
+                format!(", {undelivered} undelivered")
+            } else {
+                String::new()
+            }
+        );
+    }
+    if undelivered > 0 {
+        match &args.state {
+            Some(p) => tracing::error!(
+                "{undelivered} alert notifications could not be delivered; they are kept in {} and retried by the next run (`waflog alerts --state {} list` shows them)",
+                p.display(),
+                p.display()
+            ),
+            None => tracing::error!(
+                "{undelivered} alert notifications could not be delivered (printed above); use --state to keep them for a retry"
+            ),
+        }
+        return Ok(Finished::Undelivered);
+    }
     Ok(super::finished(global, &stats))
 }
 
@@ -306,8 +379,11 @@ impl stream::FollowStage for FollowDetect<'_> {
         if !self.pending.is_empty() {
             self.results.emit(&mut self.pending)?;
         }
+        if let Some(a) = &mut self.results.alerting {
+            a.tick();
+        }
         if let Some(st) = self.store.as_deref_mut().filter(|_| !self.mid_record) {
-            st.save_if_due(self.engine)?;
+            st.save_if_due(self.engine, self.results.book())?;
         }
         self.results.flush_buf()?;
         self.results.out.flush()
@@ -324,6 +400,8 @@ struct StateFile {
     checkpoints: BTreeMap<String, String>,
     /// Records the models took in before this run (from the loaded state).
     records_before: u64,
+    /// The alert state read at start, until alerting takes it.
+    loaded_alerts: Option<AlertBook>,
 }
 
 /// The state file: the engine's state plus the stream checkpoints.
@@ -336,6 +414,9 @@ struct Saved {
     /// Records the models have taken in since the state was created (`--fresh`).
     #[serde(default)]
     records: u64,
+    /// Alerts and undelivered notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    alerts: Option<AlertBook>,
 }
 
 impl StateFile {
@@ -345,6 +426,7 @@ impl StateFile {
             last_save: Instant::now(),
             checkpoints: BTreeMap::new(),
             records_before: 0,
+            loaded_alerts: None,
         }
     }
 
@@ -374,6 +456,7 @@ impl StateFile {
         })?;
         self.checkpoints = saved.checkpoints;
         self.records_before = saved.records;
+        self.loaded_alerts = saved.alerts;
         let engine = Engine::restore(specs, map, saved.engine)
             .with_context(|| format!("cannot resume from state file {}", self.path.display()))?;
         tracing::info!(
@@ -384,14 +467,14 @@ impl StateFile {
         Ok(Some(engine))
     }
 
-    fn save_if_due(&mut self, engine: &Engine) -> anyhow::Result<()> {
+    fn save_if_due(&mut self, engine: &Engine, alerts: Option<&AlertBook>) -> anyhow::Result<()> {
         if self.last_save.elapsed() >= Duration::from_secs(1) {
-            self.save(engine)?;
+            self.save(engine, alerts)?;
         }
         Ok(())
     }
 
-    fn save(&mut self, engine: &Engine) -> anyhow::Result<()> {
+    fn save(&mut self, engine: &Engine, alerts: Option<&AlertBook>) -> anyhow::Result<()> {
         let context = || format!("cannot write state file {}", self.path.display());
         let mut tmp = self.path.clone().into_os_string();
         tmp.push(".tmp");
@@ -400,6 +483,7 @@ impl StateFile {
             engine: engine.snapshot(),
             checkpoints: self.checkpoints.clone(),
             records: self.records_before + engine.stats().records,
+            alerts: alerts.cloned(),
         };
         let json = serde_json::to_vec(&saved).with_context(context)?;
         {

@@ -1,5 +1,6 @@
 //! One module per subcommand: build from flags, run, report.
 
+pub mod alerts;
 pub mod detect;
 pub mod eval;
 pub mod firehose;

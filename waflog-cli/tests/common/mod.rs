@@ -218,3 +218,87 @@ pub fn assert_same_ids(got: &[String], want: &[String], context: &str) {
         w.len()
     );
 }
+
+/// A webhook receiver on 127.0.0.1 in the test process: answers the first
+/// requests with the given statuses (then 200) and keeps every request body.
+pub struct Receiver {
+    /// The port.
+    pub port: u16,
+    /// Bodies received, with the status each was answered with.
+    pub got: std::sync::Arc<std::sync::Mutex<Vec<(u16, String)>>>,
+}
+
+impl Receiver {
+    /// Starts answering `statuses` in order, then 200.
+    pub fn start(statuses: Vec<u16>) -> Receiver {
+        Receiver::start_on(0, statuses)
+    }
+
+    /// The same on a given port (0: any).
+    pub fn start_on(port: u16, statuses: Vec<u16>) -> Receiver {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&got);
+        std::thread::spawn(move || {
+            let mut statuses = statuses.into_iter();
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Headers, then Content-Length bytes of body.
+                let (head_end, len) = loop {
+                    let n = s.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break (0, 0);
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (i + 4, len);
+                    }
+                };
+                if head_end == 0 {
+                    continue;
+                }
+                while buf.len() < head_end + len {
+                    let n = s.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let status = statuses.next().unwrap_or(200);
+                let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+                seen.lock().unwrap().push((status, body));
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver { port, got }
+    }
+
+    /// `http://127.0.0.1:PORT/hook`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    /// The bodies answered with 200, parsed as JSON.
+    pub fn delivered(&self) -> Vec<serde_json::Value> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, b)| serde_json::from_str(b).unwrap())
+            .collect()
+    }
+}

@@ -382,6 +382,35 @@ impl Monitor {
         }
     }
 
+    /// Monitors for detectors that have none configured (`waflog detect --alerts`
+    /// without `[[monitors]]`): the seed's [`Monitor::seed`] for
+    /// `source-anomaly-detector`, and for every other detector a monitor named after
+    /// its first feature in the seed's style (`UNK_country-Monitor`, trigger
+    /// `UNK_country-trigger`, severity 2) on the detector's own interval.
+    pub fn defaults(detectors: &[DetectorSpec]) -> Vec<Monitor> {
+        detectors
+            .iter()
+            .map(|d| {
+                if d.name == "source-anomaly-detector" {
+                    return Monitor::seed();
+                }
+                let stem = d
+                    .features
+                    .first()
+                    .map_or(d.name.as_str(), |f| f.name.as_str());
+                Monitor {
+                    name: format!("{stem}-Monitor"),
+                    period: None,
+                    input: MonitorInput::Detector {
+                        detector: d.name.clone(),
+                        entity: None,
+                    },
+                    triggers: vec![Trigger::new(&format!("{stem}-trigger"), 2)],
+                }
+            })
+            .collect()
+    }
+
     /// The seed's query monitor: the sum of `UNK_source` in the last 10 minutes of
     /// `source-anomaly-detector`'s results, every 10 minutes, fired when above
     /// `threshold`.

@@ -72,5 +72,5 @@ pub use evaluate::{Evaluator, entity_key};
 pub use explain::{AnomalyDetail, Explanation, FeatureMove, QueryValue};
 pub use notify::{
     DeliveryReport, Notification, NotificationKind, Notifier, WriteFormat, WriteNotifier,
-    deliver_due,
+    deliver_due, deliver_pending,
 };

@@ -167,8 +167,28 @@ pub fn deliver_due(
     notifiers: &mut [Box<dyn Notifier>],
     now_ms: i64,
 ) -> DeliveryReport {
+    deliver(book, notifiers, now_ms, now_ms)
+}
+
+/// Sends every delivery in `book`'s outbox now, whatever its retry schedule (a new
+/// run after an outage, or the last chance before a run ends), recording outcomes
+/// as [`deliver_due`] does.
+pub fn deliver_pending(
+    book: &mut AlertBook,
+    notifiers: &mut [Box<dyn Notifier>],
+    now_ms: i64,
+) -> DeliveryReport {
+    deliver(book, notifiers, i64::MAX, now_ms)
+}
+
+fn deliver(
+    book: &mut AlertBook,
+    notifiers: &mut [Box<dyn Notifier>],
+    due_by: i64,
+    now_ms: i64,
+) -> DeliveryReport {
     let mut report = DeliveryReport::default();
-    for d in book.due(now_ms) {
+    for d in book.due(due_by) {
         let outcome = match notifiers.iter_mut().find(|n| n.name() == d.channel) {
             Some(n) => n.send(&d.notification),
             None => Err(NotifyError::Failed(format!(

@@ -722,3 +722,38 @@ fn from_config_uses_the_detector_interval_and_reconciles_a_changed_config() {
         Some(AlertState::Completed)
     );
 }
+
+#[test]
+fn deliver_pending_ignores_the_retry_schedule() {
+    let mut e = hook_evaluator();
+    let ns = feed(&mut e, &script(4, &[(1, 4)]));
+    assert_eq!(kinds(&ns), [Fired]);
+    let mut notifiers = flaky(1, false);
+    let now = 1_700_000_000_000;
+    let r = deliver_due(e.book_mut(), &mut notifiers, now);
+    assert_eq!((r.retrying, r.pending), (1, 1));
+    // Not due for seconds; a new run tries it at once.
+    let r = deliver_due(e.book_mut(), &mut notifiers, now + 1);
+    assert_eq!((r.delivered, r.pending), (0, 1));
+    let r = deliver_pending(e.book_mut(), &mut notifiers, now + 1);
+    assert_eq!((r.delivered, r.pending), (1, 0));
+}
+
+#[test]
+fn default_monitors_follow_the_seed_naming() {
+    let specs = crate::detect::DetectorSpec::defaults();
+    let monitors = Monitor::defaults(&specs);
+    assert_eq!(monitors.len(), specs.len());
+    let names: Vec<&str> = monitors.iter().map(|m| m.name.as_str()).collect();
+    assert!(names.contains(&"UNK_source-Monitor"), "{names:?}");
+    assert!(names.contains(&"UNK_country-Monitor"), "{names:?}");
+    let source = monitors
+        .iter()
+        .find(|m| m.name == "UNK_source-Monitor")
+        .unwrap();
+    assert_eq!(source.period.as_deref(), Some("10m"));
+    assert_eq!(source.triggers[0].name, "UNK_source-trigger");
+    assert_eq!(source.triggers[0].severity, 1);
+    // They validate against the detectors they were made from.
+    assert!(Evaluator::new(&monitors, &Channel::defaults()).is_ok());
+}

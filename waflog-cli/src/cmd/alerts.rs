@@ -1,0 +1,171 @@
+//! `waflog alerts list|ack|test`: the alerts kept in a `waflog detect --state` file.
+
+use std::path::Path;
+
+use anyhow::Context;
+use waflog_core::alert::{Alert, AlertBook, Evaluator};
+use waflog_core::timestamp::to_rfc3339;
+
+use crate::alerts::{self, Ack};
+use crate::aws::AwsContext;
+use crate::cli::{AlertsAction, AlertsArgs, GlobalArgs};
+use crate::exit::Finished;
+
+/// Runs the subcommand.
+pub fn run(global: &GlobalArgs, args: &AlertsArgs) -> anyhow::Result<Finished> {
+    match &args.action {
+        AlertsAction::List { json, all } => {
+            let state = need_state(args)?;
+            let mut book = load_book(state)?;
+            // Acknowledgements not yet taken in by detect show as applied.
+            let pending = alerts::acks_path(state);
+            if pending.exists() {
+                let text = std::fs::read_to_string(&pending)
+                    .with_context(|| format!("cannot read {}", pending.display()))?;
+                for ack in text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<Ack>(l).ok())
+                {
+                    let _ = book.acknowledge(&ack.id, ack.at);
+                }
+            }
+            let list: Vec<&Alert> = book
+                .list()
+                .into_iter()
+                .filter(|a| *all || a.is_open())
+                .collect();
+            if *json {
+                for a in &list {
+                    println!("{}", serde_json::to_string(a)?);
+                }
+            } else {
+                print!("{}", table(&list));
+            }
+            Ok(Finished::Ok)
+        }
+        AlertsAction::Ack { id } => {
+            let state = need_state(args)?;
+            let book = load_book(state)?;
+            let alert = book
+                .get(id)
+                .with_context(|| format!("cannot acknowledge {id}"))?;
+            if !alert.is_open() {
+                anyhow::bail!("alert {} is {} already", alert.id, alert.state());
+            }
+            let mut line = serde_json::to_vec(&Ack {
+                id: alert.id.clone(),
+                at: alerts::now_ms(),
+            })?;
+            line.push(b'\n');
+            let acks = alerts::acks_path(state);
+            alerts::notifiers::append(&acks, &line)
+                .with_context(|| format!("cannot write {}", acks.display()))?;
+            eprintln!(
+                "alert {} ({} / {}) acknowledged; `waflog detect --state {}` takes it in at its next tick or start",
+                alert.id,
+                alert.monitor,
+                alert.trigger,
+                state.display()
+            );
+            Ok(Finished::Ok)
+        }
+        AlertsAction::Test { channel } => {
+            let config = super::load_config(global)?;
+            let monitors = alerts::monitors(&config, true);
+            let channels = config.channel_specs();
+            let eval = Evaluator::new(&monitors, &channels).context("invalid [[monitors]]")?;
+            let note = eval.test_notification(channel, alerts::now_ms())?;
+            let mut aws = AwsContext::new(global);
+            let mut notifiers = alerts::notifiers::build(&channels, &mut aws, false)?;
+            let n = notifiers
+                .iter_mut()
+                .find(|n| n.name() == channel)
+                .with_context(|| format!("no channel named {channel}"))?;
+            n.send(&note).map_err(|e| {
+                anyhow::anyhow!("test notification to channel {channel} failed: {e}")
+            })?;
+            eprintln!("test notification sent to channel {channel}");
+            Ok(Finished::Ok)
+        }
+    }
+}
+
+fn need_state(args: &AlertsArgs) -> anyhow::Result<&Path> {
+    args.state
+        .as_deref()
+        .context("--state FILE is needed: the state file of `waflog detect --state`")
+}
+
+/// The alert state in a `waflog detect --state` file (empty when it has none).
+fn load_book(state: &Path) -> anyhow::Result<AlertBook> {
+    let text = std::fs::read(state)
+        .with_context(|| format!("cannot read state file {}", state.display()))?;
+    let v: serde_json::Value = serde_json::from_slice(&text)
+        .with_context(|| format!("state file {} is not a waflog state file", state.display()))?;
+    match v.get("alerts") {
+        Some(b) => {
+            let book: AlertBook = serde_json::from_value(b.clone())
+                .with_context(|| format!("state file {}: bad alert state", state.display()))?;
+            book.check_version()?;
+            Ok(book)
+        }
+        None => Ok(AlertBook::new()),
+    }
+}
+
+/// The alerts as a text table.
+fn table(list: &[&Alert]) -> String {
+    let time = |t: Option<i64>| {
+        t.map_or_else(
+            || "-".to_string(),
+            |t| to_rfc3339(t)[..19].replace('T', " "),
+        )
+    };
+    let mut rows = vec![[
+        "ID".to_string(),
+        "STATE".into(),
+        "SEV".into(),
+        "MONITOR / TRIGGER".into(),
+        "ENTITY".into(),
+        "STARTED".into(),
+        "LAST FIRED".into(),
+        "PERIODS".into(),
+        "LAST DELIVERY".into(),
+        "FAILURES".into(),
+    ]];
+    for a in list {
+        rows.push([
+            a.id.clone(),
+            a.state().to_string(),
+            a.severity.to_string(),
+            format!("{} / {}", a.monitor, a.trigger),
+            a.entity.clone().unwrap_or_else(|| "-".into()),
+            time(Some(a.start_time)),
+            time(a.last_fired),
+            a.periods_active.to_string(),
+            time(a.last_delivery),
+            if a.lost > 0 {
+                format!("{} ({} lost)", a.failures, a.lost)
+            } else {
+                a.failures.to_string()
+            },
+        ]);
+    }
+    let widths: Vec<usize> = (0..10)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    if list.is_empty() {
+        out.push_str("(no alerts)\n");
+    }
+    out
+}
