@@ -9,8 +9,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use assert_cmd::cargo::CommandCargoExt;
-
 mod common;
 use common::{Receiver, lines, run};
 
@@ -37,14 +35,9 @@ fn episode(dir: &Path) -> PathBuf {
     logs
 }
 
+/// `waflog` with test credentials; tests that reach SNS add `--endpoint-url`.
 fn waflog() -> Command {
-    let mut c = Command::cargo_bin("waflog").unwrap();
-    c.env_remove("WAFLOG_CONFIG")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    c
+    common::waflog_env()
 }
 
 /// The seed's monitor, as a user writes it, and `channels`.

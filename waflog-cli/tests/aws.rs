@@ -7,8 +7,6 @@
 
 use std::process::Command;
 
-use assert_cmd::cargo::CommandCargoExt;
-
 mod common;
 use common::{lines, request_ids, run};
 
@@ -107,19 +105,14 @@ fn s3_round_trip_in_the_waf_layout_with_a_corrupt_object_reported() {
     let part = lines(&part);
     assert!(!part.is_empty() && part.len() < expected.len() / 2);
     // Unreachable service: a clear error, exit 2.
-    let (code, _, err) = run(Command::cargo_bin("waflog")
-        .unwrap()
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .args([
-            "--region",
-            "us-east-1",
-            "--endpoint-url",
-            "http://127.0.0.1:9",
-            "transform",
-            &format!("s3://{b}/logs/"),
-        ]));
+    let (code, _, err) = run(common::waflog_env().env_remove("AWS_REGION").args([
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+        "transform",
+        &format!("s3://{b}/logs/"),
+    ]));
     assert_eq!(code, 2);
     assert!(
         err.contains(&format!("cannot list s3://{b}/logs/")),
@@ -272,12 +265,7 @@ fn generate_to_s3_to_kinesis_to_detect_keeps_every_record_intact() {
         .args(GEN)
         .args(["-o", &format!("s3://{bucket}/waf/")]));
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run(Command::cargo_bin("waflog")
-        .unwrap()
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    let (code, _, err) = run(common::waflog_env()
         .env("AWS_ENDPOINT_URL_S3", common::moto())
         .env("AWS_ENDPOINT_URL_KINESIS", &kinesalite)
         .args([

@@ -666,21 +666,8 @@ impl Reader {
 /// The event time of a record (its first line's `timestamp`), for merging shards;
 /// records without one sort first.
 fn event_time(data: &[u8]) -> i64 {
-    #[derive(serde::Deserialize)]
-    struct Head<'a> {
-        #[serde(borrow, default)]
-        timestamp: Option<&'a serde_json::value::RawValue>,
-    }
     let first = data.split(|&b| b == b'\n').next().unwrap_or_default();
-    serde_json::from_slice::<Head<'_>>(first)
-        .ok()
-        .and_then(|h| h.timestamp)
-        .and_then(|t| {
-            waflog_core::timestamp::from_json_text(t.get())
-                .ok()
-                .flatten()
-        })
-        .unwrap_or(i64::MIN)
+    crate::source::merge::line_time(first)
 }
 
 #[cfg(test)]

@@ -28,15 +28,21 @@ pub fn kinesalite() -> String {
     test_env("WAFLOG_TEST_KINESALITE")
 }
 
-/// `waflog` with test credentials, pointed at `endpoint`.
-pub fn waflog_at(endpoint: &str) -> Command {
+/// `waflog` with test credentials (no instance metadata, no WAFLOG_CONFIG).
+pub fn waflog_env() -> Command {
     let mut c = Command::cargo_bin("waflog").unwrap();
     c.env_remove("WAFLOG_CONFIG")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .args(["--endpoint-url", endpoint]);
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
+
+/// `waflog` with test credentials, pointed at `endpoint`.
+pub fn waflog_at(endpoint: &str) -> Command {
+    let mut c = waflog_env();
+    c.args(["--endpoint-url", endpoint]);
     c
 }
 
