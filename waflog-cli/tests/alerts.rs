@@ -93,6 +93,14 @@ fn the_seed_monitor_fires_once_per_episode_and_completes_through_a_flaky_webhook
         "{message}"
     );
     assert!(message.contains("httpRequest.clientIp"), "{message}");
+    // Example records of the interval that moved the feature.
+    assert!(
+        message.contains("Example records:\n  - clientIp "),
+        "{message}"
+    );
+    let examples = &notes[0]["explanation"]["anomaly"]["examples"];
+    assert_eq!(examples.as_array().map(Vec::len), Some(3), "{examples}");
+    assert!(examples[0]["uri"].is_string() && examples[0]["action"].is_string());
     // Completed after two quiet 10-minute periods following the 20-minute episode.
     assert_eq!(notes[1]["period_start"], "2024-05-01T01:30:00.000Z");
     let got = hook.got.lock().unwrap().clone();

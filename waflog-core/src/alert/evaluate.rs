@@ -582,7 +582,7 @@ fn close_through(
 
 /// What one period says for one trigger and entity.
 enum Verdict {
-    Fired(Explanation),
+    Fired(Box<Explanation>),
     Quiet,
     Failed(String),
 }
@@ -608,7 +608,7 @@ fn evaluate_period(
                     .collect();
                 for key in open {
                     let verdict = match candidates.remove(&(t.name.clone(), key.2.clone())) {
-                        Some(c) => Verdict::Fired(c.explanation),
+                        Some(c) => Verdict::Fired(Box::new(c.explanation)),
                         None => Verdict::Quiet,
                     };
                     apply(m, t, book, key, verdict, period, out);
@@ -621,7 +621,15 @@ fn evaluate_period(
                 for c in fired {
                     candidates.remove(&(c.trigger.clone(), c.entity.clone()));
                     let key = (m.name.clone(), t.name.clone(), c.entity);
-                    apply(m, t, book, key, Verdict::Fired(c.explanation), period, out);
+                    apply(
+                        m,
+                        t,
+                        book,
+                        key,
+                        Verdict::Fired(Box::new(c.explanation)),
+                        period,
+                        out,
+                    );
                 }
             }
         }
@@ -659,7 +667,7 @@ fn evaluate_period(
                 let verdict = if let Some(reason) = &error {
                     Verdict::Failed(reason.clone())
                 } else if value.is_some_and(|v| op.holds(v, threshold)) {
-                    Verdict::Fired(Explanation {
+                    Verdict::Fired(Box::new(Explanation {
                         detector: m.detector.clone(),
                         entity: top.as_ref().and_then(|e| e.entity.clone()),
                         query: Some(QueryValue {
@@ -672,7 +680,7 @@ fn evaluate_period(
                             threshold,
                         }),
                         anomaly: top.as_ref().and_then(|e| e.anomaly.clone()),
-                    })
+                    }))
                 } else {
                     Verdict::Quiet
                 };
@@ -704,7 +712,7 @@ fn apply(
         // No open alert: only a firing or a failure opens one.
         let (lifecycle, error, explanation, kind) = match verdict {
             Verdict::Quiet => return,
-            Verdict::Fired(e) => (AlertState::Active, None, Some(e), NotificationKind::Fired),
+            Verdict::Fired(e) => (AlertState::Active, None, Some(*e), NotificationKind::Fired),
             Verdict::Failed(reason) => (
                 AlertState::Error,
                 Some(AlertIssue {
@@ -767,7 +775,7 @@ fn apply(
         }
         Verdict::Fired(explanation) => {
             clear_evaluation_error(&mut a);
-            a.explanation = Some(explanation);
+            a.explanation = Some(*explanation);
             a.last_fired = Some(end);
             match a.lifecycle {
                 AlertState::Error => {

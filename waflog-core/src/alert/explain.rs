@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{CompareOp, QueryAggregation};
 use crate::detect::AnomalyResult;
-use crate::detect::result::{Contributors, EntityValue};
+use crate::detect::result::{Contributors, EntityValue, ExampleRecord};
 use crate::timestamp::to_rfc3339;
 
 /// Contributor values kept per field in an explanation.
@@ -68,6 +68,9 @@ pub struct AnomalyDetail {
     /// The values that drove it per field (at most [`MAX_CONTRIBUTORS`] each).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contributors: Vec<Contributors>,
+    /// The first records of the interval that moved a feature.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<ExampleRecord>,
 }
 
 /// One feature: its value, its expected value and its share of the anomaly.
@@ -137,6 +140,7 @@ impl AnomalyDetail {
             records: r.records,
             features,
             contributors,
+            examples: r.examples.clone().unwrap_or_default(),
         }
     }
 }
@@ -223,6 +227,19 @@ impl Explanation {
                     lines.push(format!("  - {}: {}", c.field, values.join(", ")));
                 }
             }
+            if !a.examples.is_empty() {
+                lines.push("Example records:".into());
+                for x in &a.examples {
+                    let field = |v: &Option<String>| v.as_deref().unwrap_or("-").to_string();
+                    lines.push(format!(
+                        "  - clientIp {}, uri {}, country {}, action {}",
+                        field(&x.client_ip),
+                        field(&x.uri),
+                        field(&x.country),
+                        field(&x.action)
+                    ));
+                }
+            }
         }
         lines.join("\n")
     }
@@ -281,6 +298,12 @@ mod tests {
             1_669_831_930_000,
         );
         r.records = 338;
+        r.examples = Some(vec![ExampleRecord {
+            client_ip: Some("203.0.113.7".into()),
+            uri: Some("/login".into()),
+            country: Some("US".into()),
+            action: None,
+        }]);
         r.contributors = Some(vec![Contributors {
             field: "httpSourceName".into(),
             top: vec![Contributor {
@@ -305,7 +328,8 @@ mod tests {
              Anomaly: grade 0.93, confidence 0.90, interval 2022-11-30T18:11:00.000Z to 2022-11-30T18:12:00.000Z (338 records)\n\
              Feature moved: UNK_source = 240 (expected 100.0), 75% of the anomaly\n\
              Other feature: K_source = 98 (expected 3.0), 25% of the anomaly\n\
-             Top contributors:\n  - httpSourceName: - (240 records, expected 3.0)"
+             Top contributors:\n  - httpSourceName: - (240 records, expected 3.0)\n\
+             Example records:\n  - clientIp 203.0.113.7, uri /login, country US, action -"
         );
         assert_eq!(num(2.5), "2.50");
         // Numbers that are not finite survive a JSON round trip (as NaN).

@@ -76,7 +76,13 @@ struct EntityAcc {
     contrib: Vec<HashMap<String, u64>>,
     #[serde(default)]
     categories: HashMap<String, u64>,
+    /// The first records that moved a feature (values of the example fields).
+    #[serde(default)]
+    examples: Vec<Vec<Option<String>>>,
 }
+
+/// Example records kept per interval (see [`Aggregator::with_examples`]).
+pub const MAX_EXAMPLES: usize = 3;
 
 /// One closed interval of one detector (and entity).
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +103,9 @@ pub struct ClosedInterval {
     /// Records per value of the category-distribution field (see
     /// [`Aggregator::with_categories`]), most frequent first.
     pub categories: Vec<(String, u64)>,
+    /// Up to [`MAX_EXAMPLES`] records that moved a feature, in arrival order: the
+    /// values of the example fields (see [`Aggregator::with_examples`]).
+    pub examples: Vec<Vec<Option<String>>>,
 }
 
 /// One saved interval's accumulators, per entity.
@@ -121,6 +130,7 @@ pub struct Aggregator {
     category: Option<usize>,
     open: BTreeMap<i64, HashMap<Option<String>, EntityAcc>>,
     dims: Vec<usize>,
+    example_dims: Vec<usize>,
     distribution: Option<usize>,
     next_close: Option<i64>,
     watermark: i64,
@@ -141,6 +151,7 @@ impl Aggregator {
             category,
             open: BTreeMap::new(),
             dims: Vec::new(),
+            example_dims: Vec::new(),
             distribution: None,
             next_close: None,
             watermark: i64::MIN,
@@ -153,6 +164,13 @@ impl Aggregator {
     /// or one that passes a count's filter. Explanations rank them against a baseline.
     pub fn with_contributors(mut self, dims: Vec<usize>) -> Aggregator {
         self.dims = dims;
+        self
+    }
+
+    /// Also keeps, per interval, the values of these fields (path indices) of the
+    /// first [`MAX_EXAMPLES`] records that move a feature, for alert messages.
+    pub fn with_examples(mut self, dims: Vec<usize>) -> Aggregator {
+        self.example_dims = dims;
         self
     }
 
@@ -247,6 +265,7 @@ impl Aggregator {
                 accs: vec![Acc::default(); n],
                 contrib: vec![HashMap::default(); d],
                 categories: HashMap::default(),
+                examples: Vec::new(),
             });
         if let Some(i) = self.distribution {
             let key = values[i].as_ref().and_then(Scalar::as_text);
@@ -302,6 +321,19 @@ impl Aggregator {
                     }
                 },
             }
+        }
+        if moved && !self.example_dims.is_empty() && entry.examples.len() < MAX_EXAMPLES {
+            entry.examples.push(
+                self.example_dims
+                    .iter()
+                    .map(|&i| {
+                        values[i]
+                            .as_ref()
+                            .and_then(Scalar::as_text)
+                            .map(|t| t.into_owned())
+                    })
+                    .collect(),
+            );
         }
         if moved {
             for (map, &i) in entry.contrib.iter_mut().zip(&self.dims) {
@@ -391,6 +423,7 @@ impl Aggregator {
                             records,
                             contributors,
                             categories,
+                            examples: acc.examples,
                         });
                     }
                 }
@@ -402,6 +435,7 @@ impl Aggregator {
                     records: 0,
                     contributors: vec![Vec::new(); self.dims.len()],
                     categories: Vec::new(),
+                    examples: Vec::new(),
                 }),
                 None => {}
             }
@@ -510,13 +544,16 @@ mod tests {
             field: Some(0),
             filter: None,
         }];
-        let mut a = Aggregator::new(&spec("0s"), features, None).with_contributors(vec![1]);
+        let mut a = Aggregator::new(&spec("0s"), features, None)
+            .with_contributors(vec![1])
+            .with_examples(vec![1]);
         let rec = |x: f64, c: &'static str| vec![Some(Scalar::Num(x)), Some(Scalar::Str(c.into()))];
         for (x, c) in [
+            (0.0, "US"),
             (1.0, "XX"),
             (1.0, "XX"),
             (1.0, "YY"),
-            (0.0, "US"),
+            (1.0, "ZZ"),
             (0.0, "US"),
             (0.0, "US"),
         ] {
@@ -527,8 +564,15 @@ mod tests {
         a.close_ready(&mut out);
         assert_eq!(
             out[0].contributors,
-            vec![vec![("XX".to_string(), 2), ("YY".to_string(), 1)]]
+            vec![vec![
+                ("XX".to_string(), 2),
+                ("YY".to_string(), 1),
+                ("ZZ".to_string(), 1)
+            ]]
         );
+        // The first three records that moved the feature, not the first three.
+        let ex: Vec<Option<&str>> = out[0].examples.iter().map(|e| e[0].as_deref()).collect();
+        assert_eq!(ex, [Some("XX"), Some("XX"), Some("YY")]);
     }
 
     #[test]

@@ -505,6 +505,10 @@ impl Engine {
         let timestamp = fields.add(names::TIMESTAMP);
         let base = BASE_FIELDS.map(|p| fields.add(p));
         let dims: Vec<usize> = CONTRIBUTOR_FIELDS.iter().map(|p| fields.add(p)).collect();
+        let example_dims: Vec<usize> = result::EXAMPLE_FIELDS
+            .iter()
+            .map(|p| fields.add(p))
+            .collect();
         let mut slots = Vec::new();
         for s in specs {
             let features = s
@@ -533,6 +537,7 @@ impl Engine {
             slots.push(Slot {
                 aggregator: Aggregator::new(s, features, category)
                     .with_contributors(dims.clone())
+                    .with_examples(example_dims.clone())
                     .with_categories(distribution),
                 spec: s.clone(),
                 models: HashMap::new(),
@@ -890,6 +895,14 @@ impl Engine {
             });
             result.approx_anomaly_start_time = approx_start;
             result.records = c.records;
+            if contributors.is_some() {
+                result.examples = Some(
+                    c.examples
+                        .iter()
+                        .map(|v| result::ExampleRecord::from_values(v))
+                        .collect(),
+                );
+            }
             result.contributors = contributors;
             self.stats.intervals += 1;
             if result.is_anomaly() {

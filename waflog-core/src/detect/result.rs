@@ -117,6 +117,48 @@ pub struct AnomalyResult {
     /// baseline (a waflog addition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contributors: Option<Vec<Contributors>>,
+    /// For anomalies: the first few records of the interval that moved a feature
+    /// (a waflog addition, for alert messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub examples: Option<Vec<ExampleRecord>>,
+}
+
+/// A record that moved a feature, by the fields an analyst looks at first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExampleRecord {
+    /// `httpRequest.clientIp`.
+    #[serde(rename = "clientIp", default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    /// `httpRequest.uri`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// `httpRequest.country`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// `action`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+/// The record fields of an [`ExampleRecord`], in its field order.
+pub const EXAMPLE_FIELDS: [&str; 4] = [
+    "httpRequest.clientIp",
+    "httpRequest.uri",
+    "httpRequest.country",
+    "action",
+];
+
+impl ExampleRecord {
+    /// From the values of [`EXAMPLE_FIELDS`], in that order.
+    pub fn from_values(v: &[Option<String>]) -> ExampleRecord {
+        let get = |i: usize| v.get(i).cloned().flatten();
+        ExampleRecord {
+            client_ip: get(0),
+            uri: get(1),
+            country: get(2),
+            action: get(3),
+        }
+    }
 }
 
 impl AnomalyResult {
@@ -168,6 +210,7 @@ impl AnomalyResult {
             approx_anomaly_start_time: None,
             records: 0,
             contributors: None,
+            examples: None,
         }
     }
 

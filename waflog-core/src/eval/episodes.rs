@@ -326,6 +326,7 @@ mod tests {
             approx_anomaly_start_time: None,
             records: 0,
             contributors: None,
+            examples: None,
         }
     }
 
