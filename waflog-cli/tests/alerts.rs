@@ -393,3 +393,107 @@ fn sns_delivers_the_alert_to_a_subscribed_queue() {
         "{subject}"
     );
 }
+
+#[test]
+fn a_running_detect_takes_in_an_acknowledgement_within_seconds() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = episode(dir.path());
+    let text = std::fs::read_to_string(&logs).unwrap();
+    // The first 72 minutes close the first 10-minute period of the episode (at 1h).
+    let cut = 1_714_521_600_000i64 + 72 * 60_000;
+    let split = text
+        .lines()
+        .position(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["timestamp"]
+                .as_i64()
+                .unwrap()
+                >= cut
+        })
+        .unwrap();
+    let lines_all: Vec<&str> = text.lines().collect();
+    let file = dir.path().join("alerts.ndjson");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[[channels]]\nname = \"file\"\ntype = \"file\"\npath = \"{}\"\n",
+            file.display()
+        ),
+        "throttle = \"10m\"",
+    );
+    let state = dir.path().join("state.json");
+    let mut child = waflog()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["detect", "--follow", "--state"])
+        .arg(&state)
+        .args(["-o", "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all((lines_all[..split].join("\n") + "\n").as_bytes())
+        .unwrap();
+    stdin.flush().unwrap();
+    // The running detect saves its alert state: the alert is listed as ACTIVE.
+    let mut id = String::new();
+    common::wait_for(
+        std::time::Duration::from_secs(60),
+        "an ACTIVE alert",
+        || {
+            let (_, out, _) = run(waflog()
+                .args(["alerts", "--state"])
+                .arg(&state)
+                .args(["list", "--json"]));
+            match out
+                .lines()
+                .next()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            {
+                Some(a) if a["lifecycle"] == "ACTIVE" => {
+                    id = a["id"].as_str().unwrap().to_string();
+                    true
+                }
+                _ => false,
+            }
+        },
+    );
+    let (code, _, err) = run(waflog()
+        .args(["alerts", "--state"])
+        .arg(&state)
+        .args(["ack", &id]));
+    assert_eq!(code, 0, "{err}");
+    let acks = dir.path().join("state.json.acks");
+    assert!(acks.exists());
+    // detect takes it in at its next tick (about once a second) and saves it.
+    common::wait_for(
+        std::time::Duration::from_secs(10),
+        "the ack to be taken",
+        || !acks.exists(),
+    );
+    common::wait_for(
+        std::time::Duration::from_secs(10),
+        "the ack to be saved",
+        || {
+            let (_, out, _) = run(waflog()
+                .args(["alerts", "--state"])
+                .arg(&state)
+                .args(["list", "--json"]));
+            out.contains("\"ACKNOWLEDGED\"")
+        },
+    );
+    stdin
+        .write_all((lines_all[split..].join("\n") + "\n").as_bytes())
+        .unwrap();
+    drop(stdin);
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    let kinds: Vec<String> = lines(&file)
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["fired", "completed"], "{err}");
+}
