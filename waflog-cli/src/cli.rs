@@ -321,6 +321,13 @@ pub struct TransformArgs {
     /// How S3 and Kinesis outputs are laid out.
     #[command(flatten)]
     pub sink: SinkArgs,
+    /// kinesis:// input: a checkpoint file (the last sequence number per shard
+    /// whose records reached the output). Read at start, so a restart resumes after
+    /// them; written atomically once the output holds those records (after each
+    /// flush of a file or Kinesis output, at the end for S3). At-least-once: a
+    /// crash may repeat the records after the last save, never lose any.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
 }
 
 /// Flags of `waflog detect`.

@@ -374,3 +374,45 @@ fn a_kinesalite_restart_mid_write_and_mid_read_loses_nothing() {
     assert_same_ids(&unique, &request_ids(&records), "no record may be lost");
     server.stop();
 }
+
+#[test]
+fn transform_resumes_a_stream_from_its_checkpoint_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::unique_name("resumed");
+    let kin = common::kinesalite();
+    boto_at(
+        &kin,
+        &format!("kinesis.create_stream(StreamName='{s}', ShardCount=2); wait_active('{s}')"),
+    );
+    let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+    let first = generate(&a, 61, "2024-05-01T00:00:00Z", 5);
+    let second = generate(&b, 62, "2024-05-01T00:05:00Z", 5);
+    let state = dir.path().join("transform.state");
+    let mut outs = Vec::new();
+    for (i, input) in [&a, &b].into_iter().enumerate() {
+        let (code, _, err) = run(waflog_at(&kin)
+            .arg("transform")
+            .arg(input)
+            .args(["-o", &format!("kinesis://{s}")]));
+        assert_eq!(code, 0, "{err}");
+        let out = dir.path().join(format!("out{i}.ndjson"));
+        let (code, _, err) = run(waflog_at(&kin)
+            .args(["transform", &format!("kinesis://{s}"), "--idle-exit", "2s"])
+            .arg("--state")
+            .arg(&state)
+            .arg("-o")
+            .arg(&out));
+        assert_eq!(code, 0, "{err}");
+        outs.push((request_ids(&lines(&out)), err));
+    }
+    assert_same_ids(&outs[0].0, &request_ids(&first), &outs[0].1);
+    // The second run reads only what was written since the first.
+    assert!(
+        outs[1]
+            .1
+            .contains("resuming after the checkpoints of 2 shards"),
+        "{}",
+        outs[1].1
+    );
+    assert_same_ids(&outs[1].0, &request_ids(&second), &outs[1].1);
+}

@@ -1,7 +1,6 @@
 //! `waflog detect`: WAF logs -> per-interval features -> detectors -> results.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -475,23 +474,15 @@ impl StateFile {
     }
 
     fn save(&mut self, engine: &Engine, alerts: Option<&AlertBook>) -> anyhow::Result<()> {
-        let context = || format!("cannot write state file {}", self.path.display());
-        let mut tmp = self.path.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
         let saved = Saved {
             engine: engine.snapshot(),
             checkpoints: self.checkpoints.clone(),
             records: self.records_before + engine.stats().records,
             alerts: alerts.cloned(),
         };
-        let json = serde_json::to_vec(&saved).with_context(context)?;
-        {
-            let mut f = std::fs::File::create(&tmp).with_context(context)?;
-            f.write_all(&json).with_context(context)?;
-            f.sync_all().with_context(context)?;
-        }
-        std::fs::rename(&tmp, &self.path).with_context(context)?;
+        let json = serde_json::to_vec(&saved)
+            .with_context(|| format!("cannot write state file {}", self.path.display()))?;
+        super::write_atomic(&self.path, &json).context("cannot save the state")?;
         self.last_save = Instant::now();
         Ok(())
     }

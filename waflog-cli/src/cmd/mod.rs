@@ -60,3 +60,19 @@ pub fn idle_exit(input: &crate::cli::InputArgs) -> anyhow::Result<Option<std::ti
         .map(|d| humantime::parse_duration(d).map_err(|e| anyhow::anyhow!("--idle-exit {d}: {e}")))
         .transpose()
 }
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename;
+/// a crash leaves the old file or the new one, never half of one.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let context = || format!("cannot write {}", path.display());
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    {
+        let mut f = std::fs::File::create(&tmp).with_context(context)?;
+        f.write_all(bytes).with_context(context)?;
+        f.sync_all().with_context(context)?;
+    }
+    std::fs::rename(&tmp, path).with_context(context)
+}

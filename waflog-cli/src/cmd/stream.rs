@@ -210,3 +210,47 @@ pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
     let _ = FLAG.set(Arc::clone(&stop));
     Ok(stop)
 }
+
+/// The checkpoint file of `waflog transform kinesis://... --state FILE`: the last
+/// sequence number per shard (`stream/shard`) whose records reached the output.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointFile {
+    /// Format version (1).
+    pub version: u32,
+    /// `stream/shard` -> sequence number.
+    pub checkpoints: BTreeMap<String, String>,
+}
+
+impl CheckpointFile {
+    /// Reads `path` (empty when it does not exist).
+    pub fn load(path: &std::path::Path) -> anyhow::Result<CheckpointFile> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} is not a waflog transform checkpoint file",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CheckpointFile {
+                version: 1,
+                ..CheckpointFile::default()
+            }),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// The checkpoints of `stream`'s shards (shard -> sequence number).
+    pub fn of_stream(&self, stream: &str) -> BTreeMap<String, String> {
+        let prefix = format!("{stream}/");
+        self.checkpoints
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|s| (s.to_string(), v.clone())))
+            .collect()
+    }
+
+    /// Writes it atomically.
+    pub fn save(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let json = serde_json::to_vec(self)?;
+        super::write_atomic(path, &json)
+    }
+}

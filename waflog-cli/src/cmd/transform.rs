@@ -1,5 +1,7 @@
 //! `waflog transform`: inputs -> indicator records, bad lines -> dead letters.
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -40,24 +42,43 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
     let started = Instant::now();
     let mut stats = TransformStats::default();
     let mut buf = Vec::with_capacity(OUT_BLOCK + (64 << 10));
+    let mut pending_checkpoints = BTreeMap::new();
     if let Some(stream) = &kinesis {
         let start =
             StartPosition::parse(&args.input.kinesis_start).context("invalid --kinesis-start")?;
         let idle_exit = super::idle_exit(&args.input)?;
         let stop = stream::stop_on_ctrl_c()?;
-        let rx = stream::kinesis_lines(
-            aws.get()?,
-            stream,
-            start,
-            Default::default(),
-            max_line,
-            &stop,
-        );
+        let mut file = match &args.state {
+            Some(p) => Some(stream::CheckpointFile::load(p)?),
+            None => None,
+        };
+        let resume = file
+            .as_ref()
+            .map(|f| f.of_stream(stream))
+            .unwrap_or_default();
+        if !resume.is_empty() {
+            tracing::info!(
+                "kinesis://{stream}: resuming after the checkpoints of {} shards",
+                resume.len()
+            );
+        }
+        let rx = stream::kinesis_lines(aws.get()?, stream, start, resume, max_line, &stop);
+        // S3 objects are uploaded when their span closes: only the end of the run
+        // makes what was written durable there.
+        let durable_on_flush = !args
+            .output
+            .as_deref()
+            .is_some_and(|o| o.to_string_lossy().starts_with("s3://"));
         let mut stage = FollowTransform {
             transformer: &transformer,
             out: &mut out,
             buf: &mut buf,
             last_write: Instant::now(),
+            checkpoints: BTreeMap::new(),
+            file: file
+                .as_mut()
+                .map(|f| (f, args.state.as_deref().unwrap_or(Path::new("")))),
+            durable_on_flush,
         };
         let source = format!("kinesis://{stream}");
         let outcome = stream::follow(
@@ -65,6 +86,7 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         );
         stop.store(true, Ordering::SeqCst);
         outcome?;
+        pending_checkpoints = std::mem::take(&mut stage.checkpoints);
     }
     for input in inputs {
         let input = input?;
@@ -80,6 +102,12 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
     out.write_block(&buf)?;
     out.finish()?;
     dead.finish()?;
+    // Everything read is in the output now: the checkpoints can move.
+    if let (Some(path), false) = (&args.state, pending_checkpoints.is_empty()) {
+        let mut file = stream::CheckpointFile::load(path)?;
+        file.checkpoints.extend(pending_checkpoints);
+        file.save(path)?;
+    }
     let elapsed = started.elapsed();
     tracing::info!(
         records_in = stats.records_in,
@@ -103,6 +131,12 @@ struct FollowTransform<'a> {
     out: &'a mut Output,
     buf: &'a mut Vec<u8>,
     last_write: Instant,
+    /// Checkpoints of records handed to the output but not yet saved.
+    checkpoints: BTreeMap<String, String>,
+    /// `--state`: the checkpoint file and its path.
+    file: Option<(&'a mut stream::CheckpointFile, &'a Path)>,
+    /// A flush makes the output durable (files, Kinesis; not S3).
+    durable_on_flush: bool,
 }
 
 impl stream::FollowStage for FollowTransform<'_> {
@@ -116,16 +150,29 @@ impl stream::FollowStage for FollowTransform<'_> {
         Ok(outcome)
     }
 
-    fn checkpoint(&mut self, _shard: String, _sequence: String) {}
+    fn checkpoint(&mut self, shard: String, sequence: String) {
+        self.checkpoints.insert(shard, sequence);
+    }
 
     fn tick(&mut self, idle_ms: Option<i64>) -> anyhow::Result<()> {
         if !self.buf.is_empty()
             && (idle_ms.is_some() || self.last_write.elapsed() >= Duration::from_secs(1))
         {
+            // Checkpoints taken before the flush cover only records now written.
+            let covered = std::mem::take(&mut self.checkpoints);
             self.out.write_block(self.buf)?;
             self.buf.clear();
             self.out.flush()?;
             self.last_write = Instant::now();
+            if let (Some((file, path)), true) = (self.file.as_mut(), self.durable_on_flush) {
+                file.checkpoints.extend(covered);
+                file.save(path)?;
+            } else {
+                // Not durable yet: kept for the save at the end of the run.
+                for (k, v) in covered {
+                    self.checkpoints.entry(k).or_insert(v);
+                }
+            }
         }
         Ok(())
     }
