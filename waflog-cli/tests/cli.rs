@@ -544,7 +544,8 @@ fn detect_flags_the_injected_episode_with_ad_shaped_results() {
             "expected_values",
             "approx_anomaly_start_time",
             "records",
-            "contributors"
+            "contributors",
+            "examples"
         ]
     );
     // The explanation: the injected unknown countries lead the country contributors.
