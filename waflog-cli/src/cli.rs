@@ -261,6 +261,38 @@ pub struct SinkArgs {
     /// (multipart upload; at least 5 MiB).
     #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
     pub part_size: usize,
+    /// opensearch:// output: basic-authentication user. The password comes from
+    /// OPENSEARCH_PASSWORD or --opensearch-password-file, never the command line.
+    #[arg(long, value_name = "USER", env = "OPENSEARCH_USERNAME")]
+    pub opensearch_user: Option<String>,
+    /// opensearch:// output: a file holding the password (first line).
+    #[arg(long, value_name = "FILE")]
+    pub opensearch_password_file: Option<PathBuf>,
+    /// opensearch:// output: sign requests with AWS SigV4 for Amazon OpenSearch
+    /// Service (`es`) or OpenSearch Serverless (`aoss`), with the credentials and
+    /// region of --profile/--region.
+    #[arg(long, value_name = "SERVICE", value_parser = ["es", "aoss"])]
+    pub opensearch_sigv4: Option<String>,
+    /// opensearch:// output: trust this PEM CA certificate (self-signed clusters).
+    #[arg(long, value_name = "FILE")]
+    pub opensearch_ca: Option<PathBuf>,
+    /// opensearch:// output: do not verify TLS certificates (only when asked; a
+    /// warning is logged).
+    #[arg(long)]
+    pub insecure: bool,
+    /// opensearch:// output: time-based index names from each document's event
+    /// time: INDEX-yyyy.MM.dd (daily) or INDEX-yyyy.MM (monthly).
+    #[arg(long, value_name = "SUFFIX", default_value = "none", value_parser = ["none", "daily", "monthly"])]
+    pub index_suffix: String,
+    /// opensearch:// output: most documents per _bulk request.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub bulk_docs: usize,
+    /// opensearch:// output: most bytes per _bulk request.
+    #[arg(long, value_name = "BYTES", default_value_t = 5 << 20)]
+    pub bulk_bytes: usize,
+    /// opensearch:// output: _bulk requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub bulk_concurrency: usize,
 }
 
 impl SinkArgs {
@@ -278,7 +310,41 @@ impl SinkArgs {
                 self.part_size
             );
         }
+        let password = match (
+            &self.opensearch_password_file,
+            std::env::var("OPENSEARCH_PASSWORD"),
+        ) {
+            (Some(f), _) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|e| {
+                        anyhow::anyhow!("--opensearch-password-file {}: {e}", f.display())
+                    })?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            (None, Ok(p)) => Some(p),
+            (None, Err(_)) => None,
+        };
+        let suffix = match self.index_suffix.as_str() {
+            "daily" => waflog_core::opensearch::IndexSuffix::Daily,
+            "monthly" => waflog_core::opensearch::IndexSuffix::Monthly,
+            _ => waflog_core::opensearch::IndexSuffix::None,
+        };
         Ok(crate::sink::file::SinkOptions {
+            opensearch: crate::sink::opensearch::OpenSearchOptions {
+                user: self.opensearch_user.clone(),
+                password,
+                sigv4: self.opensearch_sigv4.clone(),
+                ca_file: self.opensearch_ca.clone(),
+                insecure: self.insecure,
+                suffix,
+                batch_docs: self.bulk_docs,
+                batch_bytes: self.bulk_bytes,
+                concurrency: self.bulk_concurrency,
+                kind: crate::sink::opensearch::DocKind::Logs,
+            },
             partition_key: self.partition_key.clone(),
             object_span_ms: span_ms,
             part_size: self.part_size,

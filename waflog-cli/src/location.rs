@@ -23,6 +23,13 @@ pub enum Location {
         /// Stream name.
         stream: String,
     },
+    /// An index of an OpenSearch cluster.
+    OpenSearch {
+        /// `https://host:port/` (or `http://` when written `opensearch+http://`).
+        url: String,
+        /// Index name (the base name when time suffixes are added).
+        index: String,
+    },
 }
 
 impl Location {
@@ -65,8 +72,31 @@ impl Location {
                 })
             }
             "file" => Ok(Location::File(PathBuf::from(rest))),
+            "opensearch" | "opensearch+https" | "opensearch+http" => {
+                let http = if scheme == "opensearch+http" {
+                    "http"
+                } else {
+                    "https"
+                };
+                let (host, index) = rest.split_once('/').unwrap_or((rest, ""));
+                let index = index.trim_end_matches('/');
+                if host.is_empty() || index.is_empty() || index.contains('/') {
+                    anyhow::bail!(
+                        "`{text}`: expected opensearch://HOST[:PORT]/INDEX (opensearch+http:// for plain HTTP)"
+                    );
+                }
+                let host = if host.contains(':') && !host.ends_with(']') {
+                    host.to_string()
+                } else {
+                    format!("{host}:9200")
+                };
+                Ok(Location::OpenSearch {
+                    url: format!("{http}://{host}/"),
+                    index: index.to_string(),
+                })
+            }
             other => anyhow::bail!(
-                "`{text}`: unknown scheme `{other}://` (use a path, `-`, s3://bucket/prefix or kinesis://stream)"
+                "`{text}`: unknown scheme `{other}://` (use a path, `-`, s3://bucket/prefix, kinesis://stream or opensearch://host:port/index)"
             ),
         }
     }
@@ -85,6 +115,7 @@ impl fmt::Display for Location {
             Location::File(p) => write!(f, "{}", p.display()),
             Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
             Location::Kinesis { stream } => write!(f, "kinesis://{stream}"),
+            Location::OpenSearch { url, index } => write!(f, "{url}{index}"),
         }
     }
 }
@@ -128,6 +159,20 @@ mod tests {
             Location::parse("s3://b-1/p").unwrap().to_string(),
             "s3://b-1/p"
         );
+        assert_eq!(
+            Location::parse("opensearch://search.example.com/waf-logs").unwrap(),
+            Location::OpenSearch {
+                url: "https://search.example.com:9200/".into(),
+                index: "waf-logs".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("opensearch+http://127.0.0.1:9201/r/").unwrap(),
+            Location::OpenSearch {
+                url: "http://127.0.0.1:9201/".into(),
+                index: "r".into()
+            }
+        );
     }
 
     #[test]
@@ -138,6 +183,8 @@ mod tests {
             ("kinesis://", "not a Kinesis stream"),
             ("kinesis://a b", "not a Kinesis stream"),
             ("ftp://host/x", "unknown scheme `ftp://`"),
+            ("opensearch://host", "expected opensearch://HOST"),
+            ("opensearch://host/a/b", "expected opensearch://HOST"),
         ] {
             let e = Location::parse(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");

@@ -199,3 +199,72 @@ pub enum NotifyError {
     #[error("rejected: {0}")]
     Rejected(String),
 }
+
+/// A request body that cannot be built for OpenSearch, or a response from it that
+/// cannot be read (see [`crate::opensearch`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenSearchError {
+    /// An index name (or the base of a time-based name) that OpenSearch refuses.
+    #[error("invalid index name `{name}`: {reason}")]
+    InvalidIndexName {
+        /// The name as given.
+        name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// A response body that is not the documented JSON shape.
+    #[error("cannot read the {what} response: {reason}")]
+    InvalidResponse {
+        /// Which response (`bulk`, `detector search`, `profile` ...).
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A bulk response whose items do not match the actions sent one for one, so no
+    /// item can be attributed to its document.
+    #[error("the bulk response has {got} items for {sent} actions sent")]
+    ItemCount {
+        /// Actions sent.
+        sent: usize,
+        /// Items in the response.
+        got: usize,
+    },
+    /// A detector whose configuration cannot become an Anomaly Detection request.
+    #[error("detector `{detector}`: {reason}")]
+    Detector {
+        /// Detector name.
+        detector: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A monitor that cannot become an Alerting request.
+    #[error("monitor `{monitor}`: {reason}")]
+    Monitor {
+        /// Monitor name.
+        monitor: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A channel that cannot become a Notifications channel configuration.
+    #[error("channel `{channel}`: {reason}")]
+    Channel {
+        /// Channel name.
+        channel: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A search by name found several objects with exactly that name.
+    #[error("{count} {kind}s in the cluster are named `{name}`; delete all but one")]
+    Ambiguous {
+        /// `detector` or `monitor`.
+        kind: &'static str,
+        /// The name searched.
+        name: String,
+        /// How many matched.
+        count: usize,
+    },
+    /// A saved-objects import request that cannot be built.
+    #[error("saved-objects import: {0}")]
+    Import(String),
+}

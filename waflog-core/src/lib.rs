@@ -32,6 +32,7 @@ pub mod features;
 pub mod firehose;
 pub mod lines;
 pub mod names;
+pub mod opensearch;
 pub mod schema;
 pub mod simulate;
 pub mod timestamp;

@@ -126,7 +126,11 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         Some(a)
     };
     let mut results = Results {
-        out: file_sink::create_location(args.output.as_deref(), &mut aws, &args.sink.options()?)?,
+        out: file_sink::create_location(args.output.as_deref(), &mut aws, &{
+            let mut o = args.sink.options()?;
+            o.opensearch.kind = crate::sink::opensearch::DocKind::Results;
+            o
+        })?,
         buf: Vec::with_capacity(OUT_BLOCK * 2),
         all: args.all,
         written: 0,
@@ -265,7 +269,11 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             st.save(&engine, results.book())?;
         }
     }
-    results.out.finish()?;
+    let (rejects, rejected) = results.out.finish_with_rejects()?;
+    if rejected > 0 {
+        stats.dead_lettered += rejected;
+        dead.write_block(&rejects)?;
+    }
     dead.finish()?;
     let elapsed = started.elapsed();
     let e = engine.stats();

@@ -100,7 +100,11 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         })?;
     }
     out.write_block(&buf)?;
-    out.finish()?;
+    let (rejects, rejected) = out.finish_with_rejects()?;
+    if rejected > 0 {
+        stats.dead_lettered += rejected;
+        dead.write_block(&rejects)?;
+    }
     dead.finish()?;
     // Everything read is in the output now: the checkpoints can move.
     if let (Some(path), false) = (&args.state, pending_checkpoints.is_empty()) {

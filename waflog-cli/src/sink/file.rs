@@ -12,6 +12,7 @@ use crate::aws::AwsContext;
 use crate::aws::kinesis::KinesisSink;
 use crate::aws::s3::S3Sink;
 use crate::location::Location;
+use crate::sink::opensearch::{OpenSearchOptions, OpenSearchSink};
 
 /// An output stream with a name for messages.
 pub struct Output {
@@ -25,6 +26,7 @@ enum Inner {
     Gzip(Box<GzEncoder<io::BufWriter<File>>>),
     S3(Box<S3Sink>),
     Kinesis(Box<KinesisSink>),
+    OpenSearch(Box<OpenSearchSink>),
 }
 
 /// How records are laid out in S3 and Kinesis outputs.
@@ -36,6 +38,8 @@ pub struct SinkOptions {
     pub object_span_ms: i64,
     /// Size of the parts of a multipart S3 upload, bytes.
     pub part_size: usize,
+    /// How to reach and write to OpenSearch.
+    pub opensearch: OpenSearchOptions,
 }
 
 impl Default for SinkOptions {
@@ -44,6 +48,7 @@ impl Default for SinkOptions {
             partition_key: "httpRequest.clientIp".into(),
             object_span_ms: crate::aws::s3::DEFAULT_OBJECT_SPAN_MS,
             part_size: crate::aws::s3::DEFAULT_PART_SIZE,
+            opensearch: OpenSearchOptions::default(),
         }
     }
 }
@@ -78,6 +83,15 @@ pub fn create_location(
                 &options.partition_key,
             ))),
         }),
+        Location::OpenSearch { url, index } => Ok(Output {
+            name: location_name(&path.to_string_lossy()),
+            inner: Inner::OpenSearch(Box::new(OpenSearchSink::new(
+                &url,
+                &index,
+                &options.opensearch,
+                aws,
+            )?)),
+        }),
         Location::Stdio => create(None),
         Location::File(p) => create(Some(&p)),
     }
@@ -92,7 +106,7 @@ impl Inner {
         match self {
             Inner::Plain(w) => Some(w),
             Inner::Gzip(w) => Some(w),
-            Inner::S3(_) | Inner::Kinesis(_) => None,
+            Inner::S3(_) | Inner::Kinesis(_) | Inner::OpenSearch(_) => None,
         }
     }
 }
@@ -150,6 +164,7 @@ impl Output {
         match &mut self.inner {
             Inner::S3(s) => s.write_block(block),
             Inner::Kinesis(k) => k.write_block(block),
+            Inner::OpenSearch(o) => o.write_block(block),
             inner => inner
                 .writer()
                 .map_or(Ok(()), |w| w.write_all(block))
@@ -163,6 +178,7 @@ impl Output {
         match &mut self.inner {
             Inner::S3(_) => Ok(()),
             Inner::Kinesis(k) => k.flush(),
+            Inner::OpenSearch(o) => o.flush(),
             inner => inner
                 .writer()
                 .map_or(Ok(()), |w| w.flush())
@@ -171,8 +187,26 @@ impl Output {
     }
 
     /// Flushes and closes, finishing a gzip stream or the open S3 objects.
-    pub fn finish(mut self) -> anyhow::Result<()> {
+    /// Documents an OpenSearch cluster rejected are written to stderr as dead
+    /// letters (subcommands with a dead-letter output use
+    /// [`Output::finish_with_rejects`]).
+    pub fn finish(self) -> anyhow::Result<()> {
+        let name = self.name.clone();
+        let (rejects, n) = self.finish_with_rejects()?;
+        if n > 0 {
+            tracing::error!("{n} documents rejected by {name} (dead letters follow)");
+            io::stderr()
+                .write_all(&rejects)
+                .context("cannot write to stderr")?;
+        }
+        Ok(())
+    }
+
+    /// [`Output::finish`], returning the dead-letter lines (NDJSON) of documents
+    /// the output rejected (OpenSearch mapping or parse errors) and their count.
+    pub fn finish_with_rejects(mut self) -> anyhow::Result<(Vec<u8>, u64)> {
         self.flush()?;
+        let mut rejects = (Vec::new(), 0);
         match self.inner {
             Inner::Gzip(gz) => {
                 let gz = *gz;
@@ -184,8 +218,12 @@ impl Output {
             }
             Inner::S3(mut s) => s.finish()?,
             Inner::Kinesis(mut k) => k.finish()?,
+            Inner::OpenSearch(mut o) => {
+                o.finish()?;
+                rejects = o.take_rejects();
+            }
             Inner::Plain(_) => {}
         }
-        Ok(())
+        Ok(rejects)
     }
 }

@@ -1,3 +1,5 @@
-//! Where records go. Today: files and stdout; S3, Kinesis and OpenSearch land here next.
+//! Where records go: files and stdout ([`file::Output`], which also wraps the S3
+//! and Kinesis sinks of `crate::aws`) and OpenSearch ([`opensearch`]).
 
 pub mod file;
+pub mod opensearch;

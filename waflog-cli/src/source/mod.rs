@@ -112,6 +112,9 @@ pub fn inputs(
                 };
                 parts.push(Box::new(std::iter::once(Ok(input))));
             }
+            Location::OpenSearch { .. } => {
+                anyhow::bail!("{name}: OpenSearch is an output here, not an input")
+            }
             Location::Kinesis { .. } => anyhow::bail!(
                 "{name}: a Kinesis stream is read on its own (give it as the only input)"
             ),

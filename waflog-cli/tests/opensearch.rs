@@ -1,0 +1,316 @@
+//! Contract tests of the OpenSearch sink (`--output opensearch+http://...`) against
+//! an HTTP server in this process (wiremock on 127.0.0.1) that answers with the
+//! shapes of the official examples in fixtures/opensearch (bulk responses with
+//! per-item failures, index template acknowledgements) and records every request.
+//! No OpenSearch distribution can run on these machines; a live suite against a
+//! real cluster is in tests/opensearch_live.rs (run when WAFLOG_OPENSEARCH_URL is
+//! set).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+mod common;
+use common::{lines, run};
+
+fn fixture(rel: &str) -> serde_json::Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/opensearch")
+        .join(rel);
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+/// A `_bulk` responder: per document (by `httpRequest.requestId`), the statuses
+/// to answer in order (then 201); documents marked `"uri":"/reject"` get a 400
+/// mapping error every time; the first `fail_requests` requests get a 503.
+struct Bulk {
+    plan: Mutex<HashMap<String, Vec<u16>>>,
+    fail_requests: Mutex<usize>,
+    /// The shape of a failed item, from the official partial-failure example.
+    error_item: serde_json::Value,
+}
+
+impl Respond for Bulk {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        {
+            let mut f = self.fail_requests.lock().unwrap();
+            if *f > 0 {
+                *f -= 1;
+                return ResponseTemplate::new(503).set_body_string("{\"error\":\"unavailable\"}");
+            }
+        }
+        let text = String::from_utf8_lossy(&req.body).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut items = Vec::new();
+        let mut errors = false;
+        for pair in lines.chunks(2) {
+            let action: serde_json::Value = serde_json::from_str(pair[0]).unwrap();
+            let index = action["index"]["_index"].as_str().unwrap().to_string();
+            let doc: serde_json::Value = serde_json::from_str(pair[1]).unwrap();
+            let id = doc["httpRequest"]["requestId"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let status = if doc["httpRequest"]["uri"] == "/reject" {
+                400
+            } else {
+                let mut plan = self.plan.lock().unwrap();
+                match plan.get_mut(&id) {
+                    Some(v) if !v.is_empty() => v.remove(0),
+                    _ => 201,
+                }
+            };
+            let item = if status == 201 {
+                serde_json::json!({ "index": {
+                    "_index": index, "_id": id, "_version": 1, "result": "created",
+                    "_shards": { "total": 1, "successful": 1, "failed": 0 },
+                    "_seq_no": 0, "_primary_term": 1, "status": 201 } })
+            } else {
+                errors = true;
+                let (kind, reason) = if status == 400 {
+                    (
+                        "mapper_parsing_exception",
+                        "failed to parse field [timestamp] of type [date] in document",
+                    )
+                } else {
+                    (
+                        "es_rejected_execution_exception",
+                        "rejected execution of coordinating operation",
+                    )
+                };
+                let mut e = self.error_item.clone();
+                e["_index"] = index.into();
+                e["_id"] = id.into();
+                e["status"] = status.into();
+                e["error"]["type"] = kind.into();
+                e["error"]["reason"] = reason.into();
+                serde_json::json!({ "index": e })
+            };
+            items.push(item);
+        }
+        ResponseTemplate::new(200)
+            .set_body_json(serde_json::json!({ "took": 3, "errors": errors, "items": items }))
+    }
+}
+
+struct Setup {
+    rt: tokio::runtime::Runtime,
+    server: MockServer,
+    dir: tempfile::TempDir,
+}
+
+fn setup(plan: HashMap<String, Vec<u16>>, fail_requests: usize) -> Setup {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(MockServer::start());
+    let partial = fixture("bulk/response-partial-failure.json");
+    let error_item = partial["items"][0]["update"].clone();
+    rt.block_on(async {
+        Mock::given(method("PUT"))
+            .and(path("/_index_template/waflog-logs-waf"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(fixture("index-template/response.json")),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/_bulk"))
+            .respond_with(Bulk {
+                plan: Mutex::new(plan),
+                fail_requests: Mutex::new(fail_requests),
+                error_item,
+            })
+            .mount(&server)
+            .await;
+    });
+    Setup {
+        rt,
+        server,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+/// 2,000 generated records (about 40 s) starting 20 s before midnight; those at the
+/// positions in `reject` get the uri `/reject`, which the server cannot map.
+fn logs(dir: &Path, reject: std::ops::Range<usize>) -> (PathBuf, Vec<serde_json::Value>) {
+    let p = dir.join("logs.ndjson");
+    let (code, _, err) = run(common::waflog_env()
+        .args(["generate", "--seed", "3", "--start", "2024-05-01T23:59:40Z"])
+        .args(["--count", "2000", "-o"])
+        .arg(&p));
+    assert_eq!(code, 0, "{err}");
+    let mut recs = lines(&p);
+    for i in reject {
+        recs[i]["httpRequest"]["uri"] = "/reject".into();
+    }
+    let text: String = recs.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(&p, text).unwrap();
+    (p, recs)
+}
+
+fn requests(s: &Setup) -> Vec<Request> {
+    s.rt.block_on(s.server.received_requests()).unwrap()
+}
+
+#[test]
+fn bulk_indexing_retries_throttled_items_and_dead_letters_rejected_ones() {
+    let d = tempfile::tempdir().unwrap();
+    // Three documents the cluster cannot map.
+    let (input, recs) = logs(d.path(), 10..13);
+    let id = |i: usize| {
+        recs[i]["httpRequest"]["requestId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // Five documents are throttled (429) twice, one fails once with a 503; the
+    // first request fails as a whole (503).
+    let mut plan = HashMap::new();
+    for i in 100..105 {
+        plan.insert(id(i), vec![429, 429]);
+    }
+    plan.insert(id(1500), vec![503]);
+    let s = setup(plan, 1);
+    let dead = s.dir.path().join("dead.ndjson");
+    let url = format!(
+        "opensearch+http://127.0.0.1:{}/waf",
+        s.server.address().port()
+    );
+    let (code, _, err) = run(common::waflog_env()
+        .arg("transform")
+        .arg(&input)
+        .args(["--bulk-docs", "500", "-o", &url, "--dead-letter"])
+        .arg(&dead));
+    assert_eq!(code, 0, "{err}");
+    let reqs = requests(&s);
+    // The template first, then the bulk requests.
+    assert_eq!(reqs[0].method.as_str(), "PUT");
+    assert_eq!(reqs[0].url.path(), "/_index_template/waflog-logs-waf");
+    let template: serde_json::Value = serde_json::from_slice(&reqs[0].body).unwrap();
+    // Same top-level shape as the documented PUT _index_template request.
+    let documented = fixture("index-template/request.json");
+    for key in template.as_object().unwrap().keys() {
+        assert!(
+            documented.get(key).is_some(),
+            "template key {key} is not in the documented request"
+        );
+    }
+    assert_eq!(
+        template["template"]["mappings"]["properties"]["timestamp"]["type"],
+        "date"
+    );
+    assert_eq!(
+        template["template"]["mappings"]["properties"]["httpRequest"]["properties"]["clientIp"]["type"],
+        "ip"
+    );
+    let bulks: Vec<&Request> = reqs.iter().filter(|r| r.url.path() == "/_bulk").collect();
+    for r in &bulks {
+        assert_eq!(r.method.as_str(), "POST");
+        assert_eq!(
+            r.headers.get("content-type").unwrap(),
+            "application/x-ndjson"
+        );
+        assert!(r.body.ends_with(b"\n"), "bulk bodies end with a newline");
+        let first = r.body.split(|&b| b == b'\n').next().unwrap();
+        assert_eq!(first, br#"{"index":{"_index":"waf"}}"#);
+    }
+    // Every document indexed exactly once, except the three rejected.
+    let mut indexed: HashMap<String, usize> = HashMap::new();
+    let mut sent = 0;
+    for r in &bulks {
+        sent += r
+            .body
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()
+            / 2;
+    }
+    for r in &bulks {
+        for pair in String::from_utf8_lossy(&r.body)
+            .lines()
+            .collect::<Vec<_>>()
+            .chunks(2)
+        {
+            let doc: serde_json::Value = serde_json::from_str(pair[1]).unwrap();
+            *indexed
+                .entry(
+                    doc["httpRequest"]["requestId"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(indexed.len(), 2000);
+    // 4 requests of 500 + the 503'd first request again + resends of 11 items.
+    assert_eq!(sent, 2000 + 500 + 5 * 2 + 1, "{err}");
+    let d = lines(&dead);
+    assert_eq!(d.len(), 3, "{d:?}");
+    assert!(d.iter().all(|e| {
+        e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 400 mapper_parsing_exception")
+    }));
+    assert!(d[0]["raw"].as_str().unwrap().contains("/reject"));
+    assert!(
+        err.contains("1997 documents indexed in") && err.contains("3 rejected"),
+        "{err}"
+    );
+    assert!(err.contains("3 dead-lettered"), "{err}");
+}
+
+#[test]
+fn daily_indices_follow_event_time_and_errors_are_clear() {
+    let s = setup(HashMap::new(), 0);
+    let (input, _) = logs(s.dir.path(), 0..0);
+    let url = format!(
+        "opensearch+http://127.0.0.1:{}/waf",
+        s.server.address().port()
+    );
+    let (code, _, err) = run(common::waflog_env().arg("transform").arg(&input).args([
+        "--index-suffix",
+        "daily",
+        "-o",
+        &url,
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let mut seen: Vec<String> = requests(&s)
+        .iter()
+        .filter(|r| r.url.path() == "/_bulk")
+        .flat_map(|r| {
+            String::from_utf8_lossy(&r.body)
+                .lines()
+                .step_by(2)
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["index"]["_index"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    seen.sort();
+    seen.dedup();
+    // The records start 20 s before midnight.
+    assert_eq!(seen, ["waf-2024.05.01", "waf-2024.05.02"]);
+    // Unreachable cluster: exit 2 with the address in the message.
+    let (code, _, err) = run(common::waflog_env()
+        .arg("transform")
+        .arg(&input)
+        .args(["-o", "opensearch+http://127.0.0.1:9/waf"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("127.0.0.1:9"), "{err}");
+    // A bad index name is refused before anything is sent.
+    let (code, _, err) = run(common::waflog_env()
+        .arg("transform")
+        .arg(&input)
+        .args(["-o", "opensearch+http://127.0.0.1:9/Bad*Index"]));
+    assert_eq!(code, 2, "{err}");
+}
