@@ -108,6 +108,57 @@ pub enum Command {
     /// Example: waflog alerts --state waflog.state list; waflog alerts --state
     /// waflog.state ack 3fa2c41b07d9
     Alerts(AlertsArgs),
+    /// Set up an OpenSearch cluster for waflog, or show its detectors and alerts.
+    ///
+    /// `setup` puts the index templates in place and creates (or updates, matched
+    /// by name) the configuration's detectors in Anomaly Detection (detectors with
+    /// no AD equivalent are listed as skipped) and starts them, its webhook and SNS
+    /// channels in Notifications (OpenSearch 2.0+) and its monitors in Alerting,
+    /// and writes the Dashboards saved objects to a file (imported with
+    /// --dashboards-url). `--dry-run` prints every request instead of sending it.
+    ///
+    /// Example: waflog opensearch --url opensearch://search.example.com:9200 setup
+    /// --dry-run
+    Opensearch(OpenSearchArgs),
+}
+
+/// Flags of `waflog opensearch`.
+#[derive(Debug, Args)]
+pub struct OpenSearchArgs {
+    /// The cluster: opensearch://HOST[:PORT]/ (HTTPS) or opensearch+http://HOST[:PORT]/.
+    #[arg(long, value_name = "URL", env = "WAFLOG_OPENSEARCH_URL")]
+    pub url: String,
+    /// Index (base name) of the WAF logs, as written by `--output opensearch://.../INDEX`.
+    #[arg(long, value_name = "INDEX", default_value = "waf-logs")]
+    pub logs_index: String,
+    /// Index (base name) of waflog's detection results.
+    #[arg(long, value_name = "INDEX", default_value = "waflog-results")]
+    pub results_index: String,
+    /// Authentication and TLS (the opensearch flags of the outputs).
+    #[command(flatten)]
+    pub sink: SinkArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: OpenSearchAction,
+}
+
+/// `waflog opensearch` actions.
+#[derive(Debug, Subcommand)]
+pub enum OpenSearchAction {
+    /// Create or update the templates, detectors, channels and monitors.
+    Setup {
+        /// Print every request (method, path, body) instead of sending it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Where the Dashboards saved objects (NDJSON) are written.
+        #[arg(long, value_name = "FILE", default_value = "waflog-dashboards.ndjson")]
+        dashboards_file: PathBuf,
+        /// Import them into OpenSearch Dashboards at this URL (saved-objects API).
+        #[arg(long, value_name = "URL")]
+        dashboards_url: Option<String>,
+    },
+    /// Each detector's state and initialisation progress, and the cluster's alerts.
+    Status,
 }
 
 /// Flags of `waflog alerts`.

@@ -73,11 +73,6 @@ impl Location {
             }
             "file" => Ok(Location::File(PathBuf::from(rest))),
             "opensearch" | "opensearch+https" | "opensearch+http" => {
-                let http = if scheme == "opensearch+http" {
-                    "http"
-                } else {
-                    "https"
-                };
                 let (host, index) = rest.split_once('/').unwrap_or((rest, ""));
                 let index = index.trim_end_matches('/');
                 if host.is_empty() || index.is_empty() || index.contains('/') {
@@ -85,13 +80,8 @@ impl Location {
                         "`{text}`: expected opensearch://HOST[:PORT]/INDEX (opensearch+http:// for plain HTTP)"
                     );
                 }
-                let host = if host.contains(':') && !host.ends_with(']') {
-                    host.to_string()
-                } else {
-                    format!("{host}:9200")
-                };
                 Ok(Location::OpenSearch {
-                    url: format!("{http}://{host}/"),
+                    url: cluster_url(scheme, host),
                     index: index.to_string(),
                 })
             }
@@ -100,6 +90,42 @@ impl Location {
             ),
         }
     }
+}
+
+/// `https://host:port/` (`http://` for `opensearch+http`), port 9200 by default.
+fn cluster_url(scheme: &str, host: &str) -> String {
+    let http = if scheme == "opensearch+http" {
+        "http"
+    } else {
+        "https"
+    };
+    let host = if host.contains(':') && !host.ends_with(']') {
+        host.to_string()
+    } else {
+        format!("{host}:9200")
+    };
+    format!("{http}://{host}/")
+}
+
+/// A cluster without an index: `opensearch://HOST[:PORT][/]` (or
+/// `opensearch+http://`), as `https://host:port/`.
+pub fn parse_cluster(text: &str) -> anyhow::Result<String> {
+    let err = || {
+        anyhow::anyhow!(
+            "`{text}`: expected opensearch://HOST[:PORT] (opensearch+http:// for plain HTTP)"
+        )
+    };
+    let (scheme, rest) = text.split_once("://").ok_or_else(err)?;
+    let host = rest.trim_end_matches('/');
+    if !matches!(
+        scheme,
+        "opensearch" | "opensearch+https" | "opensearch+http"
+    ) || host.is_empty()
+        || host.contains('/')
+    {
+        return Err(err());
+    }
+    Ok(cluster_url(scheme, host))
 }
 
 fn valid_bucket(b: &str) -> bool {
@@ -166,6 +192,11 @@ mod tests {
                 index: "waf-logs".into()
             }
         );
+        assert_eq!(
+            parse_cluster("opensearch+http://127.0.0.1:9201/").unwrap(),
+            "http://127.0.0.1:9201/"
+        );
+        assert!(parse_cluster("opensearch://h/idx").is_err());
         assert_eq!(
             Location::parse("opensearch+http://127.0.0.1:9201/r/").unwrap(),
             Location::OpenSearch {

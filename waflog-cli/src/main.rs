@@ -29,6 +29,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Detect(args) => cmd::detect::run(&cli.global, args),
         cli::Command::Eval(args) => cmd::eval::run(&cli.global, args),
         cli::Command::Alerts(args) => cmd::alerts::run(&cli.global, args),
+        cli::Command::Opensearch(args) => cmd::opensearch::run(&cli.global, args),
     };
     exit::code(outcome)
 }

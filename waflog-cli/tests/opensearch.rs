@@ -314,3 +314,263 @@ fn daily_indices_follow_event_time_and_errors_are_clear() {
         .args(["-o", "opensearch+http://127.0.0.1:9/Bad*Index"]));
     assert_eq!(code, 2, "{err}");
 }
+
+/// Answers a detector search with the documented search response, its first hit
+/// renamed to the detector searched for when that one "exists" in the cluster.
+struct DetectorSearch {
+    existing: &'static str,
+}
+
+impl Respond for DetectorSearch {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut body = fixture("ad/search-detectors-response.json");
+        let asked = String::from_utf8_lossy(&req.body).contains(self.existing);
+        let hits = body["hits"]["hits"].as_array_mut().unwrap();
+        // Otherwise the documented hits have other names: none matches.
+        if asked {
+            hits.truncate(1);
+            hits[0]["_id"] = "existing-detector-id".into();
+            hits[0]["_source"]["name"] = self.existing.into();
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+}
+
+#[test]
+fn opensearch_setup_creates_or_updates_by_name_and_dry_run_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // A dry run prints the requests and touches no network (port 9 is closed).
+    let (code, out, err) = run(common::waflog_env()
+        .args([
+            "opensearch",
+            "--url",
+            "opensearch+http://127.0.0.1:9",
+            "setup",
+            "--dry-run",
+        ])
+        .arg("--dashboards-file")
+        .arg(dir.path().join("dash.ndjson")));
+    assert_eq!(code, 0, "{err}");
+    let dry: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("POST /") || l.starts_with("PUT /") || l.starts_with("GET /"))
+        .collect();
+    assert_eq!(dry[0], "PUT /_index_template/waflog-logs-waf-logs");
+    assert_eq!(dry[1], "PUT /_index_template/waflog-results-waflog-results");
+    assert_eq!(
+        dry.iter()
+            .filter(|l| **l == "POST /_plugins/_anomaly_detection/detectors")
+            .count(),
+        6
+    );
+    assert_eq!(
+        dry.iter()
+            .filter(|l| **l == "POST /_plugins/_alerting/monitors")
+            .count(),
+        6
+    );
+
+    // Against the test server: one detector exists (stop, update, start), the
+    // others are created; a webhook channel; the monitors reference the ids the
+    // cluster returned; the Dashboards objects are imported.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(MockServer::start());
+    let created_id = fixture("ad/create-detector-response.json")["_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rt.block_on(async {
+        let mount = |m: &'static str, p: String, r: ResponseTemplate| {
+            Mock::given(method(m))
+                .and(path(p))
+                .respond_with(r)
+                .mount(&server)
+        };
+        let json = |f: &str| ResponseTemplate::new(200).set_body_json(fixture(f));
+        mount(
+            "PUT",
+            "/_index_template/waflog-logs-waf-logs".into(),
+            json("index-template/response.json"),
+        )
+        .await;
+        mount(
+            "PUT",
+            "/_index_template/waflog-results-waflog-results".into(),
+            json("index-template/response.json"),
+        )
+        .await;
+        Mock::given(method("POST"))
+            .and(path("/_plugins/_anomaly_detection/detectors/_search"))
+            .respond_with(DetectorSearch {
+                existing: "country-anomaly-detector",
+            })
+            .mount(&server)
+            .await;
+        mount(
+            "POST",
+            "/_plugins/_anomaly_detection/detectors".into(),
+            json("ad/create-detector-response.json"),
+        )
+        .await;
+        for id in ["existing-detector-id", created_id.as_str()] {
+            mount(
+                "POST",
+                format!("/_plugins/_anomaly_detection/detectors/{id}/_start"),
+                json("ad/start-detector-response.json"),
+            )
+            .await;
+            mount(
+                "POST",
+                format!("/_plugins/_anomaly_detection/detectors/{id}/_stop"),
+                json("ad/stop-detector-response.json"),
+            )
+            .await;
+        }
+        mount(
+            "PUT",
+            "/_plugins/_anomaly_detection/detectors/existing-detector-id".into(),
+            json("ad/update-detector-response.json"),
+        )
+        .await;
+        mount(
+            "GET",
+            "/_plugins/_notifications/configs/waflog-ops-hook".into(),
+            ResponseTemplate::new(404).set_body_string("{}"),
+        )
+        .await;
+        mount(
+            "POST",
+            "/_plugins/_notifications/configs".into(),
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"config_id": "waflog-ops-hook"})),
+        )
+        .await;
+        let mut empty = fixture("alerting/search-monitors-response.json");
+        empty["hits"]["hits"] = serde_json::json!([]);
+        mount(
+            "POST",
+            "/_plugins/_alerting/monitors/_search".into(),
+            ResponseTemplate::new(200).set_body_json(empty),
+        )
+        .await;
+        mount(
+            "POST",
+            "/_plugins/_alerting/monitors".into(),
+            json("alerting/create-query-monitor-response.json"),
+        )
+        .await;
+        mount(
+            "POST",
+            "/api/saved_objects/_import".into(),
+            json("dashboards/saved-objects-import/response-ok.json"),
+        )
+        .await;
+    });
+    let cfg = dir.path().join("waflog.toml");
+    std::fs::write(
+        &cfg,
+        "[[channels]]\nname = \"ops-hook\"\ntype = \"webhook\"\nurl = \"https://hooks.example.com/waflog\"\n",
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", server.address().port());
+    let (code, _, err) = run(common::waflog_env()
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "opensearch",
+            "--url",
+            &format!("opensearch+http://127.0.0.1:{}", server.address().port()),
+        ])
+        .args(["setup", "--dashboards-url", &base, "--dashboards-file"])
+        .arg(dir.path().join("dash.ndjson")));
+    assert_eq!(code, 0, "{err}");
+    let reqs = rt.block_on(server.received_requests()).unwrap();
+    let seq: Vec<String> = reqs
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.url.path()))
+        .collect();
+    let pos = |s: &str| {
+        seq.iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("{s} not sent: {seq:#?}"))
+    };
+    // The existing detector is stopped before its update and started after it.
+    let stop = pos("POST /_plugins/_anomaly_detection/detectors/existing-detector-id/_stop");
+    let update = pos("PUT /_plugins/_anomaly_detection/detectors/existing-detector-id");
+    let start = pos("POST /_plugins/_anomaly_detection/detectors/existing-detector-id/_start");
+    assert!(stop < update && update < start, "{seq:#?}");
+    assert_eq!(
+        seq.iter()
+            .filter(|s| *s == "POST /_plugins/_anomaly_detection/detectors")
+            .count(),
+        5
+    );
+    // Every monitor body names a detector id the cluster gave.
+    let monitors: Vec<&Request> = reqs
+        .iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path() == "/_plugins/_alerting/monitors")
+        .collect();
+    assert_eq!(monitors.len(), 6);
+    for m in &monitors {
+        let text = String::from_utf8_lossy(&m.body);
+        assert!(
+            text.contains(&created_id) || text.contains("existing-detector-id"),
+            "{text}"
+        );
+        assert!(
+            text.contains("waflog-ops-hook"),
+            "the channel's config id: {text}"
+        );
+    }
+    // The Dashboards import carries the xsrf header and the saved objects.
+    let import = reqs
+        .iter()
+        .find(|r| r.url.path() == "/api/saved_objects/_import")
+        .unwrap();
+    assert_eq!(import.headers.get("osd-xsrf").unwrap(), "true");
+    assert!(String::from_utf8_lossy(&import.body).contains("index-pattern"));
+
+    // Status: each detector's state and progress, and the cluster's alerts.
+    rt.block_on(async {
+        let json = |f: &str| ResponseTemplate::new(200).set_body_json(fixture(f));
+        Mock::given(method("GET"))
+            .and(path(
+                "/_plugins/_anomaly_detection/detectors/existing-detector-id/_profile",
+            ))
+            .respond_with(json("ad/get-detector-profile-response.json"))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/_plugins/_alerting/monitors/alerts"))
+            .respond_with(json("alerting/get-alerts-response.json"))
+            .mount(&server)
+            .await;
+    });
+    let (code, out, err) = run(common::waflog_env()
+        .args([
+            "opensearch",
+            "--url",
+            &format!("opensearch+http://127.0.0.1:{}", server.address().port()),
+        ])
+        .arg("status"));
+    assert_eq!(code, 0, "{err}");
+    let country = out
+        .lines()
+        .find(|l| l.starts_with("country-anomaly-detector"))
+        .unwrap();
+    let profile = fixture("ad/get-detector-profile-response.json");
+    assert!(
+        country.contains(profile["state"].as_str().unwrap()),
+        "{out}"
+    );
+    assert!(
+        out.contains("action-anomaly-detector") && out.contains("not in the cluster"),
+        "{out}"
+    );
+    let alerts = fixture("alerting/get-alerts-response.json");
+    let first = &alerts["alerts"][0];
+    assert!(
+        out.contains(first["monitor_name"].as_str().unwrap()),
+        "{out}"
+    );
+}

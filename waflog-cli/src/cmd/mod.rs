@@ -5,6 +5,7 @@ pub mod detect;
 pub mod eval;
 pub mod firehose;
 pub mod generate;
+pub mod opensearch;
 pub mod records;
 pub mod stream;
 pub mod transform;
