@@ -369,6 +369,9 @@ fn opensearch_setup_creates_or_updates_by_name_and_dry_run_sends_nothing() {
             .count(),
         6
     );
+    // Every request body, pinned (their shapes are checked against the official
+    // examples in waflog_core::opensearch's tests).
+    insta::assert_snapshot!("opensearch_setup_dry_run", out);
 
     // Against the test server: one detector exists (stop, update, start), the
     // others are created; a webhook channel; the monitors reference the ids the
