@@ -243,9 +243,10 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "N", default_value_t = 1.0, requires = "realtime")]
     pub speed: f64,
     /// Output: a file (stdout when absent or `-`; a `.gz` name is gzip-compressed),
-    /// s3://bucket/prefix (gzip objects in the AWS WAF delivery layout) or
-    /// kinesis://stream (one record per log).
-    #[arg(short, long, value_name = "LOCATION")]
+    /// s3://bucket/prefix (gzip objects in the AWS WAF delivery layout),
+    /// kinesis://stream (one record per log) or opensearch://host:port/index
+    /// (opensearch+http:// for plain HTTP; bulk indexing). `--sink` is the same.
+    #[arg(short, long, visible_alias = "sink", value_name = "LOCATION")]
     pub output: Option<PathBuf>,
     /// How S3 and Kinesis outputs are laid out.
     #[command(flatten)]
@@ -276,6 +277,12 @@ pub struct InputArgs {
     /// reshard always start at their beginning.
     #[arg(long, value_name = "POSITION", default_value = "trim-horizon")]
     pub kinesis_start: String,
+    /// Kinesis input: read only part of the stream, as consumer K of N (0-based):
+    /// the shards whose hash key range starts in the K-th of N equal parts of the
+    /// key space. N consumers with K = 0..N-1 read every shard once between them,
+    /// and all records of one partition key reach the same consumer.
+    #[arg(long, value_name = "K/N")]
+    pub kinesis_consumer: Option<String>,
     /// Kinesis input (and --follow): stop cleanly once every shard has been read to
     /// its tip and no new record has arrived for this long (e.g. 30s); without it
     /// the stream is followed until Ctrl-C.
@@ -295,6 +302,20 @@ impl InputArgs {
     /// The positional inputs, then the `--source` ones.
     pub fn all(&self) -> Vec<String> {
         self.inputs.iter().chain(&self.sources).cloned().collect()
+    }
+
+    /// `--kinesis-consumer K/N`.
+    pub fn consumer(&self) -> anyhow::Result<Option<(u32, u32)>> {
+        let Some(text) = &self.kinesis_consumer else {
+            return Ok(None);
+        };
+        let parsed = text.split_once('/').and_then(|(k, n)| {
+            Some((k.trim().parse::<u32>().ok()?, n.trim().parse::<u32>().ok()?))
+        });
+        match parsed {
+            Some((k, n)) if n >= 1 && k < n => Ok(Some((k, n))),
+            _ => anyhow::bail!("--kinesis-consumer {text}: expected K/N with 0 <= K < N, e.g. 0/2"),
+        }
     }
 }
 
@@ -431,9 +452,10 @@ pub struct TransformArgs {
     #[command(flatten)]
     pub input: InputArgs,
     /// Output: a file (stdout when absent or `-`; a `.gz` name is gzip-compressed),
-    /// s3://bucket/prefix (gzip objects in the AWS WAF delivery layout) or
-    /// kinesis://stream (one record per log).
-    #[arg(short, long, value_name = "LOCATION")]
+    /// s3://bucket/prefix (gzip objects in the AWS WAF delivery layout),
+    /// kinesis://stream (one record per log) or opensearch://host:port/index
+    /// (opensearch+http:// for plain HTTP; bulk indexing). `--sink` is the same.
+    #[arg(short, long, visible_alias = "sink", value_name = "LOCATION")]
     pub output: Option<PathBuf>,
     /// How S3 and Kinesis outputs are laid out.
     #[command(flatten)]
@@ -454,8 +476,9 @@ pub struct DetectArgs {
     #[command(flatten)]
     pub input: InputArgs,
     /// Where result documents go: a file (stdout when absent or `-`; `.gz`
-    /// compresses), s3://bucket/prefix or kinesis://stream.
-    #[arg(short, long, value_name = "LOCATION")]
+    /// compresses), s3://bucket/prefix, kinesis://stream or
+    /// opensearch://host:port/index (`--sink` is the same).
+    #[arg(short, long, visible_alias = "sink", value_name = "LOCATION")]
     pub output: Option<PathBuf>,
     /// How S3 and Kinesis outputs are laid out.
     #[command(flatten)]

@@ -416,3 +416,49 @@ fn transform_resumes_a_stream_from_its_checkpoint_file() {
     );
     assert_same_ids(&outs[1].0, &request_ids(&second), &outs[1].1);
 }
+
+#[test]
+fn two_consumers_split_a_stream_by_hash_key_and_each_client_stays_on_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::unique_name("split");
+    let kin = common::kinesalite();
+    boto_at(
+        &kin,
+        &format!("kinesis.create_stream(StreamName='{s}', ShardCount=4); wait_active('{s}')"),
+    );
+    let input = dir.path().join("in.ndjson");
+    let records = generate(&input, 71, "2024-05-01T00:00:00Z", 5);
+    let (code, _, err) = run(waflog_at(&kin)
+        .arg("transform")
+        .arg(&input)
+        .args(["-o", &format!("kinesis://{s}")]));
+    assert_eq!(code, 0, "{err}");
+    let mut parts = Vec::new();
+    for k in 0..2 {
+        let out = dir.path().join(format!("part{k}.ndjson"));
+        let (code, _, err) = run(waflog_at(&kin)
+            .args(["transform", &format!("kinesis://{s}"), "--idle-exit", "2s"])
+            .args(["--kinesis-consumer", &format!("{k}/2"), "-o"])
+            .arg(&out));
+        assert_eq!(code, 0, "{err}");
+        parts.push(lines(&out));
+    }
+    assert!(parts.iter().all(|p| !p.is_empty()));
+    // Between them every record once; each client IP (the partition key) on one.
+    let mut all = parts[0].clone();
+    all.extend(parts[1].iter().cloned());
+    assert_same_ids(&request_ids(&all), &request_ids(&records), "");
+    let ips = |p: &[serde_json::Value]| -> std::collections::HashSet<String> {
+        p.iter()
+            .map(|r| r["httpRequest"]["clientIp"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(ips(&parts[0]).is_disjoint(&ips(&parts[1])));
+    let (code, _, err) = run(waflog_at(&kin).args([
+        "transform",
+        &format!("kinesis://{s}"),
+        "--kinesis-consumer",
+        "2/2",
+    ]));
+    assert_eq!(code, 2, "{err}");
+}

@@ -31,6 +31,8 @@ fn fixture(rel: &str) -> serde_json::Value {
 struct Bulk {
     plan: Mutex<HashMap<String, Vec<u16>>>,
     fail_requests: Mutex<usize>,
+    /// The status of those whole-request failures.
+    fail_status: u16,
     /// The shape of a failed item, from the official partial-failure example.
     error_item: serde_json::Value,
 }
@@ -41,7 +43,8 @@ impl Respond for Bulk {
             let mut f = self.fail_requests.lock().unwrap();
             if *f > 0 {
                 *f -= 1;
-                return ResponseTemplate::new(503).set_body_string("{\"error\":\"unavailable\"}");
+                return ResponseTemplate::new(self.fail_status)
+                    .set_body_string("{\"error\":\"unavailable\"}");
             }
         }
         let text = String::from_utf8_lossy(&req.body).into_owned();
@@ -105,6 +108,10 @@ struct Setup {
 }
 
 fn setup(plan: HashMap<String, Vec<u16>>, fail_requests: usize) -> Setup {
+    setup_with(plan, fail_requests, 503)
+}
+
+fn setup_with(plan: HashMap<String, Vec<u16>>, fail_requests: usize, fail_status: u16) -> Setup {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(MockServer::start());
     let partial = fixture("bulk/response-partial-failure.json");
@@ -122,6 +129,7 @@ fn setup(plan: HashMap<String, Vec<u16>>, fail_requests: usize) -> Setup {
             .respond_with(Bulk {
                 plan: Mutex::new(plan),
                 fail_requests: Mutex::new(fail_requests),
+                fail_status,
                 error_item,
             })
             .mount(&server)
@@ -576,4 +584,59 @@ fn opensearch_setup_creates_or_updates_by_name_and_dry_run_sends_nothing() {
         out.contains(first["monitor_name"].as_str().unwrap()),
         "{out}"
     );
+}
+
+#[test]
+fn a_429_storm_is_ridden_out() {
+    let d = tempfile::tempdir().unwrap();
+    let (input, recs) = logs(d.path(), 0..0);
+    // The first three requests are refused whole (429), and half of the documents
+    // are throttled (429) once, a tenth of them three times.
+    let mut plan = HashMap::new();
+    for (i, r) in recs.iter().enumerate() {
+        let id = r["httpRequest"]["requestId"].as_str().unwrap().to_string();
+        if i % 10 == 0 {
+            plan.insert(id, vec![429, 429, 429]);
+        } else if i % 2 == 0 {
+            plan.insert(id, vec![429]);
+        }
+    }
+    let s = setup_with(plan, 3, 429);
+    let url = format!(
+        "opensearch+http://127.0.0.1:{}/waf",
+        s.server.address().port()
+    );
+    let (code, _, err) = run(common::waflog_env().arg("transform").arg(&input).args([
+        "--bulk-docs",
+        "250",
+        "--sink",
+        &url,
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("2000 documents indexed in") && err.contains(" 0 rejected"),
+        "{err}"
+    );
+    // Each document ended up indexed once: its last attempt answered 201.
+    let mut last: HashMap<String, usize> = HashMap::new();
+    for r in requests(&s).iter().filter(|r| r.url.path() == "/_bulk") {
+        for pair in String::from_utf8_lossy(&r.body)
+            .lines()
+            .collect::<Vec<_>>()
+            .chunks(2)
+        {
+            let doc: serde_json::Value = serde_json::from_str(pair[1]).unwrap();
+            *last
+                .entry(
+                    doc["httpRequest"]["requestId"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(last.len(), 2000);
+    // A tenth of the documents were sent four times (or five, in a refused request).
+    assert!(last.values().filter(|&&n| n >= 4).count() >= 200, "{err}");
 }

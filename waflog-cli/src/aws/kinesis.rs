@@ -348,6 +348,8 @@ struct Shard {
     /// The sequence number of the last record read (queued or handed over): a
     /// renewed iterator continues after it.
     last_read: Option<String>,
+    /// Its parent is (or was, when listed) in the stream.
+    child: bool,
     next_poll: Option<Instant>,
     backoff_attempts: u32,
 }
@@ -362,6 +364,18 @@ pub struct Reader {
     /// Wait between polls of a shard that returned nothing (AWS allows 5 calls per
     /// second per shard).
     pub idle_poll: Duration,
+    /// `Some((k, n))`: read only the shards whose hash key range starts in the
+    /// k-th of n equal parts of the key space (consumer k of n).
+    pub consumer: Option<(u32, u32)>,
+}
+
+/// Which of `n` equal parts of the 128-bit hash key space `start` falls in (from
+/// its top 64 bits: exact for powers of two, within 2^-64 of the key space
+/// otherwise).
+pub fn key_part(start: u128, n: u32) -> u32 {
+    let n = u128::from(n.max(1));
+    let top = start >> 64;
+    u32::try_from((top * n) >> 64).unwrap_or(u32::MAX)
 }
 
 impl Reader {
@@ -378,6 +392,7 @@ impl Reader {
             start,
             checkpoints,
             idle_poll: Duration::from_millis(250),
+            consumer: None,
         }
     }
 
@@ -407,15 +422,31 @@ impl Reader {
                 };
                 self.aws.block_on(req.send()).map_err(CallError::new)
             })?;
+            let listed: std::collections::BTreeSet<&str> =
+                out.shards().iter().map(|s| s.shard_id()).collect();
             for s in out.shards() {
+                if let Some((k, n)) = self.consumer {
+                    let start: u128 = s
+                        .hash_key_range()
+                        .and_then(|r| r.starting_hash_key().parse().ok())
+                        .unwrap_or(0);
+                    if key_part(start, n) != k {
+                        continue;
+                    }
+                }
                 let id = s.shard_id().to_string();
+                let parents: Vec<String> = s
+                    .parent_shard_id()
+                    .into_iter()
+                    .chain(s.adjacent_parent_shard_id())
+                    .map(str::to_string)
+                    .collect();
+                // A child of a shard still in the stream (read here or by another
+                // consumer) starts at its trim horizon: nothing is skipped.
+                let child = parents.iter().any(|p| listed.contains(p.as_str()));
                 shards.entry(id).or_insert_with(|| Shard {
-                    parents: s
-                        .parent_shard_id()
-                        .into_iter()
-                        .chain(s.adjacent_parent_shard_id())
-                        .map(str::to_string)
-                        .collect(),
+                    parents,
+                    child,
                     ..Shard::default()
                 });
             }
@@ -520,8 +551,7 @@ impl Reader {
                 if !ready {
                     continue;
                 }
-                // A child of a shard read here starts at its trim horizon.
-                let child = shards[&id].parents.iter().any(|p| shards.contains_key(p));
+                let child = shards[&id].child;
                 let Some(shard) = shards.get_mut(&id) else {
                     continue;
                 };
@@ -687,6 +717,16 @@ mod tests {
         assert_eq!(partition_key(br#"{"a":17}"#, &["a".to_string()]), "17");
         let long = format!(r#"{{"a":"{}"}}"#, "é".repeat(300));
         assert!(partition_key(long.as_bytes(), &["a".to_string()]).len() <= 256);
+    }
+
+    #[test]
+    fn consumers_split_the_hash_key_space() {
+        assert_eq!(key_part(0, 2), 0);
+        assert_eq!(key_part(u128::MAX / 2, 2), 0);
+        assert_eq!(key_part(u128::MAX / 2 + 1, 2), 1);
+        assert_eq!(key_part(u128::MAX, 2), 1);
+        assert_eq!(key_part(u128::MAX, 1), 0);
+        assert_eq!(key_part(u128::MAX / 4 * 3 + 7, 4), 3);
     }
 
     #[test]

@@ -171,7 +171,15 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             .map(|st| st.stream_checkpoints(stream))
             .unwrap_or_default();
         let stop = stream::stop_on_ctrl_c()?;
-        let rx = stream::kinesis_lines(aws.get()?, stream, start, checkpoints, max_line, &stop);
+        let rx = stream::kinesis_lines(
+            aws.get()?,
+            stream,
+            start,
+            checkpoints,
+            max_line,
+            args.input.consumer()?,
+            &stop,
+        );
         let mut stage = FollowDetect {
             engine: &mut engine,
             results: &mut results,

@@ -322,6 +322,12 @@ fn setup(
     let ndjson = os::dashboards_ndjson(&logs_pattern, &format!("{}*", args.results_index), &specs);
     std::fs::write(dashboards_file, &ndjson)
         .with_context(|| format!("cannot write {}", dashboards_file.display()))?;
+    if client.cluster.is_none() {
+        writeln!(
+            client.out,
+            "# Dashboards saved objects (the --dashboards-file; POST api/saved_objects/_import)\n{ndjson}"
+        )?;
+    }
     tracing::info!(
         "Dashboards saved objects written to {} (import: Dashboards Management > Saved objects > Import)",
         dashboards_file.display()

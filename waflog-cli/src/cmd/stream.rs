@@ -66,10 +66,12 @@ pub fn kinesis_lines(
     start: StartPosition,
     checkpoints: BTreeMap<String, String>,
     max_line: usize,
+    consumer: Option<(u32, u32)>,
     stop: &Arc<AtomicBool>,
 ) -> mpsc::Receiver<Msg> {
     let (etx, erx) = mpsc::sync_channel::<Event>(1024);
-    let reader = Reader::new(aws, stream, start, checkpoints);
+    let mut reader = Reader::new(aws, stream, start, checkpoints);
+    reader.consumer = consumer;
     let flag = Arc::clone(stop);
     std::thread::spawn(move || reader.run(&etx, &flag));
     let (tx, rx) = mpsc::sync_channel::<Msg>(4096);

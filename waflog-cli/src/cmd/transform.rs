@@ -62,7 +62,15 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
                 resume.len()
             );
         }
-        let rx = stream::kinesis_lines(aws.get()?, stream, start, resume, max_line, &stop);
+        let rx = stream::kinesis_lines(
+            aws.get()?,
+            stream,
+            start,
+            resume,
+            max_line,
+            args.input.consumer()?,
+            &stop,
+        );
         // S3 objects are uploaded when their span closes: only the end of the run
         // makes what was written durable there.
         let durable_on_flush = !args
