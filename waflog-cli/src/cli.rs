@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// Exit codes: 0 finished (bad records dead-lettered and counted, or stdout closed);
 /// 1 finished but --strict and something was dead-lettered; 2 usage, configuration or
-/// I/O error.
+/// I/O error; 3 finished but alert notifications are undelivered (kept in --state).
 #[derive(Debug, Parser)]
 #[command(name = "waflog", version, about, long_about, propagate_version = true)]
 pub struct Cli {
