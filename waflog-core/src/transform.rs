@@ -150,33 +150,44 @@ pub struct DeadLetter<'a> {
 impl<'a> DeadLetter<'a> {
     /// A dead letter for `bytes` (the whole line, or the prefix of a long one).
     pub fn new(source: &'a str, line: u64, reason: &SchemaError, bytes: &'a [u8]) -> Self {
+        let too_long = matches!(reason, SchemaError::LineTooLong { .. });
+        let mut d = DeadLetter::with_reason(source, line, reason.to_string(), bytes, too_long);
+        if let SchemaError::LineTooLong { len, .. } = reason {
+            d.truncated_from = Some(*len);
+        }
+        d
+    }
+
+    /// A dead letter for a reason that is not a schema error (an input that could
+    /// not be read to its end, a document an output rejected). `cut`: `bytes` is
+    /// the prefix of a longer line, so a character cut at its end is dropped
+    /// rather than making the whole line base64.
+    pub fn with_reason(
+        source: &'a str,
+        line: u64,
+        reason: String,
+        bytes: &'a [u8],
+        cut: bool,
+    ) -> Self {
         let (raw, raw_base64) = match std::str::from_utf8(bytes) {
             Ok(s) => (Some(Cow::Borrowed(s)), None),
             // A long line's prefix may end inside a character: keep the valid part as text.
-            Err(e)
-                if e.error_len().is_none() && matches!(reason, SchemaError::LineTooLong { .. }) =>
-            {
-                (
-                    Some(String::from_utf8_lossy(&bytes[..e.valid_up_to()])),
-                    None,
-                )
-            }
+            Err(e) if e.error_len().is_none() && cut => (
+                Some(String::from_utf8_lossy(&bytes[..e.valid_up_to()])),
+                None,
+            ),
             Err(_) => (
                 None,
                 Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
             ),
         };
-        let truncated_from = match reason {
-            SchemaError::LineTooLong { len, .. } => Some(*len),
-            _ => None,
-        };
         DeadLetter {
             source,
             line,
-            reason: reason.to_string(),
+            reason,
             raw,
             raw_base64,
-            truncated_from,
+            truncated_from: None,
         }
     }
 

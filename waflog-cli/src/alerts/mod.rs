@@ -52,28 +52,44 @@ pub fn apply_acks(book: &mut AlertBook, path: &Path) -> anyhow::Result<usize> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-    let text = std::fs::read_to_string(&taken)
-        .with_context(|| format!("cannot read {}", taken.display()))?;
     let mut applied = 0;
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        match serde_json::from_str::<Ack>(line) {
-            Ok(ack) => match book.acknowledge(&ack.id, ack.at) {
-                Ok(a) => {
-                    tracing::info!(
-                        "alert {} ({} / {}) acknowledged",
-                        a.id,
-                        a.monitor,
-                        a.trigger
-                    );
-                    applied += 1;
-                }
-                Err(e) => tracing::warn!("acknowledgement of {}: {e}", ack.id),
-            },
-            Err(e) => tracing::warn!("{}: bad acknowledgement line: {e}", path.display()),
+    for ack in read_acks(&taken)? {
+        match book.acknowledge(&ack.id, ack.at) {
+            Ok(a) => {
+                tracing::info!(
+                    "alert {} ({} / {}) acknowledged",
+                    a.id,
+                    a.monitor,
+                    a.trigger
+                );
+                applied += 1;
+            }
+            Err(e) => tracing::warn!("acknowledgement of {}: {e}", ack.id),
         }
     }
     let _ = std::fs::remove_file(&taken);
     Ok(applied)
+}
+
+/// The acknowledgements in an acks file (none when it does not exist); bad lines
+/// are reported and skipped.
+pub fn read_acks(path: &Path) -> anyhow::Result<Vec<Ack>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|line| match serde_json::from_str::<Ack>(line) {
+            Ok(ack) => Some(ack),
+            Err(e) => {
+                tracing::warn!("{}: bad acknowledgement line: {e}", path.display());
+                None
+            }
+        })
+        .collect())
 }
 
 /// Monitors to evaluate: the configured ones, or with `--alerts` and none

@@ -23,17 +23,22 @@ pub struct Aws {
     path_style: bool,
 }
 
+/// A two-thread Tokio runtime for network I/O (threads `waflog-<what>`).
+pub fn io_runtime(what: &str) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(format!("waflog-{what}"))
+        .enable_all()
+        .build()
+        .with_context(|| format!("cannot start the {what} I/O runtime"))
+}
+
 impl Aws {
     /// Loads the configuration as the AWS CLI does: `--region`, `--profile` and
     /// `--endpoint-url` first, then the environment (`AWS_REGION`, `AWS_PROFILE`,
     /// `AWS_ENDPOINT_URL`, ...) and the shared config files.
     pub fn new(global: &GlobalArgs) -> anyhow::Result<Aws> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("waflog-aws")
-            .enable_all()
-            .build()
-            .context("cannot start the AWS I/O runtime")?;
+        let runtime = io_runtime("aws")?;
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(r) = &global.region {
             loader = loader.region(Region::new(r.clone()));

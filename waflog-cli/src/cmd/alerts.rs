@@ -18,16 +18,8 @@ pub fn run(global: &GlobalArgs, args: &AlertsArgs) -> anyhow::Result<Finished> {
             let state = need_state(args)?;
             let mut book = load_book(state)?;
             // Acknowledgements not yet taken in by detect show as applied.
-            let pending = alerts::acks_path(state);
-            if pending.exists() {
-                let text = std::fs::read_to_string(&pending)
-                    .with_context(|| format!("cannot read {}", pending.display()))?;
-                for ack in text
-                    .lines()
-                    .filter_map(|l| serde_json::from_str::<Ack>(l).ok())
-                {
-                    let _ = book.acknowledge(&ack.id, ack.at);
-                }
+            for ack in alerts::read_acks(&alerts::acks_path(state))? {
+                let _ = book.acknowledge(&ack.id, ack.at);
             }
             let list: Vec<&Alert> = book
                 .list()

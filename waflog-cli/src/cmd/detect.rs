@@ -447,11 +447,7 @@ impl StateFile {
 
     /// The checkpoints of `stream`'s shards (shard -> sequence number).
     fn stream_checkpoints(&self, stream: &str) -> BTreeMap<String, String> {
-        let prefix = format!("{stream}/");
-        self.checkpoints
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|s| (s.to_string(), v.clone())))
-            .collect()
+        stream::of_stream(&self.checkpoints, stream)
     }
 
     fn load(&mut self, specs: &[DetectorSpec], map: FeatureMap) -> anyhow::Result<Option<Engine>> {

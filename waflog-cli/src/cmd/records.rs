@@ -94,13 +94,15 @@ pub fn each_line(
         stats.dead_lettered += 1;
         tracing::error!("{name}: {reason}; skipped the rest of it");
         let line = if name == source { lines_seen + 1 } else { 0 };
-        let mut entry = serde_json::to_vec(&serde_json::json!({
-            "source": name,
-            "line": line,
-            "reason": format!("unreadable input: {reason}"),
-            "raw": "",
-        }))?;
-        entry.push(b'\n');
+        let mut entry = Vec::new();
+        DeadLetter::with_reason(
+            &name,
+            line,
+            format!("unreadable input: {reason}"),
+            b"",
+            false,
+        )
+        .write_ndjson(&mut entry);
         dead.write_block(&entry)?;
     }
     Ok(())

@@ -213,6 +213,15 @@ pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// The checkpoints of `stream`'s shards (shard -> sequence number) among
+/// checkpoints kept as `stream/shard` -> sequence number.
+pub fn of_stream(all: &BTreeMap<String, String>, stream: &str) -> BTreeMap<String, String> {
+    let prefix = format!("{stream}/");
+    all.iter()
+        .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|s| (s.to_string(), v.clone())))
+        .collect()
+}
+
 /// The checkpoint file of `waflog transform kinesis://... --state FILE`: the last
 /// sequence number per shard (`stream/shard`) whose records reached the output.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -243,11 +252,7 @@ impl CheckpointFile {
 
     /// The checkpoints of `stream`'s shards (shard -> sequence number).
     pub fn of_stream(&self, stream: &str) -> BTreeMap<String, String> {
-        let prefix = format!("{stream}/");
-        self.checkpoints
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|s| (s.to_string(), v.clone())))
-            .collect()
+        of_stream(&self.checkpoints, stream)
     }
 
     /// Writes it atomically.

@@ -14,6 +14,7 @@ use crate::aws::AwsContext;
 use crate::aws::kinesis::StartPosition;
 use crate::cli::{GlobalArgs, TransformArgs};
 use crate::exit::Finished;
+use crate::location::Location;
 use crate::sink::file::{self as file_sink, Output};
 use crate::source::{self, S3Range};
 
@@ -73,10 +74,13 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         );
         // S3 objects are uploaded when their span closes: only the end of the run
         // makes what was written durable there.
-        let durable_on_flush = !args
-            .output
-            .as_deref()
-            .is_some_and(|o| o.to_string_lossy().starts_with("s3://"));
+        let durable_on_flush = !matches!(
+            args.output
+                .as_deref()
+                .map(|o| Location::parse(&o.to_string_lossy()))
+                .transpose()?,
+            Some(Location::S3 { .. })
+        );
         let mut stage = FollowTransform {
             transformer: &transformer,
             out: &mut out,

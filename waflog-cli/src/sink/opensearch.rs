@@ -20,6 +20,7 @@ use opensearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use opensearch::http::{Method, StatusCode, Url};
 use waflog_core::opensearch::{self as os, IndexSuffix, ItemOutcome};
+use waflog_core::transform::DeadLetter;
 
 use crate::aws::{AwsContext, Backoff, LineBuffer};
 
@@ -190,12 +191,7 @@ impl OpenSearchSink {
         aws: &mut AwsContext<'_>,
     ) -> anyhow::Result<OpenSearchSink> {
         os::validate_index_name(index).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("waflog-opensearch")
-            .enable_all()
-            .build()
-            .context("cannot start the OpenSearch I/O runtime")?;
+        let rt = crate::aws::io_runtime("opensearch")?;
         let cluster = {
             let _guard = rt.enter();
             Cluster::new(url, options, aws)?
@@ -508,21 +504,9 @@ async fn send_batch(
 
 /// Adds a dead-letter line for a rejected item (its source line is the raw text).
 fn reject(out: &mut Vec<u8>, source: &str, status: u16, reason: &str, item: &[u8]) {
-    let doc = item
-        .split(|&b| b == b'\n')
-        .nth(1)
-        .map(|d| String::from_utf8_lossy(d).into_owned())
-        .unwrap_or_default();
-    let entry = serde_json::json!({
-        "source": source,
-        "line": 0,
-        "reason": format!("rejected by OpenSearch: HTTP {status} {reason}"),
-        "raw": doc,
-    });
-    if let Ok(mut v) = serde_json::to_vec(&entry) {
-        v.push(b'\n');
-        out.extend_from_slice(&v);
-    }
+    let doc = item.split(|&b| b == b'\n').nth(1).unwrap_or_default();
+    let reason = format!("rejected by OpenSearch: HTTP {status} {reason}");
+    DeadLetter::with_reason(source, 0, reason, doc, false).write_ndjson(out);
 }
 
 #[cfg(test)]
