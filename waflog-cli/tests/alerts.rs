@@ -54,6 +54,23 @@ fn config(dir: &Path, channels: &str, trigger_extra: &str) -> PathBuf {
     path
 }
 
+/// `waflog --config CFG detect INPUT --state STATE -o /dev/null`.
+fn detect_with_state(cfg: &Path, input: &Path, state: &Path) -> (i32, String, String) {
+    run(waflog()
+        .arg("--config")
+        .arg(cfg)
+        .arg("detect")
+        .arg(input)
+        .arg("--state")
+        .arg(state)
+        .args(["-o", "/dev/null"]))
+}
+
+/// `waflog alerts --state STATE ARGS...`.
+fn alerts_cmd(state: &Path, args: &[&str]) -> (i32, String, String) {
+    run(waflog().args(["alerts", "--state"]).arg(state).args(args))
+}
+
 const SEED_TEXT: &str = "Monitor UNK_source-Monitor just entered alert status. Please investigate the issue.\n  - Trigger: UNK_source-trigger\n  - Severity: 1\n  - Period start: 2024-05-01T01:00:00.000Z\n  - Period end: 2024-05-01T01:10:00.000Z";
 
 #[test]
@@ -133,16 +150,7 @@ fn notifications_a_down_channel_missed_are_kept_in_the_state_file_and_sent_later
         "",
     );
     let state = dir.path().join("state.json");
-    let detect = |input: &Path| {
-        run(waflog()
-            .arg("--config")
-            .arg(&cfg)
-            .arg("detect")
-            .arg(input)
-            .arg("--state")
-            .arg(&state)
-            .args(["-o", "/dev/null"]))
-    };
+    let detect = |input: &Path| detect_with_state(&cfg, input, &state);
     let (code, _, err) = detect(&logs);
     // Exit 3: finished, notifications undelivered (kept).
     assert_eq!(code, 3, "{err}");
@@ -150,10 +158,7 @@ fn notifications_a_down_channel_missed_are_kept_in_the_state_file_and_sent_later
         err.contains("2 alert notifications could not be delivered"),
         "{err}"
     );
-    let (code, out, err) = run(waflog()
-        .args(["alerts", "--state"])
-        .arg(&state)
-        .args(["list", "--all", "--json"]));
+    let (code, out, err) = alerts_cmd(&state, &["list", "--all", "--json"]);
     assert_eq!(code, 0, "{err}");
     let alerts: Vec<serde_json::Value> = out
         .lines()
@@ -168,10 +173,7 @@ fn notifications_a_down_channel_missed_are_kept_in_the_state_file_and_sent_later
             .contains(&format!("127.0.0.1:{port}")),
         "{out}"
     );
-    let (_, table, _) = run(waflog()
-        .args(["alerts", "--state"])
-        .arg(&state)
-        .args(["list", "--all"]));
+    let (_, table, _) = alerts_cmd(&state, &["list", "--all"]);
     assert!(
         table.contains("ERROR") && table.contains("UNK_source-Monitor"),
         "{table}"
@@ -186,10 +188,7 @@ fn notifications_a_down_channel_missed_are_kept_in_the_state_file_and_sent_later
         .map(|n| n["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["fired", "completed"], "{err}");
-    let (_, out, _) = run(waflog()
-        .args(["alerts", "--state"])
-        .arg(&state)
-        .args(["list", "--all", "--json"]));
+    let (_, out, _) = alerts_cmd(&state, &["list", "--all", "--json"]);
     let a: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(a["lifecycle"], "COMPLETED", "{out}");
     assert!(a["error"].is_null(), "{out}");
@@ -226,38 +225,20 @@ fn an_acknowledged_alert_is_not_renotified_and_still_completes() {
         "throttle = \"10m\"",
     );
     let state = dir.path().join("state.json");
-    let detect = |input: &Path| {
-        run(waflog()
-            .arg("--config")
-            .arg(&cfg)
-            .arg("detect")
-            .arg(input)
-            .arg("--state")
-            .arg(&state)
-            .args(["-o", "/dev/null"]))
-    };
+    let detect = |input: &Path| detect_with_state(&cfg, input, &state);
     let (code, _, err) = detect(&a);
     assert_eq!(code, 0, "{err}");
-    let (_, out, _) = run(waflog()
-        .args(["alerts", "--state"])
-        .arg(&state)
-        .args(["list", "--json"]));
+    let (_, out, _) = alerts_cmd(&state, &["list", "--json"]);
     let alert: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(alert["lifecycle"], "ACTIVE", "{out}");
     let id = alert["id"].as_str().unwrap().to_string();
     // Acknowledge by a prefix of the ID; list shows it at once.
-    let (code, _, err) = run(waflog()
-        .args(["alerts", "--state"])
-        .arg(&state)
-        .args(["ack", &id[..6]]));
+    let (code, _, err) = alerts_cmd(&state, &["ack", &id[..6]]);
     assert_eq!(code, 0, "{err}");
-    let (_, table, _) = run(waflog().args(["alerts", "--state"]).arg(&state).arg("list"));
+    let (_, table, _) = alerts_cmd(&state, &["list"]);
     assert!(table.contains("ACKNOWLEDGED"), "{table}");
     // An unknown ID is an error (exit 2).
-    let (code, _, err) = run(waflog()
-        .args(["alerts", "--state"])
-        .arg(&state)
-        .args(["ack", "ffffffff"]));
+    let (code, _, err) = alerts_cmd(&state, &["ack", "ffffffff"]);
     assert_eq!(code, 2, "{err}");
     let (code, _, err) = detect(&b);
     assert_eq!(code, 0, "{err}");
@@ -272,14 +253,7 @@ fn an_acknowledged_alert_is_not_renotified_and_still_completes() {
     let control = dir.path().join("control.json");
     std::fs::remove_file(&file).unwrap();
     for part in [&a, &b] {
-        let (code, _, err) = run(waflog()
-            .arg("--config")
-            .arg(&cfg)
-            .arg("detect")
-            .arg(part)
-            .arg("--state")
-            .arg(&control)
-            .args(["-o", "/dev/null"]));
+        let (code, _, err) = detect_with_state(&cfg, part, &control);
         assert_eq!(code, 0, "{err}");
     }
     let kinds: Vec<String> = lines(&file)
@@ -287,10 +261,7 @@ fn an_acknowledged_alert_is_not_renotified_and_still_completes() {
         .map(|n| n["kind"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(kinds, ["fired", "renotify", "completed"]);
-    let (_, out, _) = run(waflog()
-        .args(["alerts", "--state"])
-        .arg(&state)
-        .args(["list", "--all", "--json"]));
+    let (_, out, _) = alerts_cmd(&state, &["list", "--all", "--json"]);
     let done: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(done["lifecycle"], "COMPLETED", "{out}");
     assert!(done["acknowledged_time"].is_i64(), "{out}");
@@ -443,10 +414,7 @@ fn a_running_detect_takes_in_an_acknowledgement_within_seconds() {
         std::time::Duration::from_secs(60),
         "an ACTIVE alert",
         || {
-            let (_, out, _) = run(waflog()
-                .args(["alerts", "--state"])
-                .arg(&state)
-                .args(["list", "--json"]));
+            let (_, out, _) = alerts_cmd(&state, &["list", "--json"]);
             match out
                 .lines()
                 .next()
@@ -460,10 +428,7 @@ fn a_running_detect_takes_in_an_acknowledgement_within_seconds() {
             }
         },
     );
-    let (code, _, err) = run(waflog()
-        .args(["alerts", "--state"])
-        .arg(&state)
-        .args(["ack", &id]));
+    let (code, _, err) = alerts_cmd(&state, &["ack", &id]);
     assert_eq!(code, 0, "{err}");
     let acks = dir.path().join("state.json.acks");
     assert!(acks.exists());
@@ -477,10 +442,7 @@ fn a_running_detect_takes_in_an_acknowledgement_within_seconds() {
         std::time::Duration::from_secs(10),
         "the ack to be saved",
         || {
-            let (_, out, _) = run(waflog()
-                .args(["alerts", "--state"])
-                .arg(&state)
-                .args(["list", "--json"]));
+            let (_, out, _) = alerts_cmd(&state, &["list", "--json"]);
             out.contains("\"ACKNOWLEDGED\"")
         },
     );

@@ -7,28 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
+mod common;
+use common::{fixture, run_bytes as run};
+
 fn waflog() -> Command {
-    let mut c = Command::cargo_bin("waflog").unwrap();
-    c.env_remove("WAFLOG_CONFIG").env_remove("WAFLOG_LOG");
-    c
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures")
-        .join(name)
-}
-
-fn run(cmd: &mut Command) -> (i32, Vec<u8>, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::waflog_env()
 }
 
 fn ndjson(bytes: &[u8]) -> Vec<Value> {

@@ -18,10 +18,9 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 mod common;
 use common::{lines, run};
 
+/// A JSON file of fixtures/opensearch.
 fn fixture(rel: &str) -> serde_json::Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/opensearch")
-        .join(rel);
+    let p = common::fixture(&format!("opensearch/{rel}"));
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
 }
 
@@ -160,6 +159,27 @@ fn logs(dir: &Path, reject: std::ops::Range<usize>) -> (PathBuf, Vec<serde_json:
     (p, recs)
 }
 
+/// How many times each document (by `httpRequest.requestId`) was sent in these
+/// `_bulk` requests.
+fn sends_per_document(bulks: &[&Request]) -> HashMap<String, usize> {
+    let mut sends = HashMap::new();
+    for r in bulks {
+        for pair in String::from_utf8_lossy(&r.body)
+            .lines()
+            .collect::<Vec<_>>()
+            .chunks(2)
+        {
+            let doc: serde_json::Value = serde_json::from_str(pair[1]).unwrap();
+            let id = doc["httpRequest"]["requestId"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            *sends.entry(id).or_default() += 1;
+        }
+    }
+    sends
+}
+
 fn requests(s: &Setup) -> Vec<Request> {
     s.rt.block_on(s.server.received_requests()).unwrap()
 }
@@ -227,33 +247,8 @@ fn bulk_indexing_retries_throttled_items_and_dead_letters_rejected_ones() {
         assert_eq!(first, br#"{"index":{"_index":"waf"}}"#);
     }
     // Every document indexed exactly once, except the three rejected.
-    let mut indexed: HashMap<String, usize> = HashMap::new();
-    let mut sent = 0;
-    for r in &bulks {
-        sent += r
-            .body
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .count()
-            / 2;
-    }
-    for r in &bulks {
-        for pair in String::from_utf8_lossy(&r.body)
-            .lines()
-            .collect::<Vec<_>>()
-            .chunks(2)
-        {
-            let doc: serde_json::Value = serde_json::from_str(pair[1]).unwrap();
-            *indexed
-                .entry(
-                    doc["httpRequest"]["requestId"]
-                        .as_str()
-                        .unwrap()
-                        .to_string(),
-                )
-                .or_default() += 1;
-        }
-    }
+    let indexed = sends_per_document(&bulks);
+    let sent: usize = indexed.values().sum();
     assert_eq!(indexed.len(), 2000);
     // 4 requests of 500 + the 503'd first request again + resends of 11 items.
     assert_eq!(sent, 2000 + 500 + 5 * 2 + 1, "{err}");
@@ -618,24 +613,9 @@ fn a_429_storm_is_ridden_out() {
         "{err}"
     );
     // Each document ended up indexed once: its last attempt answered 201.
-    let mut last: HashMap<String, usize> = HashMap::new();
-    for r in requests(&s).iter().filter(|r| r.url.path() == "/_bulk") {
-        for pair in String::from_utf8_lossy(&r.body)
-            .lines()
-            .collect::<Vec<_>>()
-            .chunks(2)
-        {
-            let doc: serde_json::Value = serde_json::from_str(pair[1]).unwrap();
-            *last
-                .entry(
-                    doc["httpRequest"]["requestId"]
-                        .as_str()
-                        .unwrap()
-                        .to_string(),
-                )
-                .or_default() += 1;
-        }
-    }
+    let reqs = requests(&s);
+    let bulks: Vec<&Request> = reqs.iter().filter(|r| r.url.path() == "/_bulk").collect();
+    let last = sends_per_document(&bulks);
     assert_eq!(last.len(), 2000);
     // A tenth of the documents were sent four times (or five, in a refused request).
     assert!(last.values().filter(|&&n| n >= 4).count() >= 200, "{err}");

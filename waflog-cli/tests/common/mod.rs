@@ -28,10 +28,12 @@ pub fn kinesalite() -> String {
     test_env("WAFLOG_TEST_KINESALITE")
 }
 
-/// `waflog` with test credentials (no instance metadata, no WAFLOG_CONFIG).
+/// `waflog` with test credentials (no instance metadata, no WAFLOG_CONFIG or
+/// WAFLOG_LOG from the environment).
 pub fn waflog_env() -> Command {
     let mut c = Command::cargo_bin("waflog").unwrap();
     c.env_remove("WAFLOG_CONFIG")
+        .env_remove("WAFLOG_LOG")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
@@ -80,6 +82,23 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs a command: exit code, stdout as bytes, stderr.
+pub fn run_bytes(cmd: &mut Command) -> (i32, Vec<u8>, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A file under the repository's fixtures/.
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(name)
 }
 
 /// The JSON lines of a file.
