@@ -82,6 +82,8 @@ impl Detector for MadDetector {
                 .map(|s| if total > 0.0 { s / total } else { 0.0 })
                 .collect(),
             shifted_categories: Vec::new(),
+            // A rolling median has no symmetric normal range: no band to draw.
+            band: Vec::new(),
         }
     }
 }

@@ -4,7 +4,8 @@
 #   bash scripts/test.sh [cargo test args...]     e.g. bash scripts/test.sh -p waflog-cli
 #
 # Installs the test tooling (scripts/local-aws.sh install: moto_server in
-# .tools/venv, kinesalite in .tools/node; a no-op once done), starts a private
+# .tools/venv, kinesalite in .tools/node; Debian's chromium and chromium-driver
+# for the browser tests, with apt-get; each a no-op once done), starts a private
 # pair of servers on free 127.0.0.1 ports, exports WAFLOG_TEST_* and test AWS
 # credentials (see `bash scripts/local-aws.sh env`), runs
 # `cargo test --workspace "$@"`, stops the servers on exit (also on Ctrl-C or
@@ -21,6 +22,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/local-aws.sh
 
 local_aws_install
+
+# The dashboard's browser tests (waflog-cli/tests/dashboard.rs) drive Debian's
+# headless Chromium through its chromedriver; install both when missing.
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+  echo "test.sh: installing Debian's chromium and chromium-driver for the browser tests" >&2
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq \
+    chromium chromium-driver >/dev/null
+fi
+export WAFLOG_TEST_CHROMIUM=/usr/bin/chromium WAFLOG_TEST_CHROMEDRIVER=/usr/bin/chromedriver
 
 LOCAL_AWS_RUN_DIR="$PWD/.tools/run/test-$$"
 LOCAL_AWS_LOG_DIR="$PWD/.tools/logs/test-$$"

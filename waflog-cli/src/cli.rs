@@ -108,6 +108,18 @@ pub enum Command {
     /// Example: waflog alerts --state waflog.state list; waflog alerts --state
     /// waflog.state ack 3fa2c41b07d9
     Alerts(AlertsArgs),
+    /// Write the dashboard of a past run as one self-contained HTML file.
+    ///
+    /// Reads results written with `waflog detect --all` (every interval's feature
+    /// values, expected values and band) and writes the dashboard's views: the
+    /// series with their expected band and grade per detector, the anomalies with
+    /// their explanation, counts per detector and entity over the last 24 hours
+    /// and 7 days of the data, and the alerts of a --state file. The file carries
+    /// its scripts, styles and data and loads nothing from the network.
+    ///
+    /// Example: waflog detect --all -o results.ndjson logs.ndjson.gz; waflog report
+    /// results.ndjson --output report.html
+    Report(ReportArgs),
     /// Set up an OpenSearch cluster for waflog, or show its detectors and alerts.
     ///
     /// `setup` puts the index templates in place and creates (or updates, matched
@@ -527,6 +539,48 @@ pub struct DetectArgs {
     /// one-feature rcf forest (1.35 MB).
     #[arg(long, value_name = "N")]
     pub max_entities: Option<usize>,
+    /// Serve a live dashboard while detection runs, at ADDR (default
+    /// 127.0.0.1:8080; loopback unless another address is given; port 0 picks a
+    /// free port). The URL is logged at start. The page shows every detector's
+    /// series with its expected band and anomaly grade, the anomalies with their
+    /// explanation, anomaly counts per detector and entity over 24 hours and 7
+    /// days, KPIs and the alerts with an acknowledge button; updates are pushed
+    /// within a second. Read-only but for acknowledgements; requests with a
+    /// foreign Host or Origin are refused.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::dashboard::DEFAULT_ADDR)]
+    pub dashboard: Option<String>,
+    /// Another Host name the dashboard answers to (repeatable), e.g. the machine's
+    /// name when it listens on 0.0.0.0. Only localhost and IP addresses are
+    /// accepted otherwise.
+    #[arg(long, value_name = "NAME", requires = "dashboard")]
+    pub dashboard_host: Vec<String>,
+    /// With --dashboard: how long the page stays up after the input ends (e.g.
+    /// `10m`, `0s`). Default: until Ctrl-C. Acknowledgements still apply meanwhile.
+    #[arg(long, value_name = "DURATION", requires = "dashboard")]
+    pub linger: Option<String>,
+}
+
+/// Flags of `waflog report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Result files written by `waflog detect --all` (NDJSON, `.gz` read
+    /// transparently, `-` for stdin). Without --all only anomalies are there, and
+    /// the charts show only them.
+    #[arg(value_name = "RESULTS", required = true)]
+    pub results: Vec<String>,
+    /// The HTML file to write (stdout when `-`).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// A `waflog detect --state` file whose alerts the report lists.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// The page's title (default: the result files' names).
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+    /// Where lines that are not result documents go, with the reason (stderr when
+    /// absent).
+    #[arg(long, value_name = "FILE")]
+    pub dead_letter: Option<PathBuf>,
 }
 
 /// What `waflog detect` reads.

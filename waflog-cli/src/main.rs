@@ -11,6 +11,7 @@ mod alerts;
 mod aws;
 mod cli;
 mod cmd;
+mod dashboard;
 mod exit;
 mod location;
 mod logging;
@@ -29,6 +30,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Detect(args) => cmd::detect::run(&cli.global, args),
         cli::Command::Eval(args) => cmd::eval::run(&cli.global, args),
         cli::Command::Alerts(args) => cmd::alerts::run(&cli.global, args),
+        cli::Command::Report(args) => cmd::report::run(&cli.global, args),
         cli::Command::Opensearch(args) => cmd::opensearch::run(&cli.global, args),
     };
     exit::code(outcome)

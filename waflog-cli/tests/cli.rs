@@ -527,6 +527,7 @@ fn detect_flags_the_injected_episode_with_ad_shaped_results() {
             "feature_data",
             "relevant_attribution",
             "expected_values",
+            "expected_bounds",
             "approx_anomaly_start_time",
             "records",
             "contributors",
@@ -550,6 +551,15 @@ fn detect_flags_the_injected_episode_with_ad_shaped_results() {
     );
     assert_eq!(country[0]["feature_data"][0]["feature_name"], "UNK_country");
     assert_eq!(country[0]["relevant_attribution"][0]["data"], 1.0);
+    // The band: expected value ± threshold (5) × the baseline's scale.
+    let expected = country[0]["expected_values"][0]["value_list"][0]["data"]
+        .as_f64()
+        .unwrap();
+    let (low, high) = (
+        country[0]["expected_bounds"][0]["low"].as_f64().unwrap(),
+        country[0]["expected_bounds"][0]["high"].as_f64().unwrap(),
+    );
+    assert!((low + high - 2.0 * expected).abs() < 1e-6 && high > expected);
     assert!(country[0]["anomaly_grade"].as_f64().unwrap() > 0.5);
     // No other detector fires on this clean scenario.
     assert_eq!(results.len(), 10, "{results:?}");

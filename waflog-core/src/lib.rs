@@ -25,6 +25,7 @@
 
 pub mod alert;
 pub mod config;
+pub mod dashboard;
 pub mod detect;
 pub mod error;
 pub mod eval;

@@ -180,6 +180,23 @@ impl Alerting {
         Ok(())
     }
 
+    /// Acknowledges the alert with exactly this ID (from the dashboard).
+    pub fn acknowledge_exact(
+        &mut self,
+        id: &str,
+    ) -> Result<waflog_core::dashboard::AlertView, crate::dashboard::AckRefusal> {
+        use crate::dashboard::AckRefusal;
+        match self.eval.book().get(id) {
+            Ok(a) if a.id == id => {}
+            _ => return Err(AckRefusal::Unknown(format!("no alert with ID `{id}`"))),
+        }
+        self.eval
+            .book_mut()
+            .acknowledge(id, now_ms())
+            .map(waflog_core::dashboard::AlertView::of)
+            .map_err(|e| AckRefusal::Conflict(e.to_string()))
+    }
+
     /// For a run that follows its input: about once a second, takes in
     /// acknowledgements and delivers what is due (retries after an outage).
     pub fn tick(&mut self) {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use waflog_core::alert::AlertBook;
+use waflog_core::dashboard::Board;
 use waflog_core::detect::metrics::MetricSeries;
 use waflog_core::detect::{AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, EngineState};
 use waflog_core::error::SchemaError;
@@ -18,6 +19,7 @@ use crate::alerts::{self, Alerting};
 use crate::aws::AwsContext;
 use crate::aws::kinesis::StartPosition;
 use crate::cli::{DetectArgs, GlobalArgs, InputFormat};
+use crate::dashboard::{self, AckRefusal, Dashboard};
 use crate::exit::Finished;
 use crate::sink::file::{self as file_sink, Output};
 use crate::source::file as file_source;
@@ -32,6 +34,8 @@ struct Results {
     written: u64,
     /// Monitors evaluated on every result, when alerting is on.
     alerting: Option<Alerting>,
+    /// The live dashboard, with --dashboard.
+    dashboard: Option<Dashboard>,
 }
 
 impl Results {
@@ -45,6 +49,17 @@ impl Results {
     fn emit(&mut self, results: &mut Vec<AnomalyResult>) -> anyhow::Result<()> {
         if let Some(a) = &mut self.alerting {
             a.observe(results);
+        }
+        if let Some(d) = &mut self.dashboard {
+            let book = self.alerting.as_ref().map(Alerting::book);
+            d.publish(|b| {
+                for r in results.iter() {
+                    b.push(r);
+                }
+                if let Some(book) = book {
+                    b.set_alerts(book);
+                }
+            });
         }
         for r in results.drain(..) {
             if r.is_anomaly() {
@@ -60,6 +75,16 @@ impl Results {
             self.flush_buf()?;
         }
         Ok(())
+    }
+
+    /// Applies the acknowledgements sent from the dashboard.
+    fn serve_acks(&mut self) -> usize {
+        serve_acks(&mut self.dashboard, &mut self.alerting)
+    }
+
+    /// The input's counts, on the dashboard.
+    fn show_input(&mut self, engine: &Engine, events: u64, dead: Option<u64>, force: bool) {
+        show_input(&mut self.dashboard, engine, events, dead, force);
     }
 
     fn flush_buf(&mut self) -> anyhow::Result<()> {
@@ -125,6 +150,29 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         );
         Some(a)
     };
+    let dashboard = match &args.dashboard {
+        Some(addr) => {
+            let addr = dashboard::parse_addr(addr)?;
+            let title = format!("waflog detect: {}", inputs_title(&inputs_given));
+            let mut d = Dashboard::start(
+                addr,
+                Board::new(&title, &specs),
+                alerting.is_some(),
+                &args.dashboard_host,
+            )?;
+            if let Some(a) = &alerting {
+                d.publish(|b| b.set_alerts(a.book()));
+            }
+            tracing::info!("dashboard: {}", d.url());
+            Some(d)
+        }
+        None => None,
+    };
+    let linger = args
+        .linger
+        .as_deref()
+        .map(|l| humantime::parse_duration(l).map_err(|e| anyhow::anyhow!("--linger {l}: {e}")))
+        .transpose()?;
     let mut results = Results {
         out: file_sink::create_location(args.output.as_deref(), &mut aws, &{
             let mut o = args.sink.options()?;
@@ -135,6 +183,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         all: args.all,
         written: 0,
         alerting,
+        dashboard,
     };
     let mut dead = file_sink::create_or_stderr(args.input.dead_letter.as_deref())?;
     let started = Instant::now();
@@ -246,6 +295,11 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
                 let outcome = engine.push_line(line, &mut pending);
                 if !pending.is_empty() {
                     results.emit(&mut pending)?;
+                    if results.dashboard.is_some() {
+                        results.serve_acks();
+                        let events = engine.stats().records;
+                        results.show_input(&engine, events, None, false);
+                    }
                     if let Some(st) = &mut store {
                         st.save_if_due(&engine, results.book())?;
                     }
@@ -284,6 +338,19 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     }
     dead.finish()?;
     let elapsed = started.elapsed();
+    let (mut dashboard, mut alerting) = (results.dashboard, results.alerting);
+    if dashboard.is_some() {
+        show_input(
+            &mut dashboard,
+            &engine,
+            stats.records_in,
+            Some(stats.dead_lettered),
+            true,
+        );
+        if let Some(d) = &mut dashboard {
+            d.publish(|b| b.set_input_done());
+        }
+    }
     let e = engine.stats();
     if e.evicted > 0 {
         let caps: Vec<String> = engine
@@ -326,7 +393,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         },
         records::dead_letter_note(&stats, args.input.dead_letter.as_deref())
     );
-    if let Some(a) = &results.alerting {
+    if let Some(a) = &alerting {
         let c = a.counts;
         tracing::info!(
             "alerts: {} fired, {} re-notified, {} completed; {} notifications delivered{}",
@@ -340,6 +407,15 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
                 String::new()
             }
         );
+    }
+    if dashboard.is_some() {
+        linger_on(
+            &mut dashboard,
+            &mut alerting,
+            store.as_mut(),
+            &engine,
+            linger,
+        )?;
     }
     if undelivered > 0 {
         match &args.state {
@@ -355,6 +431,97 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         return Ok(Finished::Undelivered);
     }
     Ok(super::finished(global, &stats))
+}
+
+/// Applies the acknowledgements sent from the dashboard and shows the result;
+/// returns how many were applied.
+fn serve_acks(dashboard: &mut Option<Dashboard>, alerting: &mut Option<Alerting>) -> usize {
+    let Some(d) = dashboard else {
+        return 0;
+    };
+    let requests = d.take_acks();
+    if requests.is_empty() {
+        return 0;
+    }
+    let mut applied = 0;
+    for req in requests {
+        let outcome = match alerting {
+            Some(a) => a.acknowledge_exact(&req.id),
+            None => Err(AckRefusal::Unknown("alerting is off".into())),
+        };
+        if let Ok(view) = &outcome {
+            applied += 1;
+            tracing::info!(
+                "alert {} acknowledged from the dashboard ({})",
+                view.id,
+                view.monitor
+            );
+        }
+        req.answer(outcome);
+    }
+    if let Some(a) = alerting {
+        d.publish(|b| b.set_alerts(a.book()));
+    }
+    applied
+}
+
+/// The input's counts, on the dashboard.
+fn show_input(
+    dashboard: &mut Option<Dashboard>,
+    engine: &Engine,
+    events: u64,
+    dead: Option<u64>,
+    force: bool,
+) {
+    if let Some(d) = dashboard {
+        let late = engine.late().iter().map(|(_, n)| *n).max().unwrap_or(0);
+        d.input(events, dead, late, force);
+    }
+}
+
+/// A title for the dashboard from the input names.
+fn inputs_title(inputs: &[String]) -> String {
+    match inputs {
+        [] => "stdin".to_string(),
+        [one] if one == "-" => "stdin".to_string(),
+        many => many.join(", "),
+    }
+}
+
+/// After the input ends, keeps the dashboard up for `linger` (until Ctrl-C when
+/// `None`), applying acknowledgements and saving them in the state file.
+fn linger_on(
+    dashboard: &mut Option<Dashboard>,
+    alerting: &mut Option<Alerting>,
+    mut store: Option<&mut StateFile>,
+    engine: &Engine,
+    linger: Option<Duration>,
+) -> anyhow::Result<()> {
+    if linger.is_some_and(|l| l.is_zero()) {
+        return Ok(());
+    }
+    let stop = stream::stop_on_ctrl_c()?;
+    let url = dashboard
+        .as_ref()
+        .map(|d| d.url().to_string())
+        .unwrap_or_default();
+    match linger {
+        Some(l) => tracing::info!(
+            "input ended; the dashboard stays up at {url} for {} (Ctrl-C to stop)",
+            humantime::format_duration(l)
+        ),
+        None => tracing::info!("input ended; the dashboard stays up at {url} until Ctrl-C"),
+    }
+    let until = linger.map(|l| Instant::now() + l);
+    while !stop.load(Ordering::SeqCst) && until.is_none_or(|u| Instant::now() < u) {
+        std::thread::sleep(Duration::from_millis(100));
+        if serve_acks(dashboard, alerting) > 0 {
+            if let Some(st) = store.as_deref_mut() {
+                st.save(engine, alerting.as_ref().map(Alerting::book))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Follow mode: lines arrive from a reader thread; while none arrive, event time is
@@ -386,7 +553,7 @@ impl stream::FollowStage for FollowDetect<'_> {
         }
     }
 
-    fn tick(&mut self, idle_ms: Option<i64>) -> anyhow::Result<()> {
+    fn tick(&mut self, idle_ms: Option<i64>, stats: &TransformStats) -> anyhow::Result<()> {
         if let (Some(idle), Some(max)) = (idle_ms, self.engine.max_event_ms()) {
             self.engine
                 .advance_to(max.saturating_add(idle), &mut self.pending);
@@ -396,6 +563,15 @@ impl stream::FollowStage for FollowDetect<'_> {
         }
         if let Some(a) = &mut self.results.alerting {
             a.tick();
+        }
+        if self.results.dashboard.is_some() {
+            self.results.serve_acks();
+            self.results.show_input(
+                self.engine,
+                stats.records_in,
+                Some(stats.dead_lettered),
+                false,
+            );
         }
         if let Some(st) = self.store.as_deref_mut().filter(|_| !self.mid_record) {
             st.save_if_due(self.engine, self.results.book())?;

@@ -7,6 +7,7 @@ pub mod firehose;
 pub mod generate;
 pub mod opensearch;
 pub mod records;
+pub mod report;
 pub mod stream;
 pub mod transform;
 

@@ -124,7 +124,8 @@ pub trait FollowStage {
     /// Called after every message and every 200 ms without one. `idle_ms` is the
     /// time since the last line when the input is idle at its tip (no stream
     /// reader holds records back), for moving event time with the wall clock.
-    fn tick(&mut self, idle_ms: Option<i64>) -> anyhow::Result<()>;
+    /// `stats` are the input's counts so far.
+    fn tick(&mut self, idle_ms: Option<i64>, stats: &TransformStats) -> anyhow::Result<()>;
 }
 
 /// Follows `rx` until its end, `idle_exit` without a line, or `stop`: lines go
@@ -195,7 +196,7 @@ pub fn follow(
             Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
         }
         let idle = i64::try_from(last_seen.elapsed().as_millis()).unwrap_or(i64::MAX);
-        stage.tick((idle >= 200 && at_tip).then_some(idle))?;
+        stage.tick((idle >= 200 && at_tip).then_some(idle), stats)?;
     }
 }
 

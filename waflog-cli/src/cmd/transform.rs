@@ -170,7 +170,7 @@ impl stream::FollowStage for FollowTransform<'_> {
         self.checkpoints.insert(shard, sequence);
     }
 
-    fn tick(&mut self, idle_ms: Option<i64>) -> anyhow::Result<()> {
+    fn tick(&mut self, idle_ms: Option<i64>, _stats: &TransformStats) -> anyhow::Result<()> {
         if !self.buf.is_empty()
             && (idle_ms.is_some() || self.last_write.elapsed() >= Duration::from_secs(1))
         {

@@ -288,6 +288,7 @@ mod tests {
             expected: vec![3.0, 100.0],
             attribution: vec![0.25, 0.75],
             shifted_categories: vec![],
+            band: vec![],
         };
         let mut r = AnomalyResult::from_score(
             "source-anomaly-detector",

@@ -32,7 +32,8 @@
 //! let mut eval = Evaluator::new(&[Monitor::seed()], &Channel::defaults()).unwrap();
 //! // One anomalous one-minute result in the 10-minute period 18:10-18:20 ...
 //! let score = Score { anomaly_score: 9.0, anomaly_grade: 0.9, confidence: 0.8, threshold: 5.0,
-//!     expected: vec![3.0], attribution: vec![1.0], shifted_categories: vec![] };
+//!     expected: vec![3.0], attribution: vec![1.0], shifted_categories: vec![],
+//!     band: vec![] };
 //! let minute = |m: i64| (1_669_831_800_000 + m * 60_000, 1_669_831_860_000 + m * 60_000);
 //! let r = AnomalyResult::from_score("source-anomaly-detector", &["UNK_source".into()],
 //!     &[240.0], &score, minute(2), 0);

@@ -22,6 +22,7 @@ fn result(minute: i64, grade: f64, value: f64, entity: Option<&str>) -> AnomalyR
         expected: vec![2.0],
         attribution: vec![1.0],
         shifted_categories: vec![],
+        band: vec![],
     };
     let mut r = AnomalyResult::from_score(
         DETECTOR,

@@ -166,6 +166,7 @@ impl Detector for Categorical {
                 .take(3)
                 .map(|s| (s.value, s.count, s.expected))
                 .collect(),
+            band: Vec::new(),
         }
     }
 

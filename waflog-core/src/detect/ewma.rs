@@ -76,6 +76,7 @@ impl Detector for Ewma {
             })
             .collect();
         let expected = self.mean[..n].to_vec();
+        let band = (0..n).map(|i| self.threshold * self.scale(i)).collect();
         // Learn: the first value sets the baseline; later ones update it, clipped.
         for (i, &xi) in x.iter().enumerate().take(n) {
             if self.seen == 0 {
@@ -107,6 +108,7 @@ impl Detector for Ewma {
             expected,
             attribution,
             shifted_categories: Vec::new(),
+            band,
         }
     }
 

@@ -359,6 +359,7 @@ impl Detector for EwmaLikelihood {
             expected: inner.expected,
             attribution,
             shifted_categories: Vec::new(),
+            band: inner.band,
         }
     }
 

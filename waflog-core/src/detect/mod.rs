@@ -124,6 +124,10 @@ pub struct Score {
     /// Categorical detectors: the categories that moved most, as (value, records,
     /// records expected from the baseline).
     pub shifted_categories: Vec<(String, u64, f64)>,
+    /// Half-width per feature of the range the detector takes as normal this
+    /// interval: values within `expected ± band` are not anomalous on their own.
+    /// Empty when the detector has no such range (categorical, rcf).
+    pub band: Vec<f64>,
 }
 
 /// Grade and confidence shared by the built-in detectors: a grade of

@@ -271,6 +271,7 @@ impl Detector for Rcf {
             expected,
             attribution,
             shifted_categories: Vec::new(),
+            band: Vec::new(),
         }
     }
 

@@ -57,6 +57,19 @@ pub struct Contributor {
     pub expected: f64,
 }
 
+/// The range a detector took as normal for one feature in an interval: the
+/// expected value ± the detector's threshold distance (a waflog addition, for
+/// charts of the expected band).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bounds {
+    /// Feature ID.
+    pub feature_id: String,
+    /// Lower end.
+    pub low: f64,
+    /// Upper end.
+    pub high: f64,
+}
+
 /// The top contributors of one field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contributors {
@@ -108,6 +121,10 @@ pub struct AnomalyResult {
     pub relevant_attribution: Vec<Attribution>,
     /// Expected feature values.
     pub expected_values: Vec<Expected>,
+    /// The normal range per feature, for detectors that have one (a waflog
+    /// addition).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected_bounds: Vec<Bounds>,
     /// Start of the interval in which the anomaly began, for graded results.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approx_anomaly_start_time: Option<i64>,
@@ -207,6 +224,19 @@ impl AnomalyResult {
                     .map(|(feature_id, data)| ExpectedValue { feature_id, data })
                     .collect(),
             }],
+            expected_bounds: if score.band.len() == names.len() {
+                names
+                    .iter()
+                    .zip(score.expected.iter().zip(&score.band))
+                    .map(|(name, (&e, &b))| Bounds {
+                        feature_id: name.clone(),
+                        low: e - b,
+                        high: e + b,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             approx_anomaly_start_time: None,
             records: 0,
             contributors: None,

@@ -247,6 +247,16 @@ impl AlgorithmSpec {
 }
 
 impl AlgorithmSpec {
+    /// Intervals a model sees before it grades results (its warm-up).
+    pub fn min_intervals(&self) -> u32 {
+        match *self {
+            AlgorithmSpec::Ewma { min_intervals, .. }
+            | AlgorithmSpec::Categorical { min_intervals, .. }
+            | AlgorithmSpec::EwmaLikelihood { min_intervals, .. }
+            | AlgorithmSpec::Rcf { min_intervals, .. } => min_intervals,
+        }
+    }
+
     /// Estimated resident bytes of one model of this algorithm with `features`
     /// features over shingles of `shingle_size` intervals, for the per-entity budget:
     /// [`BYTES_PER_ENTITY`] for `ewma` and `categorical`; plus 16 bytes per interval

@@ -323,6 +323,7 @@ mod tests {
                 likelihood: 1.0,
                 value_list: vec![],
             }],
+            expected_bounds: vec![],
             approx_anomaly_start_time: None,
             records: 0,
             contributors: None,

@@ -9,7 +9,7 @@
 //! `integer`) and leaves the rest to dynamic mapping. The results template follows
 //! the Anomaly Detection plugin's own result mapping (`anomaly-results.json`, schema
 //! 5: same field names, types and date formats) plus waflog's additions
-//! (`detector_name`, `records`, `contributors`, `examples`).
+//! (`detector_name`, `records`, `contributors`, `examples`, `expected_bounds`).
 
 use serde_json::{Map, Value, json};
 
@@ -255,6 +255,11 @@ pub fn results_template(base: &str) -> Value {
                         "likelihood": {"type": "double"},
                         "value_list": feature_values()
                     }},
+                    "expected_bounds": {"type": "nested", "properties": {
+                        "feature_id": {"type": "keyword"},
+                        "low": {"type": "double"},
+                        "high": {"type": "double"}
+                    }},
                     "records": {"type": "long"},
                     "contributors": {"properties": {
                         "field": {"type": "keyword"},
@@ -377,6 +382,7 @@ mod tests {
             expected: vec![3.0],
             attribution: vec![1.0],
             shifted_categories: vec![],
+            band: vec![],
         };
         let mut r = AnomalyResult::from_score(
             "d",
@@ -439,6 +445,8 @@ mod tests {
                 "properties.contributors",
                 "properties.contributors.*",
                 "properties.examples",
+                "properties.expected_bounds",
+                "properties.expected_bounds.*",
             ],
             &optional.iter().map(String::as_str).collect::<Vec<_>>(),
         );

@@ -1,0 +1,116 @@
+//! `waflog report`: results of a past run -> one self-contained HTML dashboard.
+
+use std::path::Path;
+
+use anyhow::Context;
+use waflog_core::alert::AlertBook;
+use waflog_core::dashboard::Board;
+use waflog_core::detect::AnomalyResult;
+use waflog_core::error::SchemaError;
+use waflog_core::transform::TransformStats;
+
+use super::records;
+use crate::cli::{GlobalArgs, ReportArgs};
+use crate::exit::Finished;
+use crate::sink::file as file_sink;
+use crate::source::file as file_source;
+
+/// Runs the subcommand.
+pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
+    let config = super::load_config(global)?;
+    let max_line = config.input.max_line_bytes;
+    let names = records::input_names(&args.results);
+    let title = args
+        .title
+        .clone()
+        .unwrap_or_else(|| format!("waflog report: {}", names.join(", ")));
+    let mut board = Board::report(&title);
+    let mut stats = TransformStats::default();
+    let mut dead = file_sink::create_or_stderr(args.dead_letter.as_deref())?;
+    // Records per detector (the busiest non-entity detector saw every record).
+    let mut records: std::collections::HashMap<String, (u64, bool)> = Default::default();
+    let mut span: Option<(i64, i64)> = None;
+    let mut all = false;
+    for name in &names {
+        let input = file_source::open(name)?;
+        records::each_line(input, max_line, &mut stats, &mut dead, |line| {
+            let r: AnomalyResult = match serde_json::from_slice(line) {
+                Ok(r) => r,
+                Err(e) => {
+                    return Ok(Err(SchemaError::InvalidJson(format!(
+                        "not a waflog detect result: {e}"
+                    ))));
+                }
+            };
+            let e = records.entry(r.detector_name.clone()).or_default();
+            e.0 += r.records;
+            e.1 |= r.entity.is_some();
+            all |= !r.is_anomaly();
+            span = Some(span.map_or((r.data_start_time, r.data_end_time), |(a, b)| {
+                (a.min(r.data_start_time), b.max(r.data_end_time))
+            }));
+            board.push(&r);
+            Ok(Ok(()))
+        })?;
+    }
+    dead.finish()?;
+    if stats.records_out == 0 {
+        anyhow::bail!("no result documents in {}", names.join(", "));
+    }
+    if !all {
+        tracing::warn!(
+            "the results hold anomalies only: the charts show only anomalous intervals; write them with `waflog detect --all` for whole series"
+        );
+    }
+    if let Some(path) = &args.state {
+        board.set_alerts(&alerts_of(path)?);
+    }
+    let events = records
+        .values()
+        .filter(|(_, per_entity)| !per_entity)
+        .map(|(n, _)| *n)
+        .max()
+        .unwrap_or(0);
+    let rate = match span {
+        Some((a, b)) if b > a && all => events as f64 * 1000.0 / (b - a) as f64,
+        _ => 0.0,
+    };
+    board.set_input_done();
+    // The average rate in event time (the report has no wall clock to go by).
+    board.set_input(events, 0, 0, rate);
+    let snapshot = board.snapshot_at(crate::alerts::now_ms());
+    let html = crate::dashboard::report_html(&snapshot)?;
+    if args.output == Path::new("-") {
+        use std::io::Write;
+        std::io::stdout()
+            .write_all(html.as_bytes())
+            .context("cannot write the report to stdout")?;
+    } else {
+        super::write_atomic(&args.output, html.as_bytes())
+            .with_context(|| format!("cannot write {}", args.output.display()))?;
+    }
+    tracing::info!(
+        "report of {} results ({} anomalies, {} detectors) written to {} ({} KB){}",
+        snapshot.kpis.results,
+        snapshot.kpis.anomalies,
+        snapshot.detectors.len(),
+        args.output.display(),
+        html.len() / 1024,
+        records::dead_letter_note(&stats, args.dead_letter.as_deref())
+    );
+    Ok(super::finished(global, &stats))
+}
+
+/// The alerts of a `waflog detect --state` file.
+fn alerts_of(path: &Path) -> anyhow::Result<AlertBook> {
+    let text = std::fs::read(path)
+        .with_context(|| format!("cannot read state file {}", path.display()))?;
+    #[derive(serde::Deserialize)]
+    struct Saved {
+        #[serde(default)]
+        alerts: Option<AlertBook>,
+    }
+    let saved: Saved = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a waflog state file", path.display()))?;
+    Ok(saved.alerts.unwrap_or_default())
+}

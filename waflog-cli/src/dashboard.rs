@@ -1,0 +1,604 @@
+//! `waflog detect --dashboard`: a live web page of the detectors, anomalies and
+//! alerts, pushed to browsers with server-sent events, and the offline report page.
+//!
+//! The page (HTML, JavaScript, CSS and the vendored Chart.js) is compiled into the
+//! binary. The server is read-only but for one endpoint, acknowledging an alert,
+//! which is handed to the detection loop (the owner of the alert state) and
+//! answered when applied. Requests whose Host or Origin is not this server are
+//! refused (DNS rebinding, cross-site requests).
+//!
+//! Endpoints: `GET /` (the page), `GET /assets/*`, `GET /api/snapshot` (JSON),
+//! `GET /api/events` (SSE: a `snapshot` event, then `update` events; a reconnect
+//! starts with a fresh snapshot, so no history is lost), `GET /api/alerts` and
+//! `POST /api/alerts/{id}/ack`.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::stream::Stream;
+use tokio::sync::{broadcast, oneshot};
+use waflog_core::dashboard::{AlertView, Board, Snapshot};
+
+/// The page template: three lines in it load the assets, which the report inlines.
+pub const INDEX_HTML: &str = include_str!("../assets/dashboard/index.html");
+/// The page's script.
+pub const APP_JS: &str = include_str!("../assets/dashboard/app.js");
+/// The page's styles.
+pub const APP_CSS: &str = include_str!("../assets/dashboard/app.css");
+/// Chart.js 4.6.1 (MIT), from the npm package's `dist/chart.umd.min.js`.
+pub const CHART_JS: &str = include_str!("../assets/vendor/chart.umd.min.js");
+
+const CSS_LINK: &str = r#"<link rel="stylesheet" href="assets/app.css">"#;
+const CHART_TAG: &str = r#"<script src="assets/chart.umd.min.js"></script>"#;
+const APP_TAG: &str = r#"<script src="assets/app.js"></script>"#;
+
+const LIVE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'none'";
+/// The report may run its inline scripts and styles and load nothing at all.
+const REPORT_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+     style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'";
+
+/// The default address: loopback only.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+
+/// Parses `--dashboard`: `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT` or a port.
+pub fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
+    let s = s.trim();
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    if let Some(port) = s.strip_prefix("localhost:") {
+        let port = port
+            .parse::<u16>()
+            .with_context(|| format!("invalid port in --dashboard {s}"))?;
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    s.parse::<SocketAddr>().with_context(|| {
+        format!(
+            "invalid --dashboard address `{s}` (expected IP:PORT such as {DEFAULT_ADDR}, or a port)"
+        )
+    })
+}
+
+/// An acknowledgement from the page, waiting for the detection loop.
+pub struct AckRequest {
+    /// The alert ID (exact).
+    pub id: String,
+    reply: oneshot::Sender<Result<AlertView, AckRefusal>>,
+}
+
+/// Why an acknowledgement was refused.
+#[derive(Debug)]
+pub enum AckRefusal {
+    /// No alert has this ID.
+    Unknown(String),
+    /// The alert cannot be acknowledged (completed).
+    Conflict(String),
+}
+
+impl AckRequest {
+    /// Answers the page.
+    pub fn answer(self, outcome: Result<AlertView, AckRefusal>) {
+        let _ = self.reply.send(outcome);
+    }
+}
+
+struct Shared {
+    board: Mutex<Board>,
+    updates: broadcast::Sender<Arc<str>>,
+    acks: Mutex<std_mpsc::Sender<AckRequest>>,
+    hosts: Vec<String>,
+    acks_enabled: bool,
+}
+
+impl Shared {
+    fn board(&self) -> MutexGuard<'_, Board> {
+        // A panic while holding the lock leaves a board that is still consistent
+        // enough to show.
+        self.board
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A snapshot and a subscription to every update after it.
+    fn subscribe(&self) -> (String, broadcast::Receiver<Arc<str>>) {
+        let board = self.board();
+        let rx = self.updates.subscribe();
+        let json = snapshot_json(&board.snapshot_at(crate::alerts::now_ms()));
+        (json, rx)
+    }
+}
+
+fn snapshot_json(s: &Snapshot) -> String {
+    serde_json::to_string(s).unwrap_or_else(|e| format!(r#"{{"error":"{e}"}}"#))
+}
+
+/// The running dashboard server.
+pub struct Dashboard {
+    shared: Arc<Shared>,
+    acks: std_mpsc::Receiver<AckRequest>,
+    url: String,
+    runtime: Option<tokio::runtime::Runtime>,
+    rate: Rate,
+    last_publish: Instant,
+}
+
+impl Dashboard {
+    /// Binds `addr` and serves `board` on a thread of its own. `acks_enabled` lets
+    /// the page acknowledge alerts; `extra_hosts` are more Host names to accept.
+    pub fn start(
+        addr: SocketAddr,
+        mut board: Board,
+        acks_enabled: bool,
+        extra_hosts: &[String],
+    ) -> anyhow::Result<Dashboard> {
+        let listener = TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr} for the dashboard"))?;
+        listener.set_nonblocking(true)?;
+        let bound = listener.local_addr()?;
+        if acks_enabled {
+            board.enable_acks();
+        }
+        let (tx, rx) = std_mpsc::channel();
+        let shared = Arc::new(Shared {
+            board: Mutex::new(board),
+            updates: broadcast::channel(1024).0,
+            acks: Mutex::new(tx),
+            hosts: allowed_hosts(bound, extra_hosts),
+            acks_enabled,
+        });
+        let runtime = crate::aws::io_runtime("dashboard")?;
+        let app = router(Arc::clone(&shared));
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        runtime.spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("dashboard server stopped: {e}");
+            }
+        });
+        let host = match bound.ip() {
+            ip if ip.is_unspecified() => format!("127.0.0.1:{}", bound.port()),
+            _ => bound.to_string(),
+        };
+        Ok(Dashboard {
+            shared,
+            acks: rx,
+            url: format!("http://{host}/"),
+            runtime: Some(runtime),
+            rate: Rate::default(),
+            last_publish: Instant::now(),
+        })
+    }
+
+    /// The page's address.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Changes the board and pushes what changed to every page.
+    pub fn publish(&mut self, change: impl FnOnce(&mut Board)) {
+        let mut board = self.shared.board();
+        change(&mut board);
+        if let Some(u) = board.take_update() {
+            match serde_json::to_string(&u) {
+                Ok(json) => {
+                    // No page listening is fine.
+                    let _ = self.shared.updates.send(Arc::from(json));
+                }
+                Err(e) => tracing::warn!("dashboard update not sent: {e}"),
+            }
+        }
+        self.last_publish = Instant::now();
+    }
+
+    /// Updates the input numbers (at most 4 times a second unless `force`);
+    /// `dead_lettered` keeps its last value when `None`.
+    pub fn input(&mut self, events: u64, dead_lettered: Option<u64>, late: u64, force: bool) {
+        if !force && self.last_publish.elapsed() < Duration::from_millis(250) {
+            return;
+        }
+        let eps = self.rate.observe(events);
+        self.publish(|b| {
+            let dead = dead_lettered.unwrap_or(b.kpis().dead_lettered);
+            b.set_input(events, dead, late, eps);
+        });
+    }
+
+    /// Acknowledgements waiting to be applied.
+    pub fn take_acks(&mut self) -> Vec<AckRequest> {
+        self.acks.try_iter().collect()
+    }
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // Open event streams never end by themselves: do not wait for them.
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Events per second over the last second or more of wall-clock time.
+#[derive(Default)]
+struct Rate {
+    mark: Option<(Instant, u64)>,
+    value: f64,
+}
+
+impl Rate {
+    fn observe(&mut self, events: u64) -> f64 {
+        let now = Instant::now();
+        match self.mark {
+            None => self.mark = Some((now, events)),
+            Some((at, n)) => {
+                let dt = now.duration_since(at).as_secs_f64();
+                if dt >= 1.0 {
+                    self.value = events.saturating_sub(n) as f64 / dt;
+                    self.mark = Some((now, events));
+                }
+            }
+        }
+        self.value
+    }
+}
+
+/// The Host header values this server answers to.
+fn allowed_hosts(bound: SocketAddr, extra: &[String]) -> Vec<String> {
+    let port = bound.port();
+    let mut hosts = vec![
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ];
+    if !bound.ip().is_unspecified() {
+        hosts.push(bound.to_string());
+    }
+    for h in extra {
+        hosts.push(if h.contains(':') && !h.ends_with(']') {
+            h.clone()
+        } else {
+            format!("{h}:{port}")
+        });
+    }
+    if port == 80 {
+        let bare: Vec<String> = hosts
+            .iter()
+            .filter_map(|h| h.strip_suffix(":80").map(str::to_string))
+            .collect();
+        hosts.extend(bare);
+    }
+    // Bound to every address: any IP literal with this port (never a DNS name,
+    // which is what a rebinding attack would send).
+    if bound.ip().is_unspecified() {
+        hosts.push(format!("*:{port}"));
+    }
+    hosts.iter().map(|h| h.to_ascii_lowercase()).collect()
+}
+
+fn host_allowed(hosts: &[String], host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    hosts.iter().any(|h| {
+        if let Some(port) = h.strip_prefix("*:") {
+            host.strip_suffix(&format!(":{port}")).is_some_and(|ip| {
+                ip.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                    .is_ok()
+            })
+        } else {
+            *h == host
+        }
+    })
+}
+
+fn origin_allowed(hosts: &[String], origin: &str) -> bool {
+    origin
+        .strip_prefix("http://")
+        .is_some_and(|h| host_allowed(hosts, h))
+}
+
+/// Refuses foreign Host and Origin headers, and writes without an Origin.
+async fn guard(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !host.is_some_and(|h| host_allowed(&s.hosts, h)) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "refused: the Host header is not this dashboard",
+        );
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    match origin {
+        Some(o) if !origin_allowed(&s.hosts, o) => {
+            return refuse(StatusCode::FORBIDDEN, "refused: cross-origin request");
+        }
+        None if req.method() != Method::GET && req.method() != Method::HEAD => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "refused: a write needs an Origin header",
+            );
+        }
+        _ => {}
+    }
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(LIVE_CSP),
+    );
+    resp
+}
+
+fn refuse(code: StatusCode, why: &'static str) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        why,
+    )
+        .into_response()
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/index.html", get(index))
+        .route(
+            "/assets/app.js",
+            get(|| asset("text/javascript; charset=utf-8", APP_JS)),
+        )
+        .route(
+            "/assets/app.css",
+            get(|| asset("text/css; charset=utf-8", APP_CSS)),
+        )
+        .route(
+            "/assets/chart.umd.min.js",
+            get(|| asset("text/javascript; charset=utf-8", CHART_JS)),
+        )
+        .route("/api/snapshot", get(snapshot))
+        .route("/api/alerts", get(alerts))
+        .route("/api/events", get(events))
+        .route("/api/alerts/{id}/ack", post(ack))
+        .layer(middleware::from_fn_with_state(Arc::clone(&shared), guard))
+        .with_state(shared)
+}
+
+async fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML).await
+}
+
+async fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn json(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn snapshot(State(s): State<Arc<Shared>>) -> Response {
+    let json_text = snapshot_json(&s.board().snapshot_at(crate::alerts::now_ms()));
+    json(json_text)
+}
+
+async fn alerts(State(s): State<Arc<Shared>>) -> Response {
+    let list = s.board().snapshot().alerts;
+    json(serde_json::to_string(&list).unwrap_or_default())
+}
+
+async fn events(
+    State(s): State<Arc<Shared>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let (first, rx) = s.subscribe();
+    let start = Event::default().event("snapshot").data(first);
+    let stream =
+        futures_util::stream::unfold((Some(start), rx, s), |(first, mut rx, s)| async move {
+            if let Some(e) = first {
+                return Some((Ok(e), (None, rx, s)));
+            }
+            match rx.recv().await {
+                Ok(u) => {
+                    let e = Event::default().event("update").data(&*u);
+                    Some((Ok(e), (None, rx, s)))
+                }
+                // Too slow a reader: start it over from a snapshot.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let (json_text, rx) = s.subscribe();
+                    let e = Event::default().event("snapshot").data(json_text);
+                    Some((Ok(e), (None, rx, s)))
+                }
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
+        });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn ack(State(s): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let _ = headers;
+    if !s.acks_enabled {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "alerting is off: run detect with --alerts or [[monitors]]",
+        );
+    }
+    let (reply, answer) = oneshot::channel();
+    let sent = s
+        .acks
+        .lock()
+        .map(|tx| tx.send(AckRequest { id, reply }).is_ok())
+        .unwrap_or(false);
+    if !sent {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "detection has stopped");
+    }
+    match tokio::time::timeout(Duration::from_secs(10), answer).await {
+        Ok(Ok(Ok(view))) => json(serde_json::to_string(&view).unwrap_or_default()),
+        Ok(Ok(Err(AckRefusal::Unknown(why)))) => (StatusCode::NOT_FOUND, why).into_response(),
+        Ok(Ok(Err(AckRefusal::Conflict(why)))) => (StatusCode::CONFLICT, why).into_response(),
+        Ok(Err(_)) => refuse(StatusCode::SERVICE_UNAVAILABLE, "detection has stopped"),
+        Err(_) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "detection is busy; try again",
+        ),
+    }
+}
+
+/// The offline report: the page with its assets and `snapshot` inlined, loading
+/// nothing from the network.
+pub fn report_html(snapshot: &Snapshot) -> anyhow::Result<String> {
+    let data = serde_json::to_string(snapshot)?.replace("</", "<\\/");
+    let mut html = INDEX_HTML.to_string();
+    for (tag, _) in [(CSS_LINK, ()), (CHART_TAG, ()), (APP_TAG, ())] {
+        anyhow::ensure!(html.contains(tag), "the page template lacks `{tag}`");
+    }
+    html = html.replacen(CSS_LINK, &format!("<style>\n{APP_CSS}\n</style>"), 1);
+    html = html.replacen(
+        CHART_TAG,
+        &format!(
+            "<script id=\"waflog-data\" type=\"application/json\">{data}</script>\n<script>\n{}\n</script>",
+            inline_script(CHART_JS)
+        ),
+        1,
+    );
+    html = html.replacen(
+        APP_TAG,
+        &format!("<script>\n{}\n</script>", inline_script(APP_JS)),
+        1,
+    );
+    html = html.replacen(
+        "<head>",
+        &format!("<head>\n<meta http-equiv=\"Content-Security-Policy\" content=\"{REPORT_CSP}\">"),
+        1,
+    );
+    Ok(html)
+}
+
+/// A script made safe to inline: `</script` cannot end the element early.
+fn inline_script(js: &str) -> String {
+    js.replace("</script", "<\\/script")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_default_to_loopback() {
+        assert_eq!(parse_addr("8080").unwrap().to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            parse_addr("localhost:9000").unwrap().to_string(),
+            "127.0.0.1:9000"
+        );
+        assert_eq!(parse_addr("0.0.0.0:80").unwrap().to_string(), "0.0.0.0:80");
+        assert_eq!(parse_addr("[::1]:8080").unwrap().to_string(), "[::1]:8080");
+        assert!(parse_addr("example.com:80").is_err());
+        assert!(parse_addr("localhost:x").is_err());
+    }
+
+    #[test]
+    fn only_this_server_is_an_allowed_host() {
+        let hosts = allowed_hosts("127.0.0.1:8080".parse().unwrap(), &[]);
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST:8080",
+            "[::1]:8080",
+        ] {
+            assert!(host_allowed(&hosts, ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "127.0.0.1:8081",
+            "127.0.0.1",
+            "10.0.0.1:8080",
+            "",
+        ] {
+            assert!(!host_allowed(&hosts, bad), "{bad}");
+        }
+        assert!(origin_allowed(&hosts, "http://localhost:8080"));
+        assert!(!origin_allowed(&hosts, "https://localhost:8080"));
+        assert!(!origin_allowed(&hosts, "http://evil.example"));
+        assert!(!origin_allowed(&hosts, "null"));
+        // Every address: IP literals only, never a name.
+        let any = allowed_hosts("0.0.0.0:8080".parse().unwrap(), &["dash.internal".into()]);
+        assert!(host_allowed(&any, "192.168.1.5:8080"));
+        assert!(host_allowed(&any, "dash.internal:8080"));
+        assert!(!host_allowed(&any, "rebind.evil.example:8080"));
+        // Port 80: browsers leave it out.
+        let eighty = allowed_hosts("127.0.0.1:80".parse().unwrap(), &[]);
+        assert!(host_allowed(&eighty, "localhost"));
+    }
+
+    #[test]
+    fn the_report_inlines_everything_and_loads_nothing() {
+        let mut board = Board::report("t");
+        let score = waflog_core::detect::Score {
+            anomaly_score: 9.0,
+            anomaly_grade: 0.9,
+            confidence: 0.9,
+            threshold: 5.0,
+            expected: vec![1.0],
+            attribution: vec![1.0],
+            shifted_categories: vec![],
+            band: vec![1.0],
+        };
+        let mut r = waflog_core::detect::AnomalyResult::from_score(
+            "d",
+            &["f".into()],
+            &[9.0],
+            &score,
+            (0, 60_000),
+            0,
+        );
+        r.examples = Some(vec![waflog_core::detect::result::ExampleRecord {
+            client_ip: None,
+            uri: Some("/</script><script>alert(1)</script>".into()),
+            country: None,
+            action: None,
+        }]);
+        board.push(&r);
+        let html = report_html(&board.snapshot()).unwrap();
+        assert!(!html.contains("src=\"assets/"), "no asset is loaded");
+        assert!(!html.contains("href=\"assets/"));
+        assert!(html.contains("id=\"waflog-data\""));
+        assert!(html.contains("Content-Security-Policy"));
+        // A URI from the logs cannot close the data element.
+        assert!(!html.contains("</script><script>alert(1)"));
+        assert!(html.contains("Chart.js v4.6.1"));
+    }
+}

@@ -1,0 +1,431 @@
+//! The live dashboard and the offline report, in a real browser: headless
+//! Chromium driven through chromedriver (WebDriver), both installed by
+//! `bash scripts/test.sh` (Debian's `chromium` and `chromium-driver`).
+//!
+//! `WAFLOG_TEST_CHROMIUM` and `WAFLOG_TEST_CHROMEDRIVER` name the binaries
+//! (default `/usr/bin/chromium`, `/usr/bin/chromedriver`). Screenshots are saved
+//! in `target/test-artifacts/`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+const START: &str = "2024-05-01T00:00:00Z";
+
+/// Two detectors on one-second intervals (so a run takes seconds), evaluated by
+/// the monitors `--alerts` adds (each on its detector's interval).
+const CONFIG: &str = r#"
+[[detectors]]
+name = "country-anomaly-detector"
+interval = "1s"
+window_delay = "0s"
+features = [{ name = "UNK_country", aggregation = "sum", field = "UNK_country" }]
+
+[[detectors]]
+name = "request-count-detector"
+interval = "1s"
+window_delay = "0s"
+features = [{ name = "request_count", aggregation = "count" }]
+"#;
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn binary(var: &str, default: &str) -> String {
+    let path = std::env::var(var).unwrap_or_else(|_| default.to_string());
+    assert!(
+        Path::new(&path).exists(),
+        "{path} not found: run these tests with `bash scripts/test.sh`, which installs Debian's chromium and chromium-driver (or set {var})"
+    );
+    path
+}
+
+/// chromedriver on a free port, killed when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_driver() -> Driver {
+    let exe = binary("WAFLOG_TEST_CHROMEDRIVER", "/usr/bin/chromedriver");
+    let port = free_port();
+    let child = Command::new(exe)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for(Duration::from_secs(20), "chromedriver", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    Driver { child, port }
+}
+
+/// A headless Chromium session with a fresh profile.
+async fn browser(driver: &Driver, profile: &Path) -> Client {
+    let chromium = binary("WAFLOG_TEST_CHROMIUM", "/usr/bin/chromium");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-quic", "--window-size=1366,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .unwrap()
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Waits until the text of `css` satisfies `ok`.
+async fn wait_text(c: &Client, css: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
+    let until = Instant::now() + limit;
+    loop {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = el.text().await {
+                if ok(&t) {
+                    return t;
+                }
+                if Instant::now() > until {
+                    panic!("timed out waiting on {css}; it shows: {t}");
+                }
+            }
+        }
+        assert!(Instant::now() < until, "timed out waiting for {css}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The `generate --realtime | detect --follow --dashboard` pipeline.
+struct Pipeline {
+    generate: Child,
+    detect: Child,
+    url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        for c in [&mut self.generate, &mut self.detect] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn start_pipeline(dir: &Path, generate_args: &[&str], detect_args: &[&str]) -> Pipeline {
+    let config = dir.join("waflog.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let mut generate = common::waflog_env()
+        .args(["generate", "--seed", "11", "--start", START])
+        .args(generate_args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut detect = common::waflog_env()
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "detect",
+            "--follow",
+            "--alerts",
+            "--dashboard",
+            "127.0.0.1:0",
+        ])
+        .args(detect_args)
+        .stdin(Stdio::from(generate.stdout.take().unwrap()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The URL is logged at start; keep draining stderr so detect never blocks.
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = detect.stderr.take().unwrap();
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.split("dashboard: ").nth(1) {
+                let _ = tx.send(url.trim().to_string());
+            }
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("no dashboard URL logged: {}", log.lock().unwrap()));
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    Pipeline {
+        generate,
+        detect,
+        url,
+        log,
+    }
+}
+
+/// A raw HTTP/1.1 request (no client library rewrites the Host header).
+fn http(url: &str, request: &str) -> String {
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.replace("{addr}", &addr).as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_page_shows_an_injected_anomaly_explains_it_and_acknowledges_its_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let driver = start_driver();
+    // 90 simulated seconds in real time; unknown countries from 0:15 for a minute.
+    let run = start_pipeline(
+        dir.path(),
+        &[
+            "--duration",
+            "90s",
+            "--inject",
+            "country:15s:60s",
+            "--realtime",
+            "--speed",
+            "1",
+        ],
+        &[],
+    );
+    let began = Instant::now();
+
+    // Foreign Host and Origin headers are refused; the page's own are served.
+    let ok = http(
+        &run.url,
+        "GET /api/snapshot HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+    );
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let rebound = http(
+        &run.url,
+        "GET /api/snapshot HTTP/1.1\r\nHost: attacker.example:80\r\nConnection: close\r\n\r\n",
+    );
+    assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
+    let cross = http(
+        &run.url,
+        "POST /api/alerts/x/ack HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://attacker.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(cross.starts_with("HTTP/1.1 403"), "{cross}");
+    let no_origin = http(
+        &run.url,
+        "POST /api/alerts/x/ack HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(no_origin.starts_with("HTTP/1.1 403"), "{no_origin}");
+    let other = http(
+        &run.url,
+        "DELETE /api/snapshot HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        other.starts_with("HTTP/1.1 405"),
+        "nothing but acks writes: {other}"
+    );
+
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    c.goto(&run.url).await.unwrap();
+    wait_text(&c, "#status", Duration::from_secs(10), |t| t == "live").await;
+
+    // The injected episode appears: an anomaly of the country detector.
+    let anomaly = c
+        .wait()
+        .at_most(Duration::from_secs(45))
+        .for_element(Locator::Css(
+            "button.anomaly[data-detector='country-anomaly-detector']",
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("no anomaly shown: {e}; detect: {}", run.log.lock().unwrap()));
+    let seen_after = began.elapsed();
+    anomaly.click().await.unwrap();
+    let why = wait_text(&c, "#explanation", Duration::from_secs(5), |t| {
+        t.contains("UNK_country")
+    })
+    .await;
+    for word in ["actual", "expected", "country-anomaly-detector", "clientIp"] {
+        assert!(why.contains(word), "the explanation lacks {word}: {why}");
+    }
+    // The live charts are drawn by Chart.js: one per feature and grade.
+    let charts = c
+        .execute("return Object.keys(Chart.instances).length", vec![])
+        .await
+        .unwrap();
+    assert!(charts.as_u64().unwrap() >= 4, "{charts}");
+
+    // Its alert is ACTIVE; acknowledging it updates the alert state.
+    let row = "#alerts tr[data-alert-id]";
+    wait_text(&c, row, Duration::from_secs(20), |t| {
+        t.contains("UNK_country-Monitor")
+    })
+    .await;
+    let id = c
+        .find(Locator::Css(row))
+        .await
+        .unwrap()
+        .attr("data-alert-id")
+        .await
+        .unwrap()
+        .unwrap();
+    let state = format!("#alerts tr[data-alert-id='{id}'] .alert-state");
+    assert_eq!(text(&c, &state).await, "ACTIVE");
+    c.find(Locator::Css(&format!(
+        "#alerts tr[data-alert-id='{id}'] button.ack"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_text(&c, &state, Duration::from_secs(5), |t| t == "ACKNOWLEDGED").await;
+    assert!(
+        run.log
+            .lock()
+            .unwrap()
+            .contains(&format!("alert {id} acknowledged from the dashboard")),
+        "detect applied the acknowledgement"
+    );
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(artifacts().join("dashboard.png"), &png).unwrap();
+
+    // A reload (a reconnect) shows the same history and the acknowledged state.
+    let before = c
+        .find_all(Locator::Css("button.anomaly"))
+        .await
+        .unwrap()
+        .len();
+    c.refresh().await.unwrap();
+    wait_text(&c, &state, Duration::from_secs(10), |t| t == "ACKNOWLEDGED").await;
+    let after = c
+        .find_all(Locator::Css("button.anomaly"))
+        .await
+        .unwrap()
+        .len();
+    assert!(after >= before && before > 0, "{before} then {after}");
+    c.close().await.unwrap();
+    assert!(
+        seen_after < Duration::from_secs(40),
+        "the episode starts 15 s in; it showed after {seen_after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_opens_offline_with_the_same_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs.ndjson");
+    let results = dir.path().join("results.ndjson");
+    let report = dir.path().join("report.html");
+    let (code, _, err) = common::run(
+        common::waflog_env()
+            .args(["generate", "--seed", "5", "--start", START])
+            .args(["--duration", "3h", "--inject", "country:2h:10m", "-o"])
+            .arg(&logs),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = common::run(
+        common::waflog_env()
+            .args(["detect", "--all", "-o"])
+            .arg(&results)
+            .arg(&logs),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = common::run(
+        common::waflog_env()
+            .arg("report")
+            .arg(&results)
+            .arg("--output")
+            .arg(&report),
+    );
+    assert_eq!(code, 0, "{err}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        !html.contains("src=\"http"),
+        "nothing is loaded from the network"
+    );
+    assert!(!html.contains("href=\"http"));
+
+    let driver = start_driver();
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    c.goto(&format!("file://{}", report.display()))
+        .await
+        .unwrap();
+    wait_text(&c, "#status", Duration::from_secs(10), |t| t == "report").await;
+    // The ten anomalous minutes of the episode, nothing else.
+    let anomalies = c.find_all(Locator::Css("button.anomaly")).await.unwrap();
+    assert_eq!(anomalies.len(), 10);
+    anomalies[0].click().await.unwrap();
+    let why = wait_text(&c, "#explanation", Duration::from_secs(5), |t| {
+        t.contains("UNK_country")
+    })
+    .await;
+    assert!(why.contains("expected"), "{why}");
+    // No acknowledging in a report.
+    assert!(
+        c.find_all(Locator::Css("button.ack"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Every detector has a panel with its chart.
+    let panels = c.find_all(Locator::Css("section.detector")).await.unwrap();
+    assert_eq!(panels.len(), 6);
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(artifacts().join("report.png"), &png).unwrap();
+    c.close().await.unwrap();
+}
