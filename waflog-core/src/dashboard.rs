@@ -499,6 +499,7 @@ impl Board {
         let point = point_of(r, &self.detectors[i].features);
         let entity = entity_label(r);
         let anomalous = r.is_anomaly();
+        let advanced = self.now.is_none_or(|n| r.data_end_time > n);
         self.now = Some(self.now.map_or(r.data_end_time, |n| n.max(r.data_end_time)));
         self.kpis.results += 1;
         if anomalous {
@@ -563,7 +564,9 @@ impl Board {
             }
             self.pending.anomalies.push(view);
         }
-        self.expire();
+        if advanced {
+            self.expire();
+        }
     }
 
     /// Drops what fell out of the retention.

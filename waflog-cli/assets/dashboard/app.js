@@ -1346,6 +1346,11 @@
         ds[DS_EXPECTED].data = built.expected;
         ds[DS_ACTUAL].data = built.actual;
         ds[DS_ANOM].data = built.anom;
+        // Counts never go below zero: a band reaching below it is cut at the
+        // axis rather than stretching the chart.
+        var nonNegative = built.actual.every(function (p) { return p.y == null || p.y >= 0; }) &&
+          built.expected.every(function (p) { return p.y == null || p.y >= 0; });
+        chart.options.scales.y.min = nonNegative ? 0 : undefined;
         chart.options.scales.x.min = start;
         chart.options.scales.x.max = end;
         chart.update('none');
