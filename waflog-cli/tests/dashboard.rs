@@ -429,3 +429,83 @@ async fn the_report_opens_offline_with_the_same_views() {
     std::fs::write(artifacts().join("report.png"), &png).unwrap();
     c.close().await.unwrap();
 }
+
+#[test]
+fn the_report_dead_letters_what_is_not_a_result_and_refuses_no_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs.ndjson");
+    let results = dir.path().join("results.ndjson");
+    let (code, _, err) = common::run(
+        common::waflog_env()
+            .args(["generate", "--seed", "5", "--start", START])
+            .args(["--duration", "30m", "-o"])
+            .arg(&logs),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = common::run(
+        common::waflog_env()
+            .args(["detect", "--all", "-o"])
+            .arg(&results)
+            .arg(&logs),
+    );
+    assert_eq!(code, 0, "{err}");
+    // Two bad lines among the results: a WAF log and broken JSON.
+    let mut text = std::fs::read_to_string(&results).unwrap();
+    let good = text.lines().count();
+    text.push_str("{\"timestamp\": 1, \"action\": \"ALLOW\"}\n{not json\n");
+    std::fs::write(&results, text).unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let report = dir.path().join("report.html");
+    let (code, _, err) = common::run(
+        common::waflog_env()
+            .arg("report")
+            .arg(&results)
+            .arg("--output")
+            .arg(&report)
+            .arg("--dead-letter")
+            .arg(&dead),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("report of {good} results")), "{err}");
+    let dead = common::lines(&dead);
+    assert_eq!(dead.len(), 2);
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a waflog detect result"),
+        "{dead:?}"
+    );
+    assert_eq!(dead[1]["line"], good as u64 + 2);
+    // --strict turns dead letters into exit code 1.
+    let (code, _, _) = common::run(
+        common::waflog_env()
+            .args(["--strict", "report"])
+            .arg(&results)
+            .arg("--output")
+            .arg(&report)
+            .args(["--dead-letter", "/dev/null"]),
+    );
+    assert_eq!(code, 1);
+    // No results at all is an error (exit 2), and so is a missing file.
+    let empty = dir.path().join("empty.ndjson");
+    std::fs::write(&empty, "").unwrap();
+    let (code, _, err) = common::run(
+        common::waflog_env()
+            .arg("report")
+            .arg(&empty)
+            .arg("--output")
+            .arg(&report),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("no result documents"), "{err}");
+    let (code, _, err) = common::run(
+        common::waflog_env()
+            .arg("report")
+            .arg(dir.path().join("missing.ndjson"))
+            .arg("--output")
+            .arg(&report),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot open input"), "{err}");
+}
