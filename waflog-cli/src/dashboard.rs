@@ -95,9 +95,12 @@ impl AckRequest {
     }
 }
 
+/// A pushed event: its name (`update` or `snapshot`) and JSON.
+type Pushed = (&'static str, Arc<str>);
+
 struct Shared {
     board: Mutex<Board>,
-    updates: broadcast::Sender<Arc<str>>,
+    updates: broadcast::Sender<Pushed>,
     acks: Mutex<std_mpsc::Sender<AckRequest>>,
     hosts: Vec<String>,
     acks_enabled: bool,
@@ -112,12 +115,18 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A snapshot and a subscription to every update after it.
-    fn subscribe(&self) -> (String, broadcast::Receiver<Arc<str>>) {
-        let board = self.board();
-        let rx = self.updates.subscribe();
-        let json = snapshot_json(&board.snapshot_at(crate::alerts::now_ms()));
-        (json, rx)
+    /// A snapshot and a subscription to every update after it. The snapshot is
+    /// copied under the lock and serialised after it, so detection waits for a
+    /// copy at most.
+    fn subscribe(&self) -> (String, broadcast::Receiver<Pushed>) {
+        let (snapshot, rx) = {
+            let board = self.board();
+            (
+                board.snapshot_at(crate::alerts::now_ms()),
+                self.updates.subscribe(),
+            )
+        };
+        (snapshot_json(&snapshot), rx)
     }
 }
 
@@ -132,7 +141,7 @@ pub struct Dashboard {
     url: String,
     runtime: Option<tokio::runtime::Runtime>,
     rate: Rate,
-    last_publish: Instant,
+    last_input: Instant,
 }
 
 impl Dashboard {
@@ -180,7 +189,7 @@ impl Dashboard {
             url: format!("http://{host}/"),
             runtime: Some(runtime),
             rate: Rate::default(),
-            last_publish: Instant::now(),
+            last_input: Instant::now(),
         })
     }
 
@@ -193,24 +202,32 @@ impl Dashboard {
     pub fn publish(&mut self, change: impl FnOnce(&mut Board)) {
         let mut board = self.shared.board();
         change(&mut board);
-        if let Some(u) = board.take_update() {
-            match serde_json::to_string(&u) {
-                Ok(json) => {
-                    // No page listening is fine.
-                    let _ = self.shared.updates.send(Arc::from(json));
-                }
-                Err(e) => tracing::warn!("dashboard update not sent: {e}"),
-            }
+        // A new detector (one not configured): pages rebuild from a snapshot.
+        let pushed = if board.take_layout_change() {
+            let _ = board.take_update();
+            let now = crate::alerts::now_ms();
+            Some(("snapshot", snapshot_json(&board.snapshot_at(now))))
+        } else {
+            board.take_update().map(|u| {
+                let json =
+                    serde_json::to_string(&u).unwrap_or_else(|e| format!(r#"{{"error":"{e}"}}"#));
+                ("update", json)
+            })
+        };
+        if let Some((kind, json)) = pushed {
+            // Sent under the lock, so a page that subscribes sees each change once;
+            // no page listening is fine.
+            let _ = self.shared.updates.send((kind, Arc::from(json)));
         }
-        self.last_publish = Instant::now();
     }
 
     /// Updates the input numbers (at most 4 times a second unless `force`);
     /// `dead_lettered` keeps its last value when `None`.
     pub fn input(&mut self, events: u64, dead_lettered: Option<u64>, late: u64, force: bool) {
-        if !force && self.last_publish.elapsed() < Duration::from_millis(250) {
+        if !force && self.last_input.elapsed() < Duration::from_millis(250) {
             return;
         }
+        self.last_input = Instant::now();
         let eps = self.rate.observe(events);
         self.publish(|b| {
             let dead = dead_lettered.unwrap_or(b.kpis().dead_lettered);
@@ -286,37 +303,50 @@ fn allowed_hosts(bound: SocketAddr, extra: &[String]) -> Vec<String> {
     // which is what a rebinding attack would send).
     if bound.ip().is_unspecified() {
         hosts.push(format!("*:{port}"));
+        if port == 80 {
+            hosts.push("*".into());
+        }
     }
     hosts.iter().map(|h| h.to_ascii_lowercase()).collect()
 }
 
 fn host_allowed(hosts: &[String], host: &str) -> bool {
     let host = host.to_ascii_lowercase();
+    let is_ip = |ip: &str| {
+        ip.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok()
+    };
     hosts.iter().any(|h| {
-        if let Some(port) = h.strip_prefix("*:") {
-            host.strip_suffix(&format!(":{port}")).is_some_and(|ip| {
-                ip.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse::<IpAddr>()
-                    .is_ok()
-            })
+        if h == "*" {
+            is_ip(&host)
+        } else if let Some(port) = h.strip_prefix("*:") {
+            host.strip_suffix(&format!(":{port}")).is_some_and(is_ip)
         } else {
             *h == host
         }
     })
 }
 
-fn origin_allowed(hosts: &[String], origin: &str) -> bool {
-    origin
-        .strip_prefix("http://")
-        .is_some_and(|h| host_allowed(hosts, h))
+/// The page's own origin only: `http://` and exactly the (allowed) Host the
+/// request was sent to. Never matched against the IP wildcard, which would let a
+/// page served from any IP with the same port post here.
+fn origin_allowed(hosts: &[String], host: &str, origin: &str) -> bool {
+    host_allowed(hosts, host)
+        && origin
+            .strip_prefix("http://")
+            .is_some_and(|o| o.eq_ignore_ascii_case(host))
 }
 
 /// Refuses foreign Host and Origin headers, and writes without an Origin.
 async fn guard(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let headers = req.headers();
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if !host.is_some_and(|h| host_allowed(&s.hosts, h)) {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !host_allowed(&s.hosts, host) {
         return refuse(
             StatusCode::FORBIDDEN,
             "refused: the Host header is not this dashboard",
@@ -324,7 +354,7 @@ async fn guard(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
     }
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     match origin {
-        Some(o) if !origin_allowed(&s.hosts, o) => {
+        Some(o) if !origin_allowed(&s.hosts, host, o) => {
             return refuse(StatusCode::FORBIDDEN, "refused: cross-origin request");
         }
         None if req.method() != Method::GET && req.method() != Method::HEAD => {
@@ -356,7 +386,10 @@ async fn guard(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
 fn refuse(code: StatusCode, why: &'static str) -> Response {
     (
         code,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
         why,
     )
         .into_response()
@@ -413,12 +446,12 @@ fn json(body: String) -> Response {
 }
 
 async fn snapshot(State(s): State<Arc<Shared>>) -> Response {
-    let json_text = snapshot_json(&s.board().snapshot_at(crate::alerts::now_ms()));
-    json(json_text)
+    let snapshot = s.board().snapshot_at(crate::alerts::now_ms());
+    json(snapshot_json(&snapshot))
 }
 
 async fn alerts(State(s): State<Arc<Shared>>) -> Response {
-    let list = s.board().snapshot().alerts;
+    let list = s.board().alerts().to_vec();
     json(serde_json::to_string(&list).unwrap_or_default())
 }
 
@@ -433,8 +466,8 @@ async fn events(
                 return Some((Ok(e), (None, rx, s)));
             }
             match rx.recv().await {
-                Ok(u) => {
-                    let e = Event::default().event("update").data(&*u);
+                Ok((kind, u)) => {
+                    let e = Event::default().event(kind).data(&*u);
                     Some((Ok(e), (None, rx, s)))
                 }
                 // Too slow a reader: start it over from a snapshot.
@@ -473,7 +506,7 @@ async fn ack(State(s): State<Arc<Shared>>, Path(id): Path<String>, headers: Head
         Ok(Err(_)) => refuse(StatusCode::SERVICE_UNAVAILABLE, "detection has stopped"),
         Err(_) => refuse(
             StatusCode::SERVICE_UNAVAILABLE,
-            "detection is busy; try again",
+            "detection is busy: the acknowledgement is queued and applied when it next checks",
         ),
     }
 }
@@ -481,7 +514,7 @@ async fn ack(State(s): State<Arc<Shared>>, Path(id): Path<String>, headers: Head
 /// The offline report: the page with its assets and `snapshot` inlined, loading
 /// nothing from the network.
 pub fn report_html(snapshot: &Snapshot) -> anyhow::Result<String> {
-    let data = serde_json::to_string(snapshot)?.replace("</", "<\\/");
+    let data = script_json(&serde_json::to_string(snapshot)?);
     let mut html = INDEX_HTML.to_string();
     for (tag, _) in [(CSS_LINK, ()), (CHART_TAG, ()), (APP_TAG, ())] {
         anyhow::ensure!(html.contains(tag), "the page template lacks `{tag}`");
@@ -491,13 +524,13 @@ pub fn report_html(snapshot: &Snapshot) -> anyhow::Result<String> {
         CHART_TAG,
         &format!(
             "<script id=\"waflog-data\" type=\"application/json\">{data}</script>\n<script>\n{}\n</script>",
-            inline_script(CHART_JS)
+            inline_script(CHART_JS)?
         ),
         1,
     );
     html = html.replacen(
         APP_TAG,
-        &format!("<script>\n{}\n</script>", inline_script(APP_JS)),
+        &format!("<script>\n{}\n</script>", inline_script(APP_JS)?),
         1,
     );
     html = html.replacen(
@@ -508,9 +541,33 @@ pub fn report_html(snapshot: &Snapshot) -> anyhow::Result<String> {
     Ok(html)
 }
 
-/// A script made safe to inline: `</script` cannot end the element early.
-fn inline_script(js: &str) -> String {
-    js.replace("</script", "<\\/script")
+/// JSON made safe inside `<script>`: no `<`, `>` or `&` (nor the line separators
+/// old parsers take for line ends) appears as such, so no `</script` or `<!--`
+/// from the logs can end or change the element. JSON reads the escapes back.
+fn script_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len() + 64);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A script inlined as it is, once checked to hold nothing that would end or
+/// change its element (`</script`, `<!--`, any case).
+fn inline_script(js: &'static str) -> anyhow::Result<&'static str> {
+    let lower = js.to_ascii_lowercase();
+    anyhow::ensure!(
+        !lower.contains("</script") && !lower.contains("<!--"),
+        "a bundled script cannot be inlined as it is"
+    );
+    Ok(js)
 }
 
 #[cfg(test)]
@@ -550,18 +607,39 @@ mod tests {
         ] {
             assert!(!host_allowed(&hosts, bad), "{bad}");
         }
-        assert!(origin_allowed(&hosts, "http://localhost:8080"));
-        assert!(!origin_allowed(&hosts, "https://localhost:8080"));
-        assert!(!origin_allowed(&hosts, "http://evil.example"));
-        assert!(!origin_allowed(&hosts, "null"));
+        let h = "localhost:8080";
+        assert!(origin_allowed(&hosts, h, "http://localhost:8080"));
+        assert!(!origin_allowed(&hosts, h, "https://localhost:8080"));
+        assert!(!origin_allowed(&hosts, h, "http://evil.example"));
+        assert!(!origin_allowed(&hosts, h, "null"));
+        assert!(!origin_allowed(
+            &hosts,
+            "evil.example:8080",
+            "http://evil.example:8080"
+        ));
         // Every address: IP literals only, never a name.
         let any = allowed_hosts("0.0.0.0:8080".parse().unwrap(), &["dash.internal".into()]);
         assert!(host_allowed(&any, "192.168.1.5:8080"));
         assert!(host_allowed(&any, "dash.internal:8080"));
         assert!(!host_allowed(&any, "rebind.evil.example:8080"));
+        // ... and the Origin is the Host the page was loaded from, not any IP:
+        // a page served from another address with the same port cannot post.
+        assert!(origin_allowed(
+            &any,
+            "192.168.1.5:8080",
+            "http://192.168.1.5:8080"
+        ));
+        assert!(!origin_allowed(
+            &any,
+            "192.168.1.5:8080",
+            "http://203.0.113.5:8080"
+        ));
         // Port 80: browsers leave it out.
         let eighty = allowed_hosts("127.0.0.1:80".parse().unwrap(), &[]);
         assert!(host_allowed(&eighty, "localhost"));
+        let any80 = allowed_hosts("0.0.0.0:80".parse().unwrap(), &[]);
+        assert!(host_allowed(&any80, "192.168.1.5"));
+        assert!(!host_allowed(&any80, "evil.example"));
     }
 
     #[test]
@@ -587,7 +665,7 @@ mod tests {
         );
         r.examples = Some(vec![waflog_core::detect::result::ExampleRecord {
             client_ip: None,
-            uri: Some("/</script><script>alert(1)</script>".into()),
+            uri: Some("/</script><script>alert(1)</script><!--<script>&\u{2028}".into()),
             country: None,
             action: None,
         }]);
@@ -597,8 +675,19 @@ mod tests {
         assert!(!html.contains("href=\"assets/"));
         assert!(html.contains("id=\"waflog-data\""));
         assert!(html.contains("Content-Security-Policy"));
-        // A URI from the logs cannot close the data element.
-        assert!(!html.contains("</script><script>alert(1)"));
+        // A URI from the logs can neither close the data element nor open a
+        // comment or script inside it: the data holds no `<` at all.
+        let data = html
+            .split("<script id=\"waflog-data\" type=\"application/json\">")
+            .nth(1)
+            .and_then(|rest| rest.split("</script>").next())
+            .unwrap();
+        assert!(!data.contains('<') && !data.contains('>') && !data.contains('&'));
+        let back: Snapshot = serde_json::from_str(data).unwrap();
+        assert_eq!(
+            back.anomalies[0].examples[0].uri.as_deref(),
+            Some("/</script><script>alert(1)</script><!--<script>&\u{2028}")
+        );
         assert!(html.contains("Chart.js v4.6.1"));
     }
 }

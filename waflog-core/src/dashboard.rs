@@ -339,6 +339,9 @@ pub struct DetectorProgress {
     pub intervals: u64,
     /// Latest confidence.
     pub confidence: f64,
+    /// Per-entity detectors: the charted entities (others were dropped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<String>,
 }
 
 /// A point added to a series, in an [`Update`].
@@ -377,11 +380,17 @@ struct Pending {
     anomalies: Vec<AnomalyView>,
     alerts: bool,
     kpis: bool,
+    /// A detector was added: pages need a new snapshot, not an update.
+    layout: bool,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.points.is_empty() && self.anomalies.is_empty() && !self.alerts && !self.kpis
+        self.points.is_empty()
+            && self.anomalies.is_empty()
+            && !self.alerts
+            && !self.kpis
+            && !self.layout
     }
 }
 
@@ -437,6 +446,7 @@ impl Board {
                 entities: Vec::new(),
             });
         }
+        b.pending.layout = false;
         b
     }
 
@@ -463,6 +473,7 @@ impl Board {
         self.by_name.insert(d.name.clone(), i);
         self.detectors.push(d);
         self.last_start.push(i64::MIN);
+        self.pending.layout = true;
         i
     }
 
@@ -484,7 +495,7 @@ impl Board {
                     .collect::<Vec<_>>()
                     .join(",")
             }),
-            interval_ms: r.data_end_time - r.data_start_time,
+            interval_ms: r.data_end_time.saturating_sub(r.data_start_time),
             intervals: 0,
             warm_up: 0,
             confidence: 0.0,
@@ -548,7 +559,8 @@ impl Board {
                 }
             }
         };
-        if charted {
+        let live = self.mode == Mode::Live;
+        if charted && live {
             self.pending.points.push(NewPoint {
                 detector: d.name.clone(),
                 entity: entity.clone(),
@@ -562,7 +574,9 @@ impl Board {
             while self.anomalies.len() > limits.max_anomalies {
                 self.anomalies.pop_front();
             }
-            self.pending.anomalies.push(view);
+            if live {
+                self.pending.anomalies.push(view);
+            }
         }
         if advanced {
             self.expire();
@@ -572,18 +586,14 @@ impl Board {
     /// Drops what fell out of the retention.
     fn expire(&mut self) {
         let Some(now) = self.now else { return };
-        let cut = now - self.limits.retention_ms;
-        while self.marks.front().is_some_and(|m| m.0 < cut) {
-            self.marks.pop_front();
-        }
+        let cut = now.saturating_sub(self.limits.retention_ms);
+        // Results of several inputs may come out of time order: keep by time,
+        // not by position.
+        self.marks.retain(|m| m.0 >= cut);
         for d in &mut self.detectors {
-            while d.series.front().is_some_and(|p| p.t < cut) {
-                d.series.pop_front();
-            }
+            d.series.retain(|p| p.t >= cut);
             for e in &mut d.entities {
-                while e.series.front().is_some_and(|p| p.t < cut) {
-                    e.series.pop_front();
-                }
+                e.series.retain(|p| p.t >= cut);
             }
             d.entities.retain(|e| !e.series.is_empty());
         }
@@ -636,6 +646,30 @@ impl Board {
         &self.kpis
     }
 
+    /// The alerts, newest first.
+    pub fn alerts(&self) -> &[AlertView] {
+        &self.alerts
+    }
+
+    /// Puts series and anomalies in time order (results of several inputs may
+    /// come out of it); a report calls this before its snapshot.
+    pub fn sort(&mut self) {
+        for d in &mut self.detectors {
+            d.series.make_contiguous().sort_by_key(|p| p.t);
+            for e in &mut d.entities {
+                e.series.make_contiguous().sort_by_key(|p| p.t);
+            }
+        }
+        self.anomalies
+            .make_contiguous()
+            .sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+    }
+
+    /// True once after a detector was added (pages need a new snapshot).
+    pub fn take_layout_change(&mut self) -> bool {
+        std::mem::take(&mut self.pending.layout)
+    }
+
     /// Anomaly counts per detector and entity over the [`WINDOWS`].
     pub fn counts(&self) -> Counts {
         let Some(now) = self.now else {
@@ -653,12 +687,12 @@ impl Board {
         let windows = WINDOWS
             .iter()
             .map(|&(name, len)| {
-                let from = now - len;
+                let from = now.saturating_sub(len);
                 let mut per_detector = vec![0u64; self.detectors.len()];
                 let mut per_entity: HashMap<(usize, &str), u64> = HashMap::new();
-                for (t, i, e) in self.marks.iter().rev() {
+                for (t, i, e) in &self.marks {
                     if *t < from {
-                        break;
+                        continue;
                     }
                     per_detector[*i] += 1;
                     if let Some(e) = e {
@@ -747,6 +781,7 @@ impl Board {
                     name: d.name.clone(),
                     intervals: d.intervals,
                     confidence: d.confidence,
+                    entities: d.entities.iter().map(|e| e.entity.clone()).collect(),
                 })
                 .collect(),
             points: p.points,
@@ -1080,5 +1115,53 @@ mod tests {
         let a: Vec<i64> = s.anomalies.iter().map(|a| a.start / MIN).collect();
         assert_eq!(a, vec![8, 9]);
         assert_eq!(count(&b.counts(), "24h", "d"), 10, "counts are not capped");
+    }
+
+    #[test]
+    fn results_out_of_time_order_are_counted_and_charted_in_order() {
+        // Two report inputs, the later one first.
+        let mut b = Board::report("r");
+        let day = 24 * 60;
+        b.push(&result("d", 3 * day, 50.0, 0.9, None));
+        b.push(&result("d", 3 * day + 1, 10.0, 0.0, None));
+        b.push(&result("d", 2 * day - 60, 50.0, 0.9, None));
+        b.push(&result("d", 1, 50.0, 0.9, None));
+        let c = b.counts();
+        assert_eq!(count(&c, "24h", "d"), 1);
+        assert_eq!(count(&c, "7d", "d"), 3);
+        b.sort();
+        let s = b.snapshot();
+        let t: Vec<i64> = s.detectors[0].series.iter().map(|p| p.t / MIN).collect();
+        assert_eq!(t, vec![1, 2 * day - 60, 3 * day, 3 * day + 1]);
+        let a: Vec<i64> = s.anomalies.iter().map(|a| a.start / MIN).collect();
+        assert_eq!(a, vec![1, 2 * day - 60, 3 * day]);
+    }
+
+    #[test]
+    fn a_report_keeps_no_pending_updates() {
+        let mut b = Board::report("r");
+        for m in 0..100 {
+            b.push(&result("d", m, 50.0, 0.5, None));
+        }
+        assert!(b.pending.points.is_empty() && b.pending.anomalies.is_empty());
+    }
+
+    #[test]
+    fn an_unconfigured_detector_changes_the_layout_once() {
+        let mut b = Board::new("t", &DetectorSpec::defaults());
+        assert!(!b.take_layout_change(), "configured panels are the layout");
+        b.push(&result("country-anomaly-detector", 0, 1.0, 0.0, None));
+        assert!(!b.take_layout_change());
+        b.push(&result("flood-detector", 0, 90.0, 0.9, Some("10.0.0.9")));
+        assert!(b.take_layout_change());
+        assert!(!b.take_layout_change());
+        // Updates name the charted entities, so pages drop the others.
+        let u = b.take_update().unwrap();
+        let flood = u
+            .detectors
+            .iter()
+            .find(|d| d.name == "flood-detector")
+            .unwrap();
+        assert_eq!(flood.entities, vec!["10.0.0.9"]);
     }
 }

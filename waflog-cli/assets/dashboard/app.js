@@ -315,6 +315,14 @@
         if (!d) return;
         if (isNum(p.intervals)) d.intervals = p.intervals;
         if (isNum(p.confidence)) d.confidence = p.confidence;
+        // Entities the server no longer charts are dropped here too, so the page
+        // matches what a reload would show.
+        if (d.category_field != null && Array.isArray(p.entities)) {
+          var keep = new Set(p.entities.map(String));
+          Array.from(d.entities.keys()).forEach(function (e) {
+            if (!keep.has(e)) d.entities.delete(e);
+          });
+        }
       });
       dirty.kpis = true;
     }

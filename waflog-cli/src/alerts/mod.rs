@@ -199,15 +199,17 @@ impl Alerting {
 
     /// For a run that follows its input: about once a second, takes in
     /// acknowledgements and delivers what is due (retries after an outage).
-    pub fn tick(&mut self) {
+    /// Returns whether it did (the alerts may have changed).
+    pub fn tick(&mut self) -> bool {
         if self.last_tick.elapsed() < std::time::Duration::from_secs(1) {
-            return;
+            return false;
         }
         self.last_tick = std::time::Instant::now();
         if let Err(e) = self.take_acks() {
             tracing::warn!("{e:#}");
         }
         self.deliver();
+        true
     }
 
     /// Feeds results, logs what fired and delivers what is due.

@@ -324,6 +324,10 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         Some(a) => a.finish(),
         None => 0,
     };
+    // The alerts the last periods completed, on the page.
+    if let (Some(d), Some(a)) = (&mut results.dashboard, &results.alerting) {
+        d.publish(|b| b.set_alerts(a.book()));
+    }
     if let Some(st) = &mut store {
         if keep_last_save {
             tracing::info!("stopped inside a stream record: keeping the last saved state");
@@ -515,6 +519,14 @@ fn linger_on(
     let until = linger.map(|l| Instant::now() + l);
     while !stop.load(Ordering::SeqCst) && until.is_none_or(|u| Instant::now() < u) {
         std::thread::sleep(Duration::from_millis(100));
+        // Acknowledgements from `waflog alerts ack` and retries of deliveries.
+        if let Some(a) = alerting.as_mut() {
+            if a.tick() {
+                if let Some(d) = dashboard.as_mut() {
+                    d.publish(|b| b.set_alerts(a.book()));
+                }
+            }
+        }
         if serve_acks(dashboard, alerting) > 0 {
             if let Some(st) = store.as_deref_mut() {
                 st.save(engine, alerting.as_ref().map(Alerting::book))?;
@@ -562,7 +574,11 @@ impl stream::FollowStage for FollowDetect<'_> {
             self.results.emit(&mut self.pending)?;
         }
         if let Some(a) = &mut self.results.alerting {
-            a.tick();
+            if a.tick() {
+                if let Some(d) = &mut self.results.dashboard {
+                    d.publish(|b| b.set_alerts(a.book()));
+                }
+            }
         }
         if self.results.dashboard.is_some() {
             self.results.serve_acks();

@@ -43,7 +43,7 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
                 }
             };
             let e = records.entry(r.detector_name.clone()).or_default();
-            e.0 += r.records;
+            e.0 = e.0.saturating_add(r.records);
             e.1 |= r.entity.is_some();
             all |= !r.is_anomaly();
             span = Some(span.map_or((r.data_start_time, r.data_end_time), |(a, b)| {
@@ -72,12 +72,13 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
         .max()
         .unwrap_or(0);
     let rate = match span {
-        Some((a, b)) if b > a && all => events as f64 * 1000.0 / (b - a) as f64,
+        Some((a, b)) if b > a && all => events as f64 * 1000.0 / (b as f64 - a as f64),
         _ => 0.0,
     };
     board.set_input_done();
     // The average rate in event time (the report has no wall clock to go by).
     board.set_input(events, 0, 0, rate);
+    board.sort();
     let snapshot = board.snapshot_at(crate::alerts::now_ms());
     let html = crate::dashboard::report_html(&snapshot)?;
     if args.output == Path::new("-") {

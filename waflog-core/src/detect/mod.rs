@@ -125,8 +125,10 @@ pub struct Score {
     /// records expected from the baseline).
     pub shifted_categories: Vec<(String, u64, f64)>,
     /// Half-width per feature of the range the detector takes as normal this
-    /// interval: values within `expected ± band` are not anomalous on their own.
-    /// Empty when the detector has no such range (categorical, rcf).
+    /// interval, for charts: `ewma` grades values outside `expected ± band`;
+    /// `ewma_likelihood` reports its inner ewma's band, while its grade comes from
+    /// the likelihood of the recent scores. Empty when the detector has no such
+    /// range (categorical, rcf).
     pub band: Vec<f64>,
 }
 
