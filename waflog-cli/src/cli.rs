@@ -546,7 +546,8 @@ pub struct DetectArgs {
     /// explanation, anomaly counts per detector and entity over 24 hours and 7
     /// days, KPIs and the alerts with an acknowledge button; updates are pushed
     /// within a second. Read-only but for acknowledgements; requests with a
-    /// foreign Host or Origin are refused.
+    /// foreign Host or Origin are refused. Before an input file name write
+    /// `--dashboard=ADDR` (a bare `--dashboard FILE` takes FILE as the address).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::dashboard::DEFAULT_ADDR)]
     pub dashboard: Option<String>,
     /// Another Host name the dashboard answers to (repeatable), e.g. the machine's

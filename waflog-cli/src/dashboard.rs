@@ -46,9 +46,27 @@ const APP_TAG: &str = r#"<script src="assets/app.js"></script>"#;
 const LIVE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
      img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
      form-action 'none'";
-/// The report may run its inline scripts and styles and load nothing at all.
-const REPORT_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
-     style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'";
+/// The report may run its two inline scripts (pinned by hash, see
+/// [`report_csp`]) and styles, and load nothing at all.
+fn report_csp(scripts: &[&str]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hashes: Vec<String> = scripts
+        .iter()
+        .map(|js| {
+            let digest = sha2::Sha256::digest(js.as_bytes());
+            format!(
+                "'sha256-{}'",
+                base64::engine::general_purpose::STANDARD.encode(digest)
+            )
+        })
+        .collect();
+    format!(
+        "default-src 'none'; script-src {}; style-src 'unsafe-inline'; img-src data:; \
+         base-uri 'none'; form-action 'none'",
+        hashes.join(" ")
+    )
+}
 
 /// The default address: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -515,6 +533,9 @@ async fn ack(State(s): State<Arc<Shared>>, Path(id): Path<String>, headers: Head
 /// nothing from the network.
 pub fn report_html(snapshot: &Snapshot) -> anyhow::Result<String> {
     let data = script_json(&serde_json::to_string(snapshot)?);
+    // The exact text of each script element, as its CSP hash covers it.
+    let chart = format!("\n{}\n", inline_script(CHART_JS)?);
+    let app = format!("\n{}\n", inline_script(APP_JS)?);
     let mut html = INDEX_HTML.to_string();
     for (tag, _) in [(CSS_LINK, ()), (CHART_TAG, ()), (APP_TAG, ())] {
         anyhow::ensure!(html.contains(tag), "the page template lacks `{tag}`");
@@ -523,19 +544,17 @@ pub fn report_html(snapshot: &Snapshot) -> anyhow::Result<String> {
     html = html.replacen(
         CHART_TAG,
         &format!(
-            "<script id=\"waflog-data\" type=\"application/json\">{data}</script>\n<script>\n{}\n</script>",
-            inline_script(CHART_JS)?
+            "<script id=\"waflog-data\" type=\"application/json\">{data}</script>\n<script>{chart}</script>"
         ),
         1,
     );
-    html = html.replacen(
-        APP_TAG,
-        &format!("<script>\n{}\n</script>", inline_script(APP_JS)?),
-        1,
-    );
+    html = html.replacen(APP_TAG, &format!("<script>{app}</script>"), 1);
     html = html.replacen(
         "<head>",
-        &format!("<head>\n<meta http-equiv=\"Content-Security-Policy\" content=\"{REPORT_CSP}\">"),
+        &format!(
+            "<head>\n<meta http-equiv=\"Content-Security-Policy\" content=\"{}\">",
+            report_csp(&[&chart, &app])
+        ),
         1,
     );
     Ok(html)
@@ -675,6 +694,16 @@ mod tests {
         assert!(!html.contains("href=\"assets/"));
         assert!(html.contains("id=\"waflog-data\""));
         assert!(html.contains("Content-Security-Policy"));
+        // Only the two bundled scripts may run: pinned by hash, no 'unsafe-inline'.
+        let csp = html
+            .split("script-src ")
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap();
+        assert_eq!(csp.matches("'sha256-").count(), 2, "{csp}");
+        assert!(!csp.contains("unsafe-inline"));
         // A URI from the logs can neither close the data element nor open a
         // comment or script inside it: the data holds no `<` at all.
         let data = html
