@@ -156,7 +156,15 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             let title = format!("waflog detect: {}", inputs_title(&inputs_given));
             let mut d = Dashboard::start(
                 addr,
-                Board::new(&title, &specs),
+                // A CSV series is named after its file: no configured panels.
+                Board::new(
+                    &title,
+                    if args.input_format == InputFormat::Csv {
+                        &[]
+                    } else {
+                        &specs
+                    },
+                ),
                 alerting.is_some(),
                 &args.dashboard_host,
             )?;
@@ -248,6 +256,8 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         keep_last_save = stage.mid_record;
         outcome?;
     }
+    // CSV rows scored so far (the dashboard's events while a CSV run goes on).
+    let mut series_rows = 0u64;
     for input in inputs {
         let input = input?;
         let name = input.name.clone();
@@ -270,8 +280,17 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
                         }));
                     }
                 };
-                Ok(series.push_line(text).map(|r| pending.extend(r)))
-                    .and_then(|outcome| results.emit(&mut pending).map(|()| outcome))
+                let outcome = series.push_line(text).map(|r| pending.extend(r));
+                if !pending.is_empty() {
+                    results.emit(&mut pending)?;
+                    if results.dashboard.is_some() {
+                        results.serve_acks();
+                        let rows = series_rows.saturating_add(1);
+                        series_rows = rows;
+                        results.show_input(&engine, rows, None, false);
+                    }
+                }
+                Ok(outcome)
             })?;
             continue;
         }
