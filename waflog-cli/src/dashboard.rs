@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -119,7 +119,7 @@ type Pushed = (&'static str, Arc<str>);
 struct Shared {
     board: Mutex<Board>,
     updates: broadcast::Sender<Pushed>,
-    acks: Mutex<std_mpsc::Sender<AckRequest>>,
+    acks: std_mpsc::Sender<AckRequest>,
     hosts: Vec<String>,
     acks_enabled: bool,
 }
@@ -144,12 +144,14 @@ impl Shared {
                 self.updates.subscribe(),
             )
         };
-        (snapshot_json(&snapshot), rx)
+        (to_json(&snapshot), rx)
     }
 }
 
-fn snapshot_json(s: &Snapshot) -> String {
-    serde_json::to_string(s).unwrap_or_else(|e| format!(r#"{{"error":"{e}"}}"#))
+/// JSON text of what the page reads (an error object in the unlikely case it
+/// cannot be written).
+fn to_json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_else(|e| format!(r#"{{"error":"{e}"}}"#))
 }
 
 /// The running dashboard server.
@@ -182,7 +184,7 @@ impl Dashboard {
         let shared = Arc::new(Shared {
             board: Mutex::new(board),
             updates: broadcast::channel(1024).0,
-            acks: Mutex::new(tx),
+            acks: tx,
             hosts: allowed_hosts(bound, extra_hosts),
             acks_enabled,
         });
@@ -224,13 +226,9 @@ impl Dashboard {
         let pushed = if board.take_layout_change() {
             let _ = board.take_update();
             let now = crate::alerts::now_ms();
-            Some(("snapshot", snapshot_json(&board.snapshot_at(now))))
+            Some(("snapshot", to_json(&board.snapshot_at(now))))
         } else {
-            board.take_update().map(|u| {
-                let json =
-                    serde_json::to_string(&u).unwrap_or_else(|e| format!(r#"{{"error":"{e}"}}"#));
-                ("update", json)
-            })
+            board.take_update().map(|u| ("update", to_json(&u)))
         };
         if let Some((kind, json)) = pushed {
             // Sent under the lock, so a page that subscribes sees each change once;
@@ -239,12 +237,14 @@ impl Dashboard {
         }
     }
 
-    /// Updates the input numbers (at most 4 times a second unless `force`);
-    /// `dead_lettered` keeps its last value when `None`.
-    pub fn input(&mut self, events: u64, dead_lettered: Option<u64>, late: u64, force: bool) {
-        if !force && self.last_input.elapsed() < Duration::from_millis(250) {
-            return;
-        }
+    /// Whether the input numbers are due for an update (4 times a second), so a
+    /// caller gathers them only then.
+    pub fn input_due(&self) -> bool {
+        self.last_input.elapsed() >= Duration::from_millis(250)
+    }
+
+    /// Updates the input numbers; `dead_lettered` keeps its last value when `None`.
+    pub fn input(&mut self, events: u64, dead_lettered: Option<u64>, late: u64) {
         self.last_input = Instant::now();
         let eps = self.rate.observe(events);
         self.publish(|b| {
@@ -465,12 +465,12 @@ fn json(body: String) -> Response {
 
 async fn snapshot(State(s): State<Arc<Shared>>) -> Response {
     let snapshot = s.board().snapshot_at(crate::alerts::now_ms());
-    json(snapshot_json(&snapshot))
+    json(to_json(&snapshot))
 }
 
 async fn alerts(State(s): State<Arc<Shared>>) -> Response {
     let list = s.board().alerts().to_vec();
-    json(serde_json::to_string(&list).unwrap_or_default())
+    json(to_json(&list))
 }
 
 async fn events(
@@ -500,8 +500,7 @@ async fn events(
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-async fn ack(State(s): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let _ = headers;
+async fn ack(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     if !s.acks_enabled {
         return refuse(
             StatusCode::NOT_FOUND,
@@ -509,16 +508,11 @@ async fn ack(State(s): State<Arc<Shared>>, Path(id): Path<String>, headers: Head
         );
     }
     let (reply, answer) = oneshot::channel();
-    let sent = s
-        .acks
-        .lock()
-        .map(|tx| tx.send(AckRequest { id, reply }).is_ok())
-        .unwrap_or(false);
-    if !sent {
+    if s.acks.send(AckRequest { id, reply }).is_err() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "detection has stopped");
     }
     match tokio::time::timeout(Duration::from_secs(10), answer).await {
-        Ok(Ok(Ok(view))) => json(serde_json::to_string(&view).unwrap_or_default()),
+        Ok(Ok(Ok(view))) => json(to_json(&view)),
         Ok(Ok(Err(AckRefusal::Unknown(why)))) => (StatusCode::NOT_FOUND, why).into_response(),
         Ok(Ok(Err(AckRefusal::Conflict(why)))) => (StatusCode::CONFLICT, why).into_response(),
         Ok(Err(_)) => refuse(StatusCode::SERVICE_UNAVAILABLE, "detection has stopped"),
@@ -537,7 +531,7 @@ pub fn report_html(snapshot: &Snapshot) -> anyhow::Result<String> {
     let chart = format!("\n{}\n", inline_script(CHART_JS)?);
     let app = format!("\n{}\n", inline_script(APP_JS)?);
     let mut html = INDEX_HTML.to_string();
-    for (tag, _) in [(CSS_LINK, ()), (CHART_TAG, ()), (APP_TAG, ())] {
+    for tag in [CSS_LINK, CHART_TAG, APP_TAG] {
         anyhow::ensure!(html.contains(tag), "the page template lacks `{tag}`");
     }
     html = html.replacen(CSS_LINK, &format!("<style>\n{APP_CSS}\n</style>"), 1);

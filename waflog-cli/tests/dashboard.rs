@@ -154,6 +154,28 @@ async fn wait_text(c: &Client, css: &str, limit: Duration, ok: impl Fn(&str) -> 
     }
 }
 
+/// `results.ndjson` in `dir`: `detect --all` over `generate --seed 5` with `args`.
+fn results_of(dir: &Path, args: &[&str]) -> PathBuf {
+    let logs = dir.join("logs.ndjson");
+    let results = dir.join("results.ndjson");
+    let (code, _, err) = common::run(
+        common::waflog_env()
+            .args(["generate", "--seed", "5", "--start", START])
+            .args(args)
+            .arg("-o")
+            .arg(&logs),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = common::run(
+        common::waflog_env()
+            .args(["detect", "--all", "-o"])
+            .arg(&results)
+            .arg(&logs),
+    );
+    assert_eq!(code, 0, "{err}");
+    results
+}
+
 /// The IDs of the anomalies listed on the page.
 async fn anomaly_ids(c: &Client) -> Vec<String> {
     let mut ids = Vec::new();
@@ -388,23 +410,11 @@ async fn the_live_page_shows_an_injected_anomaly_explains_it_and_acknowledges_it
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_opens_offline_with_the_same_views() {
     let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs.ndjson");
-    let results = dir.path().join("results.ndjson");
+    let results = results_of(
+        dir.path(),
+        &["--duration", "3h", "--inject", "country:2h:10m"],
+    );
     let report = dir.path().join("report.html");
-    let (code, _, err) = common::run(
-        common::waflog_env()
-            .args(["generate", "--seed", "5", "--start", START])
-            .args(["--duration", "3h", "--inject", "country:2h:10m", "-o"])
-            .arg(&logs),
-    );
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = common::run(
-        common::waflog_env()
-            .args(["detect", "--all", "-o"])
-            .arg(&results)
-            .arg(&logs),
-    );
-    assert_eq!(code, 0, "{err}");
     let (code, _, err) = common::run(
         common::waflog_env()
             .arg("report")
@@ -454,22 +464,7 @@ async fn the_report_opens_offline_with_the_same_views() {
 #[test]
 fn the_report_dead_letters_what_is_not_a_result_and_refuses_no_results() {
     let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs.ndjson");
-    let results = dir.path().join("results.ndjson");
-    let (code, _, err) = common::run(
-        common::waflog_env()
-            .args(["generate", "--seed", "5", "--start", START])
-            .args(["--duration", "30m", "-o"])
-            .arg(&logs),
-    );
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = common::run(
-        common::waflog_env()
-            .args(["detect", "--all", "-o"])
-            .arg(&results)
-            .arg(&logs),
-    );
-    assert_eq!(code, 0, "{err}");
+    let results = results_of(dir.path(), &["--duration", "30m"]);
     // Two bad lines among the results: a WAF log and broken JSON.
     let mut text = std::fs::read_to_string(&results).unwrap();
     let good = text.lines().count();

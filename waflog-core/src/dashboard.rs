@@ -33,7 +33,7 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Alert, AlertBook};
+use crate::alert::{Alert, AlertBook, entity_key};
 use crate::detect::result::{Contributors, ExampleRecord};
 use crate::detect::{AnomalyResult, DetectorSpec};
 
@@ -508,7 +508,7 @@ impl Board {
     pub fn push(&mut self, r: &AnomalyResult) {
         let i = self.detector_for(r);
         let point = point_of(r, &self.detectors[i].features);
-        let entity = entity_label(r);
+        let entity = entity_key(r);
         let anomalous = r.is_anomaly();
         let advanced = self.now.is_none_or(|n| r.data_end_time > n);
         self.now = Some(self.now.map_or(r.data_end_time, |n| n.max(r.data_end_time)));
@@ -525,6 +525,8 @@ impl Board {
             d.intervals += 1;
         }
         d.confidence = r.confidence;
+        // The explanation reads the same values as the chart.
+        let view = anomalous.then(|| anomaly_view(r, &d.features, &point, entity.clone()));
         let charted = match &entity {
             None => {
                 push_point(&mut d.series, point.clone(), limits.max_points);
@@ -567,8 +569,7 @@ impl Board {
                 point,
             });
         }
-        if anomalous {
-            let view = anomaly_view(r, &d.features, entity.clone());
+        if let Some(view) = view {
             self.marks.push_back((r.data_start_time, i, entity));
             self.anomalies.push_back(view.clone());
             while self.anomalies.len() > limits.max_anomalies {
@@ -799,16 +800,6 @@ fn push_point(series: &mut VecDeque<Point>, p: Point, max: usize) {
     }
 }
 
-/// `value,value` of a result's entity.
-fn entity_label(r: &AnomalyResult) -> Option<String> {
-    r.entity.as_ref().map(|e| {
-        e.iter()
-            .map(|v| v.value.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
-    })
-}
-
 /// A result's values in the order of `features` (by name; missing ones are 0).
 fn point_of(r: &AnomalyResult, features: &[String]) -> Point {
     let mut p = Point {
@@ -851,8 +842,12 @@ fn finite(v: f64) -> f64 {
     if v.is_finite() { v } else { 0.0 }
 }
 
-fn anomaly_view(r: &AnomalyResult, features: &[String], entity: Option<String>) -> AnomalyView {
-    let p = point_of(r, features);
+fn anomaly_view(
+    r: &AnomalyResult,
+    features: &[String],
+    p: &Point,
+    entity: Option<String>,
+) -> AnomalyView {
     let mut fs: Vec<FeatureView> = features
         .iter()
         .enumerate()

@@ -285,9 +285,8 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
                     results.emit(&mut pending)?;
                     if results.dashboard.is_some() {
                         results.serve_acks();
-                        let rows = series_rows.saturating_add(1);
-                        series_rows = rows;
-                        results.show_input(&engine, rows, None, false);
+                        series_rows = series_rows.saturating_add(1);
+                        results.show_input(&engine, series_rows, None, false);
                     }
                 }
                 Ok(outcome)
@@ -488,7 +487,8 @@ fn serve_acks(dashboard: &mut Option<Dashboard>, alerting: &mut Option<Alerting>
     applied
 }
 
-/// The input's counts, on the dashboard.
+/// The input's counts, on the dashboard: when they are due (4 times a second)
+/// or `force`d, so the late counts are gathered only then.
 fn show_input(
     dashboard: &mut Option<Dashboard>,
     engine: &Engine,
@@ -496,9 +496,22 @@ fn show_input(
     dead: Option<u64>,
     force: bool,
 ) {
-    if let Some(d) = dashboard {
+    if let Some(d) = dashboard.as_mut().filter(|d| force || d.input_due()) {
         let late = engine.late().iter().map(|(_, n)| *n).max().unwrap_or(0);
-        d.input(events, dead, late, force);
+        d.input(events, dead, late);
+    }
+}
+
+/// About once a second while following or lingering: the alerting's tick
+/// (acknowledgements from `waflog alerts ack`, delivery retries), shown on the
+/// dashboard when it ran.
+fn tick_alerting(dashboard: &mut Option<Dashboard>, alerting: &mut Option<Alerting>) {
+    if let Some(a) = alerting {
+        if a.tick() {
+            if let Some(d) = dashboard {
+                d.publish(|b| b.set_alerts(a.book()));
+            }
+        }
     }
 }
 
@@ -538,14 +551,7 @@ fn linger_on(
     let until = linger.map(|l| Instant::now() + l);
     while !stop.load(Ordering::SeqCst) && until.is_none_or(|u| Instant::now() < u) {
         std::thread::sleep(Duration::from_millis(100));
-        // Acknowledgements from `waflog alerts ack` and retries of deliveries.
-        if let Some(a) = alerting.as_mut() {
-            if a.tick() {
-                if let Some(d) = dashboard.as_mut() {
-                    d.publish(|b| b.set_alerts(a.book()));
-                }
-            }
-        }
+        tick_alerting(dashboard, alerting);
         if serve_acks(dashboard, alerting) > 0 {
             if let Some(st) = store.as_deref_mut() {
                 st.save(engine, alerting.as_ref().map(Alerting::book))?;
@@ -592,13 +598,7 @@ impl stream::FollowStage for FollowDetect<'_> {
         if !self.pending.is_empty() {
             self.results.emit(&mut self.pending)?;
         }
-        if let Some(a) = &mut self.results.alerting {
-            if a.tick() {
-                if let Some(d) = &mut self.results.dashboard {
-                    d.publish(|b| b.set_alerts(a.book()));
-                }
-            }
-        }
+        tick_alerting(&mut self.results.dashboard, &mut self.results.alerting);
         if self.results.dashboard.is_some() {
             self.results.serve_acks();
             self.results.show_input(
