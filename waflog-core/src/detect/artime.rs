@@ -142,6 +142,13 @@ pub struct ArTimeParams {
     pub min_warmup: usize,
     /// Multi-scale: share of the rows seen a model's warm-up may take to be used.
     pub handover: f64,
+    /// Score at and above which a row is graded anomalous (its grade is the score).
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+}
+
+fn default_threshold() -> f64 {
+    ArTimeParams::default().threshold
 }
 
 impl Default for ArTimeParams {
@@ -159,6 +166,7 @@ impl Default for ArTimeParams {
             multiscale: false,
             min_warmup: 150,
             handover: 0.15,
+            threshold: 0.05,
         }
     }
 }
@@ -194,6 +202,16 @@ impl ArTimeParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArTime {
     models: Vec<Scales>,
+    #[serde(default = "default_threshold")]
+    threshold: f64,
+}
+
+/// Estimated resident bytes of an [`ArTime`] model of `features` features with at
+/// most `max_categories` categories and a warm-up of `warmup` rows (one model, not
+/// multi-scale): the categories (33 numbers each), the warm-up's raw samples and
+/// feature vectors (at most one per row) and a fixed part.
+pub fn model_bytes(features: usize, max_categories: usize, warmup: usize) -> usize {
+    features.max(1) * (max_categories * (CDIM + 1) * 8 + warmup * (DIM + 1) * 8 + 2_048)
 }
 
 impl ArTime {
@@ -201,6 +219,7 @@ impl ArTime {
     pub fn new(params: ArTimeParams, features: usize) -> ArTime {
         ArTime {
             models: (0..features.max(1)).map(|_| Scales::new(params)).collect(),
+            threshold: params.threshold,
         }
     }
 
@@ -285,11 +304,12 @@ impl Detector for ArTime {
             })
             .collect();
         let ready = self.models.iter().all(|m| m.current().ready());
+        let graded = ready && score > 0.0 && score >= self.threshold;
         Score {
             anomaly_score: score,
-            anomaly_grade: score,
+            anomaly_grade: if graded { score } else { 0.0 },
             confidence: if ready { 1.0 } else { 0.0 },
-            threshold: 0.0,
+            threshold: self.threshold,
             expected: self.models.iter().map(|m| m.current().median()).collect(),
             attribution,
             shifted_categories: Vec::new(),

@@ -35,6 +35,7 @@
 pub mod aggregate;
 pub mod artime;
 pub mod categorical;
+pub mod ensemble;
 pub mod ewma;
 pub mod extract;
 pub mod likelihood;
@@ -186,6 +187,12 @@ impl AlgorithmSpec {
                     .map(|m| Box::new(m) as Box<dyn Detector>)
                     .map_err(|e| e.to_string())
             }
+            AlgorithmSpec::Ensemble { .. } => serde_json::from_value::<ensemble::Ensemble>(state)
+                .map(|m| Box::new(m) as Box<dyn Detector>)
+                .map_err(|e| e.to_string()),
+            AlgorithmSpec::Artime { .. } => serde_json::from_value::<artime::ArTime>(state)
+                .map(|m| Box::new(m) as Box<dyn Detector>)
+                .map_err(|e| e.to_string()),
             AlgorithmSpec::Rcf { .. } => serde_json::from_value::<rcf::Rcf>(state)
                 .map(|m| Box::new(m) as Box<dyn Detector>)
                 .map_err(|e| e.to_string()),
@@ -225,30 +232,15 @@ impl AlgorithmSpec {
                 min_shift,
                 min_intervals,
             )),
-            AlgorithmSpec::EwmaLikelihood {
-                half_life,
-                threshold,
-                window,
-                average,
-                min_intervals,
-                spatial,
-                spatial_tolerance,
-            } => {
-                let m = likelihood::EwmaLikelihood::new(
-                    ewma::Ewma::new(features, half_life, 5.0, min_intervals),
-                    likelihood::Likelihood::new(likelihood::LikelihoodParams {
-                        window,
-                        average,
-                        ..likelihood::LikelihoodParams::default()
-                    }),
-                    threshold,
-                );
-                Box::new(if spatial {
-                    m.with_spatial(spatial_tolerance)
-                } else {
-                    m
-                })
-            }
+            AlgorithmSpec::EwmaLikelihood { .. }
+            | AlgorithmSpec::Artime { .. }
+            | AlgorithmSpec::Ensemble { .. } => match self.member_model(features) {
+                Some(ensemble::MemberModel::EwmaLikelihood(m)) => Box::new(m),
+                Some(ensemble::MemberModel::Artime(m)) => Box::new(m),
+                Some(ensemble::MemberModel::Ensemble(m)) => m,
+                // Not reached: these three types always give a model.
+                None => Box::new(ewma::Ewma::new(features, 60.0, 5.0, 5)),
+            },
             AlgorithmSpec::Rcf {
                 trees,
                 samples,
@@ -277,6 +269,77 @@ impl AlgorithmSpec {
                     ),
                 }
             }
+        }
+    }
+}
+
+impl AlgorithmSpec {
+    /// The model of an algorithm whose score lies in [0, 1] (`ewma_likelihood`,
+    /// `artime`, `ensemble`), as a concrete type an ensemble can hold; `None` for
+    /// the others. Ensemble members of other types are left out (validation rejects
+    /// them).
+    pub fn member_model(&self, features: usize) -> Option<ensemble::MemberModel> {
+        match *self {
+            AlgorithmSpec::EwmaLikelihood {
+                half_life,
+                threshold,
+                window,
+                average,
+                min_intervals,
+                spatial,
+                spatial_tolerance,
+            } => {
+                let m = likelihood::EwmaLikelihood::new(
+                    ewma::Ewma::new(features, half_life, 5.0, min_intervals),
+                    likelihood::Likelihood::new(likelihood::LikelihoodParams {
+                        window,
+                        average,
+                        ..likelihood::LikelihoodParams::default()
+                    }),
+                    threshold,
+                );
+                Some(ensemble::MemberModel::EwmaLikelihood(if spatial {
+                    m.with_spatial(spatial_tolerance)
+                } else {
+                    m
+                }))
+            }
+            AlgorithmSpec::Artime {
+                warmup,
+                step,
+                max_categories,
+                margin,
+                threshold,
+            } => Some(ensemble::MemberModel::Artime(artime::ArTime::new(
+                artime::ArTimeParams {
+                    warmup,
+                    step,
+                    max_categories,
+                    margin,
+                    threshold,
+                    ..artime::ArTimeParams::default()
+                },
+                features,
+            ))),
+            AlgorithmSpec::Ensemble {
+                ref members,
+                threshold,
+            } => Some(ensemble::MemberModel::Ensemble(Box::new(
+                ensemble::Ensemble::new(
+                    members
+                        .iter()
+                        .filter_map(|m| {
+                            Some(ensemble::Member {
+                                model: m.algorithm.member_model(features)?,
+                                weight: m.weight,
+                                min_score: m.min_score,
+                            })
+                        })
+                        .collect(),
+                    threshold,
+                ),
+            ))),
+            _ => None,
         }
     }
 }
@@ -539,7 +602,9 @@ impl Engine {
                 AlgorithmSpec::Categorical { field, .. } => Some(fields.add(field)),
                 AlgorithmSpec::Ewma { .. }
                 | AlgorithmSpec::EwmaLikelihood { .. }
-                | AlgorithmSpec::Rcf { .. } => None,
+                | AlgorithmSpec::Rcf { .. }
+                | AlgorithmSpec::Artime { .. }
+                | AlgorithmSpec::Ensemble { .. } => None,
             };
             slots.push(Slot {
                 aggregator: Aggregator::new(s, features, category)

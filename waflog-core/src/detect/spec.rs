@@ -77,6 +77,28 @@ pub struct FeatureSpec {
     pub filter: Option<FilterSpec>,
 }
 
+/// One member of an `ensemble`: an algorithm, its weight and the smallest score at
+/// which it votes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnsembleMember {
+    /// Its vote is `weight` times its score.
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    /// Scores below this do not vote.
+    #[serde(default)]
+    pub min_score: f64,
+    /// The member's algorithm (`type` and its parameters).
+    #[serde(flatten)]
+    pub algorithm: AlgorithmSpec,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+fn default_ensemble_threshold() -> f64 {
+    0.44
+}
+
 /// The algorithm of a detector and its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -143,6 +165,39 @@ pub enum AlgorithmSpec {
         #[serde(default = "default_spatial_tolerance")]
         spatial_tolerance: f64,
     },
+    /// Several algorithms on the same intervals (see [`crate::detect::ensemble`]):
+    /// each member votes `weight * score` when its score reaches its `min_score`,
+    /// and the largest vote is the score. Members are `ewma_likelihood`, `artime` or
+    /// `ensemble` (scores in [0, 1]).
+    Ensemble {
+        /// The members, each an algorithm table with optional `weight` (1) and
+        /// `min_score` (0).
+        members: Vec<EnsembleMember>,
+        /// Score, in (0, 1), at and above which an interval is anomalous.
+        #[serde(default = "default_ensemble_threshold")]
+        threshold: f64,
+    },
+    /// ARTime, adaptive resonance over downsampled windows of the series (see
+    /// [`crate::detect::artime`]), learning its range as the data arrive: the
+    /// `anomaly_score` is 0 except when a window starts a new cluster of patterns.
+    /// Nothing is graded during the first `warmup` intervals.
+    Artime {
+        /// Intervals collected before scoring starts.
+        #[serde(default = "default_artime_warmup")]
+        warmup: usize,
+        /// Intervals per downsampled sample.
+        #[serde(default = "default_artime_step")]
+        step: usize,
+        /// Most categories (patterns) kept per feature.
+        #[serde(default = "default_artime_categories")]
+        max_categories: usize,
+        /// Margin added to each side of the learnt range, as a share of its span.
+        #[serde(default = "default_artime_margin")]
+        margin: f64,
+        /// Score, in (0, 1], at and above which an interval is anomalous.
+        #[serde(default = "default_artime_threshold")]
+        threshold: f64,
+    },
     /// A Random Cut Forest over shingles of `shingle_size` intervals, with a
     /// `mean + threshold * sd` cut on its past scores (see [`crate::detect::rcf`]).
     Rcf {
@@ -179,6 +234,22 @@ fn default_rcf_threshold() -> f64 {
 }
 fn default_rcf_min_intervals() -> u32 {
     10
+}
+
+fn default_artime_warmup() -> usize {
+    crate::detect::artime::ArTimeParams::default().warmup
+}
+fn default_artime_step() -> usize {
+    crate::detect::artime::ArTimeParams::default().step
+}
+fn default_artime_categories() -> usize {
+    crate::detect::artime::ArTimeParams::default().max_categories
+}
+fn default_artime_margin() -> f64 {
+    crate::detect::artime::ArTimeParams::default().margin
+}
+fn default_artime_threshold() -> f64 {
+    0.05
 }
 
 fn default_likelihood_threshold() -> f64 {
@@ -242,6 +313,9 @@ impl AlgorithmSpec {
                 min_intervals,
                 ..
             } => (None, *threshold, *min_intervals),
+            AlgorithmSpec::Artime { threshold, .. } | AlgorithmSpec::Ensemble { threshold, .. } => {
+                (None, *threshold, 0)
+            }
         }
     }
 }
@@ -250,10 +324,16 @@ impl AlgorithmSpec {
     /// Intervals a model sees before it grades results (its warm-up).
     pub fn min_intervals(&self) -> u32 {
         match *self {
+            AlgorithmSpec::Ensemble { ref members, .. } => members
+                .iter()
+                .map(|m| m.algorithm.min_intervals())
+                .min()
+                .unwrap_or(0),
             AlgorithmSpec::Ewma { min_intervals, .. }
             | AlgorithmSpec::Categorical { min_intervals, .. }
             | AlgorithmSpec::EwmaLikelihood { min_intervals, .. }
             | AlgorithmSpec::Rcf { min_intervals, .. } => min_intervals,
+            AlgorithmSpec::Artime { warmup, .. } => u32::try_from(warmup).unwrap_or(u32::MAX),
         }
     }
 
@@ -266,8 +346,17 @@ impl AlgorithmSpec {
     /// with one feature and 3.3 MB with five, at 50 trees of 256 samples, shingle 8).
     pub fn model_bytes(&self, features: usize, shingle_size: usize) -> usize {
         match *self {
+            AlgorithmSpec::Ensemble { ref members, .. } => members
+                .iter()
+                .map(|m| m.algorithm.model_bytes(features, shingle_size))
+                .sum(),
             AlgorithmSpec::Ewma { .. } | AlgorithmSpec::Categorical { .. } => BYTES_PER_ENTITY,
             AlgorithmSpec::EwmaLikelihood { window, .. } => BYTES_PER_ENTITY + 16 * window,
+            AlgorithmSpec::Artime {
+                max_categories,
+                warmup,
+                ..
+            } => crate::detect::artime::model_bytes(features.max(1), max_categories, warmup),
             AlgorithmSpec::Rcf { trees, samples, .. } => {
                 trees * samples * (66 + 5 * features.max(1) * shingle_size.max(1))
             }
@@ -282,6 +371,37 @@ impl AlgorithmSpec {
     /// ([`AlgorithmSpec::default`]): their intervals are short and the likelihood's
     /// distribution takes a probation of 388 intervals to learn.
     pub fn metric_default() -> AlgorithmSpec {
+        AlgorithmSpec::Ensemble {
+            members: vec![
+                EnsembleMember {
+                    weight: 1.0,
+                    min_score: 0.0,
+                    algorithm: AlgorithmSpec::artime_default(),
+                },
+                EnsembleMember {
+                    weight: 1.0,
+                    min_score: default_likelihood_vote(),
+                    algorithm: AlgorithmSpec::likelihood_default(),
+                },
+            ],
+            threshold: default_ensemble_threshold(),
+        }
+    }
+
+    /// `artime` with its defaults.
+    pub fn artime_default() -> AlgorithmSpec {
+        AlgorithmSpec::Artime {
+            warmup: default_artime_warmup(),
+            step: default_artime_step(),
+            max_categories: default_artime_categories(),
+            margin: default_artime_margin(),
+            threshold: default_artime_threshold(),
+        }
+    }
+
+    /// `ewma_likelihood` with its defaults and the spatial rule (the metric default
+    /// before the ensemble).
+    pub fn likelihood_default() -> AlgorithmSpec {
         AlgorithmSpec::EwmaLikelihood {
             half_life: default_half_life(),
             threshold: default_likelihood_threshold(),
@@ -292,6 +412,12 @@ impl AlgorithmSpec {
             spatial_tolerance: default_spatial_tolerance(),
         }
     }
+}
+
+/// The smallest likelihood score at which the default ensemble's likelihood member
+/// votes: only its extremes (a value outside the range seen so far scores 1).
+fn default_likelihood_vote() -> f64 {
+    0.99
 }
 
 impl Default for AlgorithmSpec {
@@ -584,6 +710,99 @@ impl DetectorSpec {
                 ));
             }
         }
+        if let AlgorithmSpec::Artime {
+            warmup,
+            step,
+            max_categories,
+            margin,
+            ..
+        } = self.algorithm
+        {
+            if !(16..=100_000).contains(&warmup) {
+                return Err(invalid(
+                    "algorithm.warmup".into(),
+                    format!("{warmup} must be in 16..=100000 intervals"),
+                ));
+            }
+            if !(1..=1000).contains(&step) || step * 16 > warmup {
+                return Err(invalid(
+                    "algorithm.step".into(),
+                    format!("{step} must be in 1..=1000 and at most warmup / 16"),
+                ));
+            }
+            if !(2..=100_000).contains(&max_categories) {
+                return Err(invalid(
+                    "algorithm.max_categories".into(),
+                    format!("{max_categories} must be in 2..=100000"),
+                ));
+            }
+            if !(0.0..=100.0).contains(&margin) {
+                return Err(invalid(
+                    "algorithm.margin".into(),
+                    format!("{margin} must be in [0, 100] (a share of the range)"),
+                ));
+            }
+            if threshold > 1.0 {
+                return Err(invalid(
+                    "algorithm.threshold".into(),
+                    format!("{threshold} must be at most 1 (an artime score)"),
+                ));
+            }
+        }
+        if let AlgorithmSpec::Ensemble { members, .. } = &self.algorithm {
+            if !(1..=8).contains(&members.len()) {
+                return Err(invalid(
+                    "algorithm.members".into(),
+                    format!("{} members; an ensemble has 1 to 8", members.len()),
+                ));
+            }
+            if threshold >= 1.0 {
+                return Err(invalid(
+                    "algorithm.threshold".into(),
+                    format!("{threshold} must be below 1 (an ensemble score)"),
+                ));
+            }
+            for (i, m) in members.iter().enumerate() {
+                let field = |f: &str| format!("algorithm.members[{i}].{f}");
+                if !matches!(
+                    m.algorithm,
+                    AlgorithmSpec::EwmaLikelihood { .. }
+                        | AlgorithmSpec::Artime { .. }
+                        | AlgorithmSpec::Ensemble { .. }
+                ) {
+                    return Err(invalid(
+                        field("type"),
+                        "an ensemble member is `ewma_likelihood`, `artime` or `ensemble` \
+                         (scores in [0, 1])"
+                            .into(),
+                    ));
+                }
+                if !(m.weight > 0.0 && m.weight <= 10.0) {
+                    return Err(invalid(
+                        field("weight"),
+                        format!("{} must be in (0, 10]", m.weight),
+                    ));
+                }
+                if !(0.0..=1.0).contains(&m.min_score) {
+                    return Err(invalid(
+                        field("min_score"),
+                        format!("{} must be in [0, 1]", m.min_score),
+                    ));
+                }
+                let nested = DetectorSpec {
+                    algorithm: m.algorithm.clone(),
+                    ..self.clone()
+                };
+                if let Err(ConfigError::Invalid {
+                    field: f, reason, ..
+                }) = nested.validate(index, path)
+                {
+                    let prefix = format!("detectors[{index}].algorithm.");
+                    let inner = f.strip_prefix(&prefix).unwrap_or(&f);
+                    return Err(invalid(field(inner), reason));
+                }
+            }
+        }
         if min_intervals > 10 {
             return Err(invalid(
                 "algorithm.min_intervals".into(),
@@ -616,6 +835,66 @@ pub fn validate_all(specs: &[DetectorSpec], path: &Path) -> Result<(), ConfigErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ensembles_and_artime_parse_and_validate() {
+        let p = Path::new("waflog.toml");
+        let mut s = DetectorSpec::indicator_sum("x", "B_action");
+        s.algorithm = toml::from_str(
+            "type = \"ensemble\"\nthreshold = 0.44\n\
+             [[members]]\ntype = \"artime\"\n\
+             [[members]]\ntype = \"ewma_likelihood\"\nmin_score = 0.99\n",
+        )
+        .unwrap();
+        assert_eq!(s.algorithm, AlgorithmSpec::metric_default());
+        s.validate(0, p).unwrap();
+        assert_eq!(
+            AlgorithmSpec::artime_default(),
+            toml::from_str("type = \"artime\"").unwrap()
+        );
+        // The warm-up is artime's (the likelihood grades from its 5th interval).
+        assert_eq!(s.algorithm.min_intervals(), 5);
+        assert_eq!(
+            s.algorithm.model_bytes(1, 8),
+            AlgorithmSpec::artime_default().model_bytes(1, 8)
+                + AlgorithmSpec::likelihood_default().model_bytes(1, 8)
+        );
+        for (field, toml_text) in [
+            ("algorithm.members", "members = []"),
+            (
+                "algorithm.threshold",
+                "threshold = 1.0\n[[members]]\ntype = \"artime\"",
+            ),
+            ("algorithm.members[0].type", "[[members]]\ntype = \"ewma\""),
+            (
+                "algorithm.members[0].weight",
+                "[[members]]\ntype = \"artime\"\nweight = 0",
+            ),
+            (
+                "algorithm.members[1].min_score",
+                "[[members]]\ntype = \"artime\"\n[[members]]\ntype = \"artime\"\nmin_score = 2",
+            ),
+            (
+                "algorithm.members[0].step",
+                "[[members]]\ntype = \"artime\"\nstep = 100",
+            ),
+            (
+                "algorithm.members[0].members[0].warmup",
+                "[[members]]\ntype = \"ensemble\"\n[[members.members]]\ntype = \"artime\"\nwarmup = 3",
+            ),
+        ] {
+            s.algorithm = toml::from_str(&format!("type = \"ensemble\"\n{toml_text}")).unwrap();
+            let e = s.validate(0, p).unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+        // Unknown keys in a member are refused.
+        assert!(
+            toml::from_str::<AlgorithmSpec>(
+                "type = \"ensemble\"\n[[members]]\ntype = \"artime\"\nwarmupp = 300"
+            )
+            .is_err()
+        );
+    }
 
     #[test]
     fn defaults_are_the_seeds_five_plus_request_count() {
@@ -698,7 +977,7 @@ mod tests {
                 spatial_tolerance: 0.05,
             }
         );
-        assert_eq!(s.algorithm, AlgorithmSpec::metric_default());
+        assert_eq!(s.algorithm, AlgorithmSpec::likelihood_default());
         s.validate(0, p).unwrap();
         for (field, toml_text) in [
             ("algorithm.threshold", "threshold = 1.0"),

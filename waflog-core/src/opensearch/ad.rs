@@ -241,6 +241,8 @@ fn description(spec: &DetectorSpec) -> String {
         AlgorithmSpec::Ewma { .. } => "ewma",
         AlgorithmSpec::EwmaLikelihood { .. } => "ewma_likelihood",
         AlgorithmSpec::Rcf { .. } => "rcf",
+        AlgorithmSpec::Artime { .. } => "artime",
+        AlgorithmSpec::Ensemble { .. } => "ensemble",
         AlgorithmSpec::Categorical { .. } => "categorical",
     };
     let features: Vec<String> = spec
