@@ -143,8 +143,8 @@ pub enum AlgorithmSpec {
         #[serde(default = "default_spatial_tolerance")]
         spatial_tolerance: f64,
     },
-    /// A Random Cut Forest over shingles of `shingle_size` intervals, with a
-    /// `mean + threshold * sd` cut on its past scores (see [`crate::detect::rcf`]).
+    /// A Random Cut Forest over shingles of `shingle_size` intervals, thresholded as
+    /// AWS's ThresholdedRandomCutForest does (see [`crate::detect::rcf`]).
     Rcf {
         /// Trees in the forest (OpenSearch AD: 50).
         #[serde(default = "default_rcf_trees")]
@@ -152,16 +152,32 @@ pub enum AlgorithmSpec {
         /// Points sampled per tree (OpenSearch AD: 256).
         #[serde(default = "default_rcf_samples")]
         samples: usize,
-        /// Time decay of the tree samples per interval (OpenSearch AD: 1/2560).
+        /// Time decay of the tree samples per interval (OpenSearch AD: 0.0001).
         #[serde(default = "default_rcf_time_decay")]
         time_decay: f64,
-        /// Standard deviations of past scores above their mean at which a score is
-        /// anomalous (scores below 1.0 never are).
+        /// TRCF's z-factor: deviations of the scores above their mean at which a
+        /// score is anomalous (3).
         #[serde(default = "default_rcf_threshold")]
         threshold: f64,
         /// Intervals seen before results are graded.
         #[serde(default = "default_rcf_min_intervals")]
         min_intervals: u32,
+        /// Input transformation before the forest: `normalize` (default), `none`,
+        /// `difference` or `normalize_difference` (TRCF's `TransformMethod`).
+        #[serde(default)]
+        transform: crate::detect::rcf::Transform,
+        /// TRCF's lower (absolute) threshold: scores below it are never anomalous
+        /// (0.8).
+        #[serde(default = "default_rcf_lower_threshold")]
+        lower_threshold: f64,
+        /// TRCF's horizon in [0, 1]: weight of the short-term against the long-term
+        /// deviation of the scores in the threshold (0.5).
+        #[serde(default = "default_rcf_horizon")]
+        horizon: f64,
+        /// Share in [0, 1] of each tree's nodes whose bounding box is cached: memory
+        /// against CPU, no change in results (0: the compact default).
+        #[serde(default)]
+        bounding_box_cache_fraction: f64,
     },
 }
 
@@ -172,13 +188,19 @@ fn default_rcf_samples() -> usize {
     256
 }
 fn default_rcf_time_decay() -> f64 {
-    1.0 / 2560.0
+    0.0001
 }
 fn default_rcf_threshold() -> f64 {
     3.0
 }
 fn default_rcf_min_intervals() -> u32 {
     10
+}
+fn default_rcf_lower_threshold() -> f64 {
+    0.8
+}
+fn default_rcf_horizon() -> f64 {
+    0.5
 }
 
 fn default_likelihood_threshold() -> f64 {
@@ -515,9 +537,30 @@ impl DetectorSpec {
             trees,
             samples,
             time_decay,
+            lower_threshold,
+            horizon,
+            bounding_box_cache_fraction,
             ..
         } = self.algorithm
         {
+            if !(lower_threshold >= 0.0 && lower_threshold.is_finite()) {
+                return Err(invalid(
+                    "algorithm.lower_threshold".into(),
+                    format!("{lower_threshold} must be a finite number >= 0"),
+                ));
+            }
+            if !(0.0..=1.0).contains(&horizon) {
+                return Err(invalid(
+                    "algorithm.horizon".into(),
+                    format!("{horizon} must be in [0, 1]"),
+                ));
+            }
+            if !(0.0..=1.0).contains(&bounding_box_cache_fraction) {
+                return Err(invalid(
+                    "algorithm.bounding_box_cache_fraction".into(),
+                    format!("{bounding_box_cache_fraction} must be in [0, 1]"),
+                ));
+            }
             if !(1..=200).contains(&trees) {
                 return Err(invalid(
                     "algorithm.trees".into(),
@@ -717,9 +760,13 @@ mod tests {
             AlgorithmSpec::Rcf {
                 trees: 50,
                 samples: 256,
-                time_decay: 1.0 / 2560.0,
+                time_decay: 0.0001,
                 threshold: 3.0,
-                min_intervals: 10
+                min_intervals: 10,
+                transform: crate::detect::rcf::Transform::Normalize,
+                lower_threshold: 0.8,
+                horizon: 0.5,
+                bounding_box_cache_fraction: 0.0,
             }
         );
         s.validate(0, p).unwrap();
@@ -729,6 +776,12 @@ mod tests {
             ("algorithm.time_decay", "time_decay = 1.5"),
             ("algorithm.threshold", "threshold = 0.0"),
             ("algorithm.min_intervals", "min_intervals = 11"),
+            ("algorithm.lower_threshold", "lower_threshold = -1.0"),
+            ("algorithm.horizon", "horizon = 2.0"),
+            (
+                "algorithm.bounding_box_cache_fraction",
+                "bounding_box_cache_fraction = 1.5",
+            ),
         ] {
             s.algorithm = toml::from_str(&format!("type = \"rcf\"\n{toml_text}")).unwrap();
             let e = s.validate(0, p).unwrap_err().to_string();
