@@ -283,15 +283,25 @@ impl AlgorithmSpec {
     /// features over shingles of `shingle_size` intervals, for the per-entity budget:
     /// [`BYTES_PER_ENTITY`] for `ewma` and `categorical`; plus 16 bytes per interval
     /// of the likelihood window for `ewma_likelihood` (about 140 KB at the default
-    /// window); for `rcf`, `trees * samples * (66 + 5 * features * shingle_size)`,
-    /// fitted to the resident growth of forests fed 3,000 random intervals (1.35 MB
-    /// with one feature and 3.3 MB with five, at 50 trees of 256 samples, shingle 8).
+    /// window); for `rcf`, `trees * samples * (22 + features + 9 * c * features *
+    /// shingle_size)` with `c` the bounding-box cache fraction, fitted to the resident
+    /// growth of models fed 400-600 intervals (285 KB with one feature and 307 KB
+    /// with five at the defaults, no cache: about 3,650 one-feature models per GiB;
+    /// 1.22 MB with one feature and the full cache). See `tests/entity_memory.rs`.
     pub fn model_bytes(&self, features: usize, shingle_size: usize) -> usize {
         match *self {
             AlgorithmSpec::Ewma { .. } | AlgorithmSpec::Categorical { .. } => BYTES_PER_ENTITY,
             AlgorithmSpec::EwmaLikelihood { window, .. } => BYTES_PER_ENTITY + 16 * window,
-            AlgorithmSpec::Rcf { trees, samples, .. } => {
-                trees * samples * (66 + 5 * features.max(1) * shingle_size.max(1))
+            AlgorithmSpec::Rcf {
+                trees,
+                samples,
+                bounding_box_cache_fraction,
+                ..
+            } => {
+                let dims = (features.max(1) * shingle_size.max(1)) as f64;
+                let per_sample =
+                    22.0 + features.max(1) as f64 + 9.0 * bounding_box_cache_fraction * dims;
+                (trees as f64 * samples as f64 * per_sample).ceil() as usize
             }
         }
     }
