@@ -149,35 +149,7 @@ fn detect(c: &mut Criterion) {
             })
         });
     }
-    // Score + update of one point: a 5-feature forest (50 trees, 256 samples) over
-    // shingles of 8, warmed up past its sample size first.
-    g.bench_function("rcf_process/5_features_shingle_8", |b| {
-        let spec = waflog_core::detect::AlgorithmSpec::Rcf {
-            trees: 50,
-            samples: 256,
-            time_decay: 1.0 / 2560.0,
-            threshold: 3.0,
-            min_intervals: 10,
-        };
-        let mut model = spec.build_shingled(5, 8);
-        let mut t: i64 = 0;
-        let mut step = |model: &mut Box<dyn waflog_core::detect::Detector>| {
-            t += 1;
-            let v: Vec<f64> = (0..5)
-                .map(|i| 10.0 * (i + 1) as f64 + ((t * (i + 3)) % 7) as f64)
-                .collect();
-            model.process(&IntervalFeatures {
-                start_ms: t,
-                end_ms: t + 1,
-                values: &v,
-                categories: &[],
-            })
-        };
-        for _ in 0..1000 {
-            step(&mut model);
-        }
-        b.iter(|| black_box(step(&mut model)))
-    });
+    // The rcf detector has its own bench: benches/rcf.rs.
     g.finish();
 }
 

@@ -20,7 +20,7 @@
 //! |--------------------------------|---------:|-------:|-------:|
 //! | `ratio` (|z| alone)            |      5.6 |    0.0 |   17.4 |
 //! | `scaled`                       |     21.3 |   12.3 |   33.0 |
-//! | `rcf` (raw forest score)       |     29.7 |   21.9 |   36.6 |
+//! | `rcf` (TRCF; official scorer)  |     52.3 |   41.1 |   58.7 |
 //! | `likelihood`                   |     48.7 |   39.1 |   54.2 |
 //! | `likelihood-spatial` (default) |     58.9 |   52.1 |   64.6 |
 //!
@@ -184,9 +184,10 @@ enum Method {
     /// task brief (a self-normalised score, as in Numenta's likelihood but with only a
     /// first moment and no averaging).
     Scaled,
-    /// The raw score of a fresh Random Cut Forest per series
+    /// The `anomaly_score` of a fresh thresholded Random Cut Forest per series
     /// (`waflog_core::detect::rcf`, `type = "rcf"` with its defaults: 50 trees, 256
-    /// samples, time decay 1/2560, shingle size 8); no thresholder, no ewma.
+    /// samples, time decay 0.0001, shingle size 8, TRCF's thresholder and
+    /// corrector), as the CLI's csv path writes it; no ewma.
     Rcf,
 }
 
@@ -292,7 +293,8 @@ Scores waflog's default detector (ewma) on the Numenta Anomaly Benchmark.
                          likelihood: the same without the spatial rule
                          ratio: a fixed function of |z| (see --mapping; the first scoring)
                          scaled: |z| / decayed mean of the series' past |z|
-                         rcf: raw score of a Random Cut Forest (type = \"rcf\")
+                         rcf: anomaly_score of the thresholded Random Cut Forest
+                           (type = \"rcf\": TRCF grade above 0.5, score/threshold below)
   --mapping M          for --method ratio: ratio (default, s/(s+threshold)),
                        raw (s itself; same ranking, same scores) or grade
 ewma detector (default: those of AlgorithmSpec::default()):
@@ -489,7 +491,7 @@ fn formula(args: &Args) -> String {
             args.spatial_tolerance
         ),
         Method::Rcf => {
-            "raw rcf score (50 trees, 256 samples, time decay 1/2560, shingle 8)".to_string()
+            "rcf anomaly_score: 0.5 + 0.45 grade + 0.05 excess if graded, else 0.5 score/threshold (TRCF; 50 trees, 256 samples, time decay 0.0001, shingle 8)".to_string()
         }
         Method::Scaled => format!(
             "|z| / (decayed mean of past |z| + 0.05), half-life {}",

@@ -247,6 +247,10 @@ impl AlgorithmSpec {
                 time_decay,
                 threshold,
                 min_intervals,
+                transform,
+                lower_threshold,
+                horizon,
+                bounding_box_cache_fraction,
             } => {
                 let params = rcf::RcfParams {
                     trees,
@@ -254,6 +258,11 @@ impl AlgorithmSpec {
                     time_decay,
                     threshold,
                     min_intervals,
+                    transform,
+                    transform_decay: None,
+                    lower_threshold,
+                    horizon,
+                    bounding_box_cache_fraction,
                 };
                 match rcf::Rcf::new(features, shingle_size, params) {
                     Ok(m) => Box::new(m),

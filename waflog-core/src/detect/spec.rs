@@ -198,8 +198,8 @@ pub enum AlgorithmSpec {
         #[serde(default = "default_artime_threshold")]
         threshold: f64,
     },
-    /// A Random Cut Forest over shingles of `shingle_size` intervals, with a
-    /// `mean + threshold * sd` cut on its past scores (see [`crate::detect::rcf`]).
+    /// A Random Cut Forest over shingles of `shingle_size` intervals, thresholded as
+    /// AWS's ThresholdedRandomCutForest does (see [`crate::detect::rcf`]).
     Rcf {
         /// Trees in the forest (OpenSearch AD: 50).
         #[serde(default = "default_rcf_trees")]
@@ -207,16 +207,32 @@ pub enum AlgorithmSpec {
         /// Points sampled per tree (OpenSearch AD: 256).
         #[serde(default = "default_rcf_samples")]
         samples: usize,
-        /// Time decay of the tree samples per interval (OpenSearch AD: 1/2560).
+        /// Time decay of the tree samples per interval (OpenSearch AD: 0.0001).
         #[serde(default = "default_rcf_time_decay")]
         time_decay: f64,
-        /// Standard deviations of past scores above their mean at which a score is
-        /// anomalous (scores below 1.0 never are).
+        /// TRCF's z-factor: deviations of the scores above their mean at which a
+        /// score is anomalous (3).
         #[serde(default = "default_rcf_threshold")]
         threshold: f64,
         /// Intervals seen before results are graded.
         #[serde(default = "default_rcf_min_intervals")]
         min_intervals: u32,
+        /// Input transformation before the forest: `normalize` (default), `none`,
+        /// `difference` or `normalize_difference` (TRCF's `TransformMethod`).
+        #[serde(default)]
+        transform: crate::detect::rcf::Transform,
+        /// TRCF's lower (absolute) threshold: scores below it are never anomalous
+        /// (0.8).
+        #[serde(default = "default_rcf_lower_threshold")]
+        lower_threshold: f64,
+        /// TRCF's horizon in [0, 1]: weight of the short-term against the long-term
+        /// deviation of the scores in the threshold (0.5).
+        #[serde(default = "default_rcf_horizon")]
+        horizon: f64,
+        /// Share in [0, 1] of each tree's nodes whose bounding box is cached: memory
+        /// against CPU, no change in results (0: the compact default).
+        #[serde(default)]
+        bounding_box_cache_fraction: f64,
     },
 }
 
@@ -227,13 +243,19 @@ fn default_rcf_samples() -> usize {
     256
 }
 fn default_rcf_time_decay() -> f64 {
-    1.0 / 2560.0
+    0.0001
 }
 fn default_rcf_threshold() -> f64 {
     3.0
 }
 fn default_rcf_min_intervals() -> u32 {
     10
+}
+fn default_rcf_lower_threshold() -> f64 {
+    0.8
+}
+fn default_rcf_horizon() -> f64 {
+    0.5
 }
 
 fn default_artime_warmup() -> usize {
@@ -341,9 +363,11 @@ impl AlgorithmSpec {
     /// features over shingles of `shingle_size` intervals, for the per-entity budget:
     /// [`BYTES_PER_ENTITY`] for `ewma` and `categorical`; plus 16 bytes per interval
     /// of the likelihood window for `ewma_likelihood` (about 140 KB at the default
-    /// window); for `rcf`, `trees * samples * (66 + 5 * features * shingle_size)`,
-    /// fitted to the resident growth of forests fed 3,000 random intervals (1.35 MB
-    /// with one feature and 3.3 MB with five, at 50 trees of 256 samples, shingle 8).
+    /// window); for `rcf`, `trees * samples * (22 + features + 9 * c * features *
+    /// shingle_size)` with `c` the bounding-box cache fraction, fitted to the resident
+    /// growth of models fed 400-600 intervals (285 KB with one feature and 307 KB
+    /// with five at the defaults, no cache: about 3,650 one-feature models per GiB;
+    /// 1.22 MB with one feature and the full cache). See `tests/entity_memory.rs`.
     pub fn model_bytes(&self, features: usize, shingle_size: usize) -> usize {
         match *self {
             AlgorithmSpec::Ensemble { ref members, .. } => members
@@ -357,8 +381,16 @@ impl AlgorithmSpec {
                 warmup,
                 ..
             } => crate::detect::artime::model_bytes(features.max(1), max_categories, warmup),
-            AlgorithmSpec::Rcf { trees, samples, .. } => {
-                trees * samples * (66 + 5 * features.max(1) * shingle_size.max(1))
+            AlgorithmSpec::Rcf {
+                trees,
+                samples,
+                bounding_box_cache_fraction,
+                ..
+            } => {
+                let dims = (features.max(1) * shingle_size.max(1)) as f64;
+                let per_sample =
+                    22.0 + features.max(1) as f64 + 9.0 * bounding_box_cache_fraction * dims;
+                (trees as f64 * samples as f64 * per_sample).ceil() as usize
             }
         }
     }
@@ -641,9 +673,30 @@ impl DetectorSpec {
             trees,
             samples,
             time_decay,
+            lower_threshold,
+            horizon,
+            bounding_box_cache_fraction,
             ..
         } = self.algorithm
         {
+            if !(lower_threshold >= 0.0 && lower_threshold.is_finite()) {
+                return Err(invalid(
+                    "algorithm.lower_threshold".into(),
+                    format!("{lower_threshold} must be a finite number >= 0"),
+                ));
+            }
+            if !(0.0..=1.0).contains(&horizon) {
+                return Err(invalid(
+                    "algorithm.horizon".into(),
+                    format!("{horizon} must be in [0, 1]"),
+                ));
+            }
+            if !(0.0..=1.0).contains(&bounding_box_cache_fraction) {
+                return Err(invalid(
+                    "algorithm.bounding_box_cache_fraction".into(),
+                    format!("{bounding_box_cache_fraction} must be in [0, 1]"),
+                ));
+            }
             if !(1..=200).contains(&trees) {
                 return Err(invalid(
                     "algorithm.trees".into(),
@@ -996,9 +1049,13 @@ mod tests {
             AlgorithmSpec::Rcf {
                 trees: 50,
                 samples: 256,
-                time_decay: 1.0 / 2560.0,
+                time_decay: 0.0001,
                 threshold: 3.0,
-                min_intervals: 10
+                min_intervals: 10,
+                transform: crate::detect::rcf::Transform::Normalize,
+                lower_threshold: 0.8,
+                horizon: 0.5,
+                bounding_box_cache_fraction: 0.0,
             }
         );
         s.validate(0, p).unwrap();
@@ -1008,6 +1065,12 @@ mod tests {
             ("algorithm.time_decay", "time_decay = 1.5"),
             ("algorithm.threshold", "threshold = 0.0"),
             ("algorithm.min_intervals", "min_intervals = 11"),
+            ("algorithm.lower_threshold", "lower_threshold = -1.0"),
+            ("algorithm.horizon", "horizon = 2.0"),
+            (
+                "algorithm.bounding_box_cache_fraction",
+                "bounding_box_cache_fraction = 1.5",
+            ),
         ] {
             s.algorithm = toml::from_str(&format!("type = \"rcf\"\n{toml_text}")).unwrap();
             let e = s.validate(0, p).unwrap_err().to_string();
