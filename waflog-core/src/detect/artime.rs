@@ -85,8 +85,10 @@
 //!   (steps 1..7, handover 0.15, margin 1.0): 65.04 / 56.16 / 70.09. Two-fold
 //!   cross-validation of the grid (odd/even files) gives about 62.5 standard: most of
 //!   the gap to ARTime comes from not knowing the file's length (warm-up and step)
-//!   and range. Non-finite inputs are replaced by the previous finite
-//! value; values are clamped to ±1e200.
+//!   and range.
+//!
+//! Non-finite inputs are replaced by the previous finite value; values are clamped to
+//! ±1e200.
 //!
 //! The detector is univariate: with several features, each gets its own model and
 //! the score is the largest.

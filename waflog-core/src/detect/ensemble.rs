@@ -43,7 +43,7 @@ pub struct Member {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MemberModel {
     /// See [`super::likelihood::EwmaLikelihood`].
-    EwmaLikelihood(super::likelihood::EwmaLikelihood),
+    EwmaLikelihood(Box<super::likelihood::EwmaLikelihood>),
     /// See [`super::artime::ArTime`].
     Artime(super::artime::ArTime),
     /// A nested ensemble.
@@ -53,7 +53,7 @@ pub enum MemberModel {
 impl MemberModel {
     fn detector(&mut self) -> &mut dyn Detector {
         match self {
-            MemberModel::EwmaLikelihood(m) => m,
+            MemberModel::EwmaLikelihood(m) => m.as_mut(),
             MemberModel::Artime(m) => m,
             MemberModel::Ensemble(m) => m.as_mut(),
         }

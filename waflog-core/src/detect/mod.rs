@@ -235,7 +235,7 @@ impl AlgorithmSpec {
             AlgorithmSpec::EwmaLikelihood { .. }
             | AlgorithmSpec::Artime { .. }
             | AlgorithmSpec::Ensemble { .. } => match self.member_model(features) {
-                Some(ensemble::MemberModel::EwmaLikelihood(m)) => Box::new(m),
+                Some(ensemble::MemberModel::EwmaLikelihood(m)) => m,
                 Some(ensemble::MemberModel::Artime(m)) => Box::new(m),
                 Some(ensemble::MemberModel::Ensemble(m)) => m,
                 // Not reached: these three types always give a model.
@@ -307,11 +307,13 @@ impl AlgorithmSpec {
                     }),
                     threshold,
                 );
-                Some(ensemble::MemberModel::EwmaLikelihood(if spatial {
-                    m.with_spatial(spatial_tolerance)
-                } else {
-                    m
-                }))
+                Some(ensemble::MemberModel::EwmaLikelihood(Box::new(
+                    if spatial {
+                        m.with_spatial(spatial_tolerance)
+                    } else {
+                        m
+                    },
+                )))
             }
             AlgorithmSpec::Artime {
                 warmup,
