@@ -17,7 +17,7 @@
 # scoreboard lines (HTM, Random Cut Forest, Windowed Gaussian, Null) on stdout
 # (deterministic), and the wall time on stderr.
 #
-# Data: the NAB corpus in ../shared/nab next to the workspace (labels/combined_windows.json,
+# Data: the NAB corpus vendored in fixtures/nab (labels/combined_windows.json,
 # data/*/*.csv, config/profiles.json); pass --nab DIR to use another copy.
 #
 # Builds the example in release first (cargo's own output is quiet).
