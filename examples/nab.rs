@@ -2,7 +2,7 @@
 //!
 //! Run with
 //! `cargo run --release -p waflog-examples --example nab -- [--nab DIR] [--json] [--method M]`
-//! (or `bash benches/nab.sh [ARGS]`; `--help` lists every option).
+//! (or `bash benches/nab.sh --example [ARGS]`; `--help` lists every option).
 //!
 //! For each of NAB's 58 labelled series, every row (one value) is fed, as it is and in
 //! file order, to a fresh ewma detector with the parameters of
@@ -34,7 +34,7 @@
 //! period `p` (`floor(p / 2)` and the rest), as NAB's HTM detector sets them, which
 //! `waflog detect` cannot know. `--lk-periods fixed` keeps the defaults (288 and 100
 //! rows), the exact per-row scores of `waflog detect --input-format csv`: 58.2 / 50.7 /
-//! 63.3, the figures NAB's own scorer gives on the CLI's output.
+//! 63.3, the figures NAB's own scorer gives on the CLI's output (`bash benches/nab.sh`).
 //! Comparing those with this example's 58.9 / 52.1 / 64.6 once looked like a gap
 //! between the two scorers; it was this difference of inputs.
 //!
