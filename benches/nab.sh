@@ -37,8 +37,10 @@ by NAB's official scorer.
   --keep DIR     write the runs' NDJSON, logs, result CSVs and NAB's per-file score
                  tables under DIR (must be empty or absent) instead of a temporary
                  folder that is deleted
-  Takes about 2 minutes on 2 cores (default detector; rcf about 3), plus about 1 minute
-  for the scorer's venv and null baseline the first time.
+  Measured on 2 busy cores, once built: about 1 minute with the default detector (the
+  58 runs take 3 s, NAB's scorer most of the rest), 2 minutes with rcf (runs 38 s);
+  plus the release builds, and about 1 minute the first time for the scorer's venv
+  and null baseline.
 
 Example mode (--example): runs the `nab` example (examples/nab.rs) in release with the
 remaining arguments: a detector or post-processing method run in-process over every
