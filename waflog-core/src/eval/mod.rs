@@ -5,7 +5,8 @@
 //!   simulated day, detection delay.
 //! - [`nab`]: the Numenta Anomaly Benchmark scoring method (windows, scaled-sigmoid
 //!   rewards, cost profiles, per-profile threshold optimisation, null = 0 / perfect = 100
-//!   normalisation) and a loader for the NAB corpus.
+//!   normalisation), and parsers for the NAB corpus, windows, profiles and result
+//!   CSVs (data in, no files).
 
 pub mod episodes;
 pub mod nab;
