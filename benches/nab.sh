@@ -5,17 +5,28 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: bash benches/nab.sh [--config CFG] [--name NAME] [--keep DIR]    (CLI mode, the default)
+usage: bash benches/nab.sh                                               (the full report)
+       bash benches/nab.sh [--config CFG] [--name NAME] [--keep DIR]    (CLI mode)
+       bash benches/nab.sh --cv                                        (cross-validation)
        bash benches/nab.sh --example [EXAMPLE ARGS...]                 (example mode)
        bash benches/nab.sh --agreement [--keep DIR]                    (scorer agreement mode)
        bash benches/nab.sh --help
 
-CLI mode (default): what a user of `waflog detect --input-format csv` gets on NAB, scored
+Without arguments: the CLI mode for the default metric detector, then for the forest
+(--config fixtures/config/nab-rcf.toml --name rcf), then the cross-validation.
+
+Cross-validation (--cv): runs the `nab_cv` example (examples/nab_cv.rs): a grid of the
+default detector's four tuned parameters over the 58 series, each fold's choice made on
+half of the files (odd or even by sorted path) and scored on the other half, with
+waflog's scorer (about 2 minutes once built).
+
+CLI mode: what a user of `waflog detect --input-format csv` gets on NAB, scored
 by NAB's official scorer.
   1. builds `waflog` in release;
   2. runs, for each of the 58 labelled series of fixtures/nab/data, in a fresh process
      (two at a time), `waflog detect --input-format csv FILE --all [--config CFG]`:
-     without CFG the default metric detector (`ewma_likelihood` with the spatial rule),
+     without CFG the default metric detector (the `ensemble` of `artime` and
+     `ewma_likelihood`),
      with CFG the first of its [[detectors]] (its algorithm; the features are the CSV's
      value column), e.g. a config with one `type = "rcf"` detector;
   3. turns each run's results (NDJSON, one document per data row with --all) into a NAB
@@ -65,8 +76,20 @@ SCORE_SH=$NAB/scorer/score.sh
 die() { echo "nab.sh: $*" >&2; exit 1; }
 
 MODE=cli CONFIG= NAME=waflog KEEP=
+if [[ $# -eq 0 ]]; then
+  # The full report: the default detector, the forest, and the cross-validation.
+  bash "${BASH_SOURCE[0]}" --name waflog
+  echo
+  bash "${BASH_SOURCE[0]}" --config "$ROOT/fixtures/config/nab-rcf.toml" --name rcf
+  echo
+  exec bash "${BASH_SOURCE[0]}" --cv
+fi
 case "${1:-}" in
   -h|--help) usage; exit 0;;
+  --cv)
+    shift
+    cd "$ROOT"
+    exec cargo run --release -q -p waflog-examples --example nab_cv -- "$@";;
   --example)
     shift
     cd "$ROOT"

@@ -24,10 +24,11 @@
 //! | `likelihood`                   |     48.7 |   39.1 |   54.2 |
 //! | `likelihood-spatial` (default) |     58.9 |   52.1 |   64.6 |
 //!
-//! The default, `likelihood-spatial`, is the core's default metric detector
-//! ([`AlgorithmSpec::metric_default`]: `ewma_likelihood` with the spatial rule), the
-//! one `waflog detect --input-format csv` runs when no `[[detectors]]` are configured;
-//! the published Random Cut Forest line is 51.7 / 38.4 / 59.7.
+//! The default, `likelihood-spatial`, is `ewma_likelihood` with the spatial rule
+//! ([`AlgorithmSpec::likelihood_default`]), the core's default metric detector before
+//! the `ensemble` ([`AlgorithmSpec::metric_default`], 67.29 / 59.44 / 73.02 through the
+//! CLI: `bash benches/nab.sh`; its cross-validation: the `nab_cv` example); the
+//! published Random Cut Forest line is 51.7 / 38.4 / 59.7.
 //!
 //! The likelihood's learning and estimation periods are not the detector's defaults
 //! here: by default (`--lk-periods nab`) they come from each file's NAB probationary
@@ -188,9 +189,9 @@ enum Method {
     /// [`Method::Likelihood`] plus the "spatial anomaly" rule of NAB's HTM detector
     /// (`numenta_detector.py`, `SPATIAL_TOLERANCE = 0.05`): a value more than 5 % of
     /// the range seen so far outside that range scores the maximum (1). This is the
-    /// core's default metric detector, [`AlgorithmSpec::metric_default`]
-    /// (`ewma_likelihood` with `spatial = true`), which `waflog detect --input-format
-    /// csv` runs; the default method: 58.9 / 52.1 / 64.6.
+    /// core's `ewma_likelihood` with `spatial = true`
+    /// ([`AlgorithmSpec::likelihood_default`]), a member of the default metric
+    /// detector; the default method: 58.9 / 52.1 / 64.6.
     LikelihoodSpatial,
     /// The raw |z| divided by a decayed mean of the series' own past |z| ([`Scaled`]),
     /// so each series' scores are relative to its own typical level. Source: the
@@ -319,7 +320,8 @@ Scores waflog's default detector (ewma) on the Numenta Anomaly Benchmark.
   --method M           detector output -> NAB score:
                          likelihood-spatial (default): Numenta's anomaly likelihood
                            of |z| + HTM's spatial-anomaly rule (type = \"ewma_likelihood\",
-                           the default detector of `waflog detect --input-format csv`)
+                           a member of the default detector of `waflog detect
+                           --input-format csv`, the `ensemble`)
                          likelihood: the same without the spatial rule
                          ratio: a fixed function of |z| (see --mapping; the first scoring)
                          scaled: |z| / decayed mean of the series' past |z|

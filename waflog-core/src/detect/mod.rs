@@ -86,7 +86,7 @@ pub use aggregate::{Aggregator, ClosedInterval, CompiledFeature};
 pub use extract::{FieldSet, Scalar};
 pub use result::AnomalyResult;
 
-pub use spec::{Aggregation, AlgorithmSpec, DetectorSpec, FeatureSpec, FilterSpec};
+pub use spec::{Aggregation, AlgorithmSpec, DetectorSpec, EnsembleMember, FeatureSpec, FilterSpec};
 
 use serde::{Deserialize, Serialize};
 

@@ -363,11 +363,14 @@ impl AlgorithmSpec {
     /// features over shingles of `shingle_size` intervals, for the per-entity budget:
     /// [`BYTES_PER_ENTITY`] for `ewma` and `categorical`; plus 16 bytes per interval
     /// of the likelihood window for `ewma_likelihood` (about 140 KB at the default
-    /// window); for `rcf`, `trees * samples * (22 + features + 9 * c * features *
+    /// window); for `rcf`, `trees * samples * (25 + features + 9 * c * features *
     /// shingle_size)` with `c` the bounding-box cache fraction, fitted to the resident
-    /// growth of models fed 400-600 intervals (285 KB with one feature and 307 KB
-    /// with five at the defaults, no cache: about 3,650 one-feature models per GiB;
-    /// 1.22 MB with one feature and the full cache). See `tests/entity_memory.rs`.
+    /// growth of models fed 300-600 intervals with a margin of a few per cent (285-301
+    /// KB measured with one feature and 307 KB with five at the defaults, no cache:
+    /// about 3,500-3,700 one-feature models per GiB, a default cap of 3,226; 1.22 MB
+    /// with one feature and the full cache). See `tests/entity_memory.rs`; `artime`
+    /// and `ensemble` models: see [`crate::detect::artime::model_bytes`] and the sum
+    /// of their members.
     pub fn model_bytes(&self, features: usize, shingle_size: usize) -> usize {
         match *self {
             AlgorithmSpec::Ensemble { ref members, .. } => members
@@ -389,7 +392,7 @@ impl AlgorithmSpec {
             } => {
                 let dims = (features.max(1) * shingle_size.max(1)) as f64;
                 let per_sample =
-                    22.0 + features.max(1) as f64 + 9.0 * bounding_box_cache_fraction * dims;
+                    25.0 + features.max(1) as f64 + 9.0 * bounding_box_cache_fraction * dims;
                 (trees as f64 * samples as f64 * per_sample).ceil() as usize
             }
         }
@@ -398,10 +401,16 @@ impl AlgorithmSpec {
 
 impl AlgorithmSpec {
     /// The default detector for generic metric series (`waflog detect --input-format
-    /// csv` without `[[detectors]]`, and the NAB script): `ewma_likelihood` with its
-    /// defaults and the spatial rule. WAF log detectors default to `ewma`
-    /// ([`AlgorithmSpec::default`]): their intervals are short and the likelihood's
-    /// distribution takes a probation of 388 intervals to learn.
+    /// csv` without `[[detectors]]`, and the NAB script): an `ensemble` of `artime`
+    /// (its defaults) and `ewma_likelihood` with the spatial rule voting from a score
+    /// of 0.99 (its extremes: a value outside the range seen so far, or a run of
+    /// errors far outside its distribution); anomalous from a score of 0.44 (NAB's
+    /// standard-profile optimum for it). NAB 67.29 / 59.44 / 73.02 (official scorer,
+    /// `bash benches/nab.sh`) against 58.21 / 50.68 / 63.32 for `ewma_likelihood`
+    /// alone and 64.91 / 54.43 / 70.29 for `artime` alone. WAF log detectors default
+    /// to `ewma` ([`AlgorithmSpec::default`]): on simulated WAF traffic (the
+    /// `waf_targets` example) it finds more episodes with fewer false alarms than
+    /// either, from the 5th one-minute interval on.
     pub fn metric_default() -> AlgorithmSpec {
         AlgorithmSpec::Ensemble {
             members: vec![

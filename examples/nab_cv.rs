@@ -1,0 +1,173 @@
+//! Two-fold cross-validation of the default metric detector's tunable parameters on the
+//! Numenta Anomaly Benchmark (NAB).
+//!
+//! Run with `cargo run --release -p waflog-examples --example nab_cv -- [--nab DIR]`
+//! (or as part of `bash benches/nab.sh`).
+//!
+//! The default metric detector ([`AlgorithmSpec::metric_default`], `type = "ensemble"`
+//! of `artime` and `ewma_likelihood`) has four parameters chosen on data: artime's
+//! `warmup`, `step` and `margin`, and the likelihood member's `min_score`. This program
+//! runs every combination of a small grid around them over the 58 NAB series (each row
+//! through `AlgorithmSpec::build(1)`, as `waflog detect --input-format csv` does),
+//! then, for each fold, chooses the combination with the best standard-profile score on
+//! the odd-numbered files (sorted by path) and reports its score on the even-numbered
+//! ones, and the other way round. A large gap between the in-fold and out-of-fold
+//! scores would mean the parameters fit these files rather than the method; the
+//! out-of-fold mean estimates what the method scores on series it was not tuned on.
+//! Scores are waflog's NAB scorer (`waflog_core::eval::nab`), which agrees with NAB's
+//! official one (`bash benches/nab.sh --agreement`).
+//!
+//! Standard output is deterministic.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use waflog_core::detect::EnsembleMember;
+use waflog_core::detect::{AlgorithmSpec, IntervalFeatures};
+use waflog_core::eval::nab::{self, CostProfile, Series};
+use waflog_examples::nab::{self as files, FileSet};
+
+/// The grid: artime's warm-up (rows), step (rows per sample), range margin, and the
+/// likelihood member's `min_score`.
+const WARMUPS: [usize; 3] = [150, 300, 600];
+const STEPS: [usize; 3] = [1, 2, 4];
+const MARGINS: [f64; 2] = [0.1, 1.0];
+const MIN_SCORES: [f64; 2] = [0.9, 0.99];
+
+/// The default metric detector with other values of its four tuned parameters.
+fn candidate(warmup: usize, step: usize, margin: f64, min_score: f64) -> AlgorithmSpec {
+    let AlgorithmSpec::Ensemble {
+        mut members,
+        threshold,
+    } = AlgorithmSpec::metric_default()
+    else {
+        unreachable!("the metric default is an ensemble")
+    };
+    for m in &mut members {
+        match &mut m.algorithm {
+            AlgorithmSpec::Artime {
+                warmup: w,
+                step: s,
+                margin: g,
+                ..
+            } => (*w, *s, *g) = (warmup, step, margin),
+            _ => m.min_score = min_score,
+        }
+    }
+    let members: Vec<EnsembleMember> = members;
+    AlgorithmSpec::Ensemble { members, threshold }
+}
+
+/// Every row's `anomaly_score` from a fresh model of `spec`.
+fn run(series: &Series, spec: &AlgorithmSpec) -> Vec<f64> {
+    let mut model = spec.build(1);
+    series
+        .values
+        .iter()
+        .zip(&series.timestamps)
+        .map(|(v, &t)| {
+            model
+                .process(&IntervalFeatures {
+                    start_ms: t,
+                    end_ms: t,
+                    values: std::slice::from_ref(v),
+                    categories: &[],
+                })
+                .anomaly_score
+        })
+        .collect()
+}
+
+/// The standard-profile NAB score of the files of `set`.
+fn score(
+    corpus: &[Series],
+    scores: &[Vec<f64>],
+    set: FileSet,
+    p: &CostProfile,
+) -> Result<f64, nab::NabError> {
+    let (c, s): (Vec<Series>, Vec<Vec<f64>>) = corpus
+        .iter()
+        .zip(scores)
+        .enumerate()
+        .filter(|(i, _)| set.contains(*i))
+        .map(|(_, (c, s))| (c.clone(), s.clone()))
+        .unzip();
+    Ok(nab::normalized_scores(&c, &s, p)?.normalized)
+}
+
+fn main() -> ExitCode {
+    let mut root = PathBuf::from(files::DEFAULT_DIR);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match (a.as_str(), args.next()) {
+            ("--nab", Some(dir)) => root = PathBuf::from(dir),
+            _ => {
+                eprintln!("usage: nab_cv [--nab DIR]");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match cross_validate(&root) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nab_cv: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cross_validate(root: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    // Sorted by path, so odd and even are FileSet's.
+    let mut corpus = files::load_corpus(root)?;
+    corpus.sort_by(|a, b| a.name.cmp(&b.name));
+    let profiles = files::load_profiles(root)?;
+    let standard = profiles
+        .get("standard")
+        .ok_or("profile `standard` missing")?;
+    let mut rows = Vec::new();
+    for &warmup in &WARMUPS {
+        for &step in &STEPS {
+            for &margin in &MARGINS {
+                for &min_score in &MIN_SCORES {
+                    let spec = candidate(warmup, step, margin, min_score);
+                    let scores: Vec<Vec<f64>> = corpus.iter().map(|s| run(s, &spec)).collect();
+                    let odd = score(&corpus, &scores, FileSet::Odd, standard)?;
+                    let even = score(&corpus, &scores, FileSet::Even, standard)?;
+                    let all = score(&corpus, &scores, FileSet::All, standard)?;
+                    rows.push(((warmup, step, margin, min_score), odd, even, all));
+                }
+            }
+        }
+    }
+    println!("warmup step margin min_score    odd   even    all  (NAB standard, waflog's scorer)");
+    for ((w, s, m, q), odd, even, all) in &rows {
+        println!("{w:6} {s:4} {m:6} {q:9} {odd:6.2} {even:6.2} {all:6.2}");
+    }
+    let best = |by: &dyn Fn(&(f64, f64)) -> f64| {
+        rows.iter()
+            .max_by(|a, b| by(&(a.1, a.2)).total_cmp(&by(&(b.1, b.2))))
+            .map(|r| (r.0, r.1, r.2))
+    };
+    let (Some((p_odd, in_odd, out_even)), Some((p_even, out_odd, in_even))) =
+        (best(&|r| r.0), best(&|r| r.1))
+    else {
+        return Err("empty grid".into());
+    };
+    let default = candidate(300, 2, 1.0, 0.99) == AlgorithmSpec::metric_default();
+    println!();
+    println!(
+        "fold 1: chosen on odd  {p_odd:?}: odd {in_odd:.2} (in fold), even {out_even:.2} (held out)"
+    );
+    println!(
+        "fold 2: chosen on even {p_even:?}: even {in_even:.2} (in fold), odd {out_odd:.2} (held out)"
+    );
+    println!(
+        "cross-validated standard score (mean of the held-out halves): {:.2}; in-fold mean {:.2}",
+        (out_even + out_odd) / 2.0,
+        (in_odd + in_even) / 2.0
+    );
+    println!(
+        "(the default, warmup 300 step 2 margin 1.0 min_score 0.99, is in the grid: {default})"
+    );
+    Ok(())
+}
