@@ -33,6 +33,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod cad;
 pub mod categorical;
 pub mod ewma;
 pub mod extract;
