@@ -34,6 +34,7 @@
 
 pub mod aggregate;
 pub mod artime;
+pub mod cad;
 pub mod categorical;
 pub mod ensemble;
 pub mod ewma;
