@@ -57,7 +57,7 @@
 //! levels, and the length sets the warm-up (NAB's probationary period, 15 % of the
 //! file, at most 750 rows) and the downsampling step (warm-up / 104). Here:
 //! - the warm-up is a fixed number of rows ([`ArTimeParams::warmup`]) and the step a
-//!   fixed number ([`ArTimeParams::step`]);
+//!   fixed number (`step`);
 //! - the range is learnt: the downsampled samples of the warm-up are kept raw, and at
 //!   its end the range becomes their minimum and maximum widened by
 //!   [`ArTimeParams::margin`] of the span on each side; a later sample outside the
