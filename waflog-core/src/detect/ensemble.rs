@@ -46,6 +46,8 @@ pub enum MemberModel {
     EwmaLikelihood(Box<super::likelihood::EwmaLikelihood>),
     /// See [`super::artime::ArTime`].
     Artime(super::artime::ArTime),
+    /// See [`super::cad::Cad`].
+    Cad(Box<super::cad::Cad>),
     /// A nested ensemble.
     Ensemble(Box<Ensemble>),
 }
@@ -55,6 +57,7 @@ impl MemberModel {
         match self {
             MemberModel::EwmaLikelihood(m) => m.as_mut(),
             MemberModel::Artime(m) => m,
+            MemberModel::Cad(m) => m.as_mut(),
             MemberModel::Ensemble(m) => m.as_mut(),
         }
     }
@@ -210,8 +213,17 @@ mod tests {
 
     #[test]
     fn a_restored_ensemble_continues_identically() {
+        let with_cad: AlgorithmSpec = toml::from_str(
+            "type = \"ensemble\"\n[[members]]\ntype = \"cad\"\n[[members]]\ntype = \"artime\"",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for spec in [AlgorithmSpec::metric_default(), with_cad] {
+            restored_continues(&spec);
+        }
+    }
+
+    fn restored_continues(spec: &AlgorithmSpec) {
         let xs = series();
-        let spec = AlgorithmSpec::metric_default();
         let mut whole = spec.build(1);
         let expected = feed(whole.as_mut(), &xs);
         let mut first = spec.build(1);

@@ -191,6 +191,9 @@ impl AlgorithmSpec {
             AlgorithmSpec::Ensemble { .. } => serde_json::from_value::<ensemble::Ensemble>(state)
                 .map(|m| Box::new(m) as Box<dyn Detector>)
                 .map_err(|e| e.to_string()),
+            AlgorithmSpec::Cad { .. } => serde_json::from_value::<cad::Cad>(state)
+                .map(|m| Box::new(m) as Box<dyn Detector>)
+                .map_err(|e| e.to_string()),
             AlgorithmSpec::Artime { .. } => serde_json::from_value::<artime::ArTime>(state)
                 .map(|m| Box::new(m) as Box<dyn Detector>)
                 .map_err(|e| e.to_string()),
@@ -235,9 +238,11 @@ impl AlgorithmSpec {
             )),
             AlgorithmSpec::EwmaLikelihood { .. }
             | AlgorithmSpec::Artime { .. }
+            | AlgorithmSpec::Cad { .. }
             | AlgorithmSpec::Ensemble { .. } => match self.member_model(features) {
                 Some(ensemble::MemberModel::EwmaLikelihood(m)) => m,
                 Some(ensemble::MemberModel::Artime(m)) => Box::new(m),
+                Some(ensemble::MemberModel::Cad(m)) => m,
                 Some(ensemble::MemberModel::Ensemble(m)) => m,
                 // Not reached: these three types always give a model.
                 None => Box::new(ewma::Ewma::new(features, 60.0, 5.0, 5)),
@@ -285,7 +290,7 @@ impl AlgorithmSpec {
 
 impl AlgorithmSpec {
     /// The model of an algorithm whose score lies in [0, 1] (`ewma_likelihood`,
-    /// `artime`, `ensemble`), as a concrete type an ensemble can hold; `None` for
+    /// `artime`, `cad`, `ensemble`), as a concrete type an ensemble can hold; `None` for
     /// the others. Ensemble members of other types are left out (validation rejects
     /// them).
     pub fn member_model(&self, features: usize) -> Option<ensemble::MemberModel> {
@@ -333,6 +338,23 @@ impl AlgorithmSpec {
                 },
                 features,
             ))),
+            AlgorithmSpec::Cad {
+                threshold,
+                rest_period,
+                margin,
+                history,
+                max_contexts,
+            } => Some(ensemble::MemberModel::Cad(Box::new(cad::Cad::new(
+                cad::CadParams {
+                    threshold,
+                    rest_period,
+                    margin,
+                    history,
+                    max_contexts,
+                    ..cad::CadParams::default()
+                },
+                features,
+            )))),
             AlgorithmSpec::Ensemble {
                 ref members,
                 threshold,
@@ -616,6 +638,7 @@ impl Engine {
                 | AlgorithmSpec::EwmaLikelihood { .. }
                 | AlgorithmSpec::Rcf { .. }
                 | AlgorithmSpec::Artime { .. }
+                | AlgorithmSpec::Cad { .. }
                 | AlgorithmSpec::Ensemble { .. } => None,
             };
             slots.push(Slot {

@@ -242,6 +242,7 @@ fn description(spec: &DetectorSpec) -> String {
         AlgorithmSpec::EwmaLikelihood { .. } => "ewma_likelihood",
         AlgorithmSpec::Rcf { .. } => "rcf",
         AlgorithmSpec::Artime { .. } => "artime",
+        AlgorithmSpec::Cad { .. } => "cad",
         AlgorithmSpec::Ensemble { .. } => "ensemble",
         AlgorithmSpec::Categorical { .. } => "categorical",
     };
