@@ -540,6 +540,15 @@ pub struct DetectArgs {
     /// and 4,200 for the default metric ensemble.
     #[arg(long, value_name = "N")]
     pub max_entities: Option<usize>,
+    /// How far ahead of the stream's event time a record may be (default 3h, or
+    /// [input] horizon). A record further ahead is dead-lettered with the reason
+    /// instead of moving the clock for every record after it; 8 such records in a
+    /// row that agree with each other mean the stream really jumped (traffic resumed
+    /// after a pause), and it is followed from the 8th. Records whose interval has
+    /// closed for every detector are dead-lettered as late. Long gaps are
+    /// zero-filled for at most a day of intervals (1,440), then skipped.
+    #[arg(long, value_name = "DURATION")]
+    pub horizon: Option<String>,
     /// Serve a live dashboard while detection runs, at ADDR (default
     /// 127.0.0.1:8080; loopback unless another address is given; port 0 picks a
     /// free port). The URL is logged at start. The page shows every detector's

@@ -10,6 +10,7 @@
 //!
 //! [input]
 //! max_line_bytes = 1048576       # longer lines are dead-lettered
+//! horizon = "3h"                 # records further ahead of event time are dead-lettered
 //!
 //! [[detectors]]                  # replaces the built-in detectors when given
 //! name = "country-anomaly-detector"
@@ -183,6 +184,29 @@ pub struct InputConfig {
     /// Lines longer than this many bytes are dead-lettered (default 1 MiB).
     #[serde(default = "default_max_line")]
     pub max_line_bytes: usize,
+    /// How far ahead of the stream's event time a record may be before it is
+    /// dead-lettered instead of moving the clock (default `3h`; see
+    /// [`crate::detect::TimeRules`]).
+    #[serde(default = "default_horizon")]
+    pub horizon: String,
+}
+
+/// Default time horizon: three hours.
+pub const DEFAULT_HORIZON: &str = "3h";
+
+fn default_horizon() -> String {
+    DEFAULT_HORIZON.to_string()
+}
+
+impl InputConfig {
+    /// The horizon in milliseconds (validated by [`Config::validate`]).
+    pub fn horizon_ms(&self) -> Result<i64, String> {
+        let ms = crate::timestamp::parse_duration_ms(&self.horizon)?;
+        if ms < 60_000 {
+            return Err(format!("`{}` is shorter than one minute", self.horizon));
+        }
+        Ok(ms)
+    }
 }
 
 /// Default line limit: 1 MiB.
@@ -197,6 +221,7 @@ impl Default for InputConfig {
     fn default() -> Self {
         InputConfig {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            horizon: default_horizon(),
         }
     }
 }
@@ -247,6 +272,9 @@ impl Config {
                 format!("{m} is outside 64..={MAX_MAX_LINE_BYTES}"),
             ));
         }
+        self.input
+            .horizon_ms()
+            .map_err(|e| invalid("input.horizon", e))?;
         let r = self.features.resolved();
         let lists = [
             ("features.known_countries", &r.known_countries),
@@ -381,6 +409,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("features.bad_actions"), "{e}");
+        let e = parse("[input]\nhorizon = \"10s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("input.horizon"), "{e}");
         let e = parse("[input]\nmax_line_bytes = 1\n")
             .unwrap_err()
             .to_string();

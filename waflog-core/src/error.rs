@@ -41,6 +41,36 @@ pub enum SchemaError {
     /// A field has a type the schema does not allow (e.g. `"action": 3`).
     #[error("invalid field: {0}")]
     InvalidField(String),
+    /// The record's time is further ahead of the stream's event time than the
+    /// horizon allows (see [`crate::detect::TimeRules`]).
+    #[error(
+        "timestamp {time} is {ahead} ahead of the stream's event time (horizon {horizon}): \
+         kept out so that one record cannot move the clock for all; a stream that really \
+         jumps is followed after {confirm} such records in a row"
+    )]
+    AheadOfStream {
+        /// The record's time (RFC 3339).
+        time: String,
+        /// How far ahead, as a duration (`1day 2h`).
+        ahead: String,
+        /// The horizon (`[input] horizon`).
+        horizon: String,
+        /// Records in a row that confirm a jump.
+        confirm: u32,
+    },
+    /// The record's interval was closed already for every detector.
+    #[error(
+        "late: timestamp {time} is {behind} behind the stream's event time, after its \
+         interval closed (window delay {delay}); replay it with the rest of its period"
+    )]
+    Late {
+        /// The record's time (RFC 3339).
+        time: String,
+        /// How far behind the latest event time.
+        behind: String,
+        /// The smallest window delay of the detectors.
+        delay: String,
+    },
 }
 
 /// A configuration or profile file that cannot be used.

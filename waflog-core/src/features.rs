@@ -355,7 +355,12 @@ pub struct RecordView<'a> {
     #[serde(borrow, default, rename = "responseCodeSent")]
     pub response_code_sent: Option<&'a RawValue>,
     /// `httpRequest`.
-    #[serde(borrow, default, rename = "httpRequest")]
+    #[serde(
+        borrow,
+        default,
+        rename = "httpRequest",
+        deserialize_with = "request_object"
+    )]
     pub http_request: Option<RequestView<'a>>,
     #[serde(default, rename = "K_country", deserialize_with = "present")]
     k_country: bool,
@@ -381,6 +386,30 @@ pub struct RecordView<'a> {
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// `httpRequest` as an object or `null` only: serde's derived structs would also
+/// take an array, positionally, which the input contract refuses.
+fn request_object<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<RequestView<'a>>, D::Error> {
+    struct V<'a>(std::marker::PhantomData<&'a ()>);
+    impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+        type Value = Option<RequestView<'a>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            RequestView::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V(std::marker::PhantomData))
 }
 
 /// The `httpRequest` part of a [`RecordView`].
@@ -411,6 +440,19 @@ impl RecordView<'_> {
             self.unk_source,
         ]
         .contains(&true)
+    }
+
+    /// The input contract's status rule ([`crate::record::check_status_json`]).
+    pub fn check_statuses(&self) -> Result<(), crate::error::SchemaError> {
+        for (path, raw) in [
+            (names::HTTP_STATUS, self.http_status),
+            (names::RESPONSE_CODE_SENT, self.response_code_sent),
+        ] {
+            if let Some(raw) = raw {
+                crate::record::check_status_json(path, raw.get())?;
+            }
+        }
+        Ok(())
     }
 
     /// The status to classify: `httpStatus`, else `responseCodeSent`; `None` when
@@ -459,22 +501,22 @@ mod tests {
 
     #[test]
     fn seed_vocabulary_country() {
-        let r = ind(r#"{"timestamp":1,"httpRequest":{"country":"UK"}}"#);
+        let r = ind(r#"{"timestamp":1714521600000,"httpRequest":{"country":"UK"}}"#);
         assert_eq!(&r[..2], &[("K_country", 1), ("UNK_country", 0)]);
         for c in ["XX", "GB", "-", ""] {
             let r = ind(&format!(
-                r#"{{"timestamp":1,"httpRequest":{{"country":"{c}"}}}}"#
+                r#"{{"timestamp":1714521600000,"httpRequest":{{"country":"{c}"}}}}"#
             ));
             assert_eq!(&r[..2], &[("K_country", 0), ("UNK_country", 1)], "{c}");
         }
         // Missing country and missing httpRequest are unknown.
         assert_eq!(
-            &ind(r#"{"timestamp":1}"#)[..2],
+            &ind(r#"{"timestamp":1714521600000}"#)[..2],
             &[("K_country", 0), ("UNK_country", 1)]
         );
         // Case-insensitive.
         assert_eq!(
-            &ind(r#"{"timestamp":1,"httpRequest":{"country":"us"}}"#)[..2],
+            &ind(r#"{"timestamp":1714521600000,"httpRequest":{"country":"us"}}"#)[..2],
             &[("K_country", 1), ("UNK_country", 0)]
         );
     }
@@ -482,14 +524,14 @@ mod tests {
     #[test]
     fn seed_vocabulary_action_any_case() {
         for a in ["ALLOW", "CAPTCHA", "Challenge", "Count", "allow"] {
-            let r = ind(&format!(r#"{{"timestamp":1,"action":"{a}"}}"#));
+            let r = ind(&format!(r#"{{"timestamp":1714521600000,"action":"{a}"}}"#));
             assert_eq!(&r[2..4], &[("K_action", 1), ("B_action", 0)], "{a}");
         }
         for a in ["BLOCK", "Block"] {
-            let r = ind(&format!(r#"{{"timestamp":1,"action":"{a}"}}"#));
+            let r = ind(&format!(r#"{{"timestamp":1714521600000,"action":"{a}"}}"#));
             assert_eq!(&r[2..4], &[("K_action", 0), ("B_action", 1)], "{a}");
         }
-        let r = ind(r#"{"timestamp":1,"action":"EXCLUDED_AS_COUNT"}"#);
+        let r = ind(r#"{"timestamp":1714521600000,"action":"EXCLUDED_AS_COUNT"}"#);
         assert_eq!(&r[2..4], &[("K_action", 0), ("B_action", 0)]);
     }
 
@@ -503,45 +545,50 @@ mod tests {
         };
         for s in ["\"200\"", "\"404\"", "101", "\"308\""] {
             assert_eq!(
-                pair(&format!(r#"{{"timestamp":1,"httpStatus":{s}}}"#)),
+                pair(&format!(
+                    r#"{{"timestamp":1714521600000,"httpStatus":{s}}}"#
+                )),
                 [("O_httpstatus", 1), ("B_httpstatus", 0)],
                 "{s}"
             );
         }
         for s in ["\"502\"", "504", "\"500\""] {
             assert_eq!(
-                pair(&format!(r#"{{"timestamp":1,"httpStatus":{s}}}"#)),
+                pair(&format!(
+                    r#"{{"timestamp":1714521600000,"httpStatus":{s}}}"#
+                )),
                 [("O_httpstatus", 0), ("B_httpstatus", 1)],
                 "{s}"
             );
         }
         // responseCodeSent is the fallback.
         assert_eq!(
-            pair(r#"{"timestamp":1,"responseCodeSent":503}"#),
+            pair(r#"{"timestamp":1714521600000,"responseCodeSent":503}"#),
             [("O_httpstatus", 0), ("B_httpstatus", 1)]
         );
         assert_eq!(
-            pair(r#"{"timestamp":1,"httpStatus":null,"responseCodeSent":403}"#),
+            pair(r#"{"timestamp":1714521600000,"httpStatus":null,"responseCodeSent":403}"#),
             [("O_httpstatus", 1), ("B_httpstatus", 0)]
         );
         // Neither: the pair is omitted, not guessed.
-        assert!(pair(r#"{"timestamp":1,"responseCodeSent":null}"#).is_empty());
-        assert!(pair(r#"{"timestamp":1}"#).is_empty());
+        assert!(pair(r#"{"timestamp":1714521600000,"responseCodeSent":null}"#).is_empty());
+        assert!(pair(r#"{"timestamp":1714521600000}"#).is_empty());
         // Present but unreadable: both 0.
         assert_eq!(
-            pair(r#"{"timestamp":1,"httpStatus":""}"#),
+            pair(r#"{"timestamp":1714521600000,"httpStatus":""}"#),
             [("O_httpstatus", 0), ("B_httpstatus", 0)]
         );
         assert_eq!(
-            pair(r#"{"timestamp":1,"httpStatus":"600"}"#),
+            pair(r#"{"timestamp":1714521600000,"httpStatus":"600"}"#),
             [("O_httpstatus", 0), ("B_httpstatus", 0)]
         );
     }
 
     #[test]
     fn method_is_case_sensitive_and_source_is_not() {
-        let r =
-            ind(r#"{"timestamp":1,"httpSourceName":"alb","httpRequest":{"httpMethod":"DELETE"}}"#);
+        let r = ind(
+            r#"{"timestamp":1714521600000,"httpSourceName":"alb","httpRequest":{"httpMethod":"DELETE"}}"#,
+        );
         assert_eq!(
             &r[4..],
             &[
@@ -551,7 +598,9 @@ mod tests {
                 ("UNK_source", 0)
             ]
         );
-        let r = ind(r#"{"timestamp":1,"httpSourceName":"-","httpRequest":{"httpMethod":"HEAD"}}"#);
+        let r = ind(
+            r#"{"timestamp":1714521600000,"httpSourceName":"-","httpRequest":{"httpMethod":"HEAD"}}"#,
+        );
         assert_eq!(
             &r[4..],
             &[
@@ -561,7 +610,7 @@ mod tests {
                 ("UNK_source", 1)
             ]
         );
-        let r = ind(r#"{"timestamp":1,"httpRequest":{"httpMethod":"get"}}"#);
+        let r = ind(r#"{"timestamp":1714521600000,"httpRequest":{"httpMethod":"get"}}"#);
         assert_eq!(&r[4..6], &[("common_method", 0), ("uncommon_method", 1)]);
     }
 
@@ -592,9 +641,10 @@ mod tests {
 
     #[test]
     fn existing_indicators_are_detected() {
-        let v: RecordView<'_> = serde_json::from_str(r#"{"timestamp":1,"B_action":1}"#).unwrap();
+        let v: RecordView<'_> =
+            serde_json::from_str(r#"{"timestamp":1714521600000,"B_action":1}"#).unwrap();
         assert!(v.has_indicators());
-        let v: RecordView<'_> = serde_json::from_str(r#"{"timestamp":1}"#).unwrap();
+        let v: RecordView<'_> = serde_json::from_str(r#"{"timestamp":1714521600000}"#).unwrap();
         assert!(!v.has_indicators());
     }
 

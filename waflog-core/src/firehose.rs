@@ -107,11 +107,18 @@ pub struct FirehoseRecord {
     /// When the record reached Firehose (epoch milliseconds, as received).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approximate_arrival_timestamp: Option<Value>,
-    /// The payload in standard base64 (empty when absent).
-    #[serde(default)]
+    /// The payload in standard base64. Empty when absent or `null`; another JSON
+    /// type is kept as its JSON text. Either way the record alone is answered
+    /// `ProcessingFailed` (no record in it, or not base64), never the whole event.
+    #[serde(default, deserialize_with = "lenient_data")]
     pub data: String,
-    /// Where the record came from, when the source is a Kinesis data stream.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Where the record came from, when the source is a Kinesis data stream
+    /// (informational: a malformed value is ignored, not an error).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_metadata"
+    )]
     pub kinesis_record_metadata: Option<KinesisRecordMetadata>,
 }
 
@@ -331,14 +338,25 @@ fn diagnose(bytes: &[u8]) -> Option<FirehoseError> {
                 ));
             }
         }
-        if let Some(data) = record.get("data").filter(|d| !d.is_string()) {
-            return invalid(format!(
-                "records[{index}].data is {}, not a base64 string",
-                kind(data)
-            ));
-        }
     }
     None
+}
+
+/// The Kinesis metadata when it has the documented shape, else `None`.
+fn lenient_metadata<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<KinesisRecordMetadata>, D::Error> {
+    Ok(serde_json::from_value(Value::deserialize(d)?).ok())
+}
+
+/// `data` as a string whatever its JSON type: `null` becomes empty and other values
+/// their JSON text, so one bad record fails alone (see [`FirehoseRecord::data`]).
+fn lenient_data<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        other => other.to_string(),
+    })
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -892,12 +910,48 @@ mod tests {
             e.to_string().contains("records[0].recordId is a number"),
             "{e}"
         );
-        let e = err(r#"{"records":[{"recordId":"a","data":5}]}"#);
-        assert!(e.to_string().contains("records[0].data is a number"), "{e}");
         let e = err(r#"{"records":["a"]}"#);
         assert!(e.to_string().contains("records[0] is a string"), "{e}");
-        let e = err(r#"{"records":[{"recordId":"a","data":"","kinesisRecordMetadata":3}]}"#);
-        assert!(matches!(e, FirehoseError::InvalidEvent(_)), "{e}");
+    }
+
+    #[test]
+    fn a_record_without_usable_data_fails_alone() {
+        let good = STANDARD.encode(r#"{"timestamp":1576280412771,"action":"ALLOW"}"#);
+        let event = format!(
+            r#"{{"records":[{{"recordId":"1","data":null}},{{"recordId":"2"}},{{"recordId":"3","data":5}},{{"recordId":"4","data":{{"a":1}}}},{{"recordId":"5","data":"{good}","kinesisRecordMetadata":3}},{{"recordId":"6","data":"{good}"}}]}}"#
+        );
+        let mut failed = Vec::new();
+        let (body, stats) = respond(event.as_bytes(), &transformer(), 6_000_000, |f| {
+            failed.push((f.record_id.to_string(), f.error.to_string()));
+        })
+        .unwrap();
+        let response: Value = serde_json::from_slice(&body).unwrap();
+        let results: Vec<(&str, &str)> = response["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["recordId"].as_str().unwrap(),
+                    r["result"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            results,
+            [
+                ("1", "ProcessingFailed"),
+                ("2", "ProcessingFailed"),
+                ("3", "ProcessingFailed"),
+                ("4", "ProcessingFailed"),
+                ("5", "Ok"),
+                ("6", "Ok"),
+            ]
+        );
+        assert_eq!((stats.ok, stats.failed), (2, 4));
+        assert!(failed[0].1.contains("no record"), "{failed:?}");
+        assert!(failed[2].1.contains("base64"), "{failed:?}");
+        assert_eq!(response["records"][2]["data"], "5");
     }
 
     #[test]

@@ -562,8 +562,7 @@ mod tests {
 
     #[test]
     fn status_falls_back_to_response_code_sent() {
-        let log = WafLog::from_json(r#"{"timestamp":1,"responseCodeSent":403}"#);
-        // 1 is a plausible seconds value: 1970-01-01T00:00:01Z.
+        let log = WafLog::from_json(r#"{"timestamp":1576280412,"responseCodeSent":403}"#);
         assert_eq!(log.unwrap().status(), Some(403));
         let log =
             WafLog::from_json(r#"{"timestamp":1576280412771,"responseCodeSent":null}"#).unwrap();

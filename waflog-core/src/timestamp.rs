@@ -3,23 +3,49 @@
 //! AWS WAF writes integer epoch milliseconds. The seed's Python simulator wrote
 //! `time.time()`, float epoch *seconds*, which OpenSearch then read as milliseconds
 //! (its dashboards showed dates in January 1970). waflog tells the units apart by
-//! magnitude, which is unambiguous for any date between 1973 and 5138:
+//! magnitude. It accepts times from 2000-01-01 to 9999-12-31 (UTC) only: in that
+//! era the four units occupy disjoint ranges, so no value is ambiguous, and a
+//! value in none of them (epoch 0, `1.5`, a microsecond count read as milliseconds)
+//! is rejected with the reason instead of becoming a wrong date:
 //!
-//! | value `v` (absolute)  | read as       |
-//! |-----------------------|---------------|
-//! | `v < 1e11`            | seconds       |
-//! | `1e11 <= v < 1e14`    | milliseconds  |
-//! | `1e14 <= v < 1e17`    | microseconds  |
-//! | `v >= 1e17`           | nanoseconds   |
+//! | value `v`                                   | read as       |
+//! |---------------------------------------------|---------------|
+//! | `946_684_800 <= v <= 253_402_300_799`       | seconds       |
+//! | `946_684_800_000 <= v <= 253_402_300_799_999` | milliseconds |
+//! | `946_684_800_000_000 <= v < 253_402_300_800_000_000` | microseconds |
+//! | `v >= 946_684_800_000_000_000` (to `i64::MAX`, 2262) | nanoseconds |
 //!
 //! Strings holding a number are read the same way; other strings must be RFC 3339
-//! (`2024-05-01T12:00:00.123Z`) or `YYYY-MM-DD HH:MM:SS[.fff]`, read as UTC. Negative and non-finite values are rejected, and so
-//! is any time after year 9999.
+//! (`2024-05-01T12:00:00.123Z`) or `YYYY-MM-DD HH:MM:SS[.fff]`, read as UTC, and
+//! inside the same era. Negative and non-finite values are rejected.
 
 use crate::error::SchemaError;
 
 /// Latest accepted time: 9999-12-31T23:59:59.999Z.
 pub const MAX_MS: i64 = 253_402_300_799_999;
+
+/// Earliest accepted time: 2000-01-01T00:00:00Z.
+pub const MIN_MS: i64 = 946_684_800_000;
+
+const UNITS: &str = "not a time between 2000 and 9999 in seconds, milliseconds, \
+                     microseconds or nanoseconds since the epoch";
+
+/// The scale to milliseconds of a non-negative magnitude, by the unit ranges of
+/// the module docs: `Some(factor)` where `ms = v * factor`.
+fn unit_of(v: f64) -> Option<f64> {
+    const S: (f64, f64) = (MIN_MS as f64 / 1e3, (MAX_MS + 1) as f64 / 1e3);
+    if v >= S.0 && v < S.1 {
+        Some(1e3)
+    } else if v >= S.0 * 1e3 && v < S.1 * 1e3 {
+        Some(1.0)
+    } else if v >= S.0 * 1e6 && v < S.1 * 1e6 {
+        Some(1e-3)
+    } else if v >= S.0 * 1e9 && v < S.1 * 1e9 {
+        Some(1e-6)
+    } else {
+        None
+    }
+}
 
 /// Converts a numeric timestamp of unknown unit to epoch milliseconds.
 pub fn from_f64(v: f64) -> Result<i64, SchemaError> {
@@ -33,46 +59,39 @@ pub fn from_f64(v: f64) -> Result<i64, SchemaError> {
     if v < 0.0 {
         return Err(invalid("negative"));
     }
-    let ms = if v < 1e11 {
-        v * 1e3
-    } else if v < 1e14 {
-        v
-    } else if v < 1e17 {
-        v / 1e3
-    } else {
-        v / 1e6
-    };
-    let ms = ms.round();
-    if ms > MAX_MS as f64 {
-        return Err(invalid("after year 9999"));
+    let factor = unit_of(v).ok_or_else(|| invalid(UNITS))?;
+    let ms = (v * factor).round();
+    if !(MIN_MS as f64..=MAX_MS as f64).contains(&ms) {
+        return Err(invalid(UNITS));
     }
     Ok(ms as i64)
 }
 
 /// Converts an integer timestamp of unknown unit to epoch milliseconds.
 pub fn from_i64(v: i64) -> Result<i64, SchemaError> {
-    if (100_000_000_000..100_000_000_000_000).contains(&v) {
-        return Ok(v);
-    }
-    if v < 0 {
-        return Err(SchemaError::InvalidTimestamp {
-            value: v.to_string(),
-            reason: "negative",
-        });
-    }
-    // Seconds, microseconds and nanoseconds: exact integer arithmetic where it matters.
-    let ms = if v < 100_000_000_000 {
-        v * 1000
-    } else if v < 100_000_000_000_000_000 {
-        (v + 500) / 1000
-    } else {
-        (v + 500_000) / 1_000_000
+    let invalid = |reason| SchemaError::InvalidTimestamp {
+        value: v.to_string(),
+        reason,
     };
-    if ms > MAX_MS {
-        return Err(SchemaError::InvalidTimestamp {
-            value: v.to_string(),
-            reason: "after year 9999",
-        });
+    if v < 0 {
+        return Err(invalid("negative"));
+    }
+    const S: (i64, i64) = (MIN_MS / 1000, MAX_MS / 1000);
+    // Exact integer arithmetic (no detour through f64, whose 53 bits cannot hold
+    // every nanosecond count).
+    let ms = if (S.0..=S.1).contains(&v) {
+        v * 1000
+    } else if (MIN_MS..=MAX_MS).contains(&v) {
+        v
+    } else if v >= MIN_MS * 1000 && v / 1000 <= MAX_MS {
+        v / 1000 + i64::from(v % 1000 >= 500)
+    } else if v >= MIN_MS * 1_000_000 {
+        v / 1_000_000 + i64::from(v % 1_000_000 >= 500_000)
+    } else {
+        return Err(invalid(UNITS));
+    };
+    if !(MIN_MS..=MAX_MS).contains(&ms) {
+        return Err(invalid(UNITS));
     }
     Ok(ms)
 }
@@ -104,10 +123,10 @@ pub fn from_str(s: &str) -> Result<i64, SchemaError> {
         });
     match parsed {
         Ok(ms) => {
-            if !(0..=MAX_MS).contains(&ms) {
+            if !(MIN_MS..=MAX_MS).contains(&ms) {
                 return Err(SchemaError::InvalidTimestamp {
                     value: format!("{s:?}"),
-                    reason: "outside 1970..9999",
+                    reason: "outside 2000..9999",
                 });
             }
             Ok(ms)
@@ -249,6 +268,46 @@ mod tests {
             "99999999999999999999999",
         ] {
             assert!(from_json_text(raw).is_err(), "{raw} should be rejected");
+        }
+    }
+
+    #[test]
+    fn every_unit_reaches_9999_and_nothing_is_ambiguous() {
+        // 9999-12-31T23:59:00Z in each unit reads back as that time.
+        let ms = 253_402_300_740_000_i64;
+        assert_eq!(from_i64(ms / 1000).unwrap(), ms);
+        assert_eq!(from_i64(ms).unwrap(), ms);
+        assert_eq!(from_i64(ms * 1000).unwrap(), ms);
+        assert_eq!(from_f64(ms as f64).unwrap(), ms);
+        assert_eq!(from_json_text("253402300740000").unwrap(), Some(ms));
+        // i64::MAX nanoseconds is 2262-04-11, not 1677.
+        assert_eq!(from_i64(i64::MAX).unwrap(), 9_223_372_036_855);
+        assert_eq!(from_f64(i64::MAX as f64).unwrap(), 9_223_372_036_855);
+        // 2000-01-01 in each unit.
+        for v in [946_684_800_i64, 946_684_800_000, 946_684_800_000_000] {
+            assert_eq!(from_i64(v).unwrap(), MIN_MS, "{v}");
+        }
+        assert_eq!(from_i64(946_684_800_000_000_000).unwrap(), MIN_MS);
+    }
+
+    #[test]
+    fn implausible_times_are_rejected_with_the_reason() {
+        for raw in [
+            "0",
+            "1.5",
+            "\"1.5\"",
+            "86400",
+            "946684799",
+            // Between the millisecond and microsecond ranges.
+            "500000000000000",
+            "\"1970-01-01T00:00:00Z\"",
+            "\"1999-12-31 23:59:59\"",
+        ] {
+            let e = from_json_text(raw).unwrap_err();
+            assert!(
+                e.to_string().contains("2000"),
+                "{raw} should be rejected naming the era: {e}"
+            );
         }
     }
 

@@ -44,6 +44,7 @@ impl Transformer {
         let view: RecordView<'_> = serde_json::from_str(text).map_err(|e| field_error(text, e))?;
         let raw_ts = view.timestamp.ok_or(SchemaError::MissingTimestamp)?;
         let ms = timestamp::from_json_text(raw_ts.get())?.ok_or(SchemaError::MissingTimestamp)?;
+        view.check_statuses()?;
         let indicators = self.map.indicators_of_view(&view);
         if view.has_indicators() {
             return self.rewrite(text, ms, out);
@@ -85,36 +86,7 @@ impl Transformer {
     }
 }
 
-/// The line as trimmed UTF-8 text that starts like a JSON object, or the reason it
-/// cannot be a record (invalid UTF-8, empty, another JSON type, not JSON).
-pub(crate) fn object_text(line: &[u8]) -> Result<&str, SchemaError> {
-    let text = std::str::from_utf8(line)
-        .map_err(|e| SchemaError::InvalidUtf8 {
-            at: e.valid_up_to(),
-        })?
-        .trim_ascii();
-    match text.as_bytes().first() {
-        Some(b'{') => Ok(text),
-        Some(_) => Err(not_an_object(text)),
-        None => Err(SchemaError::InvalidJson("empty line".into())),
-    }
-}
-
-fn not_an_object(text: &str) -> SchemaError {
-    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-        Ok(_) => {
-            let kind = match text.as_bytes()[0] {
-                b'[' => "an array",
-                b'"' => "a string",
-                b'n' => "null",
-                b't' | b'f' => "a boolean",
-                _ => "a number",
-            };
-            SchemaError::NotAnObject(kind)
-        }
-        Err(e) => SchemaError::InvalidJson(e.to_string()),
-    }
-}
+pub(crate) use crate::record::object_text;
 
 /// Tells a syntax error from a well-formed record with a field of the wrong type.
 pub(crate) fn field_error(text: &str, e: serde_json::Error) -> SchemaError {

@@ -9,7 +9,9 @@ use anyhow::Context;
 use waflog_core::alert::AlertBook;
 use waflog_core::dashboard::Board;
 use waflog_core::detect::metrics::MetricSeries;
-use waflog_core::detect::{AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, EngineState};
+use waflog_core::detect::{
+    AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, EngineState, TimeRules,
+};
 use waflog_core::error::SchemaError;
 use waflog_core::features::FeatureMap;
 use waflog_core::transform::TransformStats;
@@ -96,7 +98,17 @@ impl Results {
 
 /// Runs the subcommand.
 pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
-    let config = super::load_config_with_limit(global, args.input.max_line_bytes)?;
+    let mut config = super::load_config_with_limit(global, args.input.max_line_bytes)?;
+    if let Some(h) = &args.horizon {
+        config.input.horizon = h.clone();
+    }
+    let time_rules = TimeRules {
+        horizon_ms: config
+            .input
+            .horizon_ms()
+            .map_err(|e| anyhow::anyhow!("invalid --horizon or [input] horizon: {e}"))?,
+        ..TimeRules::default()
+    };
     let max_line = config.input.max_line_bytes;
     let specs = config.detector_specs();
     let mut aws = AwsContext::new(global);
@@ -113,6 +125,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         || Engine::new(&specs, config.feature_map()?).context("invalid detectors"),
         Ok,
     )?;
+    engine = engine.with_time_rules(time_rules);
     if let Some(max) = args.max_entities {
         engine = engine.with_max_entities(max);
     }
@@ -392,9 +405,32 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         );
     }
     for (name, late) in engine.late() {
-        if late > 0 {
-            tracing::warn!("{name}: {late} late records (after their interval closed) not counted");
+        if late > e.late {
+            tracing::warn!(
+                "{name}: {} late records (after its interval closed) not counted by this detector",
+                late - e.late
+            );
         }
+    }
+    if e.late > 0 {
+        tracing::warn!(
+            "{} late records (after their interval closed for every detector) dead-lettered",
+            e.late
+        );
+    }
+    if e.ahead > 0 {
+        tracing::warn!(
+            "{} records too far ahead of the stream's event time (--horizon {}) dead-lettered",
+            e.ahead,
+            config.input.horizon
+        );
+    }
+    if e.jumps > 0 || e.skipped_intervals > 0 {
+        tracing::info!(
+            "event time jumped {} times; {} empty intervals in long gaps skipped without results",
+            e.jumps,
+            e.skipped_intervals
+        );
     }
     tracing::info!(
         records_in = stats.records_in,

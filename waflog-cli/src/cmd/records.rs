@@ -89,23 +89,34 @@ pub fn each_line(
         .and_then(|f| f.lock().ok().map(|mut v| std::mem::take(&mut *v)))
         .unwrap_or_default();
     for (name, reason) in failed {
-        // The input stopped early (a corrupt S3 object): what was read is kept, the
-        // rest is reported in the dead letters and the run goes on.
-        stats.dead_lettered += 1;
-        tracing::error!("{name}: {reason}; skipped the rest of it");
         let line = if name == source { lines_seen + 1 } else { 0 };
-        let mut entry = Vec::new();
-        DeadLetter::with_reason(
-            &name,
-            line,
-            format!("unreadable input: {reason}"),
-            b"",
-            false,
-        )
-        .write_ndjson(&mut entry);
-        dead.write_block(&entry)?;
+        unreadable(&name, line, &reason, stats, dead)?;
     }
     Ok(())
+}
+
+/// An input stopped early (a corrupt S3 object, a damaged gzip member): what was
+/// read is kept, the damage goes to the dead letters (input, the line number the
+/// next line would have had, reason) and the run goes on.
+pub fn unreadable(
+    name: &str,
+    line: u64,
+    reason: &str,
+    stats: &mut TransformStats,
+    dead: &mut Output,
+) -> anyhow::Result<()> {
+    stats.dead_lettered += 1;
+    tracing::error!("{name}: {reason}; skipped the rest of it");
+    let mut entry = Vec::new();
+    DeadLetter::with_reason(
+        name,
+        line,
+        format!("unreadable input: {reason}"),
+        b"",
+        false,
+    )
+    .write_ndjson(&mut entry);
+    dead.write_block(&entry)
 }
 
 /// The inputs to read: the arguments, or stdin when there are none.

@@ -29,6 +29,10 @@ pub enum Msg {
     CaughtUp,
     /// The reader stopped on an error.
     Failed(anyhow::Error),
+    /// Part of the input could not be read (a damaged gzip member) and was
+    /// skipped: (input, line number it would have had, reason). Dead-lettered; the
+    /// run goes on.
+    Unreadable(String, u64, String),
     /// The end of the input.
     End,
 }
@@ -37,16 +41,35 @@ pub enum Msg {
 pub fn spawn_line_reader(input: file_source::Input, max_line: usize) -> mpsc::Receiver<Msg> {
     let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
     std::thread::spawn(move || {
+        let failure = input.failure.clone();
         let mut lines = LineReader::new(input.reader, max_line);
+        let mut seen = 0u64;
         loop {
             let msg = match lines.next_line() {
-                Ok(Some(Line::Ok { number, bytes })) => Msg::Line(number, bytes.to_vec()),
+                Ok(Some(Line::Ok { number, bytes })) => {
+                    seen = number;
+                    Msg::Line(number, bytes.to_vec())
+                }
                 Ok(Some(Line::TooLong {
                     number,
                     prefix,
                     len,
-                })) => Msg::TooLong(number, prefix.to_vec(), len),
-                Ok(None) => Msg::End,
+                })) => {
+                    seen = number;
+                    Msg::TooLong(number, prefix.to_vec(), len)
+                }
+                Ok(None) => {
+                    let failed = failure
+                        .as_ref()
+                        .and_then(|f| f.lock().ok().map(|mut v| std::mem::take(&mut *v)))
+                        .unwrap_or_default();
+                    for (name, reason) in failed {
+                        if tx.send(Msg::Unreadable(name, seen + 1, reason)).is_err() {
+                            return;
+                        }
+                    }
+                    Msg::End
+                }
                 Err(e) => Msg::Failed(anyhow::Error::new(e)),
             };
             let last = matches!(msg, Msg::End | Msg::Failed(_));
@@ -189,6 +212,9 @@ pub fn follow(
                     idle_since = Instant::now();
                 }
                 at_tip = true;
+            }
+            Ok(Msg::Unreadable(name, line, reason)) => {
+                records::unreadable(&name, line, &reason, stats, dead)?;
             }
             Ok(Msg::End) => return Ok(()),
             Ok(Msg::Failed(e)) => return Err(e.context(format!("cannot read input {source}"))),

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -49,13 +50,27 @@ pub fn open(name: &str) -> anyhow::Result<Input> {
         }
         (Box::new(file), meta.is_file().then_some(meta.len()))
     };
-    let mut buffered = BufReader::with_capacity(READ_BUFFER, raw);
+    let consumed = Arc::new(AtomicU64::new(0));
+    let counted = Counting {
+        inner: raw,
+        count: Arc::clone(&consumed),
+    };
+    let mut buffered = BufReader::with_capacity(READ_BUFFER, counted);
     let head = buffered
         .fill_buf()
         .with_context(|| format!("cannot read input {name}"))?;
     let compressed = head.starts_with(&GZIP_MAGIC);
+    let mut failure = None;
     let reader: Box<dyn Read + Send> = if compressed {
-        Box::new(MultiGzDecoder::new(buffered))
+        let f = Failure::default();
+        failure = Some(Arc::clone(&f));
+        Box::new(Damaged {
+            name: name.to_string(),
+            inner: MultiGzDecoder::new(buffered),
+            consumed,
+            failure: f,
+            done: false,
+        })
     } else {
         Box::new(buffered)
     };
@@ -64,6 +79,70 @@ pub fn open(name: &str) -> anyhow::Result<Input> {
         name: name.to_string(),
         reader,
         size,
-        failure: None,
+        failure,
     })
+}
+
+/// Counts the bytes read from the file (compressed bytes, for damage offsets).
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A gzip input that may be damaged (truncated, corrupt, trailing garbage): every
+/// byte decoded before the damage is handed out, then the damage is recorded in the
+/// input's failure list (file, compressed byte offset, error) and the input ends
+/// there, so the caller dead-letters it and goes on with the next input.
+struct Damaged {
+    name: String,
+    inner: MultiGzDecoder<BufReader<Counting<Box<dyn Read + Send>>>>,
+    consumed: Arc<AtomicU64>,
+    failure: Failure,
+    done: bool,
+}
+
+impl Damaged {
+    /// Compressed bytes the decoder has taken so far (read minus still buffered).
+    fn offset(&self) -> u64 {
+        let buffered = self.inner.get_ref().buffer().len() as u64;
+        self.consumed
+            .load(Ordering::Relaxed)
+            .saturating_sub(buffered)
+    }
+}
+
+impl Read for Damaged {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        match self.inner.read(buf) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                self.done = true;
+                let at = self.offset();
+                let reason = match e.kind() {
+                    io::ErrorKind::UnexpectedEof => {
+                        format!(
+                            "truncated gzip data (the file ends inside a member, near compressed byte {at})"
+                        )
+                    }
+                    _ => format!("corrupt gzip data near compressed byte {at}: {e}"),
+                };
+                if let Ok(mut f) = self.failure.lock() {
+                    f.push((self.name.clone(), reason));
+                }
+                Ok(0)
+            }
+        }
+    }
 }

@@ -7,6 +7,12 @@
 //! Intervals without records close with zero-valued features, so a drop to zero is
 //! visible to the detectors. Only event time moves the watermark unless the caller
 //! advances it (follow mode), so replaying a file gives the same intervals every time.
+//!
+//! Gaps: a run of empty intervals is zero-filled up to a bound (one day of intervals,
+//! at most [`MAX_FILLED`]; [`Aggregator::with_max_fill`]); the rest of the gap is
+//! skipped without a result, and the skipped count is handed to the engine
+//! ([`Aggregator::take_skipped`]), which tells the models ([`super::Detector::gap`]).
+//! So a traffic gap of a year costs the same time and memory as one of a day.
 
 use std::collections::BTreeMap;
 
@@ -119,7 +125,12 @@ pub struct AggregatorState {
     next_close: Option<i64>,
     watermark: i64,
     late: u64,
+    #[serde(default)]
+    empty_run: u64,
 }
+
+/// Most empty intervals zero-filled in one gap.
+pub const MAX_FILLED: u64 = 1440;
 
 /// Aggregates records into the intervals of one detector.
 #[derive(Debug, Clone)]
@@ -135,6 +146,12 @@ pub struct Aggregator {
     next_close: Option<i64>,
     watermark: i64,
     late: u64,
+    /// Empty intervals closed in a row (the current gap).
+    empty_run: u64,
+    /// Empty intervals zero-filled per gap before the rest is skipped.
+    max_fill: u64,
+    /// Intervals skipped since the last [`Aggregator::take_skipped`].
+    skipped: u64,
 }
 
 impl Aggregator {
@@ -156,7 +173,21 @@ impl Aggregator {
             next_close: None,
             watermark: i64::MIN,
             late: 0,
+            empty_run: 0,
+            max_fill: default_max_fill(spec.interval_ms()),
+            skipped: 0,
         }
+    }
+
+    /// Zero-fills at most `intervals` empty intervals per gap (at least one).
+    pub fn with_max_fill(mut self, intervals: u64) -> Aggregator {
+        self.max_fill = intervals.max(1);
+        self
+    }
+
+    /// Intervals skipped in gaps since the last call (not zero-filled, no result).
+    pub fn take_skipped(&mut self) -> u64 {
+        std::mem::take(&mut self.skipped)
     }
 
     /// Also counts, per interval, the values of these fields (path indices) in the
@@ -192,6 +223,7 @@ impl Aggregator {
             next_close: self.next_close,
             watermark: self.watermark,
             late: self.late,
+            empty_run: self.empty_run,
         }
     }
 
@@ -206,6 +238,7 @@ impl Aggregator {
         self.next_close = state.next_close;
         self.watermark = state.watermark;
         self.late = state.late;
+        self.empty_run = state.empty_run;
     }
 
     /// Also counts, per interval, every record's value of this field (path index): the
@@ -393,6 +426,7 @@ impl Aggregator {
             let end = next + self.interval_ms;
             match self.open.remove(&next) {
                 Some(entities) => {
+                    self.empty_run = 0;
                     let mut entities: Vec<_> = entities.into_iter().collect();
                     entities.sort_by(|a, b| a.0.cmp(&b.0));
                     for (entity, acc) in entities {
@@ -427,22 +461,48 @@ impl Aggregator {
                         });
                     }
                 }
-                None if self.category.is_none() => out.push(ClosedInterval {
-                    start_ms: next,
-                    end_ms: end,
-                    entity: None,
-                    values: vec![0.0; self.features.len()],
-                    records: 0,
-                    contributors: vec![Vec::new(); self.dims.len()],
-                    categories: Vec::new(),
-                    examples: Vec::new(),
-                }),
-                None => {}
+                None => {
+                    if self.empty_run >= self.max_fill {
+                        // Past the bound: skip to the next interval with records, or
+                        // to the last one the watermark closes, in one step.
+                        let last = (limit - self.interval_ms).div_euclid(self.interval_ms)
+                            * self.interval_ms;
+                        let resume = self
+                            .open
+                            .keys()
+                            .next()
+                            .map_or(last + self.interval_ms, |&k| k.min(last + self.interval_ms))
+                            .max(next);
+                        let n = ((resume - next) / self.interval_ms).max(1);
+                        self.skipped += n as u64;
+                        next += n * self.interval_ms;
+                        continue;
+                    }
+                    self.empty_run += 1;
+                    if self.category.is_none() {
+                        out.push(ClosedInterval {
+                            start_ms: next,
+                            end_ms: end,
+                            entity: None,
+                            values: vec![0.0; self.features.len()],
+                            records: 0,
+                            contributors: vec![Vec::new(); self.dims.len()],
+                            categories: Vec::new(),
+                            examples: Vec::new(),
+                        });
+                    }
+                }
             }
             next = end;
         }
         self.next_close = Some(next);
     }
+}
+
+/// One day of intervals, at most [`MAX_FILLED`].
+fn default_max_fill(interval_ms: i64) -> u64 {
+    let day = 86_400_000 / interval_ms.max(1) as u64;
+    day.clamp(1, MAX_FILLED)
 }
 
 #[cfg(test)]
@@ -480,6 +540,35 @@ mod tests {
 
     fn v(x: f64) -> Vec<Option<Scalar<'static>>> {
         vec![Some(Scalar::Num(x))]
+    }
+
+    #[test]
+    fn long_gaps_are_filled_up_to_the_bound_then_skipped() {
+        let mut a = agg("0s").with_max_fill(5);
+        let mut out = Vec::new();
+        a.add(0, &v(1.0));
+        // A year later: the first interval, five zero-filled ones, then a skip
+        // straight to the year-later interval (closed by the next record).
+        a.add(365 * 86_400_000 + 1, &v(2.0));
+        a.close_ready(&mut out);
+        assert_eq!(out.len(), 6);
+        assert_eq!(out[0].values, [1.0, 1.0]);
+        assert!(out[1..].iter().all(|c| c.values == [0.0, 0.0]));
+        assert_eq!(out[5].start_ms, 5 * 60_000);
+        assert_eq!(a.take_skipped(), 365 * 1440 - 6);
+        assert_eq!(a.take_skipped(), 0);
+        out.clear();
+        a.add(365 * 86_400_000 + 60_000, &v(3.0));
+        a.close_ready(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].start_ms, 365 * 86_400_000);
+        assert_eq!(out[0].values, [2.0, 1.0]);
+        // A short gap after records again is zero-filled in full.
+        out.clear();
+        a.add(365 * 86_400_000 + 4 * 60_000, &v(4.0));
+        a.close_ready(&mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(a.take_skipped(), 0);
     }
 
     #[test]

@@ -52,6 +52,12 @@ impl Scalar<'_> {
 struct Node {
     children: Vec<(String, Node)>,
     leaf: Option<usize>,
+    /// Part of the input contract ([`FieldSet::add_checked`]): a second occurrence
+    /// of the key in its object is an error, and an interior node must be an object
+    /// (or `null`).
+    checked: bool,
+    /// A status leaf ([`FieldSet::add_status`]): only an integer, a string or `null`.
+    status: bool,
 }
 
 /// A set of field paths to extract; each gets a stable index.
@@ -69,6 +75,42 @@ impl FieldSet {
 
     /// Adds a dotted path (if new) and returns its index.
     pub fn add(&mut self, path: &str) -> usize {
+        self.add_with(path, false)
+    }
+
+    /// Adds a path of the input contract (see [`crate::record`]): a record that
+    /// repeats one of its keys is rejected, and its parents must be objects.
+    pub fn add_checked(&mut self, path: &str) -> usize {
+        self.add_with(path, true)
+    }
+
+    /// Adds a checked status path: its value must be an integer, a string or `null`
+    /// (`502.0`, `true`, `[502]` are rejected).
+    pub fn add_status(&mut self, path: &str) -> usize {
+        let id = self.add_with(path, true);
+        let mut node = &mut self.root;
+        for part in path.split('.') {
+            let pos = node.children.iter().position(|(k, _)| k == part);
+            match pos {
+                Some(p) => node = &mut node.children[p].1,
+                None => return id,
+            }
+        }
+        node.status = true;
+        id
+    }
+
+    fn add_with(&mut self, path: &str, checked: bool) -> usize {
+        if checked {
+            let mut node = &mut self.root;
+            for part in path.split('.') {
+                let Some(p) = node.children.iter().position(|(k, _)| k == part) else {
+                    break;
+                };
+                node = &mut node.children[p].1;
+                node.checked = true;
+            }
+        }
         if let Some(i) = self.index(path) {
             return i;
         }
@@ -84,6 +126,7 @@ impl FieldSet {
                 }
             };
             node = &mut node.children[pos].1;
+            node.checked |= checked;
         }
         node.leaf = Some(id);
         id
@@ -143,11 +186,22 @@ impl<'de, 'n, 'o> Visitor<'de> for NodeSeed<'n, 'o, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Which checked children were seen in this object (duplicates are errors).
+        let mut seen = 0u128;
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            match self.node.children.iter().find(|(k, _)| *k == key) {
-                Some((_, child)) => {
+            match self.node.children.iter().position(|(k, _)| *k == key) {
+                Some(pos) => {
+                    let child = &self.node.children[pos].1;
+                    if child.checked && pos < 128 {
+                        if seen & (1 << pos) != 0 {
+                            return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+                        }
+                        seen |= 1 << pos;
+                    }
                     if let Some(id) = child.leaf {
-                        let v = map.next_value_seed(ScalarSeed)?;
+                        let v = map.next_value_seed(ScalarSeed {
+                            status: child.status,
+                        })?;
                         self.out[id] = Some(v);
                     } else {
                         map.next_value_seed(NodeSeed {
@@ -165,30 +219,44 @@ impl<'de, 'n, 'o> Visitor<'de> for NodeSeed<'n, 'o, 'de> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.not_an_object::<A::Error>("an array")?;
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(())
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
+        self.not_an_object("a boolean")
     }
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
+        self.not_an_object("a number")
     }
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
+        self.not_an_object("a number")
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
+        self.not_an_object("a number")
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
+        self.not_an_object("a string")
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Ok(())
     }
     fn visit_none<E: de::Error>(self) -> Result<(), E> {
         Ok(())
+    }
+}
+
+impl NodeSeed<'_, '_, '_> {
+    /// A checked interior node (such as `httpRequest`) holds an object or `null`.
+    fn not_an_object<E: de::Error>(&self, found: &str) -> Result<(), E> {
+        if self.node.checked {
+            Err(E::custom(format_args!(
+                "invalid type: {found}, expected an object"
+            )))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -214,7 +282,22 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 }
 
-struct ScalarSeed;
+/// Reads one leaf value; a status leaf takes only integers, strings and `null`.
+struct ScalarSeed {
+    status: bool,
+}
+
+impl ScalarSeed {
+    fn wrong_status<E: de::Error>(&self, found: fmt::Arguments<'_>) -> Result<(), E> {
+        if self.status {
+            Err(E::custom(format_args!(
+                "invalid type: {found}, expected an integer or a string status code"
+            )))
+        } else {
+            Ok(())
+        }
+    }
+}
 
 impl<'de> DeserializeSeed<'de> for ScalarSeed {
     type Value = Scalar<'de>;
@@ -229,6 +312,7 @@ impl<'de> Visitor<'de> for ScalarSeed {
         f.write_str("any JSON value")
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        self.wrong_status(format_args!("boolean `{v}`"))?;
         Ok(Scalar::Bool(v))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
@@ -238,6 +322,7 @@ impl<'de> Visitor<'de> for ScalarSeed {
         Ok(Scalar::Num(v as f64))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        self.wrong_status(format_args!("floating point `{v}`"))?;
         Ok(Scalar::Num(v))
     }
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
@@ -253,10 +338,12 @@ impl<'de> Visitor<'de> for ScalarSeed {
         Ok(Scalar::Null)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        self.wrong_status::<A::Error>(format_args!("map"))?;
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Scalar::Composite)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        self.wrong_status::<A::Error>(format_args!("sequence"))?;
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Scalar::Composite)
     }
@@ -298,6 +385,44 @@ mod tests {
             f.extract(r#"{"timestamp":1,"httpRequest":null}"#, &mut out)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn checked_paths_reject_duplicates_wrong_parents_and_float_statuses() {
+        let mut f = FieldSet::new();
+        f.add_checked("timestamp");
+        f.add_checked("httpRequest.country");
+        f.add_status("httpStatus");
+        let other = f.add("labels.name");
+        let mut out = Vec::new();
+        let err = |f: &FieldSet, line: &str| {
+            let mut out = Vec::new();
+            f.extract(line, &mut out).unwrap_err().to_string()
+        };
+        assert!(
+            err(&f, r#"{"timestamp":1,"timestamp":2}"#).contains("duplicate field `timestamp`")
+        );
+        assert!(
+            err(
+                &f,
+                r#"{"timestamp":1,"httpRequest":{"country":"US","country":"FR"}}"#
+            )
+            .contains("duplicate field `country`")
+        );
+        assert!(err(&f, r#"{"timestamp":1,"httpRequest":"GET /"}"#).contains("expected an object"));
+        assert!(err(&f, r#"{"timestamp":1,"httpRequest":[1]}"#).contains("expected an object"));
+        for bad in ["502.0", "true", "[502]", "{}"] {
+            let line = format!(r#"{{"timestamp":1,"httpStatus":{bad}}}"#);
+            assert!(err(&f, &line).contains("status code"), "{bad}");
+        }
+        for good in ["502", "\"502\"", "null"] {
+            let line = format!(r#"{{"timestamp":1,"httpStatus":{good}}}"#);
+            assert!(f.extract(&line, &mut Vec::new()).is_ok(), "{good}");
+        }
+        // Unchecked paths keep the old leniency: repeated keys, arrays as parents.
+        let line = r#"{"timestamp":1,"httpRequest":null,"labels":[{"name":"a"}],"x":1,"x":2}"#;
+        f.extract(line, &mut out).unwrap();
+        assert_eq!(out[other], None);
     }
 
     #[test]

@@ -169,6 +169,45 @@ pub trait Detector: Send + std::fmt::Debug {
     fn snapshot(&self) -> Option<serde_json::Value> {
         None
     }
+
+    /// The stream had no records for `intervals` intervals that were not zero-filled
+    /// (a gap longer than the fill bound, see [`aggregate`]); the next interval does
+    /// not follow the last one. The default ignores it, as the built-in models do:
+    /// after the bounded zero-fill they score the next interval as if it followed
+    /// the last one. Models that depend on adjacency can restart here.
+    fn gap(&mut self, intervals: u64) {
+        let _ = intervals;
+    }
+}
+
+/// How event time may move: the rules that keep one bad timestamp from moving the
+/// clock for every record, and a real gap in traffic from costing memory.
+///
+/// - A record more than `horizon_ms` ahead of the latest event time is
+///   dead-lettered ([`SchemaError::AheadOfStream`]) unless it is the `confirm`-th
+///   of such records in a row that agree with each other (each within the horizon
+///   of the first): then the stream has really jumped (traffic resumed after a
+///   pause) and that record and the ones after it are taken; the ones before it
+///   stay in the dead letters, from where they can be replayed.
+/// - A record whose interval has closed for every detector is late
+///   ([`SchemaError::Late`]): dead-lettered, and counted per detector.
+/// - A gap is zero-filled for at most one day of intervals (1,440 at most), then
+///   skipped without results; the models are told ([`Detector::gap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRules {
+    /// How far ahead of the latest event time a record may be (ms).
+    pub horizon_ms: i64,
+    /// Records in a row beyond the horizon that confirm a jump.
+    pub confirm: u32,
+}
+
+impl Default for TimeRules {
+    fn default() -> Self {
+        TimeRules {
+            horizon_ms: 3 * 3_600_000,
+            confirm: 8,
+        }
+    }
 }
 
 impl AlgorithmSpec {
@@ -533,6 +572,14 @@ pub struct EngineStats {
     pub anomalies: u64,
     /// Per-entity models evicted to stay within the entity budget.
     pub evicted: u64,
+    /// Records dead-lettered for being beyond the horizon.
+    pub ahead: u64,
+    /// Records dead-lettered as late (their interval closed for every detector).
+    pub late: u64,
+    /// Jumps in event time followed after confirmation.
+    pub jumps: u64,
+    /// Empty intervals skipped in long gaps, summed over detectors.
+    pub skipped_intervals: u64,
 }
 
 /// Extraction, aggregation and detection for a set of detectors.
@@ -553,6 +600,10 @@ pub struct Engine {
     deadline: i64,
     /// The entity cap given with [`Engine::with_max_entities`], for every detector.
     max_entities: Option<usize>,
+    time: TimeRules,
+    /// A possible jump: the first record's time beyond the horizon, and how many
+    /// such records came in a row.
+    jump: Option<(i64, u32)>,
 }
 
 /// Builds the model of a detector (and entity) in place of the built-in algorithm;
@@ -606,8 +657,19 @@ impl Engine {
     pub fn new(specs: &[DetectorSpec], map: FeatureMap) -> Result<Engine, ConfigError> {
         spec::validate_all(specs, std::path::Path::new("<detectors>"))?;
         let mut fields = FieldSet::new();
-        let timestamp = fields.add(names::TIMESTAMP);
-        let base = BASE_FIELDS.map(|p| fields.add(p));
+        // The input contract's paths first (crate::record), so that the engine and
+        // the transform refuse the same records.
+        let timestamp = fields.add_checked(names::TIMESTAMP);
+        let base = BASE_FIELDS.map(|p| {
+            if crate::record::STATUS_PATHS.contains(&p) {
+                fields.add_status(p)
+            } else {
+                fields.add_checked(p)
+            }
+        });
+        for name in names::INDICATORS {
+            fields.add_checked(name);
+        }
         let dims: Vec<usize> = CONTRIBUTOR_FIELDS.iter().map(|p| fields.add(p)).collect();
         let example_dims: Vec<usize> = result::EXAMPLE_FIELDS
             .iter()
@@ -672,7 +734,18 @@ impl Engine {
             factory: None,
             deadline: i64::MAX,
             max_entities: None,
+            time: TimeRules::default(),
+            jump: None,
         })
+    }
+
+    /// Uses these time rules instead of the defaults.
+    pub fn with_time_rules(mut self, rules: TimeRules) -> Engine {
+        self.time = TimeRules {
+            horizon_ms: rules.horizon_ms.max(1),
+            confirm: rules.confirm.max(1),
+        };
+        self
     }
 
     /// Counters so far.
@@ -795,12 +868,31 @@ impl Engine {
         let text = crate::transform::object_text(line)?;
         let mut values = Vec::with_capacity(self.fields.len());
         let ts = self.extract(text, &mut values)?;
+        self.check_time(ts)?;
         let mut moved = false;
+        let mut late = 0;
         for slot in &mut self.slots {
+            let before = slot.aggregator.late();
             moved |= slot.aggregator.add(ts, &values);
+            late += usize::from(slot.aggregator.late() > before);
         }
         if moved {
             self.update_deadline();
+        }
+        if late > 0 && late == self.slots.len() {
+            self.stats.late += 1;
+            let max = self.max_event.unwrap_or(ts);
+            let delay = self
+                .slots
+                .iter()
+                .map(|s| s.spec.window_delay_ms())
+                .min()
+                .unwrap_or(0);
+            return Err(SchemaError::Late {
+                time: crate::timestamp::to_rfc3339(ts),
+                behind: show_duration(max.saturating_sub(ts)),
+                delay: show_duration(delay),
+            });
         }
         self.max_event = Some(self.max_event.map_or(ts, |m| m.max(ts)));
         self.stats.records += 1;
@@ -809,6 +901,36 @@ impl Engine {
             self.close_ready(results);
         }
         Ok(())
+    }
+
+    /// The horizon rule of [`TimeRules`]: an error for a record too far ahead,
+    /// unless it confirms a jump.
+    fn check_time(&mut self, ts: i64) -> Result<(), SchemaError> {
+        let Some(max) = self.max_event else {
+            return Ok(());
+        };
+        let horizon = self.time.horizon_ms;
+        if ts <= max.saturating_add(horizon) {
+            self.jump = None;
+            return Ok(());
+        }
+        let run = match self.jump {
+            Some((first, n)) if ts.abs_diff(first) <= horizon.unsigned_abs() => (first, n + 1),
+            _ => (ts, 1),
+        };
+        if run.1 >= self.time.confirm {
+            self.jump = None;
+            self.stats.jumps += 1;
+            return Ok(());
+        }
+        self.jump = Some(run);
+        self.stats.ahead += 1;
+        Err(SchemaError::AheadOfStream {
+            time: crate::timestamp::to_rfc3339(ts),
+            ahead: show_duration(ts - max),
+            horizon: show_duration(horizon),
+            confirm: self.time.confirm,
+        })
     }
 
     /// Extracts the detectors' fields into `local` and returns the event time.
@@ -892,7 +1014,7 @@ impl Engine {
         for i in 0..self.slots.len() {
             let mut closed = std::mem::take(&mut self.closed);
             left += self.slots[i].aggregator.finish(&mut closed);
-            self.score(i, &mut closed, results);
+            self.score_around_gap(i, &mut closed, results);
             self.closed = closed;
         }
         left
@@ -902,12 +1024,45 @@ impl Engine {
         for i in 0..self.slots.len() {
             let mut closed = std::mem::take(&mut self.closed);
             self.slots[i].aggregator.close_ready(&mut closed);
-            if !closed.is_empty() {
-                self.score(i, &mut closed, results);
-            }
+            self.score_around_gap(i, &mut closed, results);
             self.closed = closed;
         }
         self.update_deadline();
+    }
+
+    /// Scores the closed intervals of slot `i`; when the aggregator skipped part
+    /// of a gap, the intervals before the skip are scored, the models are told,
+    /// then the rest is scored.
+    fn score_around_gap(
+        &mut self,
+        i: usize,
+        closed: &mut Vec<ClosedInterval>,
+        results: &mut Vec<AnomalyResult>,
+    ) {
+        let skipped = self.slots[i].aggregator.take_skipped();
+        if skipped == 0 {
+            if !closed.is_empty() {
+                self.score(i, closed, results);
+            }
+            return;
+        }
+        let interval = self.slots[i].aggregator.interval_ms();
+        // The skip is where consecutive closed intervals stop being adjacent.
+        let cut = closed
+            .windows(2)
+            .position(|w| w[1].start_ms >= w[0].end_ms + interval)
+            .map_or(closed.len(), |p| p + 1);
+        let mut after = closed.split_off(cut);
+        if !closed.is_empty() {
+            self.score(i, closed, results);
+        }
+        for model in self.slots[i].models.values_mut() {
+            model.gap(skipped);
+        }
+        self.stats.skipped_intervals += skipped;
+        if !after.is_empty() {
+            self.score(i, &mut after, results);
+        }
     }
 
     fn update_deadline(&mut self) {
@@ -1048,4 +1203,15 @@ impl Engine {
         }
         gone
     }
+}
+
+/// A duration for messages: `1day 2h 3m`, `45s`, `250ms`.
+fn show_duration(ms: i64) -> String {
+    let ms = ms.max(0) as u64;
+    let d = if ms >= 60_000 {
+        std::time::Duration::from_secs(ms / 1000)
+    } else {
+        std::time::Duration::from_millis(ms)
+    };
+    humantime::format_duration(d).to_string()
 }

@@ -1350,10 +1350,15 @@ mod tests {
 
     #[test]
     fn result_csv_is_read_against_the_data_file() {
-        let s = series(3, &[]);
-        let t = |i: i64| show_time(i * 60_000);
+        // Rows from 2014-04-10 09:00:00 on, a minute apart.
+        const BASE: i64 = 1_397_120_400_000;
+        let mut s = series(3, &[]);
+        for t in &mut s.timestamps {
+            *t += BASE;
+        }
+        let t = |i: i64| show_time(BASE + i * 60_000);
         let good = format!(
-            "timestamp,value,anomaly_score,label\n{},5,0.5,0\n{},6,1,0\r\n1970-01-01T00:02:00Z,7,0,0\n",
+            "timestamp,value,anomaly_score,label\n{},5,0.5,0\n{},6,1,0\r\n2014-04-10T09:02:00Z,7,0,0\n",
             t(0),
             t(1)
         );

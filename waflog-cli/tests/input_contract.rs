@@ -1,0 +1,416 @@
+//! Bad input of every kind (issue 15): time jumps, future-dated and late records,
+//! damaged gzip, Firehose records without data, records `transform` and `detect`
+//! must agree on, and timestamps in every unit. Each test runs the real binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+mod common;
+
+fn waflog() -> Command {
+    common::waflog_env()
+}
+
+fn ndjson(path: &Path) -> Vec<Value> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// `waflog generate` output for `duration` from `start`, with injected episodes.
+fn generate(
+    start: &str,
+    duration: &str,
+    seed: &str,
+    inject: &[&str],
+    truth: Option<&Path>,
+) -> Vec<u8> {
+    let mut cmd = waflog();
+    cmd.args([
+        "generate",
+        "--seed",
+        seed,
+        "--rate",
+        "20",
+        "--start",
+        start,
+        "--duration",
+        duration,
+    ]);
+    for i in inject {
+        cmd.args(["--inject", i]);
+    }
+    if let Some(t) = truth {
+        cmd.arg("--truth").arg(t);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+fn records(bytes: &[u8]) -> Vec<Value> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+fn write_lines(path: &Path, lines: &[Value]) {
+    let mut f = std::fs::File::create(path).unwrap();
+    for l in lines {
+        serde_json::to_writer(&mut f, l).unwrap();
+        f.write_all(b"\n").unwrap();
+    }
+}
+
+#[test]
+fn one_future_dated_record_is_dead_lettered_and_detection_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = dir.path().join("truth.json");
+    let mut lines = records(&generate(
+        "2026-02-03T00:00:00Z",
+        "3h",
+        "11",
+        &["country:2h:10m"],
+        Some(&truth),
+    ));
+    let n = lines.len();
+    // One record a day ahead, a third of the way in; another 9999-12-31.
+    let mut ahead = lines[n / 3].clone();
+    ahead["timestamp"] = (ahead["timestamp"].as_i64().unwrap() + 86_400_000).into();
+    lines.insert(n / 3, ahead);
+    let mut far = lines[n / 2].clone();
+    far["timestamp"] = 253_402_300_740_000_i64.into();
+    lines.insert(n / 2, far);
+    let input = dir.path().join("in.ndjson");
+    write_lines(&input, &lines);
+    let (results, dead) = (dir.path().join("r.ndjson"), dir.path().join("d.ndjson"));
+    let out = waflog()
+        .args(["--strict", "detect", "--all"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&results)
+        .arg("--dead-letter")
+        .arg(&dead)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // --strict: something was dead-lettered.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let dead = ndjson(&dead);
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for d in &dead {
+        let reason = d["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("ahead of the stream's event time"),
+            "{reason}"
+        );
+    }
+    assert!(stderr.contains("2 records too far ahead"), "{stderr}");
+    // Nothing else lost: the episode is found and no record came late.
+    assert!(!stderr.contains("late records"), "{stderr}");
+    let (code, eval, _) = common::run(
+        waflog()
+            .args(["eval", "--json", "--truth"])
+            .arg(&truth)
+            .arg(&results),
+    );
+    assert_eq!(code, 0);
+    let eval: Value = serde_json::from_str(&eval).unwrap();
+    assert_eq!(eval["recall"], 1.0, "{eval}");
+}
+
+#[test]
+fn a_real_gap_is_followed_in_bounded_results_and_far_dates_do_not_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    // Half an hour of traffic, a year of silence, half an hour more.
+    let mut bytes = generate("2025-02-03T00:00:00Z", "30m", "1", &[], None);
+    bytes.extend(generate("2026-02-03T00:00:00Z", "30m", "2", &[], None));
+    let total = records(&bytes).len();
+    let input = dir.path().join("gap.ndjson");
+    std::fs::write(&input, &bytes).unwrap();
+    let (results, dead) = (dir.path().join("r.ndjson"), dir.path().join("d.ndjson"));
+    let out = waflog()
+        .args(["detect", "--all"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&results)
+        .arg("--dead-letter")
+        .arg(&dead)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // The jump is confirmed by the 8th record after it; the 7 before stay in the
+    // dead letters, replayable.
+    assert_eq!(ndjson(&dead).len(), 7, "{stderr}");
+    assert!(stderr.contains("event time jumped 1 times"), "{stderr}");
+    // Six detectors, an hour of traffic each side, one day of zero-filled gap at
+    // most: not a result per minute of the year (525,600 per detector before).
+    let results = ndjson(&results);
+    assert!(results.len() <= 6 * (60 + 1440 + 2), "{}", results.len());
+    let records_in: u64 = results
+        .iter()
+        .filter(|r| r["detector_name"] == "request-count-detector")
+        .map(|r| r["records"].as_u64().unwrap_or(0))
+        .sum();
+    // Every record but the dead-lettered ones and the last open interval counted.
+    assert!(records_in + 7 <= total as u64 && records_in + 7 + 2000 > total as u64);
+
+    // Two records one year apart, and one dated 9999-12-31: no abort, no flood.
+    let mut two = records(&generate("2025-02-03T00:00:00Z", "1s", "3", &[], None));
+    two.truncate(2);
+    two[1]["timestamp"] = (two[0]["timestamp"].as_i64().unwrap() + 365 * 86_400_000).into();
+    let mut far = two[0].clone();
+    far["timestamp"] = 253_402_300_799_999_i64.into();
+    two.push(far);
+    write_lines(&input, &two);
+    let out = waflog()
+        .args(["detect", "--all"])
+        .arg(&input)
+        .arg("--dead-letter")
+        .arg(&dead)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    assert_eq!(ndjson(&dead).len(), 2);
+}
+
+#[test]
+fn late_records_are_dead_lettered_for_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = records(&generate("2026-02-03T00:00:00Z", "20m", "5", &[], None));
+    // A record from 15 minutes earlier at the end: its interval closed long ago.
+    let mut late = lines[0].clone();
+    late["timestamp"] = (lines.last().unwrap()["timestamp"].as_i64().unwrap() - 15 * 60_000).into();
+    lines.push(late);
+    let input = dir.path().join("in.ndjson");
+    write_lines(&input, &lines);
+    let dead = dir.path().join("d.ndjson");
+    let out = waflog()
+        .args(["detect"])
+        .arg(&input)
+        .arg("--dead-letter")
+        .arg(&dead)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let dead = ndjson(&dead);
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0]["reason"].as_str().unwrap().starts_with("late:"),
+        "{dead:?}"
+    );
+    assert_eq!(dead[0]["line"], lines.len());
+    assert!(dead[0]["raw"].as_str().unwrap().contains("\"timestamp\""));
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+#[test]
+fn damaged_gzip_keeps_what_decodes_and_goes_on_to_the_next_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = generate("2026-02-03T00:00:00Z", "5m", "7", &[], None);
+    let second = generate("2026-02-03T00:05:00Z", "5m", "8", &[], None);
+    let packed = gzip(&first);
+    let cut = packed.len() * 2 / 3;
+    let truncated = dir.path().join("a.ndjson.gz");
+    std::fs::write(&truncated, &packed[..cut]).unwrap();
+    let good = dir.path().join("b.ndjson");
+    std::fs::write(&good, &second).unwrap();
+    let dead = dir.path().join("d.ndjson");
+    for strict in [false, true] {
+        let mut cmd = waflog();
+        if strict {
+            cmd.arg("--strict");
+        }
+        let out = cmd
+            .arg("transform")
+            .arg(&truncated)
+            .arg(&good)
+            .arg("--dead-letter")
+            .arg(&dead)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(i32::from(strict)));
+        let got = records(&out.stdout);
+        // Every whole line before the damage, and all of the second file.
+        let decodable = {
+            let mut d = flate2::read::GzDecoder::new(&packed[..cut]);
+            let mut buf = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut d, &mut buf);
+            buf.iter().filter(|&&b| b == b'\n').count()
+        };
+        assert_eq!(got.len(), decodable + records(&second).len());
+        let dead = ndjson(&dead);
+        let damage = dead.last().unwrap();
+        assert_eq!(damage["source"], truncated.display().to_string());
+        let reason = damage["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("truncated gzip data") && reason.contains("compressed byte"),
+            "{reason}"
+        );
+    }
+
+    // A valid gzip file followed by garbage: every record, and the garbage reported.
+    let mut trailing = packed.clone();
+    trailing.extend_from_slice(b"this is not gzip at all\n");
+    let path = dir.path().join("c.ndjson.gz");
+    std::fs::write(&path, &trailing).unwrap();
+    let out = waflog()
+        .arg("transform")
+        .arg(&path)
+        .arg("--dead-letter")
+        .arg(&dead)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(records(&out.stdout).len(), records(&first).len());
+    let dead = ndjson(&dead);
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("corrupt gzip data")
+    );
+}
+
+#[test]
+fn firehose_records_without_data_fail_alone() {
+    use base64::Engine as _;
+    let good = base64::engine::general_purpose::STANDARD
+        .encode(br#"{"timestamp":1576280412771,"action":"ALLOW","httpSourceName":"ALB"}"#);
+    let event = format!(
+        r#"{{"invocationId":"i","records":[{{"recordId":"a","data":null}},{{"recordId":"b"}},{{"recordId":"c","data":"{good}"}},{{"recordId":"d","data":17}}]}}"#
+    );
+    let mut child = waflog()
+        .args(["transform", "--firehose"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(event.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results: Vec<(&str, &str)> = response["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["recordId"].as_str().unwrap(),
+                r["result"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("a", "ProcessingFailed"),
+            ("b", "ProcessingFailed"),
+            ("c", "Ok"),
+            ("d", "ProcessingFailed")
+        ]
+    );
+}
+
+#[test]
+fn transform_and_detect_refuse_the_same_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = records(&generate("2026-02-03T00:00:00Z", "2m", "9", &[], None));
+    let mut text = String::from("\u{feff}");
+    for (i, r) in base.iter().enumerate() {
+        let line = serde_json::to_string(r).unwrap();
+        let ts = r["timestamp"].as_i64().unwrap();
+        // Every 50th line is made bad in one of the contract's ways.
+        let bad = match i % 50 {
+            10 => Some(line.replacen("\"action\":", "\"action\":\"BLOCK\",\"action\":", 1)),
+            20 => Some(format!(
+                r#"{{"timestamp":{ts},"httpRequest":"GET / HTTP/1.1"}}"#
+            )),
+            30 => Some(format!(r#"{{"timestamp":{ts},"httpStatus":502.0}}"#)),
+            35 => Some(format!(r#"{{"timestamp":{ts},"httpStatus":true}}"#)),
+            40 => Some(format!(r#"{{"timestamp":{ts},"httpStatus":[502]}}"#)),
+            45 => Some(r#"{"timestamp":0,"action":"ALLOW"}"#.to_string()),
+            _ => None,
+        };
+        text.push_str(bad.as_deref().unwrap_or(&line));
+        text.push('\n');
+    }
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, &text).unwrap();
+    let expected_bad = (0..base.len())
+        .filter(|i| [10, 20, 30, 35, 40, 45].contains(&(i % 50)))
+        .count();
+    let mut dead_lines = Vec::new();
+    for cmd in [&["transform"][..], &["detect", "--all"][..]] {
+        let dead = dir.path().join("d.ndjson");
+        let out = waflog()
+            .args(cmd)
+            .arg(&input)
+            .arg("--dead-letter")
+            .arg(&dead)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let dead = ndjson(&dead);
+        // The byte-order mark costs nothing: line 1 is a record.
+        assert!(dead.iter().all(|d| d["line"] != 1), "{cmd:?}: {dead:?}");
+        dead_lines.push(
+            dead.iter()
+                .map(|d| d["line"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(dead.len(), expected_bad, "{cmd:?}: {dead:?}");
+    }
+    assert_eq!(dead_lines[0], dead_lines[1]);
+}
+
+#[test]
+fn times_keep_their_date_in_every_unit_up_to_9999() {
+    let generated = generate("9999-12-31T23:58:00Z", "30s", "4", &[], None);
+    let mut child = waflog()
+        .arg("transform")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&generated).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let (a, b) = (records(&generated), records(&out.stdout));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x["timestamp"], y["timestamp"]);
+        assert!(y["timestamp"].as_i64().unwrap() > 253_402_300_000_000);
+    }
+}
