@@ -235,10 +235,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Stalled<T> {
         }
     }
 
-    fn poll_shutdown(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         match Pin::new(&mut this.io).poll_shutdown(cx) {
             Poll::Pending => this.waiting(cx),
@@ -880,7 +877,8 @@ mod tests {
                       Max processes             63432                63432                processes\n\
                       Max open files            256                  4096                 files\n";
         assert_eq!(parse_open_files_limit(limits), Some(256));
-        let unlimited = "Max open files            unlimited            unlimited            files\n";
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
         assert_eq!(parse_open_files_limit(unlimited), None);
         let cap = connection_cap();
         assert!((1..=MAX_CONNECTIONS).contains(&cap));

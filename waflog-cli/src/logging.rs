@@ -102,8 +102,8 @@ pub fn init(verbose: u8, quiet: bool) {
             add_secret(&v);
         }
     }
-    let filter = EnvFilter::try_from_env("WAFLOG_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(directives(level)));
+    let filter =
+        EnvFilter::try_from_env("WAFLOG_LOG").unwrap_or_else(|_| EnvFilter::new(directives(level)));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -204,7 +204,11 @@ fn mask_key_ids(text: &str) -> String {
     let mut copied = 0;
     while i + 4 <= bytes.len() {
         let starts_word = i == 0 || !key_char(bytes[i - 1]);
-        if starts_word && PREFIXES.iter().any(|p| bytes[i..].starts_with(p.as_bytes())) {
+        if starts_word
+            && PREFIXES
+                .iter()
+                .any(|p| bytes[i..].starts_with(p.as_bytes()))
+        {
             let end = i + 4 + bytes[i + 4..].iter().take_while(|b| key_char(**b)).count();
             if end - i >= 16 {
                 out.push_str(&text[copied..i]);
@@ -246,7 +250,10 @@ fn mask_values(text: &str) -> String {
         while j < bytes.len() && (b"\"': =\t".contains(&bytes[j]) || bytes[j] == 0x1b) {
             // A colour code between key and value (`-v` on a terminal).
             if bytes[j] == 0x1b {
-                j += bytes[j..].iter().position(|b| *b == b'm').map_or(1, |p| p + 1);
+                j += bytes[j..]
+                    .iter()
+                    .position(|b| *b == b'm')
+                    .map_or(1, |p| p + 1);
                 continue;
             }
             match bytes[j] {
@@ -300,7 +307,10 @@ mod tests {
                 r#"loaded credentials Credentials { provider_name: "Environment", access_key_id: "AKIAIOSFODNN7EXAMPLE", secret_access_key: "** redacted **" }"#,
                 "AKIAIOSFODNN7EXAMPLE",
             ),
-            ("x-amz-security-token:FQoGZXIvYXdzEBYaDK\nhost:s3", "FQoGZXIvYXdzEBYaDK"),
+            (
+                "x-amz-security-token:FQoGZXIvYXdzEBYaDK\nhost:s3",
+                "FQoGZXIvYXdzEBYaDK",
+            ),
             (
                 r#"headers: {"x-amz-security-token": "IQoJb3JpZ2luX2VjEJr", "host": "x"}"#,
                 "IQoJb3JpZ2luX2VjEJr",
@@ -310,9 +320,18 @@ mod tests {
                 "abcdef0123",
             ),
             ("Authorization: Bearer tok-1234567", "tok-1234567"),
-            ("?X-Amz-Credential=KEY123%2F2024&X-Amz-Signature=f00d", "KEY123"),
-            ("POST http://h/hook/s3cr3t-marker-value failed", "s3cr3t-marker-value"),
-            ("key ASIA1234567890ABCDEF in a sentence", "ASIA1234567890ABCDEF"),
+            (
+                "?X-Amz-Credential=KEY123%2F2024&X-Amz-Signature=f00d",
+                "KEY123",
+            ),
+            (
+                "POST http://h/hook/s3cr3t-marker-value failed",
+                "s3cr3t-marker-value",
+            ),
+            (
+                "key ASIA1234567890ABCDEF in a sentence",
+                "ASIA1234567890ABCDEF",
+            ),
         ] {
             let clean = redact(line, &secrets);
             assert!(!clean.contains(leak), "{line} -> {clean}");

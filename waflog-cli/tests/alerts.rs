@@ -334,7 +334,10 @@ fn alerts_test_of_a_webhook_ignores_an_unrelated_sns_channel() {
             format!("http://{}", imds.local_addr().unwrap()),
         )
         .env("AWS_CONFIG_FILE", dir.path().join("no-aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-aws-credentials"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.path().join("no-aws-credentials"),
+        )
         .arg("--config")
         .arg(&cfg)
         .args(["alerts", "test", "--channel", "hook"]));

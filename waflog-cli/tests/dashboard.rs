@@ -650,8 +650,7 @@ fn idle_connections_cannot_starve_detection_under_a_low_descriptor_limit() {
     let log = run.log.lock().unwrap().clone();
     assert!(status.success(), "{status}: {log}");
     assert!(!log.contains("Too many open files"), "{log}");
-    let saved: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert!(saved.is_object());
     assert!(
         failed.is_empty() && opened == 2000,
@@ -706,10 +705,7 @@ fn requests_need_exactly_one_host_and_an_origin_form_target() {
             "the asterisk-form target",
         ),
     ] {
-        let answer = http(
-            &run.url,
-            &format!("{request}\r\nConnection: close\r\n\r\n"),
-        );
+        let answer = http(&run.url, &format!("{request}\r\nConnection: close\r\n\r\n"));
         assert!(
             answer.starts_with(&format!("HTTP/1.1 {status}")),
             "{what}: {answer}"

@@ -71,7 +71,13 @@ fn waflog(m: &Markers) -> Command {
 fn generate(dir: &Path, duration: &str, inject: &str) -> std::path::PathBuf {
     let logs = dir.join("logs.ndjson");
     let (code, _, err) = run(common::waflog_env()
-        .args(["generate", "--seed", "42", "--start", "2024-05-01T00:00:00Z"])
+        .args([
+            "generate",
+            "--seed",
+            "42",
+            "--start",
+            "2024-05-01T00:00:00Z",
+        ])
         .args(["--duration", duration, "--inject", inject, "-o"])
         .arg(&logs));
     assert_eq!(code, 0, "{err}");
@@ -98,34 +104,36 @@ fn aws_credentials_never_reach_the_log_at_any_verbosity() {
     let s3 = format!("s3://{bucket}/waf/");
     let kinesis = format!("kinesis://{stream}");
     let steps: [(&str, Vec<String>); 4] = [
-        ("transform to S3", vec![
-            "transform".into(),
-            logs.display().to_string(),
-            "-o".into(),
-            s3.clone(),
-        ]),
-        ("transform S3 to Kinesis", vec![
-            "transform".into(),
-            s3.clone(),
-            "-o".into(),
-            kinesis.clone(),
-        ]),
-        ("detect on Kinesis", vec![
-            "detect".into(),
-            kinesis.clone(),
-            "--idle-exit".into(),
-            "2s".into(),
-            "--state".into(),
-            state.display().to_string(),
-            "-o".into(),
-            "/dev/null".into(),
-        ]),
-        ("detect on S3", vec![
-            "detect".into(),
-            s3.clone(),
-            "-o".into(),
-            "/dev/null".into(),
-        ]),
+        (
+            "transform to S3",
+            vec![
+                "transform".into(),
+                logs.display().to_string(),
+                "-o".into(),
+                s3.clone(),
+            ],
+        ),
+        (
+            "transform S3 to Kinesis",
+            vec!["transform".into(), s3.clone(), "-o".into(), kinesis.clone()],
+        ),
+        (
+            "detect on Kinesis",
+            vec![
+                "detect".into(),
+                kinesis.clone(),
+                "--idle-exit".into(),
+                "2s".into(),
+                "--state".into(),
+                state.display().to_string(),
+                "-o".into(),
+                "/dev/null".into(),
+            ],
+        ),
+        (
+            "detect on S3",
+            vec!["detect".into(), s3.clone(), "-o".into(), "/dev/null".into()],
+        ),
     ];
     for (what, args) in steps {
         let (code, _, err) = run(waflog(&m)
@@ -183,7 +191,10 @@ fn webhook_tokens_never_reach_the_log_the_state_file_or_alerts_list() {
         .args(["-o", "/dev/null"]));
     // Exit 3: finished, notifications undelivered.
     assert_eq!(code, 3, "{err}");
-    assert!(!hook.got.lock().unwrap().is_empty(), "the webhook was tried");
+    assert!(
+        !hook.got.lock().unwrap().is_empty(),
+        "the webhook was tried"
+    );
     // The failure is reported with the host, the rest masked.
     let shown = format!("http://127.0.0.1:{}/***", hook.port);
     m.assert_absent("detect at -vv", &err);
@@ -191,10 +202,7 @@ fn webhook_tokens_never_reach_the_log_the_state_file_or_alerts_list() {
     let saved = std::fs::read_to_string(&state).unwrap();
     assert!(saved.contains(&shown), "the state file keeps the reason");
     m.assert_absent("the state file", &saved);
-    for args in [
-        &["list", "--all", "--json"][..],
-        &["list", "--all"][..],
-    ] {
+    for args in [&["list", "--all", "--json"][..], &["list", "--all"][..]] {
         let (code, out, err) = run(waflog(&m)
             .arg("alerts")
             .arg("--state")
@@ -210,10 +218,11 @@ fn webhook_tokens_never_reach_the_log_the_state_file_or_alerts_list() {
         .args(["list", "--all", "--json"]));
     assert!(out.contains(&shown), "{out}");
     // `alerts test` to the failing channel: the error names the host only.
-    let (code, _, err) = run(waflog(&m)
-        .arg("--config")
-        .arg(&cfg)
-        .args(["alerts", "test", "--channel", "hook"]));
+    let (code, _, err) =
+        run(waflog(&m)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["alerts", "test", "--channel", "hook"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains(&shown), "{err}");
     m.assert_absent("alerts test at -vv", &err);
