@@ -147,11 +147,12 @@ impl Drop for RedactedLine {
             return;
         }
         let text = String::from_utf8_lossy(&self.0);
-        let secrets = SECRETS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let clean = redact(&text, &secrets);
+        let clean = {
+            let secrets = SECRETS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            redact(&text, &secrets)
+        };
         // Nowhere to report a failed write to stderr.
         let _ = std::io::stderr().lock().write_all(clean.as_bytes());
     }

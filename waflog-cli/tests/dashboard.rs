@@ -622,9 +622,26 @@ fn idle_connections_cannot_starve_detection_under_a_low_descriptor_limit() {
             .and_then(|m| m.modified())
             .is_ok_and(|t| t > all_open)
     });
-    // The server closes every one of them: the excess at once, the rest at the
-    // header time-out (10 s).
+    // The server closes every one of them: the excess at once (most get a 503
+    // first), the rest at the header time-out (10 s).
     let began = Instant::now();
+    let mut busy = 0;
+    held.retain_mut(|s| {
+        let mut head = [0u8; 12];
+        s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+        if s.peek(&mut head)
+            .is_ok_and(|n| head[..n].starts_with(b"HTTP/1.1 503"))
+        {
+            busy += 1;
+        }
+        !closed_by_server(s, Duration::from_millis(1))
+    });
+    assert!(
+        held.len() <= 128,
+        "{} connections still open right after: no cap",
+        held.len()
+    );
+    assert!(busy > 0, "no connection was answered 503");
     let mut open = held.len();
     while open > 0 && began.elapsed() < Duration::from_secs(20) {
         held.retain_mut(|s| !closed_by_server(s, Duration::from_millis(1)));

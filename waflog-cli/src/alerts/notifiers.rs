@@ -173,6 +173,10 @@ impl Webhook {
         }
         for (_, v) in &headers {
             crate::logging::add_secret(v);
+            // `Bearer TOKEN`: the token alone too.
+            for part in v.split_whitespace() {
+                crate::logging::add_secret(part);
+            }
         }
         Webhook {
             name: name.into(),
