@@ -7,15 +7,27 @@
 //! answered when applied. Requests whose Host or Origin is not this server are
 //! refused (DNS rebinding, cross-site requests).
 //!
+//! No client can starve detection: at most [`MAX_CONNECTIONS`] connections are
+//! served at once (fewer when the open-file limit is low: [`FD_RESERVE`]
+//! descriptors are always left to detection, its state file and outputs), more
+//! are answered 503 and closed at once; a connection is closed when its request
+//! head is not complete within [`HEADER_TIMEOUT`] (also the idle time allowed
+//! between keep-alive requests) and when neither side makes progress for
+//! [`STALL_TIMEOUT`] (a client that stops reading or writing). A request needs
+//! exactly one Host header and an origin-form target (`/path`): 400 otherwise.
+//!
 //! Endpoints: `GET /` (the page), `GET /assets/*`, `GET /api/snapshot` (JSON),
 //! `GET /api/events` (SSE: a `snapshot` event, then `update` events; a reconnect
 //! starts with a fresh snapshot, so no history is lost), `GET /api/alerts` and
 //! `POST /api/alerts/{id}/ack`.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::pin::Pin;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -27,7 +39,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::stream::Stream;
-use tokio::sync::{broadcast, oneshot};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Semaphore, broadcast, oneshot};
 use waflog_core::dashboard::{AlertView, Board, Snapshot};
 
 /// The page template: three lines in it load the assets, which the report inlines.
@@ -66,6 +79,237 @@ fn report_csp(scripts: &[&str]) -> String {
          base-uri 'none'; form-action 'none'",
         hashes.join(" ")
     )
+}
+
+/// Most connections served at once (a browser page holds up to 6; the event
+/// stream holds one for as long as the page is open).
+pub const MAX_CONNECTIONS: usize = 128;
+/// File descriptors never taken by dashboard connections: left to detection
+/// (state file, outputs, inputs, AWS and OpenSearch clients).
+pub const FD_RESERVE: u64 = 64;
+/// Time to receive a whole request head, counted from when the server waits for
+/// one: a new connection, or the next request on a kept-alive one.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection on which no byte is read or written for this long (a client
+/// that stops reading its answer or sending its request) is closed. Longer than
+/// the event stream's keep-alive comments (15 s).
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head read.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// The answer to a connection past the cap, written without waiting.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+content-length: 35\r\nretry-after: 5\r\nconnection: close\r\n\r\n\
+refused: too many open connections\n";
+
+/// How many connections the dashboard serves at once: [`MAX_CONNECTIONS`], or
+/// fewer so that [`FD_RESERVE`] descriptors stay free under the process's
+/// open-file limit (read from `/proc/self/limits`; the full count elsewhere).
+fn connection_cap() -> usize {
+    let Some(limit) = open_files_limit() else {
+        return MAX_CONNECTIONS;
+    };
+    let open = std::fs::read_dir("/proc/self/fd").map_or(16, |d| d.count() as u64);
+    let spare = limit.saturating_sub(open + FD_RESERVE);
+    usize::try_from(spare)
+        .unwrap_or(MAX_CONNECTIONS)
+        .clamp(1, MAX_CONNECTIONS)
+}
+
+/// The soft limit on open files, when known (`None`: unknown or unlimited).
+fn open_files_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    parse_open_files_limit(&text)
+}
+
+fn parse_open_files_limit(limits: &str) -> Option<u64> {
+    limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|soft| soft.parse().ok())
+}
+
+/// An I/O stream that fails with `TimedOut` when neither a read nor a write has
+/// moved a byte for `limit` while one is waiting.
+struct Stalled<T> {
+    io: T,
+    limit: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<T> Stalled<T> {
+    fn new(io: T, limit: Duration) -> Stalled<T> {
+        Stalled {
+            io,
+            limit,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+
+    fn progress(&mut self) {
+        let next = tokio::time::Instant::now() + self.limit;
+        self.deadline.as_mut().reset(next);
+    }
+
+    /// Pending, unless the deadline has passed.
+    fn waiting<R>(&mut self, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<R>> {
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "dashboard connection stalled",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// A write's outcome: progress when bytes moved, the deadline when pending.
+    fn wrote(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        r: Poll<std::io::Result<usize>>,
+    ) -> Poll<std::io::Result<usize>> {
+        match r {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.progress();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.waiting(cx),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Stalled<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.progress();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => this.waiting(cx),
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Stalled<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.wrote(cx, r)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.wrote(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_flush(cx) {
+            Poll::Pending => this.waiting(cx),
+            r => r,
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_shutdown(cx) {
+            Poll::Pending => this.waiting(cx),
+            r => r,
+        }
+    }
+}
+
+/// Limits of the server's connections.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    connections: usize,
+    header: Duration,
+    stall: Duration,
+}
+
+/// Serves `app` on `listener` within `limits`, until the runtime stops.
+async fn serve(listener: tokio::net::TcpListener, app: Router, limits: Limits) {
+    let slots = Arc::new(Semaphore::new(limits.connections));
+    let mut refused = 0u64;
+    let mut last_warning: Option<Instant> = None;
+    let mut warn_due = move || {
+        let due = last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+        if due {
+            last_warning = Some(Instant::now());
+        }
+        due
+    };
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // A connection reset before it was taken: nothing to do. Out of
+                // descriptors or buffers: wait a little rather than spin.
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                ) {
+                    if warn_due() {
+                        tracing::warn!("dashboard: cannot accept a connection: {e}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            // Full: a short answer if the socket takes it right away, then closed.
+            let _ = stream.try_write(BUSY);
+            drop(stream);
+            refused += 1;
+            if warn_due() {
+                tracing::warn!(
+                    "dashboard: {refused} connections refused so far: {} are open, the most served at once",
+                    limits.connections
+                );
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(Stalled::new(stream, limits.stall));
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header)
+                .max_buf_size(MAX_HEAD_BYTES);
+            if let Err(e) = builder.serve_connection(io, service).await {
+                tracing::debug!("dashboard connection closed: {e}");
+            }
+            drop(slot);
+        });
+    }
 }
 
 /// The default address: loopback only.
@@ -194,11 +438,18 @@ impl Dashboard {
             let _guard = runtime.enter();
             tokio::net::TcpListener::from_std(listener)?
         };
-        runtime.spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("dashboard server stopped: {e}");
-            }
-        });
+        let limits = Limits {
+            connections: connection_cap(),
+            header: HEADER_TIMEOUT,
+            stall: STALL_TIMEOUT,
+        };
+        tracing::debug!(
+            "dashboard: at most {} connections at once, {:?} to send a request head, closed after {:?} without progress",
+            limits.connections,
+            limits.header,
+            limits.stall
+        );
+        runtime.spawn(serve(listener, app, limits));
         let host = match bound.ip() {
             ip if ip.is_unspecified() => format!("127.0.0.1:{}", bound.port()),
             _ => bound.to_string(),
@@ -357,13 +608,33 @@ fn origin_allowed(hosts: &[String], host: &str, origin: &str) -> bool {
             .is_some_and(|o| o.eq_ignore_ascii_case(host))
 }
 
-/// Refuses foreign Host and Origin headers, and writes without an Origin.
+/// Whether a request target is in origin form (`/path?query`): not absolute
+/// (`http://host/path`), authority (`host:port`) nor asterisk (`*`) form.
+fn origin_form(uri: &axum::http::Uri) -> bool {
+    uri.scheme().is_none() && uri.authority().is_none() && uri.path().starts_with('/')
+}
+
+/// Refuses requests without exactly one Host header or with a target not in
+/// origin form (400), foreign Host and Origin headers, and writes without an
+/// Origin (403).
 async fn guard(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let headers = req.headers();
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = match (hosts.next(), hosts.next()) {
+        (Some(h), None) => h.to_str().unwrap_or_default(),
+        _ => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "refused: a request needs exactly one Host header",
+            );
+        }
+    };
+    if !origin_form(req.uri()) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "refused: the request target must be a path (origin form)",
+        );
+    }
     if !host_allowed(&s.hosts, host) {
         return refuse(
             StatusCode::FORBIDDEN,
@@ -598,6 +869,60 @@ mod tests {
         assert_eq!(parse_addr("[::1]:8080").unwrap().to_string(), "[::1]:8080");
         assert!(parse_addr("example.com:80").is_err());
         assert!(parse_addr("localhost:x").is_err());
+    }
+
+    #[test]
+    fn the_open_files_limit_is_read_from_proc() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max processes             63432                63432                processes\n\
+                      Max open files            256                  4096                 files\n";
+        assert_eq!(parse_open_files_limit(limits), Some(256));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(parse_open_files_limit(unlimited), None);
+        let cap = connection_cap();
+        assert!((1..=MAX_CONNECTIONS).contains(&cap));
+    }
+
+    #[test]
+    fn only_origin_form_targets_are_served() {
+        let form = |t: &str| origin_form(&t.parse::<axum::http::Uri>().unwrap());
+        assert!(form("/"));
+        assert!(form("/api/snapshot?x=1"));
+        assert!(!form("http://127.0.0.1:8080/api/snapshot"));
+        assert!(!form("127.0.0.1:8080"));
+        assert!(!form("*"));
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_stops_reading_or_writing_times_out() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A peer that never reads: the writer fails once the buffer is full.
+        let (a, _peer) = tokio::io::duplex(64);
+        let mut slow = Stalled::new(a, Duration::from_millis(200));
+        let began = std::time::Instant::now();
+        let e = slow.write_all(&[0u8; 4096]).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(began.elapsed() < Duration::from_secs(5));
+        // A peer that never writes: the reader fails too.
+        let (b, _peer) = tokio::io::duplex(64);
+        let mut silent = Stalled::new(b, Duration::from_millis(200));
+        let mut buf = [0u8; 8];
+        let e = silent.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        // Progress keeps a connection open past the limit.
+        let (c, mut peer) = tokio::io::duplex(64);
+        let mut busy = Stalled::new(c, Duration::from_millis(300));
+        tokio::spawn(async move {
+            for _ in 0..6 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = peer.write_all(b"x").await;
+            }
+        });
+        let mut got = 0;
+        while got < 6 {
+            got += busy.read(&mut buf).await.unwrap();
+        }
     }
 
     #[test]

@@ -303,6 +303,64 @@ fn alerts_test_sends_a_test_notification_to_one_channel() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// `alerts test --channel hook` builds that channel only: an SNS channel next to
+/// it, with no AWS configuration at hand, neither fails the test nor sends the
+/// AWS chain to the EC2 metadata endpoint.
+#[test]
+fn alerts_test_of_a_webhook_ignores_an_unrelated_sns_channel() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start(vec![]);
+    // Stands for the EC2 metadata endpoint: it must never be called.
+    let imds = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    imds.set_nonblocking(true).unwrap();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[[channels]]\nname = \"topic\"\ntype = \"sns\"\ntopic_arn = \"arn:aws:sns:us-east-1:123456789012:alerts\"\n\
+             [[channels]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+            hook.url()
+        ),
+        "",
+    );
+    let began = std::time::Instant::now();
+    let (code, _, err) = run(common::waflog_env()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_EC2_METADATA_DISABLED")
+        .env(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            format!("http://{}", imds.local_addr().unwrap()),
+        )
+        .env("AWS_CONFIG_FILE", dir.path().join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.path().join("no-aws-credentials"),
+        )
+        .arg("--config")
+        .arg(&cfg)
+        .args(["alerts", "test", "--channel", "hook"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(hook.delivered().len(), 1);
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    match imds.accept() {
+        Ok((mut s, _)) => {
+            let mut head = [0u8; 256];
+            let n = s.read(&mut head).unwrap_or(0);
+            panic!(
+                "the EC2 metadata endpoint was called: {}",
+                String::from_utf8_lossy(&head[..n])
+            );
+        }
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+    }
+}
+
 #[test]
 fn sns_delivers_the_alert_to_a_subscribed_queue() {
     let endpoint = common::moto();

@@ -203,6 +203,33 @@ impl Drop for Pipeline {
 }
 
 fn start_pipeline(dir: &Path, generate_args: &[&str], detect_args: &[&str]) -> Pipeline {
+    start_pipeline_limited(dir, generate_args, detect_args, None)
+}
+
+/// `detect` as a command, run under `prlimit --nofile=N` when `nofile` is given.
+fn detect_command(nofile: Option<u32>) -> Command {
+    let plain = common::waflog_env();
+    let Some(n) = nofile else { return plain };
+    let mut c = Command::new("prlimit");
+    c.arg(format!("--nofile={n}:{n}"))
+        .arg("--")
+        .arg(plain.get_program());
+    for (k, v) in plain.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c
+}
+
+/// The same, `detect` limited to `nofile` open file descriptors.
+fn start_pipeline_limited(
+    dir: &Path,
+    generate_args: &[&str],
+    detect_args: &[&str],
+    nofile: Option<u32>,
+) -> Pipeline {
     let config = dir.join("waflog.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let mut generate = common::waflog_env()
@@ -212,7 +239,7 @@ fn start_pipeline(dir: &Path, generate_args: &[&str], detect_args: &[&str]) -> P
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut detect = common::waflog_env()
+    let mut detect = detect_command(nofile)
         .arg("--config")
         .arg(&config)
         .args([
@@ -524,4 +551,226 @@ fn the_report_dead_letters_what_is_not_a_result_and_refuses_no_results() {
     );
     assert_eq!(code, 2);
     assert!(err.contains("cannot open input"), "{err}");
+}
+
+/// The dashboard's `host:port`.
+fn addr_of(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Whether the server has closed `s` (end of stream, an answer followed by the
+/// end, or a reset), waiting at most `wait` for it.
+fn closed_by_server(s: &mut TcpStream, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // A refusal (503) or a time-out answer: read on to the end.
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// 2,000 idle connections (more than the process may open files) against the
+/// dashboard of a `detect --state` limited to 256 file descriptors: detection
+/// keeps saving its state and ends well; the server refuses what exceeds its
+/// cap at once and closes the idle ones it took at the header time-out, after
+/// which the page is served again.
+#[test]
+fn idle_connections_cannot_starve_detection_under_a_low_descriptor_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("waflog.state");
+    let mut run = start_pipeline_limited(
+        dir.path(),
+        &["--duration", "60s", "--realtime", "--speed", "2"],
+        &["--state", state.to_str().unwrap(), "--linger", "0s"],
+        Some(256),
+    );
+    let addr: std::net::SocketAddr = addr_of(&run.url).parse().unwrap();
+    let mut held = Vec::new();
+    // Connections the server never took (its backlog full): asserted at the end,
+    // after what matters most, detection.
+    let mut failed = Vec::new();
+    for _ in 0..2000 {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(s) => held.push(s),
+            Err(e) => {
+                failed.push(e.to_string());
+                if failed.len() >= 3 {
+                    break;
+                }
+            }
+        }
+    }
+    let opened = held.len();
+    let all_open = std::time::SystemTime::now();
+    // Detection goes on saving its state while every connection is held.
+    common::wait_for(Duration::from_secs(10), "a state save", || {
+        std::fs::metadata(&state)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t > all_open)
+    });
+    // The server closes every one of them: the excess at once (most get a 503
+    // first), the rest at the header time-out (10 s).
+    let began = Instant::now();
+    let mut busy = 0;
+    held.retain_mut(|s| {
+        let mut head = [0u8; 12];
+        s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+        if s.peek(&mut head)
+            .is_ok_and(|n| head[..n].starts_with(b"HTTP/1.1 503"))
+        {
+            busy += 1;
+        }
+        !closed_by_server(s, Duration::from_millis(1))
+    });
+    assert!(
+        held.len() <= 128,
+        "{} connections still open right after: no cap",
+        held.len()
+    );
+    assert!(busy > 0, "no connection was answered 503");
+    let mut open = held.len();
+    while open > 0 && began.elapsed() < Duration::from_secs(20) {
+        held.retain_mut(|s| !closed_by_server(s, Duration::from_millis(1)));
+        open = held.len();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(open, 0, "idle connections still open after 20 s");
+    let answer = http(
+        &run.url,
+        "GET /api/snapshot HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(held);
+    // The input ends (30 s of wall-clock time); detect saves and exits cleanly.
+    let until = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = run.detect.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < until, "detect did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = run.log.lock().unwrap().clone();
+    assert!(status.success(), "{status}: {log}");
+    assert!(!log.contains("Too many open files"), "{log}");
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert!(saved.is_object());
+    assert!(
+        failed.is_empty() && opened == 2000,
+        "{opened} connections opened; failures: {failed:?}"
+    );
+}
+
+/// Exactly one Host header, and origin-form request targets only.
+#[test]
+fn requests_need_exactly_one_host_and_an_origin_form_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = start_pipeline(
+        dir.path(),
+        &["--duration", "120s", "--realtime", "--speed", "1"],
+        &[],
+    );
+    for (request, status, what) in [
+        (
+            "GET /api/snapshot HTTP/1.1\r\nHost: {addr}",
+            "200",
+            "a plain request",
+        ),
+        (
+            "GET /api/snapshot HTTP/1.1\r\nHost: {addr}\r\nHost: {addr}",
+            "400",
+            "two equal Host headers",
+        ),
+        (
+            "GET /api/snapshot HTTP/1.1\r\nHost: {addr}\r\nHost: attacker.example",
+            "400",
+            "two different Host headers",
+        ),
+        ("GET /api/snapshot HTTP/1.1", "400", "no Host header"),
+        (
+            "GET http://{addr}/api/snapshot HTTP/1.1\r\nHost: {addr}",
+            "400",
+            "an absolute-form target",
+        ),
+        (
+            "GET http://attacker.example/api/snapshot HTTP/1.1\r\nHost: {addr}",
+            "400",
+            "an absolute-form target naming another host",
+        ),
+        (
+            "CONNECT {addr} HTTP/1.1\r\nHost: {addr}",
+            "400",
+            "an authority-form target",
+        ),
+        (
+            "OPTIONS * HTTP/1.1\r\nHost: {addr}",
+            "400",
+            "the asterisk-form target",
+        ),
+    ] {
+        let answer = http(&run.url, &format!("{request}\r\nConnection: close\r\n\r\n"));
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{what}: {answer}"
+        );
+    }
+}
+
+/// A slowloris client (headers a byte at a time) is closed at the header
+/// time-out, and so is a connection left idle after its answer.
+#[test]
+fn slow_and_idle_connections_are_closed_at_their_time_outs() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = start_pipeline(
+        dir.path(),
+        &["--duration", "120s", "--realtime", "--speed", "1"],
+        &[],
+    );
+    let addr = addr_of(&run.url);
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nX-Slow: ").unwrap();
+    let began = Instant::now();
+    let closed_after = loop {
+        // One byte every 500 ms: never idle, never done.
+        if slow.write_all(b"a").is_err() || closed_by_server(&mut slow, Duration::from_millis(500))
+        {
+            break began.elapsed();
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "a slowloris client is still connected after 30 s"
+        );
+    };
+    assert!(
+        closed_after >= Duration::from_secs(5) && closed_after < Duration::from_secs(15),
+        "closed after {closed_after:?}"
+    );
+
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    idle.write_all(format!("GET /nothing HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = idle.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 404"));
+    let began = Instant::now();
+    assert!(
+        closed_by_server(&mut idle, Duration::from_secs(20)),
+        "an idle keep-alive connection is still open after 20 s"
+    );
+    assert!(began.elapsed() >= Duration::from_secs(5));
 }

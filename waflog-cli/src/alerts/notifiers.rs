@@ -125,9 +125,15 @@ pub fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// tries with exponential backoff and jitter within one delivery, after which the
 /// core keeps it in the outbox and retries later. 4xx answers other than 408 and
 /// 429 are rejections (a wrong URL or token does not fix itself).
+///
+/// The URL's path and query (often a token) and the header values are secrets:
+/// errors show the URL as `scheme://host/***` (so the reasons kept in the state
+/// file and listed by `waflog alerts list` hold no token) and the log masks them.
 pub struct Webhook {
     name: String,
     url: String,
+    /// The URL as errors show it.
+    shown: String,
     slack: bool,
     max_attempts: u32,
     headers: Vec<(String, String)>,
@@ -158,9 +164,24 @@ impl Webhook {
             .user_agent(concat!("waflog/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
+        let shown = waflog_core::alert::redact_url(url);
+        crate::logging::add_secret(url);
+        if let Some((_, rest)) = url.split_once("://")
+            && let Some(at) = rest.find(['/', '?', '#'])
+        {
+            crate::logging::add_secret(&rest[at..]);
+        }
+        for (_, v) in &headers {
+            crate::logging::add_secret(v);
+            // `Bearer TOKEN`: the token alone too.
+            for part in v.split_whitespace() {
+                crate::logging::add_secret(part);
+            }
+        }
         Webhook {
             name: name.into(),
             url: url.into(),
+            shown,
             slack,
             max_attempts: max_attempts.max(1),
             headers,
@@ -185,16 +206,37 @@ impl Webhook {
                     200..=299 => Ok(()),
                     408 | 429 | 500..=599 => Err(NotifyError::Failed(format!(
                         "{} answered HTTP {status}",
-                        self.url
+                        self.shown
                     ))),
                     _ => Err(NotifyError::Rejected(format!(
                         "{} answered HTTP {status}",
-                        self.url
+                        self.shown
                     ))),
                 }
             }
-            Err(e) => Err(NotifyError::Failed(format!("POST {}: {e}", self.url))),
+            Err(e) => Err(NotifyError::Failed(format!(
+                "POST {}: {}",
+                self.shown,
+                self.scrub(&e.to_string())
+            ))),
         }
+    }
+
+    /// An error text without the URL's secrets (the client may quote the URL).
+    fn scrub(&self, text: &str) -> String {
+        let mut text = text.replace(&self.url, &self.shown);
+        if let Some((_, rest)) = self.url.split_once("://")
+            && let Some(at) = rest.find(['/', '?', '#'])
+            && rest.len() - at > 1
+        {
+            text = text.replace(&rest[at..], "/***");
+        }
+        for (_, v) in &self.headers {
+            if !v.is_empty() {
+                text = text.replace(v.as_str(), "***");
+            }
+        }
+        text
     }
 }
 
@@ -322,6 +364,26 @@ impl Notifier for Sns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_errors_hide_the_url_token() {
+        let hook = Webhook::new(
+            "hook",
+            "http://127.0.0.1:9/hook/T0K3N-PATH?key=T0K3N-QUERY",
+            false,
+            Duration::from_secs(1),
+            1,
+            vec![("authorization".into(), "Bearer T0K3N-HEADER".into())],
+            false,
+        );
+        let e = hook.post_once(b"{}").unwrap_err().to_string();
+        assert!(e.contains("http://127.0.0.1:9/***"), "{e}");
+        assert!(!e.contains("T0K3N"), "{e}");
+        let scrubbed = hook.scrub(
+            "bad uri http://127.0.0.1:9/hook/T0K3N-PATH?key=T0K3N-QUERY or /hook/T0K3N-PATH?key=T0K3N-QUERY, Bearer T0K3N-HEADER",
+        );
+        assert!(!scrubbed.contains("T0K3N"), "{scrubbed}");
+    }
 
     #[test]
     fn sns_subjects_are_short_printable_ascii() {

@@ -67,8 +67,16 @@ pub fn run(global: &GlobalArgs, args: &AlertsArgs) -> anyhow::Result<Finished> {
             let channels = config.channel_specs();
             let eval = Evaluator::new(&monitors, &channels).context("invalid [[monitors]]")?;
             let note = eval.test_notification(channel, alerts::now_ms())?;
+            // Only the channel tested is built: another one (an SNS topic without
+            // AWS credentials at hand) neither fails the test nor loads the AWS
+            // configuration (whose chain may try the EC2 metadata endpoint).
+            let chosen: Vec<_> = channels
+                .iter()
+                .filter(|c| c.name() == channel)
+                .cloned()
+                .collect();
             let mut aws = AwsContext::new(global);
-            let mut notifiers = alerts::notifiers::build(&channels, &mut aws, false)?;
+            let mut notifiers = alerts::notifiers::build(&chosen, &mut aws, false)?;
             let n = notifiers
                 .iter_mut()
                 .find(|n| n.name() == channel)

@@ -113,6 +113,7 @@ impl Cluster {
             let password = options.password.clone().with_context(|| {
                 format!("a password for OpenSearch user {user}: set OPENSEARCH_PASSWORD or --opensearch-password-file")
             })?;
+            crate::logging::add_secret(&password);
             tb = tb.auth(Credentials::Basic(user.clone(), password));
         }
         if options.insecure {

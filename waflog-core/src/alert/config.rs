@@ -865,7 +865,7 @@ fn validate_channels(channels: &[Channel], path: &Path) -> Result<(), ConfigErro
                     return Err(invalid(
                         i,
                         "url",
-                        format!("`{url}` is not an http:// or https:// URL"),
+                        format!("`{}` is not an http:// or https:// URL", redact_url(url)),
                     ));
                 }
                 duration(timeout, 1, 600_000).map_err(|e| invalid(i, "timeout", e))?;
@@ -924,6 +924,32 @@ fn validate_channels(channels: &[Channel], path: &Path) -> Result<(), ConfigErro
     Ok(())
 }
 
+/// A URL as it may be shown (logs, errors, the state file): the scheme and host
+/// (and port), the rest replaced by `***`: a webhook's path and query often
+/// hold its token, and user information a password.
+/// `https://hooks.slack.com/services/T0/B0/XyZ?token=1` becomes
+/// `https://hooks.slack.com/***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let mut out = format!("{scheme}://");
+    let host = match authority.rsplit_once('@') {
+        Some((_, host)) => {
+            out.push_str("***@");
+            host
+        }
+        None => authority,
+    };
+    out.push_str(host);
+    if !tail.is_empty() && tail != "/" {
+        out.push_str("/***");
+    }
+    out
+}
+
 fn is_http_url(u: &str) -> bool {
     let rest = u
         .strip_prefix("https://")
@@ -947,6 +973,23 @@ pub(crate) fn duration(text: &str, min: i64, max: i64) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_path_query_or_user_information() {
+        for (url, shown) in [
+            (
+                "https://hooks.slack.com/services/T0/B0/XyZ?token=1",
+                "https://hooks.slack.com/***",
+            ),
+            ("http://127.0.0.1:8080/hook", "http://127.0.0.1:8080/***"),
+            ("http://127.0.0.1:8080?token=1", "http://127.0.0.1:8080/***"),
+            ("https://user:pw@example.com/", "https://***@example.com"),
+            ("https://example.com", "https://example.com"),
+            ("not a url", "***"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
     use crate::Config;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {

@@ -68,6 +68,7 @@ pub use book::{
 };
 pub use config::{
     Channel, CompareOp, Condition, Monitor, MonitorInput, QueryAggregation, QueryInput, Trigger,
+    redact_url,
 };
 pub use evaluate::{Evaluator, entity_key};
 pub use explain::{AnomalyDetail, Explanation, FeatureMove, QueryValue};
