@@ -18,6 +18,8 @@ pub fn init(verbose: u8, quiet: bool) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(ansi)
+        // Not `eprintln!` about a failed log write: it panics on a closed stderr.
+        .log_internal_errors(false)
         .without_time()
         .init();
 }

@@ -13,11 +13,13 @@ mod cli;
 mod cmd;
 mod dashboard;
 mod exit;
+mod files;
 mod location;
 mod logging;
 mod progress;
 mod sink;
 mod source;
+mod term;
 
 use clap::Parser;
 

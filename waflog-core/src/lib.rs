@@ -36,6 +36,7 @@ pub mod names;
 pub mod opensearch;
 pub mod schema;
 pub mod simulate;
+pub mod text;
 pub mod timestamp;
 pub mod transform;
 

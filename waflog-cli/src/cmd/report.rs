@@ -82,10 +82,7 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
     let snapshot = board.snapshot_at(crate::alerts::now_ms());
     let html = crate::dashboard::report_html(&snapshot)?;
     if args.output == Path::new("-") {
-        use std::io::Write;
-        std::io::stdout()
-            .write_all(html.as_bytes())
-            .context("cannot write the report to stdout")?;
+        crate::term::raw_out(html.as_bytes())?;
     } else {
         super::write_atomic(&args.output, html.as_bytes())
             .with_context(|| format!("cannot write {}", args.output.display()))?;
@@ -104,8 +101,7 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
 
 /// The alerts of a `waflog detect --state` file.
 fn alerts_of(path: &Path) -> anyhow::Result<AlertBook> {
-    let text = std::fs::read(path)
-        .with_context(|| format!("cannot read state file {}", path.display()))?;
+    let text = crate::files::read_capped(path, crate::files::STATE_CAP, "state file")?;
     #[derive(serde::Deserialize)]
     struct Saved {
         #[serde(default)]
