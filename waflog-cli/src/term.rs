@@ -47,3 +47,25 @@ impl Write for Stdout {
 fn named(e: std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), format!("cannot write to stdout: {e}"))
 }
+
+/// The writer of the `stdout` and `stderr` alert channels: when the reader of the
+/// pipe is gone (`| head`), the text is dropped as log lines are, and the run ends
+/// as for any closed pipe (exit 0) instead of counting undeliverable alerts; every
+/// other error (a full disk) is reported.
+pub struct Console<W>(pub W);
+
+impl<W: Write> Write for Console<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(buf.len()),
+            r => r,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.0.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => r,
+        }
+    }
+}

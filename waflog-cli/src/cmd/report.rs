@@ -25,6 +25,10 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
         .clone()
         .unwrap_or_else(|| format!("waflog report: {}", names.join(", ")));
     let mut board = Board::report(&title);
+    // The state file first: a bad one fails before the results are read.
+    if let Some(path) = &args.state {
+        board.set_alerts(&alerts_of(path)?);
+    }
     let mut stats = TransformStats::default();
     let mut dead = file_sink::create_or_stderr(args.dead_letter.as_deref())?;
     // Records per detector (the busiest non-entity detector saw every record).
@@ -61,9 +65,6 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
         tracing::warn!(
             "the results hold anomalies only: the charts show only anomalous intervals; write them with `waflog detect --all` for whole series"
         );
-    }
-    if let Some(path) = &args.state {
-        board.set_alerts(&alerts_of(path)?);
     }
     let events = records
         .values()
