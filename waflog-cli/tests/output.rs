@@ -209,7 +209,21 @@ fn closed_pipes_and_full_disks_never_panic() {
             .read_line(&mut first)
             .unwrap();
         let code = child.wait().unwrap().code();
-        assert_eq!(code, Some(0), "{name} 2>&1 | head -1: {first}");
+        assert_eq!(code, Some(0), "{name} 2>/dev/stderr | head -1: {first}");
+
+        // Both on one pipe, closed after its first line: `2>&1 | head -1`.
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(r#""$0" "$@" 2>&1 | head -1 >/dev/null; exit "${PIPESTATUS[0]}""#)
+            .arg(env!("CARGO_BIN_EXE_waflog"))
+            .args(&args)
+            .current_dir(&i.dir)
+            .env_remove("WAFLOG_CONFIG")
+            .env_remove("WAFLOG_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{name} 2>&1 | head -1");
     }
 }
 
@@ -340,6 +354,32 @@ fn whole_file_reads_are_capped() {
                 "1 GiB",
             ),
             (a(&[&"transform", &"--firehose", &zero]), &zero, "64 MiB"),
+            (
+                a(&[
+                    &"generate",
+                    &"--duration",
+                    &"1m",
+                    &"-o",
+                    &"opensearch+http://127.0.0.1:1/x",
+                    &"--opensearch-password-file",
+                    &big_text,
+                ]),
+                &big_text,
+                "16 MiB",
+            ),
+            (
+                a(&[
+                    &"generate",
+                    &"--duration",
+                    &"1m",
+                    &"-o",
+                    &"opensearch://127.0.0.1:1/x",
+                    &"--opensearch-ca",
+                    &big_text,
+                ]),
+                &big_text,
+                "16 MiB",
+            ),
         ]
     };
     for (args, file, cap) in cases {
