@@ -399,14 +399,15 @@ impl SinkArgs {
             std::env::var("OPENSEARCH_PASSWORD"),
         ) {
             (Some(f), _) => Some(
-                std::fs::read_to_string(f)
-                    .map_err(|e| {
-                        anyhow::anyhow!("--opensearch-password-file {}: {e}", f.display())
-                    })?
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
+                crate::files::read_capped_string(
+                    f,
+                    crate::files::TEXT_CAP,
+                    "--opensearch-password-file",
+                )?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
             ),
             (None, Ok(p)) => Some(p),
             (None, Err(_)) => None,
@@ -618,4 +619,8 @@ pub struct EvalArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Where lines that are not result documents go, with the reason (stderr when
+    /// absent).
+    #[arg(long, value_name = "FILE")]
+    pub dead_letter: Option<PathBuf>,
 }

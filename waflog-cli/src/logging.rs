@@ -110,6 +110,8 @@ pub fn init(verbose: u8, quiet: bool) {
         .with_writer(RedactingStderr)
         .with_target(false)
         .with_ansi(ansi)
+        // Not `eprintln!` about a failed log write: it panics on a closed stderr.
+        .log_internal_errors(false)
         .without_time()
         .init();
 }

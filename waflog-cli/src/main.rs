@@ -3,9 +3,11 @@
 //! This binary is flags plus glue: it parses arguments, builds the pieces from
 //! `waflog-core`, runs them and maps the outcome to an exit code:
 //!
-//! - 0: finished (bad records dead-lettered and counted), or stdout was closed;
+//! - 0: finished (bad records dead-lettered and counted), or stdout or stderr
+//!   was closed;
 //! - 1: finished, but `--strict` was given and something was dead-lettered;
-//! - 2: usage, configuration or I/O error.
+//! - 2: usage, configuration or I/O error (a failed write, a file over its cap);
+//! - 3: finished, but alert notifications are still undelivered.
 
 mod alerts;
 mod aws;
@@ -13,11 +15,13 @@ mod cli;
 mod cmd;
 mod dashboard;
 mod exit;
+mod files;
 mod location;
 mod logging;
 mod progress;
 mod sink;
 mod source;
+mod term;
 
 use clap::Parser;
 

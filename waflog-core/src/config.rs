@@ -226,12 +226,30 @@ impl Default for InputConfig {
     }
 }
 
-/// Reads a TOML file of this tool (configuration or traffic profile).
+/// The largest configuration or traffic-profile file read: 16 MiB.
+pub const MAX_TOML_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a TOML file of this tool (configuration or traffic profile), at most
+/// [`MAX_TOML_FILE_BYTES`].
 pub(crate) fn read_toml_file(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    use std::io::Read;
+    let err = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let file = std::fs::File::open(path).map_err(err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TOML_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(err)?;
+    if bytes.len() as u64 > MAX_TOML_FILE_BYTES {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "larger than the 16 MiB cap",
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 /// Deserializes TOML text; the error names `path`, the line, column and key.

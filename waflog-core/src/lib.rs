@@ -37,6 +37,7 @@ pub mod opensearch;
 pub mod record;
 pub mod schema;
 pub mod simulate;
+pub mod text;
 pub mod timestamp;
 pub mod transform;
 

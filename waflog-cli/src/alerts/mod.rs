@@ -74,11 +74,15 @@ pub fn apply_acks(book: &mut AlertBook, path: &Path) -> anyhow::Result<usize> {
 /// The acknowledgements in an acks file (none when it does not exist); bad lines
 /// are reported and skipped.
 pub fn read_acks(path: &Path) -> anyhow::Result<Vec<Ack>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    let Some(bytes) = crate::files::read_capped_if_exists(
+        path,
+        crate::files::STATE_CAP,
+        "acknowledgements file",
+    )?
+    else {
+        return Ok(Vec::new());
     };
+    let text = String::from_utf8_lossy(&bytes);
     Ok(text
         .lines()
         .filter(|l| !l.trim().is_empty())

@@ -27,17 +27,17 @@ pub fn build(
         let n: Box<dyn Notifier> = match c {
             Channel::Stdout { name } if results_on_stdout => Box::new(WriteNotifier::new(
                 name,
-                std::io::stderr(),
+                crate::term::Console(std::io::stderr()),
                 WriteFormat::Text,
             )),
             Channel::Stdout { name } => Box::new(WriteNotifier::new(
                 name,
-                std::io::stdout(),
+                crate::term::Console(std::io::stdout()),
                 WriteFormat::Text,
             )),
             Channel::Stderr { name } => Box::new(WriteNotifier::new(
                 name,
-                std::io::stderr(),
+                crate::term::Console(std::io::stderr()),
                 WriteFormat::Text,
             )),
             Channel::File { name, path } => Box::new(FileNotifier {

@@ -27,11 +27,14 @@ pub fn run(global: &GlobalArgs, args: &AlertsArgs) -> anyhow::Result<Finished> {
                 .filter(|a| *all || a.is_open())
                 .collect();
             if *json {
+                let mut out = Vec::new();
                 for a in &list {
-                    println!("{}", serde_json::to_string(a)?);
+                    serde_json::to_writer(&mut out, a)?;
+                    out.push(b'\n');
                 }
+                crate::term::raw_out(&out)?;
             } else {
-                print!("{}", table(&list));
+                crate::term::out(&table(&list))?;
             }
             Ok(Finished::Ok)
         }
@@ -52,13 +55,13 @@ pub fn run(global: &GlobalArgs, args: &AlertsArgs) -> anyhow::Result<Finished> {
             let acks = alerts::acks_path(state);
             alerts::notifiers::append(&acks, &line)
                 .with_context(|| format!("cannot write {}", acks.display()))?;
-            eprintln!(
+            crate::term::err_line(&format!(
                 "alert {} ({} / {}) acknowledged; `waflog detect --state {}` takes it in at its next tick or start",
                 alert.id,
                 alert.monitor,
                 alert.trigger,
                 state.display()
-            );
+            ));
             Ok(Finished::Ok)
         }
         AlertsAction::Test { channel } => {
@@ -84,7 +87,7 @@ pub fn run(global: &GlobalArgs, args: &AlertsArgs) -> anyhow::Result<Finished> {
             n.send(&note).map_err(|e| {
                 anyhow::anyhow!("test notification to channel {channel} failed: {e}")
             })?;
-            eprintln!("test notification sent to channel {channel}");
+            crate::term::err_line(&format!("test notification sent to channel {channel}"));
             Ok(Finished::Ok)
         }
     }
@@ -98,8 +101,7 @@ fn need_state(args: &AlertsArgs) -> anyhow::Result<&Path> {
 
 /// The alert state in a `waflog detect --state` file (empty when it has none).
 fn load_book(state: &Path) -> anyhow::Result<AlertBook> {
-    let text = std::fs::read(state)
-        .with_context(|| format!("cannot read state file {}", state.display()))?;
+    let text = crate::files::read_capped(state, crate::files::STATE_CAP, "state file")?;
     let v: serde_json::Value = serde_json::from_slice(&text)
         .with_context(|| format!("state file {} is not a waflog state file", state.display()))?;
     match v.get("alerts") {
@@ -133,13 +135,14 @@ fn table(list: &[&Alert]) -> String {
         "LAST DELIVERY".into(),
         "FAILURES".into(),
     ]];
+    let esc = |s: &str| waflog_core::text::escape_control(s).into_owned();
     for a in list {
         rows.push([
-            a.id.clone(),
+            esc(&a.id),
             a.state().to_string(),
             a.severity.to_string(),
-            format!("{} / {}", a.monitor, a.trigger),
-            a.entity.clone().unwrap_or_else(|| "-".into()),
+            esc(&format!("{} / {}", a.monitor, a.trigger)),
+            a.entity.as_deref().map_or_else(|| "-".into(), esc),
             time(Some(a.start_time)),
             time(a.last_fired),
             a.periods_active.to_string(),

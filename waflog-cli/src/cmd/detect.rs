@@ -698,13 +698,10 @@ impl StateFile {
     }
 
     fn load(&mut self, specs: &[DetectorSpec], map: FeatureMap) -> anyhow::Result<Option<Engine>> {
-        let text = match std::fs::read(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("cannot read state file {}", self.path.display()));
-            }
+        let Some(text) =
+            crate::files::read_capped_if_exists(&self.path, crate::files::STATE_CAP, "state file")?
+        else {
+            return Ok(None);
         };
         let saved: Saved = serde_json::from_slice(&text).with_context(|| {
             format!(

@@ -1,7 +1,6 @@
 //! `waflog transform --firehose`: one Kinesis Data Firehose data-transformation event
 //! in, its response out (see `waflog_core::firehose` for the rules).
 
-use std::io::Read;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -35,13 +34,15 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
     let transformer = Transformer::new(config.feature_map()?);
     let started = Instant::now();
 
-    // The event is at most 6 MB (the Lambda request limit): read it whole.
+    // The event is at most 6 MB (the Lambda request limit): read it whole, up to
+    // the cap.
     let mut input = file_source::open(name)?;
-    let mut event = Vec::new();
-    input
-        .reader
-        .read_to_end(&mut event)
-        .with_context(|| format!("cannot read input {name}"))?;
+    let event = crate::files::read_reader_capped(
+        &mut input.reader,
+        crate::files::FIREHOSE_CAP,
+        "Firehose event",
+        name,
+    )?;
 
     let mut dead_buf = Vec::new();
     let (response, stats) = firehose::respond(

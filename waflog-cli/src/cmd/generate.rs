@@ -71,8 +71,10 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Finished>
         std::fs::write(path, json)
             .with_context(|| format!("cannot write truth file {}", path.display()))?;
     }
+    // Ctrl-C (SIGINT) or SIGTERM stops after the record being written: the output
+    // ends with whole lines, flushed, and the run exits 0.
     let stop = Arc::new(AtomicBool::new(false));
-    if args.realtime {
+    {
         let flag = Arc::clone(&stop);
         ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
             .context("cannot install the Ctrl-C handler")?;
@@ -102,6 +104,10 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Finished>
                 tracing::info!("interrupted");
                 break;
             }
+        } else if stop.load(Ordering::Relaxed) {
+            // `buf` holds whole records only: they are written below.
+            tracing::info!("interrupted");
+            break;
         } else if buf.len() >= OUT_BLOCK {
             out.write_block(&buf)?;
             buf.clear();

@@ -101,7 +101,7 @@ pub fn run(global: &GlobalArgs, args: &OpenSearchArgs) -> anyhow::Result<Finishe
     let mut client = Client {
         rt,
         cluster,
-        out: Box::new(std::io::stdout()),
+        out: Box::new(crate::term::Stdout),
     };
     match &args.action {
         OpenSearchAction::Setup {
@@ -405,7 +405,7 @@ fn status(client: &mut Client, config: &waflog_core::Config) -> anyhow::Result<F
             .transpose()?
             .flatten()
         else {
-            println!("{:<32} not in the cluster", spec.name);
+            crate::term::out(&format!("{:<32} not in the cluster\n", spec.name))?;
             continue;
         };
         let profile = client
@@ -420,15 +420,15 @@ fn status(client: &mut Client, config: &waflog_core::Config) -> anyhow::Result<F
             )?
             .unwrap_or_default();
         let p = os::parse_profile(&profile)?;
-        println!(
-            "{:<32} {:<9} {}{}",
+        crate::term::out(&format!(
+            "{:<32} {:<9} {}{}\n",
             spec.name,
             p.state,
             p.init_progress
                 .map(|x| format!("init {x:.0}%"))
                 .unwrap_or_default(),
             p.error.map(|e| format!(" error: {e}")).unwrap_or_default()
-        );
+        ))?;
     }
     let alerts = client
         .ok(
@@ -442,10 +442,10 @@ fn status(client: &mut Client, config: &waflog_core::Config) -> anyhow::Result<F
         )?
         .unwrap_or_default();
     for a in os::parse_alerts(&alerts)? {
-        println!(
-            "alert {} {:<12} severity {} {} / {}",
+        crate::term::out(&format!(
+            "alert {} {:<12} severity {} {} / {}\n",
             a.id, a.state, a.severity, a.monitor_name, a.trigger_name
-        );
+        ))?;
     }
     Ok(Finished::Ok)
 }

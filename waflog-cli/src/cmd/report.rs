@@ -25,6 +25,10 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
         .clone()
         .unwrap_or_else(|| format!("waflog report: {}", names.join(", ")));
     let mut board = Board::report(&title);
+    // The state file first: a bad one fails before the results are read.
+    if let Some(path) = &args.state {
+        board.set_alerts(&alerts_of(path)?);
+    }
     let mut stats = TransformStats::default();
     let mut dead = file_sink::create_or_stderr(args.dead_letter.as_deref())?;
     // Records per detector (the busiest non-entity detector saw every record).
@@ -62,9 +66,6 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
             "the results hold anomalies only: the charts show only anomalous intervals; write them with `waflog detect --all` for whole series"
         );
     }
-    if let Some(path) = &args.state {
-        board.set_alerts(&alerts_of(path)?);
-    }
     let events = records
         .values()
         .filter(|(_, per_entity)| !per_entity)
@@ -82,10 +83,7 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
     let snapshot = board.snapshot_at(crate::alerts::now_ms());
     let html = crate::dashboard::report_html(&snapshot)?;
     if args.output == Path::new("-") {
-        use std::io::Write;
-        std::io::stdout()
-            .write_all(html.as_bytes())
-            .context("cannot write the report to stdout")?;
+        crate::term::raw_out(html.as_bytes())?;
     } else {
         super::write_atomic(&args.output, html.as_bytes())
             .with_context(|| format!("cannot write {}", args.output.display()))?;
@@ -104,8 +102,7 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
 
 /// The alerts of a `waflog detect --state` file.
 fn alerts_of(path: &Path) -> anyhow::Result<AlertBook> {
-    let text = std::fs::read(path)
-        .with_context(|| format!("cannot read state file {}", path.display()))?;
+    let text = crate::files::read_capped(path, crate::files::STATE_CAP, "state file")?;
     #[derive(serde::Deserialize)]
     struct Saved {
         #[serde(default)]

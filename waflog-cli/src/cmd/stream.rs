@@ -262,18 +262,17 @@ pub struct CheckpointFile {
 impl CheckpointFile {
     /// Reads `path` (empty when it does not exist).
     pub fn load(path: &std::path::Path) -> anyhow::Result<CheckpointFile> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+        match crate::files::read_capped_if_exists(path, crate::files::STATE_CAP, "state file")? {
+            Some(bytes) => serde_json::from_slice(&bytes).with_context(|| {
                 format!(
                     "{} is not a waflog transform checkpoint file",
                     path.display()
                 )
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CheckpointFile {
+            None => Ok(CheckpointFile {
                 version: 1,
                 ..CheckpointFile::default()
             }),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
     }
 

@@ -120,8 +120,7 @@ impl Cluster {
             tracing::warn!("TLS certificates of {url} are not verified (--insecure)");
             tb = tb.cert_validation(CertificateValidation::None);
         } else if let Some(ca) = &options.ca_file {
-            let pem = std::fs::read(ca)
-                .with_context(|| format!("cannot read CA file {}", ca.display()))?;
+            let pem = crate::files::read_capped(ca, crate::files::TEXT_CAP, "CA file")?;
             let cert = Certificate::from_pem(&pem)
                 .map_err(|e| anyhow::anyhow!("CA file {}: {e}", ca.display()))?;
             tb = tb.cert_validation(CertificateValidation::Full(cert));

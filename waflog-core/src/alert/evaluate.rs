@@ -833,7 +833,8 @@ fn render(
     kind: NotificationKind,
     (start, end): (i64, i64),
 ) -> Notification {
-    let entity = a.entity.clone().unwrap_or_default();
+    // The entity is record-derived: escaped before it enters any text.
+    let entity = crate::text::escape_control(a.entity.as_deref().unwrap_or_default()).into_owned();
     let for_entity = if entity.is_empty() {
         String::new()
     } else {
@@ -856,9 +857,11 @@ fn render(
         NotificationKind::Error => format!(
             "Monitor {}{for_entity} could not be evaluated: {}",
             a.monitor,
-            a.error
-                .as_ref()
-                .map_or("unknown error", |e| e.reason.as_str())
+            crate::text::escape_control(
+                a.error
+                    .as_ref()
+                    .map_or("unknown error", |e| e.reason.as_str())
+            )
         ),
         NotificationKind::Test => format!(
             "Test notification from waflog for monitor {}: no data was evaluated, nothing to investigate.",

@@ -166,7 +166,9 @@ impl Explanation {
             .join(", ")
     }
 
-    /// The explanation as text, several lines without a trailing newline.
+    /// The explanation as text, several lines without a trailing newline; control
+    /// characters of record-derived values are escaped
+    /// ([`crate::text::escape_control`]).
     pub fn render(&self) -> String {
         let mut lines = vec![format!("Detector: {}", self.detector)];
         if self.entity.is_some() {
@@ -241,7 +243,14 @@ impl Explanation {
                 }
             }
         }
-        lines.join("\n")
+        // Every line is laid out here on one line; the values in it come from records
+        // (URIs, countries, rule IDs, entity values), so their control characters are
+        // escaped before the text can reach a terminal.
+        lines
+            .iter()
+            .map(|l| crate::text::escape_control(l))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 

@@ -138,7 +138,14 @@ impl<W: Write> Notifier for WriteNotifier<W> {
             WriteFormat::Json => serde_json::to_writer(&mut self.writer, &n.payload)
                 .map_err(std::io::Error::from)
                 .and_then(|()| self.writer.write_all(b"\n")),
-            WriteFormat::Text => writeln!(self.writer, "{}\n{}\n", n.subject, n.text),
+            // A template may place record-derived text anywhere: what reaches a
+            // terminal or a text file keeps its line feeds, nothing else raw.
+            WriteFormat::Text => writeln!(
+                self.writer,
+                "{}\n{}\n",
+                crate::text::escape_control(&n.subject),
+                crate::text::escape_control_lines(&n.text)
+            ),
         };
         r.and_then(|()| self.writer.flush())
             .map_err(|e| NotifyError::Failed(e.to_string()))

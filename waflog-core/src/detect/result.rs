@@ -250,8 +250,13 @@ impl AnomalyResult {
     }
 
     /// A one-line human summary: detector, interval, the feature that moved most,
-    /// actual vs expected, grade and confidence.
+    /// actual vs expected, grade and confidence. Control characters of the
+    /// record-derived values (entity, top contributors) are escaped.
     pub fn summary(&self) -> String {
+        crate::text::escape_control(&self.summary_raw()).into_owned()
+    }
+
+    fn summary_raw(&self) -> String {
         let top = self
             .relevant_attribution
             .iter()

@@ -133,7 +133,7 @@ pub enum NabError {
         message: String,
     },
     /// A CSV cannot be read (I/O error or invalid UTF-8).
-    #[error("{series}: {source}")]
+    #[error("cannot read {series}")]
     Read {
         /// The series the CSV belongs to, e.g. `realKnownCause/nyc_taxi.csv`.
         series: String,

@@ -1,0 +1,73 @@
+//! Text a terminal may show: record-derived strings are escaped before they enter
+//! human-readable output, so a hostile record cannot move the cursor, retitle the
+//! window, ring the bell or reorder the text (JSON outputs are escaped by serde).
+
+use std::borrow::Cow;
+
+/// True for characters that must not reach a terminal raw: C0 and C1 controls
+/// (ESC, BEL, CR, LF, TAB, ...), DEL, the line and paragraph separators U+2028 and
+/// U+2029, and the bidirectional formatting characters (U+061C, U+200E, U+200F,
+/// U+202A to U+202E, U+2066 to U+2069).
+pub fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Escapes every [`is_unsafe`] character of a single-line value as `\u{..}` (as
+/// Rust's `{:?}` does: ESC becomes `\u{1b}`); other text is returned unchanged.
+pub fn escape_control(s: &str) -> Cow<'_, str> {
+    escape(s, false)
+}
+
+/// [`escape_control`] for multi-line text that this program laid out itself: line
+/// feeds are kept, every other unsafe character is escaped.
+pub fn escape_control_lines(s: &str) -> Cow<'_, str> {
+    escape(s, true)
+}
+
+fn escape(s: &str, keep_newlines: bool) -> Cow<'_, str> {
+    let unsafe_char = |c: char| is_unsafe(c) && !(keep_newlines && c == '\n');
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_controls_and_bidi() {
+        assert_eq!(escape_control("/login"), "/login");
+        assert!(matches!(escape_control("/login"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape_control("\u{1b}]0;pwned\u{7}\u{1b}[2J"),
+            "\\u{1b}]0;pwned\\u{7}\\u{1b}[2J"
+        );
+        assert_eq!(escape_control("a\nb\tc\u{9b}"), "a\\u{a}b\\u{9}c\\u{9b}");
+        assert_eq!(
+            escape_control("x\u{202e}y\u{2028}z\u{2066}"),
+            "x\\u{202e}y\\u{2028}z\\u{2066}"
+        );
+        assert_eq!(escape_control_lines("a\nb\u{7f}"), "a\nb\\u{7f}");
+        assert_eq!(escape_control("é ü 日本"), "é ü 日本");
+    }
+}
