@@ -208,10 +208,21 @@ pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .context("cannot install the Ctrl-C handler")?;
+    let interrupt = ctrl_c_flag();
+    ctrlc::set_handler(move || {
+        flag.store(true, Ordering::SeqCst);
+        interrupt.store(true, Ordering::SeqCst);
+    })
+    .context("cannot install the Ctrl-C handler")?;
     let _ = FLAG.set(Arc::clone(&stop));
     Ok(stop)
+}
+
+/// Set by Ctrl-C only (the flag [`stop_on_ctrl_c`] returns is also set by the
+/// commands to stop their readers): ends every AWS network wait.
+pub fn ctrl_c_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    Arc::clone(FLAG.get_or_init(|| Arc::new(AtomicBool::new(false))))
 }
 
 /// The checkpoints of `stream`'s shards (shard -> sequence number) among
@@ -231,6 +242,23 @@ pub struct CheckpointFile {
     pub version: u32,
     /// `stream/shard` -> sequence number.
     pub checkpoints: BTreeMap<String, String>,
+    /// S3 inputs (objects `s3://bucket/key`, or a prefix whose delivery folders
+    /// are merged) whose records all reached the output.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub s3_done: std::collections::BTreeSet<String>,
+    /// The S3 input being read when the run stopped, and how many of its records
+    /// (counted from its first) reached the output: a rerun skips them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_current: Option<S3Current>,
+}
+
+/// Where in an S3 input a rerun resumes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct S3Current {
+    /// The input's name (`s3://bucket/key`, or the merged prefix).
+    pub input: String,
+    /// Records of it already in the output.
+    pub written: u64,
 }
 
 impl CheckpointFile {
