@@ -104,12 +104,15 @@ fn s3_round_trip_in_the_waf_layout_with_a_corrupt_object_reported() {
     assert_eq!(code, 0, "{err}");
     let part = lines(&part);
     assert!(!part.is_empty() && part.len() < expected.len() / 2);
-    // Unreachable service: a clear error, exit 2.
+    // Unreachable service: retried for --operation-timeout, then a clear error,
+    // exit 2.
     let (code, _, err) = run(common::waflog_env().env_remove("AWS_REGION").args([
         "--region",
         "us-east-1",
         "--endpoint-url",
         "http://127.0.0.1:9",
+        "--operation-timeout",
+        "2s",
         "transform",
         &format!("s3://{b}/logs/"),
     ]));

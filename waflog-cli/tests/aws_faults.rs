@@ -98,7 +98,7 @@ fn interrupt(mut child: std::process::Child, after: Duration) -> (Option<i32>, D
     (code, took, err_t.join().unwrap())
 }
 
-/// Finding 13: GetObject answered `503 SlowDown` four times in a row (more than
+/// Finding 13: GetObject answered `503 SlowDown` ten times in a row (more than
 /// the SDK's own three attempts) is retried with backoff: every record arrives,
 /// nothing is dead-lettered, and one WARN says so at the default log level.
 #[test]
@@ -118,7 +118,7 @@ fn a_throttled_s3_read_is_retried_and_loses_no_record() {
             "--fault-skip",
             "1",
             "--fault-burst",
-            "4",
+            "10",
         ],
     );
     let out = dir.path().join("out.ndjson");

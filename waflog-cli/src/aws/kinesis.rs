@@ -114,6 +114,7 @@ fn partition_key(line: &[u8], path: &[String]) -> String {
 impl KinesisSink {
     /// A sink into `stream`, with partition keys from the dotted field `key_field`.
     pub fn new(aws: Arc<Aws>, stream: &str, key_field: &str) -> KinesisSink {
+        let trouble = aws.trouble(&format!("kinesis://{stream}"));
         KinesisSink {
             client: aws.kinesis(),
             aws,
@@ -128,7 +129,7 @@ impl KinesisSink {
             committed: 0,
             skipped_in_batch: 0,
             stopped: false,
-            trouble: Trouble::new(&format!("kinesis://{stream}")),
+            trouble,
         }
     }
 
@@ -420,7 +421,7 @@ pub struct Reader {
     /// `Some((k, n))`: read only the shards whose hash key range starts in the
     /// k-th of n equal parts of the key space (consumer k of n).
     pub consumer: Option<(u32, u32)>,
-    trouble: std::sync::Mutex<Trouble>,
+    trouble: Trouble,
 }
 
 /// Which of `n` equal parts of the 128-bit hash key space `start` falls in (from
@@ -440,6 +441,7 @@ impl Reader {
         start: StartPosition,
         checkpoints: BTreeMap<String, String>,
     ) -> Reader {
+        let trouble = aws.trouble(&format!("kinesis://{stream}"));
         Reader {
             aws,
             stream: stream.to_string(),
@@ -447,7 +449,7 @@ impl Reader {
             checkpoints,
             idle_poll: Duration::from_millis(250),
             consumer: None,
-            trouble: std::sync::Mutex::new(Trouble::new(&format!("kinesis://{stream}"))),
+            trouble,
         }
     }
 
@@ -557,10 +559,7 @@ impl Reader {
         stop: &AtomicBool,
         mut call: impl FnMut() -> Result<Result<T, CallError>, Interrupted>,
     ) -> anyhow::Result<T> {
-        let mut trouble = match self.trouble.lock() {
-            Ok(t) => t,
-            Err(p) => p.into_inner(),
-        };
+        let mut trouble = self.trouble.clone();
         retry(&self.aws, &mut trouble, 17, || {
             if stop.load(Ordering::Relaxed) {
                 return Err(Interrupted);
@@ -617,9 +616,7 @@ impl Reader {
                     Ok(out) => {
                         shard.backoff_attempts = 0;
                         shard.failing_since = None;
-                        if let Ok(mut t) = self.trouble.lock() {
-                            t.succeeded();
-                        }
+                        self.trouble.succeeded();
                         if let Some(r) = out.records().last() {
                             shard.last_read = Some(r.sequence_number().to_string());
                         }
@@ -667,9 +664,7 @@ impl Reader {
                             // Throttling (ProvisionedThroughputExceeded), 5xx, timeouts.
                             let since = *shard.failing_since.get_or_insert_with(Instant::now);
                             if since.elapsed() >= self.aws.timeouts.operation {
-                                if let Ok(mut t) = self.trouble.lock() {
-                                    t.end("gave up");
-                                }
+                                self.trouble.end("gave up");
                                 anyhow::bail!(
                                     "cannot read kinesis://{}/{id}: still failing after {} attempts over {:.1?} (--operation-timeout): {}",
                                     self.stream,
@@ -688,9 +683,7 @@ impl Reader {
                             }
                             shard.backoff_attempts += 1;
                             let delay = b.next_delay();
-                            if let Ok(mut t) = self.trouble.lock() {
-                                t.failed(&e, delay);
-                            }
+                            self.trouble.failed(&e, delay);
                             shard.next_poll = Some(Instant::now() + delay);
                         }
                     }

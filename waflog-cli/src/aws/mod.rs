@@ -28,6 +28,8 @@ pub struct Aws {
     pub timeouts: Timeouts,
     /// Set by Ctrl-C: every network wait ([`Aws::call`], [`Aws::sleep`]) ends.
     stop: Arc<AtomicBool>,
+    /// Episodes of trouble by path, shared by the threads of one path.
+    troubles: std::sync::Mutex<std::collections::BTreeMap<String, Trouble>>,
 }
 
 /// Network timeouts of every AWS call (`--connect-timeout`, `--read-timeout`,
@@ -140,7 +142,20 @@ impl Aws {
             path_style,
             timeouts,
             stop,
+            troubles: std::sync::Mutex::default(),
         })
+    }
+
+    /// The episodes of trouble of the path `what` (`s3://bucket`,
+    /// `kinesis://stream`), shared by every thread that calls it.
+    pub fn trouble(&self, what: &str) -> Trouble {
+        match self.troubles.lock() {
+            Ok(mut m) => m
+                .entry(what.to_string())
+                .or_insert_with(|| Trouble::new(what))
+                .clone(),
+            Err(_) => Trouble::new(what),
+        }
     }
 
     /// True once Ctrl-C was pressed.
@@ -373,12 +388,19 @@ pub fn classify(code: Option<&str>, status: Option<u16>) -> Class {
 /// One path's episodes of trouble (a run of failing calls): a WARN when one
 /// starts, a WARN when it ends saying how long it lasted and how many calls
 /// were retried, so retries are visible at the default log level without a line
-/// per retry.
-#[derive(Debug)]
+/// per retry. Clones share the episode (several download threads of one bucket).
+#[derive(Debug, Clone)]
 pub struct Trouble {
+    state: Arc<std::sync::Mutex<TroubleState>>,
+}
+
+#[derive(Debug)]
+struct TroubleState {
     what: String,
     since: Option<Instant>,
     last_failure: Option<Instant>,
+    /// The first success after the last failure.
+    recovered: Option<Instant>,
     retries: u64,
 }
 
@@ -389,57 +411,87 @@ impl Trouble {
     /// For the path named `what` (`s3://bucket/prefix`, `kinesis://stream`).
     pub fn new(what: &str) -> Trouble {
         Trouble {
-            what: what.to_string(),
-            since: None,
-            last_failure: None,
-            retries: 0,
+            state: Arc::new(std::sync::Mutex::new(TroubleState {
+                what: what.to_string(),
+                since: None,
+                last_failure: None,
+                recovered: None,
+                retries: 0,
+            })),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut TroubleState) -> T) -> T {
+        match self.state.lock() {
+            Ok(mut s) => f(&mut s),
+            Err(p) => f(&mut p.into_inner()),
         }
     }
 
     /// A call failed and will be retried after `delay`.
-    pub fn failed(&mut self, e: &CallError, delay: Duration) {
-        let now = Instant::now();
-        if self.since.is_none() {
-            self.since = Some(now);
-            tracing::warn!(
-                "{}: {}; retrying with backoff (a warning follows when it recovers)",
-                self.what,
-                e.text
-            );
-        } else {
-            tracing::debug!("{}: {}; retrying in {delay:.1?}", self.what, e.text);
-        }
-        self.retries += 1;
-        self.last_failure = Some(now);
+    pub fn failed(&self, e: &CallError, delay: Duration) {
+        self.with(|s| {
+            let now = Instant::now();
+            if s.since.is_none() {
+                s.since = Some(now);
+                tracing::warn!(
+                    "{}: {}; retrying with backoff (a warning follows when it recovers)",
+                    s.what,
+                    e.text
+                );
+            } else {
+                tracing::debug!("{}: {}; retrying in {delay:.1?}", s.what, e.text);
+            }
+            s.retries += 1;
+            s.last_failure = Some(now);
+            s.recovered = None;
+        });
     }
 
     /// A call succeeded: ends the episode once calls have succeeded for a while.
-    pub fn succeeded(&mut self) {
-        if self.last_failure.is_some_and(|t| t.elapsed() >= CALM) {
-            self.end("recovered");
-        }
+    pub fn succeeded(&self) {
+        self.with(|s| {
+            if s.since.is_some() && s.recovered.is_none() {
+                s.recovered = Some(Instant::now());
+            }
+            if s.last_failure.is_some_and(|t| t.elapsed() >= CALM) {
+                s.end("recovered");
+            }
+        });
     }
 
-    /// Reports an open episode (at the end of a run, or when giving up).
-    pub fn end(&mut self, how: &str) {
+    /// Reports an open episode (when giving up).
+    pub fn end(&self, how: &str) {
+        self.with(|s| s.end(how));
+    }
+}
+
+impl TroubleState {
+    fn end(&mut self, how: &str) {
         if let Some(since) = self.since.take() {
-            let last = self.last_failure.unwrap_or(since);
+            let until = self.recovered.unwrap_or_else(Instant::now);
             tracing::warn!(
                 "{}: {how} after {} retried calls over {:.1?} of trouble",
                 self.what,
                 self.retries,
-                last.duration_since(since)
+                until.duration_since(since)
             );
         }
         self.retries = 0;
         self.last_failure = None;
+        self.recovered = None;
     }
 }
 
-impl Drop for Trouble {
+impl Drop for TroubleState {
     fn drop(&mut self) {
         if self.since.is_some() {
-            self.end("trouble ended");
+            let how = if self.recovered.is_some() {
+                "recovered"
+            } else {
+                "trouble ended"
+            };
+            self.end(how);
         }
     }
 }
@@ -512,7 +564,8 @@ pub fn retry<T>(
 
 /// True when the error chain holds an [`Interrupted`].
 pub fn is_interrupted(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
+    e.downcast_ref::<Interrupted>().is_some()
+        || e.chain().any(|c| {
         c.downcast_ref::<Interrupted>().is_some()
             || c.downcast_ref::<std::io::Error>()
                 .and_then(|io| io.get_ref())

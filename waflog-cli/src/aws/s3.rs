@@ -94,7 +94,7 @@ pub fn list(
 ) -> anyhow::Result<Vec<ObjectInfo>> {
     let client = aws.s3();
     let mut objects = Vec::new();
-    let mut trouble = Trouble::new(&format!("s3://{bucket}/{prefix}"));
+    let mut trouble = aws.trouble(&format!("s3://{bucket}"));
     let what = format!("cannot list s3://{bucket}/{prefix}");
     let mut token: Option<String> = None;
     loop {
@@ -187,7 +187,7 @@ pub fn stream(aws: Arc<Aws>, bucket: &str, objects: Vec<ObjectInfo>) -> ObjectSt
         .name("waflog-s3-read".into())
         .spawn(move || {
             let client = aws.s3();
-            let mut trouble = Trouble::new(&format!("s3://{b}"));
+            let mut trouble = aws.trouble(&format!("s3://{b}"));
             // The next object's GET is sent while this one is read, so the request
             // round trip overlaps the decompression.
             let get = |key: &str| -> Prefetch {
@@ -669,6 +669,7 @@ impl S3Sink {
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');
         }
+        let trouble = aws.trouble(&format!("s3://{bucket}"));
         S3Sink {
             client: aws.s3(),
             aws,
@@ -681,7 +682,7 @@ impl S3Sink {
             last_ts: 0,
             lines: LineBuffer::default(),
             stats: SinkStats::default(),
-            trouble: Trouble::new(&format!("s3://{bucket}")),
+            trouble,
         }
     }
 
