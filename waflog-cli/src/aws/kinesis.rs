@@ -21,9 +21,7 @@ use anyhow::Context;
 use aws_sdk_kinesis::primitives::{Blob, DateTime};
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 
-use super::{
-    Aws, Backoff, CallError, Class, Interrupted, LineBuffer, Trouble, retry,
-};
+use super::{Aws, Backoff, CallError, Class, Interrupted, LineBuffer, Trouble, retry};
 
 /// Most records in one `PutRecords` call.
 pub const MAX_BATCH_RECORDS: usize = 500;
@@ -204,7 +202,9 @@ impl KinesisSink {
                     .send(),
             );
             let Ok(outcome) = outcome else {
-                return Err(self.gave_up(pending.len(), "interrupted").context(Interrupted));
+                return Err(self
+                    .gave_up(pending.len(), "interrupted")
+                    .context(Interrupted));
             };
             let failure = match outcome {
                 Ok(out) => {
@@ -264,7 +264,9 @@ impl KinesisSink {
             let delay = backoff.next_delay();
             self.trouble.failed(&failure, delay);
             if self.aws.sleep(delay).is_err() {
-                return Err(self.gave_up(pending.len(), "interrupted").context(Interrupted));
+                return Err(self
+                    .gave_up(pending.len(), "interrupted")
+                    .context(Interrupted));
             }
         }
     }
@@ -477,7 +479,10 @@ impl Reader {
                     Some(t) => client.list_shards().next_token(t),
                     None => client.list_shards().stream_name(&self.stream),
                 };
-                Ok(self.aws.call(req.send())?.map_err(|e| CallError::from_sdk(&e)))
+                Ok(self
+                    .aws
+                    .call(req.send())?
+                    .map_err(|e| CallError::from_sdk(&e)))
             })?;
             let listed: std::collections::BTreeSet<&str> =
                 out.shards().iter().map(|s| s.shard_id()).collect();
@@ -545,7 +550,10 @@ impl Reader {
                     .shard_iterator_type(ShardIteratorType::AtTimestamp)
                     .timestamp(DateTime::from_millis(ms)),
             };
-            Ok(self.aws.call(req.send())?.map_err(|e| CallError::from_sdk(&e)))
+            Ok(self
+                .aws
+                .call(req.send())?
+                .map_err(|e| CallError::from_sdk(&e)))
         })?;
         Ok(out.shard_iterator().map(str::to_string))
     }
@@ -611,7 +619,9 @@ impl Reader {
                 let got = self
                     .aws
                     .call(client.get_records().shard_iterator(it).limit(10_000).send())
-                    .map_err(|i| anyhow::Error::new(i).context(format!("kinesis://{}", self.stream)))?;
+                    .map_err(|i| {
+                        anyhow::Error::new(i).context(format!("kinesis://{}", self.stream))
+                    })?;
                 match got {
                     Ok(out) => {
                         shard.backoff_attempts = 0;

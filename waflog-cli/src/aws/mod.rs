@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::http::HttpResponse;
 use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::http::HttpResponse;
 
 use crate::cli::GlobalArgs;
 
@@ -566,11 +566,11 @@ pub fn retry<T>(
 pub fn is_interrupted(e: &anyhow::Error) -> bool {
     e.downcast_ref::<Interrupted>().is_some()
         || e.chain().any(|c| {
-        c.downcast_ref::<Interrupted>().is_some()
-            || c.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .is_some_and(|inner| inner.is::<Interrupted>())
-    })
+            c.downcast_ref::<Interrupted>().is_some()
+                || c.downcast_ref::<std::io::Error>()
+                    .and_then(|io| io.get_ref())
+                    .is_some_and(|inner| inner.is::<Interrupted>())
+        })
 }
 
 /// The AWS context of a run, created on first use (runs that touch no s3:// or

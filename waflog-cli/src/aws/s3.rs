@@ -352,9 +352,16 @@ impl ObjectBody<'_> {
         let what = self.what();
         retry(aws, self.trouble, self.seed, || {
             let outcome = match prefetched.take() {
-                Some(h) => aws.call(h)?.unwrap_or_else(|e| {
-                    Err(aws_sdk_s3::error::SdkError::construction_failure(e))
-                }),
+                Some(h) => match aws.call(h)? {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return Ok(Err(CallError {
+                            code: None,
+                            class: Class::Retryable,
+                            text: format!("the request task failed: {e}"),
+                        }));
+                    }
+                },
                 None => aws.call(
                     client
                         .get_object()
@@ -410,7 +417,10 @@ impl Read for ObjectBody<'_> {
             let e = CallError {
                 code: None,
                 class: Class::Retryable,
-                text: format!("s3://{}/{} at byte {}: {failure}", self.bucket, self.key, self.offset),
+                text: format!(
+                    "s3://{}/{} at byte {}: {failure}",
+                    self.bucket, self.key, self.offset
+                ),
             };
             let since = *first_failure.get_or_insert_with(Instant::now);
             if since.elapsed() >= self.aws.timeouts.operation {
@@ -527,9 +537,9 @@ impl Read for ObjectReader {
                 Some(Chunk::Begin(..)) | None => {
                     return Err(stop_error(
                         &self.name,
-                        self.stopped.clone().unwrap_or(Failed::Fatal(
-                            "the download thread stopped".into(),
-                        )),
+                        self.stopped
+                            .clone()
+                            .unwrap_or(Failed::Fatal("the download thread stopped".into())),
                     ));
                 }
             }

@@ -53,7 +53,13 @@ pub fn inputs(
     range: &S3Range,
     max_line: usize,
 ) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<file::Input>>>> {
-    inputs_skipping(names, aws, range, max_line, &std::collections::BTreeSet::new())
+    inputs_skipping(
+        names,
+        aws,
+        range,
+        max_line,
+        &std::collections::BTreeSet::new(),
+    )
 }
 
 /// [`inputs`], leaving out the S3 inputs named in `done` (objects
