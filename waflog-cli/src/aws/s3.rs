@@ -214,7 +214,7 @@ pub fn stream(aws: Arc<Aws>, bucket: &str, objects: Vec<ObjectInfo>) -> ObjectSt
                     failed: None,
                     seed: 0x51ed_270b_2729_4e3b ^ i as u64,
                 };
-                let end = match download(body, &tx) {
+                let end = match download(body, o.size, &tx) {
                     Ok(()) => Chunk::End,
                     Err(f) => Chunk::Failed(f),
                 };
@@ -235,11 +235,21 @@ pub fn stream(aws: Arc<Aws>, bucket: &str, objects: Vec<ObjectInfo>) -> ObjectSt
 }
 
 /// Reads and decompresses one object into the channel.
-fn download(body: ObjectBody<'_>, tx: &SyncSender<Chunk>) -> Result<(), Failed> {
+fn download(body: ObjectBody<'_>, size: u64, tx: &SyncSender<Chunk>) -> Result<(), Failed> {
     let failed = Arc::new(Mutex::new(None::<Failed>));
+    let offset = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let body = FailSlot {
         inner: body,
         slot: Arc::clone(&failed),
+        offset: Arc::clone(&offset),
+    };
+    // Records (lines) handed over, for the message when the object turns out damaged.
+    let mut records = 0u64;
+    let damaged = |records: u64| {
+        format!(
+            "after {records} records were read from it, at byte {} of its {size} stored bytes; the rest of it could not be decoded",
+            offset.load(std::sync::atomic::Ordering::Relaxed)
+        )
     };
     let took = |e: &io::Error| -> Option<Failed> {
         let _ = e;
@@ -268,6 +278,7 @@ fn download(body: ObjectBody<'_>, tx: &SyncSender<Chunk>) -> Result<(), Failed> 
                 Err(e) => {
                     // Hand over what was decoded before the damage, then fail.
                     block.truncate(filled);
+                    records += block.iter().filter(|&&b| b == b'\n').count() as u64;
                     if filled > 0 {
                         let _ = tx.send(Chunk::Data(block));
                     }
@@ -275,9 +286,9 @@ fn download(body: ObjectBody<'_>, tx: &SyncSender<Chunk>) -> Result<(), Failed> 
                         return Err(f);
                     }
                     return Err(Failed::Corrupt(if gzip {
-                        format!("corrupt gzip data: {e}")
+                        format!("corrupt gzip data: {e} ({})", damaged(records))
                     } else {
-                        format!("cannot read the object: {e}")
+                        format!("cannot read the object: {e} ({})", damaged(records))
                     }));
                 }
             }
@@ -286,6 +297,7 @@ fn download(body: ObjectBody<'_>, tx: &SyncSender<Chunk>) -> Result<(), Failed> 
             return Ok(());
         }
         block.truncate(filled);
+        records += block.iter().filter(|&&b| b == b'\n').count() as u64;
         if tx.send(Chunk::Data(block)).is_err() {
             return Ok(());
         }
@@ -296,11 +308,15 @@ fn download(body: ObjectBody<'_>, tx: &SyncSender<Chunk>) -> Result<(), Failed> 
 struct FailSlot<'a> {
     inner: ObjectBody<'a>,
     slot: Arc<Mutex<Option<Failed>>>,
+    /// Stored bytes read so far.
+    offset: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Read for FailSlot<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let r = self.inner.read(buf);
+        self.offset
+            .store(self.inner.offset, std::sync::atomic::Ordering::Relaxed);
         if let Some(f) = self.inner.failed.take() {
             if let Ok(mut slot) = self.slot.lock() {
                 *slot = Some(f);
