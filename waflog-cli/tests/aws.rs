@@ -74,7 +74,10 @@ fn s3_round_trip_in_the_waf_layout_with_a_corrupt_object_reported() {
     assert_eq!(corrupt.len(), 1, "{d:?}");
     // The reason counts the records kept and where the damage starts.
     let reason = corrupt[0]["reason"].as_str().unwrap();
-    assert!(reason.contains("records were read from it, at byte"), "{reason}");
+    assert!(
+        reason.contains("records were read from it, at byte"),
+        "{reason}"
+    );
     assert!(
         corrupt[0]["source"]
             .as_str()

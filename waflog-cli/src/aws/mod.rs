@@ -103,7 +103,7 @@ impl Aws {
     pub fn new(global: &GlobalArgs) -> anyhow::Result<Aws> {
         let timeouts = Timeouts::from_args(global)?;
         // Ctrl-C ends every network wait (a hung endpoint included) within 50 ms.
-        crate::cmd::stream::stop_on_ctrl_c()?;
+        crate::cmd::stream::install_ctrl_c()?;
         let stop = crate::cmd::stream::ctrl_c_flag();
         let runtime = io_runtime("aws")?;
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
@@ -167,6 +167,7 @@ impl Aws {
     /// under way when Ctrl-C comes gets half a second more (the last batch of a
     /// sink usually gets through), then is abandoned.
     pub fn call<F: Future>(&self, f: F) -> Result<F::Output, Interrupted> {
+        let _waiting = Waiting::new();
         let stop = Arc::clone(&self.stop);
         self.runtime.block_on(async move {
             tokio::select! {
@@ -178,6 +179,7 @@ impl Aws {
 
     /// Sleeps `d`, unless Ctrl-C comes first.
     pub fn sleep(&self, d: Duration) -> Result<(), Interrupted> {
+        let _waiting = Waiting::new();
         let until = Instant::now() + d;
         loop {
             if self.interrupted() {
@@ -217,6 +219,22 @@ impl Aws {
     /// A handle to the runtime, for other threads.
     pub fn handle(&self) -> tokio::runtime::Handle {
         self.runtime.handle().clone()
+    }
+}
+
+/// An AWS network wait under way: Ctrl-C ends it (and the run) gracefully.
+struct Waiting;
+
+impl Waiting {
+    fn new() -> Waiting {
+        crate::cmd::stream::AWS_WAITS.fetch_add(1, Ordering::SeqCst);
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        crate::cmd::stream::AWS_WAITS.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -713,6 +731,39 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, [&b"a"[..], b"bc", b"d"]);
+    }
+
+    #[test]
+    fn errors_are_classified_by_code_then_status() {
+        use Class::{Permanent, Retryable};
+        for (code, status, want) in [
+            (Some("SlowDown"), Some(503), Retryable),
+            (
+                Some("ProvisionedThroughputExceededException"),
+                Some(400),
+                Retryable,
+            ),
+            (Some("ThrottlingException"), Some(400), Retryable),
+            (Some("InternalFailure"), Some(500), Retryable),
+            (Some("InvalidSignatureException"), Some(400), Permanent),
+            (Some("ExpiredTokenException"), Some(400), Permanent),
+            (Some("UnrecognizedClientException"), Some(400), Permanent),
+            (Some("AccessDenied"), Some(403), Permanent),
+            (Some("NoSuchBucket"), Some(404), Permanent),
+            (Some("ResourceNotFoundException"), Some(400), Permanent),
+            (Some("SomethingNew"), Some(502), Retryable),
+            (Some("SomethingNew"), Some(429), Retryable),
+            (Some("SomethingNew"), Some(400), Permanent),
+            (None, None, Retryable),
+        ] {
+            assert_eq!(classify(code, status), want, "{code:?} {status:?}");
+        }
+        let e = CallError {
+            code: Some("ExpiredToken".into()),
+            class: Permanent,
+            text: String::new(),
+        };
+        assert!(e.hint().contains("session token"));
     }
 
     #[test]

@@ -202,6 +202,24 @@ pub fn follow(
 
 /// Installs a Ctrl-C handler that sets the returned flag (once per process).
 pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = install_ctrl_c()?;
+    GRACEFUL.store(true, Ordering::SeqCst);
+    Ok(stop)
+}
+
+/// Somebody checks the flag [`stop_on_ctrl_c`] returned (a followed input, a
+/// lingering dashboard): Ctrl-C stops gracefully.
+static GRACEFUL: AtomicBool = AtomicBool::new(false);
+
+/// AWS network waits under way ([`crate::aws::Aws::call`] and its sleeps), which
+/// Ctrl-C ends.
+pub static AWS_WAITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Installs the Ctrl-C handler (once per process) and returns the stop flag.
+/// Ctrl-C sets the flags when something checks them (see [`stop_on_ctrl_c`] and
+/// [`AWS_WAITS`]); otherwise it ends the process at once with exit code 130,
+/// as without a handler.
+pub fn install_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     if let Some(f) = FLAG.get() {
         return Ok(Arc::clone(f));
@@ -212,6 +230,9 @@ pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
     ctrlc::set_handler(move || {
         flag.store(true, Ordering::SeqCst);
         interrupt.store(true, Ordering::SeqCst);
+        if !GRACEFUL.load(Ordering::SeqCst) && AWS_WAITS.load(Ordering::SeqCst) == 0 {
+            std::process::exit(130);
+        }
     })
     .context("cannot install the Ctrl-C handler")?;
     let _ = FLAG.set(Arc::clone(&stop));
