@@ -191,6 +191,11 @@ pub fn follow(
                 at_tip = true;
             }
             Ok(Msg::End) => return Ok(()),
+            // A reader cut off by Ctrl-C: stop as interrupted, saving state.
+            Ok(Msg::Failed(_)) if stop.load(Ordering::SeqCst) => {
+                tracing::info!("{source}: stopping (interrupted)");
+                return Ok(());
+            }
             Ok(Msg::Failed(e)) => return Err(e.context(format!("cannot read input {source}"))),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
