@@ -38,6 +38,19 @@ which records of a PutRecords call fail):
       creates no duplicates, like real Kinesis. (If every record is to fail,
       nothing is forwarded.) A call whose upstream response is not a 200 is
       returned unchanged and not counted as injected.
+  --error-every N   every Nth request gets --error-status (default 400) with
+      the error code --error-code (default InvalidSignatureException), as a
+      Kinesis JSON error or an S3 XML error, without being forwarded.
+  --hang-every N   every Nth request is read and never answered: the
+      connection stays open and silent (a server that accepts and hangs).
+  --only-ops A,B   the faults above (all kinds) apply only to these operations:
+      Kinesis ones by name (PutRecords, GetRecords, ListShards, ...), S3 ones as
+      GetObject, ListObjectsV2, PutObject, UploadPart, CreateMultipartUpload,
+      CompleteMultipartUpload, HeadObject, Other; other requests pass through.
+  --fault-skip N   the first N requests that could be faulted pass through
+      (faults start after a good beginning).
+  --fault-burst N  only the N requests after those skipped can be faulted; the
+      rest pass through again (an episode of trouble that ends; 0: no end).
   Counters count the calls that reach each check: a request answered with an
   injected 503 does not count as a GetRecords/PutRecords call.
 
@@ -119,6 +132,15 @@ class Faults:
         self.put_share = args.put_records_fail_share
         self.get_every = args.get_records_throttle_every
         self.every_5xx = args.status_5xx_every
+        self.error_every = args.error_every
+        self.error_status = args.error_status
+        self.error_code = args.error_code
+        self.hang_every = args.hang_every
+        self.only_ops = set(filter(None, (args.only_ops or "").split(","))) or None
+        self.fault_skip = args.fault_skip
+        self.fault_burst = args.fault_burst
+        self.eligible = 0
+        self.stop_event = threading.Event()
         self.rng = random.Random(args.seed)
         self.lock = threading.Lock()
         self.requests = 0
@@ -134,6 +156,8 @@ class Faults:
             "status_5xx": 0,
             "cbor_requests": 0,
             "upstream_errors": 0,
+            "errors_injected": 0,
+            "hangs": 0,
         }
         self.cbor_warned = False
         self.logged_kinesis_ct = False
@@ -145,6 +169,23 @@ class Faults:
     def bump(self, key: str, n: int = 1) -> None:
         with self.lock:
             self.stats[key] += n
+
+    def eligible_request(self, op: str) -> bool:
+        """Counts a request; true when faults may apply to it (--only-ops,
+        --fault-skip)."""
+        with self.lock:
+            if self.only_ops is not None and op not in self.only_ops:
+                return False
+            self.eligible += 1
+            if self.eligible <= self.fault_skip:
+                return False
+            return not self.fault_burst or self.eligible <= self.fault_skip + self.fault_burst
+
+    def take_every(self, key: str, every: int) -> bool:
+        """Counts a faultable request for `key`; true on every `every`th."""
+        with self.lock:
+            self.stats[key + "_seen"] = self.stats.get(key + "_seen", 0) + 1
+            return bool(every) and self.stats[key + "_seen"] % every == 0
 
     def take_5xx(self) -> bool:
         with self.lock:
@@ -166,6 +207,25 @@ class Faults:
                 return []
             k = min(n_records, max(1, round(self.put_share * n_records)))
             return sorted(self.rng.sample(range(n_records), k))
+
+
+def s3_operation(method: str, path: str) -> str:
+    """The S3 operation of a request (path-style addressing), roughly."""
+    parts = urllib.parse.urlsplit(path)
+    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    segments = [s for s in parts.path.split("/") if s]
+    has_key = len(segments) >= 2
+    if method == "GET" and not has_key and "list-type" in query:
+        return "ListObjectsV2"
+    if method == "GET" and has_key:
+        return "GetObject"
+    if method == "HEAD" and has_key:
+        return "HeadObject"
+    if method == "PUT" and has_key:
+        return "UploadPart" if "partNumber" in query else "PutObject"
+    if method == "POST" and has_key:
+        return "CreateMultipartUpload" if "uploads" in query else "CompleteMultipartUpload"
+    return "Other"
 
 
 class ProxyServer(http.server.ThreadingHTTPServer):
@@ -301,6 +361,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if cbor:
                 faults.bump("cbor_requests")
 
+        if not faults.eligible_request(op or s3_operation(self.command, self.path)):
+            self.relay(body)
+            return
+
+        if faults.take_every("hang", faults.hang_every):
+            faults.bump("hangs")
+            # Never answer: hold the connection open until the proxy stops.
+            faults.stop_event.wait()
+            self.close_connection = True
+            return
+
+        if faults.take_every("error", faults.error_every):
+            faults.bump("errors_injected")
+            self.send_error_doc(faults.error_status, kinesis, cbor, faults.error_code, "injected")
+            return
+
         if faults.take_5xx():
             faults.bump("status_5xx")
             if kinesis:
@@ -406,6 +482,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--put-records-fail-share", type=float, default=0.3, metavar="F")
     p.add_argument("--get-records-throttle-every", type=int, default=0, metavar="N")
     p.add_argument("--status-5xx-every", type=int, default=0, metavar="N")
+    p.add_argument("--error-every", type=int, default=0, metavar="N")
+    p.add_argument("--error-status", type=int, default=400, metavar="STATUS")
+    p.add_argument("--error-code", default="InvalidSignatureException", metavar="CODE")
+    p.add_argument("--hang-every", type=int, default=0, metavar="N")
+    p.add_argument("--only-ops", default="", metavar="A,B")
+    p.add_argument("--fault-skip", type=int, default=0, metavar="N")
+    p.add_argument("--fault-burst", type=int, default=0, metavar="N")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request on stderr")
     args = p.parse_args(argv)
@@ -414,7 +497,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--target must be an http:// URL with a host")
     if not 0.0 <= args.put_records_fail_share <= 1.0:
         p.error("--put-records-fail-share must be within [0, 1]")
-    for name in ("put_records_fail_every", "get_records_throttle_every", "status_5xx_every"):
+    for name in ("put_records_fail_every", "get_records_throttle_every", "status_5xx_every",
+                 "error_every", "hang_every", "fault_skip", "fault_burst"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
     args.target_url = target
@@ -426,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     server = ProxyServer(("127.0.0.1", args.listen_port), Handler, args.target_url, Faults(args), args.verbose)
 
     def on_signal(signum, _frame):
+        server.faults.stop_event.set()
         # shutdown() waits for serve_forever() to return: call it off this thread.
         threading.Thread(target=server.shutdown, daemon=True).start()
 

@@ -11,7 +11,9 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// Exit codes: 0 finished (bad records dead-lettered and counted, or stdout closed);
 /// 1 finished but --strict and something was dead-lettered; 2 usage, configuration or
-/// I/O error; 3 finished but alert notifications are undelivered (kept in --state).
+/// I/O error (an AWS call that still fails after its retries included); 3 finished
+/// but alert notifications are undelivered (kept in --state); 130 interrupted by
+/// Ctrl-C (state and checkpoints saved).
 #[derive(Debug, Parser)]
 #[command(name = "waflog", version, about, long_about, propagate_version = true)]
 pub struct Cli {
@@ -52,6 +54,19 @@ pub struct GlobalArgs {
     /// path-style addressing when it is set.
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
+    /// AWS calls: most time to open a connection (TCP and TLS) before the attempt
+    /// fails and is retried.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5s")]
+    pub connect_timeout: String,
+    /// AWS calls: most time without a byte from the server (an answer, or the next
+    /// part of an S3 object) before the attempt fails and is retried.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "30s")]
+    pub read_timeout: String,
+    /// AWS calls: most time for one whole call, retries included, before the run
+    /// stops with exit code 2 (S3 object bodies are bounded by --read-timeout
+    /// per read instead, so large objects are not cut short).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "2m")]
+    pub operation_timeout: String,
 }
 
 /// The subcommands.
@@ -433,6 +448,7 @@ impl SinkArgs {
             partition_key: self.partition_key.clone(),
             object_span_ms: span_ms,
             part_size: self.part_size,
+            append: false,
         })
     }
 }

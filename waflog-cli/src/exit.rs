@@ -22,6 +22,9 @@ pub const STRICT_DEAD_LETTERS: u8 = 1;
 pub const ERROR: u8 = 2;
 /// Exit code 3: finished, but alert notifications are still undelivered.
 pub const UNDELIVERED: u8 = 3;
+/// Exit code 130: stopped by Ctrl-C in the middle of an AWS call (state and
+/// checkpoints saved first).
+pub const INTERRUPTED: u8 = 130;
 
 /// Maps a subcommand's outcome to the process exit code, printing errors.
 pub fn code(outcome: anyhow::Result<Finished>) -> ExitCode {
@@ -31,6 +34,10 @@ pub fn code(outcome: anyhow::Result<Finished>) -> ExitCode {
         Ok(Finished::Undelivered) => ExitCode::from(UNDELIVERED),
         // A closed stdout (`waflog generate | head`) is a normal way to stop.
         Err(e) if is_broken_pipe(&e) => ExitCode::from(OK),
+        Err(e) if crate::aws::is_interrupted(&e) => {
+            tracing::warn!("{e:#}");
+            ExitCode::from(INTERRUPTED)
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::from(ERROR)

@@ -72,6 +72,12 @@ fn s3_round_trip_in_the_waf_layout_with_a_corrupt_object_reported() {
         .filter(|e| e["reason"].as_str().unwrap_or("").contains("corrupt gzip"))
         .collect();
     assert_eq!(corrupt.len(), 1, "{d:?}");
+    // The reason counts the records kept and where the damage starts.
+    let reason = corrupt[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("records were read from it, at byte"),
+        "{reason}"
+    );
     assert!(
         corrupt[0]["source"]
             .as_str()
@@ -104,12 +110,15 @@ fn s3_round_trip_in_the_waf_layout_with_a_corrupt_object_reported() {
     assert_eq!(code, 0, "{err}");
     let part = lines(&part);
     assert!(!part.is_empty() && part.len() < expected.len() / 2);
-    // Unreachable service: a clear error, exit 2.
+    // Unreachable service: retried for --operation-timeout, then a clear error,
+    // exit 2.
     let (code, _, err) = run(common::waflog_env().env_remove("AWS_REGION").args([
         "--region",
         "us-east-1",
         "--endpoint-url",
         "http://127.0.0.1:9",
+        "--operation-timeout",
+        "2s",
         "transform",
         &format!("s3://{b}/logs/"),
     ]));

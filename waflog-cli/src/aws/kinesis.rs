@@ -18,11 +18,10 @@ use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::primitives::{Blob, DateTime};
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 
-use super::{Aws, Backoff, LineBuffer, error_text};
+use super::{Aws, Backoff, CallError, Class, Interrupted, LineBuffer, Trouble, retry};
 
 /// Most records in one `PutRecords` call.
 pub const MAX_BATCH_RECORDS: usize = 500;
@@ -30,11 +29,6 @@ pub const MAX_BATCH_RECORDS: usize = 500;
 pub const MAX_BATCH_BYTES: usize = 5 << 20;
 /// Most bytes of one record (data and partition key).
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
-/// Attempts at sending a batch's records before the run stops with an error.
-const MAX_ATTEMPTS: u32 = 15;
-/// Attempts at one read call (listing, iterator, records) before the reader stops
-/// with an error: with backoff capped at 10 s, about four minutes.
-const READ_ATTEMPTS: u32 = 30;
 
 /// Counters of a Kinesis sink.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,6 +54,16 @@ pub struct KinesisSink {
     lines: LineBuffer,
     stats: SinkStats,
     seed: u64,
+    /// Records given to the sink (lines), sent or not.
+    handed: u64,
+    /// Records, in the order given, of which every one up to here was accepted
+    /// (or reported as over 1 MiB): a rerun resumes after them.
+    committed: u64,
+    /// Records over 1 MiB dropped since the last accepted batch.
+    skipped_in_batch: u64,
+    /// It gave up: nothing more is sent.
+    stopped: bool,
+    trouble: Trouble,
 }
 
 impl std::fmt::Debug for KinesisSink {
@@ -108,6 +112,7 @@ fn partition_key(line: &[u8], path: &[String]) -> String {
 impl KinesisSink {
     /// A sink into `stream`, with partition keys from the dotted field `key_field`.
     pub fn new(aws: Arc<Aws>, stream: &str, key_field: &str) -> KinesisSink {
+        let trouble = aws.trouble(&format!("kinesis://{stream}"));
         KinesisSink {
             client: aws.kinesis(),
             aws,
@@ -118,6 +123,11 @@ impl KinesisSink {
             lines: LineBuffer::default(),
             stats: SinkStats::default(),
             seed: 0x9e37_79b9_7f4a_7c15,
+            handed: 0,
+            committed: 0,
+            skipped_in_batch: 0,
+            stopped: false,
+            trouble,
         }
     }
 
@@ -131,10 +141,12 @@ impl KinesisSink {
     }
 
     fn add(&mut self, line: &[u8]) -> anyhow::Result<()> {
+        self.handed += 1;
         let key = partition_key(line, &self.key_path);
         let size = line.len() + key.len();
         if size > MAX_RECORD_BYTES {
             self.stats.too_large += 1;
+            self.skipped_in_batch += 1;
             tracing::error!(
                 "a record of {size} bytes is over Kinesis's 1 MiB limit and was not sent to kinesis://{} (it starts {:?})",
                 self.stream,
@@ -150,9 +162,14 @@ impl KinesisSink {
         Ok(())
     }
 
-    /// Sends the current batch, resending failed records until all are accepted.
+    /// Sends the current batch, resending failed records until all are accepted,
+    /// a permanent error, Ctrl-C, or --operation-timeout of failures in a row.
     fn send(&mut self) -> anyhow::Result<()> {
+        if self.stopped {
+            anyhow::bail!("kinesis://{} stopped on an earlier error", self.stream);
+        }
         if self.batch.is_empty() {
+            self.committed += std::mem::take(&mut self.skipped_in_batch);
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
@@ -164,6 +181,7 @@ impl KinesisSink {
             self.seed,
         );
         let mut pending: Vec<usize> = (0..batch.len()).collect();
+        let mut first_failure: Option<Instant> = None;
         loop {
             let entries = pending
                 .iter()
@@ -176,14 +194,19 @@ impl KinesisSink {
                 .collect::<Result<Vec<_>, _>>()
                 .context("cannot build a PutRecords entry")?;
             self.stats.calls += 1;
-            let outcome = self.aws.block_on(
+            let outcome = self.aws.call(
                 self.client
                     .put_records()
                     .stream_name(&self.stream)
                     .set_records(Some(entries))
                     .send(),
             );
-            let last_error = match outcome {
+            let Ok(outcome) = outcome else {
+                return Err(self
+                    .gave_up(pending.len(), "interrupted")
+                    .context(Interrupted));
+            };
+            let failure = match outcome {
                 Ok(out) => {
                     let failed: Vec<usize> = out
                         .records()
@@ -198,38 +221,89 @@ impl KinesisSink {
                         .find_map(|r| r.error_code().map(str::to_string));
                     self.stats.records += (pending.len() - failed.len()) as u64;
                     if failed.is_empty() {
+                        self.trouble.succeeded();
+                        self.committed +=
+                            batch.len() as u64 + std::mem::take(&mut self.skipped_in_batch);
                         return Ok(());
                     }
                     self.stats.retried += failed.len() as u64;
-                    tracing::debug!(
-                        "kinesis://{}: {} of {} records failed ({}), resending",
-                        self.stream,
-                        failed.len(),
-                        pending.len(),
-                        reason.as_deref().unwrap_or("?")
-                    );
+                    let code = reason.unwrap_or_default();
+                    let e = CallError {
+                        class: super::classify(Some(&code), None),
+                        text: format!(
+                            "{} of {} records rejected ({code})",
+                            failed.len(),
+                            pending.len()
+                        ),
+                        code: Some(code),
+                    };
                     pending = failed;
-                    reason.unwrap_or_default()
+                    e
                 }
-                Err(e) => {
-                    let text = error_text(&e);
-                    let code = e.code().unwrap_or_default().to_string();
-                    if code == "ResourceNotFoundException" || code == "AccessDeniedException" {
-                        anyhow::bail!("cannot write to kinesis://{}: {text}", self.stream);
-                    }
-                    tracing::debug!("kinesis://{}: PutRecords failed: {text}", self.stream);
-                    text
-                }
+                Err(e) => CallError::from_sdk(&e),
             };
-            if backoff.attempts() + 1 >= MAX_ATTEMPTS {
-                anyhow::bail!(
-                    "{} records could not be written to kinesis://{} after {MAX_ATTEMPTS} attempts (last error: {last_error})",
+            if failure.class == Class::Permanent {
+                return Err(self.gave_up(
                     pending.len(),
-                    self.stream
-                );
+                    &format!("{}; {}", failure.text, failure.hint()),
+                ));
             }
-            std::thread::sleep(backoff.next_delay());
+            let since = *first_failure.get_or_insert_with(Instant::now);
+            if since.elapsed() >= self.aws.timeouts.operation {
+                self.trouble.end("gave up");
+                return Err(self.gave_up(
+                    pending.len(),
+                    &format!(
+                        "still failing after {} attempts over {:.1?} (--operation-timeout): {}",
+                        backoff.attempts() + 1,
+                        since.elapsed(),
+                        failure.text
+                    ),
+                ));
+            }
+            let delay = backoff.next_delay();
+            self.trouble.failed(&failure, delay);
+            if self.aws.sleep(delay).is_err() {
+                return Err(self
+                    .gave_up(pending.len(), "interrupted")
+                    .context(Interrupted));
+            }
         }
+    }
+
+    /// The error of a sink that stops: exactly how many records it was given,
+    /// how many the stream accepted and how many it did not.
+    fn gave_up(&mut self, failing: usize, why: &str) -> anyhow::Error {
+        let s = self.stats;
+        let not_written = self.handed - s.records;
+        self.stopped = true;
+        anyhow::anyhow!(
+            "kinesis://{} stopped: {why}. Of the {} records given to it, {} were written and {not_written} were not ({failing} in the failing PutRecords call{}{})",
+            self.stream,
+            self.handed,
+            s.records,
+            if s.too_large > 0 {
+                format!(", {} over 1 MiB", s.too_large)
+            } else {
+                String::new()
+            },
+            {
+                let buffered = not_written
+                    .saturating_sub(failing as u64)
+                    .saturating_sub(s.too_large);
+                if buffered > 0 {
+                    format!(", {buffered} not sent yet")
+                } else {
+                    String::new()
+                }
+            }
+        )
+    }
+
+    /// How many of the records given so far, counted from the first, are in the
+    /// stream (every one of them accepted): where a rerun resumes.
+    pub fn committed(&self) -> u64 {
+        self.committed
     }
 
     /// Sends the pending batch (a partial line waits).
@@ -263,26 +337,6 @@ impl KinesisSink {
             );
         }
         Ok(())
-    }
-}
-
-/// A failed call, reduced to what retrying needs: the service's error code and a
-/// message.
-struct CallError {
-    code: Option<String>,
-    text: String,
-}
-
-impl CallError {
-    fn new<E, R>(e: aws_sdk_kinesis::error::SdkError<E, R>) -> CallError
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
-    {
-        CallError {
-            code: e.code().map(str::to_string),
-            text: error_text(&e),
-        }
     }
 }
 
@@ -352,6 +406,8 @@ struct Shard {
     child: bool,
     next_poll: Option<Instant>,
     backoff_attempts: u32,
+    /// When its reads started failing (retryable errors in a row).
+    failing_since: Option<Instant>,
 }
 
 /// Reads every shard of a stream and sends its records, in order per shard.
@@ -367,6 +423,7 @@ pub struct Reader {
     /// `Some((k, n))`: read only the shards whose hash key range starts in the
     /// k-th of n equal parts of the key space (consumer k of n).
     pub consumer: Option<(u32, u32)>,
+    trouble: Trouble,
 }
 
 /// Which of `n` equal parts of the 128-bit hash key space `start` falls in (from
@@ -386,6 +443,7 @@ impl Reader {
         start: StartPosition,
         checkpoints: BTreeMap<String, String>,
     ) -> Reader {
+        let trouble = aws.trouble(&format!("kinesis://{stream}"));
         Reader {
             aws,
             stream: stream.to_string(),
@@ -393,6 +451,7 @@ impl Reader {
             checkpoints,
             idle_poll: Duration::from_millis(250),
             consumer: None,
+            trouble,
         }
     }
 
@@ -420,7 +479,10 @@ impl Reader {
                     Some(t) => client.list_shards().next_token(t),
                     None => client.list_shards().stream_name(&self.stream),
                 };
-                self.aws.block_on(req.send()).map_err(CallError::new)
+                Ok(self
+                    .aws
+                    .call(req.send())?
+                    .map_err(|e| CallError::from_sdk(&e)))
             })?;
             let listed: std::collections::BTreeSet<&str> =
                 out.shards().iter().map(|s| s.shard_id()).collect();
@@ -488,43 +550,31 @@ impl Reader {
                     .shard_iterator_type(ShardIteratorType::AtTimestamp)
                     .timestamp(DateTime::from_millis(ms)),
             };
-            self.aws.block_on(req.send()).map_err(CallError::new)
+            Ok(self
+                .aws
+                .call(req.send())?
+                .map_err(|e| CallError::from_sdk(&e)))
         })?;
         Ok(out.shard_iterator().map(str::to_string))
     }
 
-    /// Runs `call` until it succeeds, a permanent error (no such stream, access
-    /// denied, a bad argument) or [`READ_ATTEMPTS`] failures, with backoff.
+    /// Runs `call` until it succeeds, a permanent error (bad credentials, no such
+    /// stream, access denied, a bad argument), Ctrl-C, `stop`, or failures for
+    /// --operation-timeout, with backoff.
     fn retrying<T>(
         &self,
         what: &str,
         stop: &AtomicBool,
-        mut call: impl FnMut() -> Result<T, CallError>,
+        mut call: impl FnMut() -> Result<Result<T, CallError>, Interrupted>,
     ) -> anyhow::Result<T> {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10), 17);
-        loop {
-            let e = match call() {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            let permanent = matches!(
-                e.code.as_deref(),
-                Some(
-                    "ResourceNotFoundException"
-                        | "AccessDeniedException"
-                        | "InvalidArgumentException"
-                        | "UnrecognizedClientException"
-                )
-            );
-            let text = e.text;
-            if permanent || backoff.attempts() + 1 >= READ_ATTEMPTS || stop.load(Ordering::Relaxed)
-            {
-                anyhow::bail!("{what}: {text}");
+        let mut trouble = self.trouble.clone();
+        retry(&self.aws, &mut trouble, 17, || {
+            if stop.load(Ordering::Relaxed) {
+                return Err(Interrupted);
             }
-            let delay = backoff.next_delay();
-            tracing::warn!("{what}: {text}; retrying in {delay:.1?}");
-            std::thread::sleep(delay);
-        }
+            call()
+        })
+        .map_err(|g| g.into_error(what))
     }
 
     fn poll_loop(&mut self, tx: &SyncSender<Event>, stop: &AtomicBool) -> anyhow::Result<()> {
@@ -566,12 +616,17 @@ impl Reader {
                 let Some(it) = shard.iterator.clone() else {
                     continue;
                 };
-                match self
+                let got = self
                     .aws
-                    .block_on(client.get_records().shard_iterator(it).limit(10_000).send())
-                {
+                    .call(client.get_records().shard_iterator(it).limit(10_000).send())
+                    .map_err(|i| {
+                        anyhow::Error::new(i).context(format!("kinesis://{}", self.stream))
+                    })?;
+                match got {
                     Ok(out) => {
                         shard.backoff_attempts = 0;
+                        shard.failing_since = None;
+                        self.trouble.succeeded();
                         if let Some(r) = out.records().last() {
                             shard.last_read = Some(r.sequence_number().to_string());
                         }
@@ -601,43 +656,45 @@ impl Reader {
                         }
                     }
                     Err(e) => {
-                        let code = e.code().unwrap_or_default().to_string();
-                        let text = error_text(&e);
-                        match code.as_str() {
-                            "ExpiredIteratorException" => {
-                                tracing::debug!(
-                                    "kinesis://{}/{id}: iterator expired, renewing",
-                                    self.stream
+                        let e = CallError::from_sdk(&e);
+                        if e.code.as_deref() == Some("ExpiredIteratorException") {
+                            tracing::debug!(
+                                "kinesis://{}/{id}: iterator expired, renewing",
+                                self.stream
+                            );
+                            shard.iterator = None;
+                        } else if e.class == Class::Permanent {
+                            anyhow::bail!(
+                                "cannot read kinesis://{}/{id}: {}; {}",
+                                self.stream,
+                                e.text,
+                                e.hint()
+                            );
+                        } else {
+                            // Throttling (ProvisionedThroughputExceeded), 5xx, timeouts.
+                            let since = *shard.failing_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() >= self.aws.timeouts.operation {
+                                self.trouble.end("gave up");
+                                anyhow::bail!(
+                                    "cannot read kinesis://{}/{id}: still failing after {} attempts over {:.1?} (--operation-timeout): {}",
+                                    self.stream,
+                                    shard.backoff_attempts + 1,
+                                    since.elapsed(),
+                                    e.text
                                 );
-                                shard.iterator = None;
                             }
-                            "ResourceNotFoundException" | "AccessDeniedException" => {
-                                anyhow::bail!("cannot read kinesis://{}/{id}: {text}", self.stream);
+                            let mut b = Backoff::new(
+                                Duration::from_millis(200),
+                                Duration::from_secs(10),
+                                0x2545_f491_4f6c_dd1d ^ u64::from(shard.backoff_attempts),
+                            );
+                            for _ in 0..shard.backoff_attempts {
+                                b.next_delay();
                             }
-                            _ => {
-                                // Throttling (ProvisionedThroughputExceeded), 5xx, timeouts.
-                                let mut b = Backoff::new(
-                                    Duration::from_millis(200),
-                                    Duration::from_secs(10),
-                                    0x2545_f491_4f6c_dd1d ^ u64::from(shard.backoff_attempts),
-                                );
-                                for _ in 0..shard.backoff_attempts {
-                                    b.next_delay();
-                                }
-                                shard.backoff_attempts += 1;
-                                let delay = b.next_delay();
-                                tracing::debug!(
-                                    "kinesis://{}/{id}: {text}; retrying in {delay:?}",
-                                    self.stream
-                                );
-                                shard.next_poll = Some(Instant::now() + delay);
-                                if shard.backoff_attempts >= READ_ATTEMPTS {
-                                    anyhow::bail!(
-                                        "cannot read kinesis://{}/{id}: {text}",
-                                        self.stream
-                                    );
-                                }
-                            }
+                            shard.backoff_attempts += 1;
+                            let delay = b.next_delay();
+                            self.trouble.failed(&e, delay);
+                            shard.next_poll = Some(Instant::now() + delay);
                         }
                     }
                 }

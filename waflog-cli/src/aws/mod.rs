@@ -7,10 +7,13 @@ pub mod s3;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::http::HttpResponse;
 
 use crate::cli::GlobalArgs;
 
@@ -21,7 +24,67 @@ pub struct Aws {
     config: aws_config::SdkConfig,
     /// Path-style S3 addressing: on when an endpoint URL is given (local servers).
     path_style: bool,
+    /// Network timeouts and the retry budget.
+    pub timeouts: Timeouts,
+    /// Set by Ctrl-C: every network wait ([`Aws::call`], [`Aws::sleep`]) ends.
+    stop: Arc<AtomicBool>,
+    /// Episodes of trouble by path, shared by the threads of one path.
+    troubles: std::sync::Mutex<std::collections::BTreeMap<String, Trouble>>,
 }
+
+/// Network timeouts of every AWS call (`--connect-timeout`, `--read-timeout`,
+/// `--operation-timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Opening a connection.
+    pub connect: Duration,
+    /// Waiting for the next bytes of an answer.
+    pub read: Duration,
+    /// One operation, its retries included: a call still failing this long after
+    /// its first failure stops the run.
+    pub operation: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(30),
+            operation: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Timeouts {
+    /// From the global flags.
+    pub fn from_args(global: &GlobalArgs) -> anyhow::Result<Timeouts> {
+        let parse = |flag: &str, text: &str| -> anyhow::Result<Duration> {
+            let d = humantime::parse_duration(text)
+                .map_err(|e| anyhow::anyhow!("{flag} {text}: {e}"))?;
+            if d.is_zero() {
+                anyhow::bail!("{flag} {text}: must be more than zero");
+            }
+            Ok(d)
+        };
+        Ok(Timeouts {
+            connect: parse("--connect-timeout", &global.connect_timeout)?,
+            read: parse("--read-timeout", &global.read_timeout)?,
+            operation: parse("--operation-timeout", &global.operation_timeout)?,
+        })
+    }
+}
+
+/// A network wait ended by Ctrl-C: the command saves what it can and exits 130.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted (Ctrl-C)")
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// A two-thread Tokio runtime for network I/O (threads `waflog-<what>`).
 pub fn io_runtime(what: &str) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -38,8 +101,19 @@ impl Aws {
     /// `--endpoint-url` first, then the environment (`AWS_REGION`, `AWS_PROFILE`,
     /// `AWS_ENDPOINT_URL`, ...) and the shared config files.
     pub fn new(global: &GlobalArgs) -> anyhow::Result<Aws> {
+        let timeouts = Timeouts::from_args(global)?;
+        // Ctrl-C ends every network wait (a hung endpoint included) within 50 ms.
+        crate::cmd::stream::install_ctrl_c()?;
+        let stop = crate::cmd::stream::ctrl_c_flag();
         let runtime = io_runtime("aws")?;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(timeouts.connect)
+                .read_timeout(timeouts.read)
+                .operation_attempt_timeout(timeouts.operation)
+                .operation_timeout(timeouts.operation)
+                .build(),
+        );
         if let Some(r) = &global.region {
             loader = loader.region(Region::new(r.clone()));
         }
@@ -66,7 +140,57 @@ impl Aws {
             runtime,
             config,
             path_style,
+            timeouts,
+            stop,
+            troubles: std::sync::Mutex::default(),
         })
+    }
+
+    /// The episodes of trouble of the path `what` (`s3://bucket`,
+    /// `kinesis://stream`), shared by every thread that calls it.
+    pub fn trouble(&self, what: &str) -> Trouble {
+        match self.troubles.lock() {
+            Ok(mut m) => m
+                .entry(what.to_string())
+                .or_insert_with(|| Trouble::new(what))
+                .clone(),
+            Err(_) => Trouble::new(what),
+        }
+    }
+
+    /// True once Ctrl-C was pressed.
+    pub fn interrupted(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Runs `f` to completion on the runtime, unless Ctrl-C comes first: a call
+    /// under way when Ctrl-C comes gets half a second more (the last batch of a
+    /// sink usually gets through), then is abandoned.
+    pub fn call<F: Future>(&self, f: F) -> Result<F::Output, Interrupted> {
+        let _waiting = Waiting::new();
+        let stop = Arc::clone(&self.stop);
+        self.runtime.block_on(async move {
+            tokio::select! {
+                v = f => Ok(v),
+                () = stopped(&stop) => Err(Interrupted),
+            }
+        })
+    }
+
+    /// Sleeps `d`, unless Ctrl-C comes first.
+    pub fn sleep(&self, d: Duration) -> Result<(), Interrupted> {
+        let _waiting = Waiting::new();
+        let until = Instant::now() + d;
+        loop {
+            if self.interrupted() {
+                return Err(Interrupted);
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(());
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(50)));
+        }
     }
 
     /// The shared configuration (region, credentials, endpoint).
@@ -96,6 +220,375 @@ impl Aws {
     pub fn handle(&self) -> tokio::runtime::Handle {
         self.runtime.handle().clone()
     }
+}
+
+/// An AWS network wait under way: Ctrl-C ends it (and the run) gracefully.
+struct Waiting;
+
+impl Waiting {
+    fn new() -> Waiting {
+        crate::cmd::stream::AWS_WAITS.fetch_add(1, Ordering::SeqCst);
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        crate::cmd::stream::AWS_WAITS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Resolves half a second after `stop` is set (checked every 50 ms).
+async fn stopped(stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+/// Whether a failed call is worth another try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Throttling, 5xx, timeouts, connection failures: retried with backoff.
+    Retryable,
+    /// Bad or expired credentials, access denied, a missing bucket, key or
+    /// stream, a bad request: retrying cannot help; fail at once.
+    Permanent,
+}
+
+/// Error codes that mean the credentials themselves were refused.
+const CREDENTIAL_CODES: &[&str] = &[
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "IncompleteSignatureException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "TokenRefreshRequired",
+    "RequestExpired",
+    "UnrecognizedClientException",
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "InvalidToken",
+    "MissingAuthenticationToken",
+    "MissingAuthenticationTokenException",
+    "AuthFailure",
+];
+
+/// Error codes that mean the identity may not do this.
+const ACCESS_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "AllAccessDisabled",
+    "KMSAccessDeniedException",
+    "KMSDisabledException",
+    "KMSNotFoundException",
+    "KMSInvalidStateException",
+];
+
+/// Error codes that mean the bucket, key or stream does not exist.
+const MISSING_CODES: &[&str] = &[
+    "NoSuchBucket",
+    "NoSuchKey",
+    "ResourceNotFoundException",
+    "NotFound",
+];
+
+/// Error codes that are temporary whatever their HTTP status.
+const RETRYABLE_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "SlowDown",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "BandwidthLimitExceeded",
+    "ServiceUnavailable",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "PriorRequestNotComplete",
+    "KMSThrottlingException",
+];
+
+/// A failed call reduced to what retrying and the message need.
+#[derive(Debug, Clone)]
+pub struct CallError {
+    /// The service's error code, if it answered with one.
+    pub code: Option<String>,
+    /// Retry or not.
+    pub class: Class,
+    /// The full text of the error.
+    pub text: String,
+}
+
+impl CallError {
+    /// From any SDK error: a service error by its code (then its HTTP status), a
+    /// timeout, connection or response failure as retryable, a request that could
+    /// not be built (no credentials found, a bad argument) as permanent.
+    pub fn from_sdk<E>(e: &aws_sdk_s3::error::SdkError<E, HttpResponse>) -> CallError
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        use aws_sdk_s3::error::SdkError;
+        let text = error_text(e);
+        match e {
+            SdkError::ServiceError(s) => {
+                let code = s.err().code().map(str::to_string);
+                let status = s.raw().status().as_u16();
+                CallError {
+                    class: classify(code.as_deref(), Some(status)),
+                    code,
+                    text,
+                }
+            }
+            SdkError::ConstructionFailure(_) => CallError {
+                code: None,
+                class: Class::Permanent,
+                text,
+            },
+            SdkError::DispatchFailure(d) if d.is_user() => CallError {
+                code: None,
+                class: Class::Permanent,
+                text,
+            },
+            _ => CallError {
+                code: None,
+                class: Class::Retryable,
+                text,
+            },
+        }
+    }
+
+    /// What the user can do about a permanent error, for the message.
+    pub fn hint(&self) -> &'static str {
+        let code = self.code.as_deref().unwrap_or_default();
+        if CREDENTIAL_CODES.contains(&code) {
+            "the AWS credentials were refused: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or --profile, get a new session token if it expired (AWS_SESSION_TOKEN, `aws sso login`), and that this machine's clock is right"
+        } else if ACCESS_CODES.contains(&code) {
+            "access denied: give this identity the permission the call needs (s3:ListBucket and s3:GetObject to read S3, s3:PutObject to write, kinesis:ListShards/GetShardIterator/GetRecords to read a stream, kinesis:PutRecords to write), or check the bucket or key policy"
+        } else if MISSING_CODES.contains(&code) {
+            "not found: check the bucket or stream name, --region and --endpoint-url"
+        } else if self.code.is_none() {
+            "check the credentials (AWS_ACCESS_KEY_ID, --profile), --region and --endpoint-url"
+        } else {
+            "the request was refused; retrying cannot help"
+        }
+    }
+}
+
+/// Retry or not, from a service's error code and HTTP status.
+pub fn classify(code: Option<&str>, status: Option<u16>) -> Class {
+    let code = code.unwrap_or_default();
+    if RETRYABLE_CODES.contains(&code) {
+        return Class::Retryable;
+    }
+    if CREDENTIAL_CODES.contains(&code)
+        || ACCESS_CODES.contains(&code)
+        || MISSING_CODES.contains(&code)
+    {
+        return Class::Permanent;
+    }
+    match status {
+        Some(429) | Some(408) => Class::Retryable,
+        Some(s) if s >= 500 => Class::Retryable,
+        Some(s) if (400..500).contains(&s) => Class::Permanent,
+        _ => Class::Retryable,
+    }
+}
+
+/// One path's episodes of trouble (a run of failing calls): a WARN when one
+/// starts, a WARN when it ends saying how long it lasted and how many calls
+/// were retried, so retries are visible at the default log level without a line
+/// per retry. Clones share the episode (several download threads of one bucket).
+#[derive(Debug, Clone)]
+pub struct Trouble {
+    state: Arc<std::sync::Mutex<TroubleState>>,
+}
+
+#[derive(Debug)]
+struct TroubleState {
+    what: String,
+    since: Option<Instant>,
+    last_failure: Option<Instant>,
+    /// The first success after the last failure.
+    recovered: Option<Instant>,
+    retries: u64,
+}
+
+/// An episode ends after this long without a failure.
+const CALM: Duration = Duration::from_secs(5);
+
+impl Trouble {
+    /// For the path named `what` (`s3://bucket/prefix`, `kinesis://stream`).
+    pub fn new(what: &str) -> Trouble {
+        Trouble {
+            state: Arc::new(std::sync::Mutex::new(TroubleState {
+                what: what.to_string(),
+                since: None,
+                last_failure: None,
+                recovered: None,
+                retries: 0,
+            })),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut TroubleState) -> T) -> T {
+        match self.state.lock() {
+            Ok(mut s) => f(&mut s),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    /// A call failed and will be retried after `delay`.
+    pub fn failed(&self, e: &CallError, delay: Duration) {
+        self.with(|s| {
+            let now = Instant::now();
+            if s.since.is_none() {
+                s.since = Some(now);
+                tracing::warn!(
+                    "{}: {}; retrying with backoff (a warning follows when it recovers)",
+                    s.what,
+                    e.text
+                );
+            } else {
+                tracing::debug!("{}: {}; retrying in {delay:.1?}", s.what, e.text);
+            }
+            s.retries += 1;
+            s.last_failure = Some(now);
+            s.recovered = None;
+        });
+    }
+
+    /// A call succeeded: ends the episode once calls have succeeded for a while.
+    pub fn succeeded(&self) {
+        self.with(|s| {
+            if s.since.is_some() && s.recovered.is_none() {
+                s.recovered = Some(Instant::now());
+            }
+            if s.last_failure.is_some_and(|t| t.elapsed() >= CALM) {
+                s.end("recovered");
+            }
+        });
+    }
+
+    /// Reports an open episode (when giving up).
+    pub fn end(&self, how: &str) {
+        self.with(|s| s.end(how));
+    }
+}
+
+impl TroubleState {
+    fn end(&mut self, how: &str) {
+        if let Some(since) = self.since.take() {
+            let until = self.recovered.unwrap_or_else(Instant::now);
+            tracing::warn!(
+                "{}: {how} after {} retried calls over {:.1?} of trouble",
+                self.what,
+                self.retries,
+                until.duration_since(since)
+            );
+        }
+        self.retries = 0;
+        self.last_failure = None;
+        self.recovered = None;
+    }
+}
+
+impl Drop for TroubleState {
+    fn drop(&mut self) {
+        if self.since.is_some() {
+            let how = if self.recovered.is_some() {
+                "recovered"
+            } else {
+                "trouble ended"
+            };
+            self.end(how);
+        }
+    }
+}
+
+/// Why a retried operation stopped.
+#[derive(Debug)]
+pub enum GaveUp {
+    /// Ctrl-C.
+    Interrupted,
+    /// A permanent error (retrying cannot help).
+    Permanent(CallError),
+    /// Still failing after the retry budget (`--operation-timeout` since the first
+    /// failure).
+    Exhausted(CallError, u32, Duration),
+}
+
+impl GaveUp {
+    /// An error for the user: what failed, why, and what to do.
+    pub fn into_error(self, what: &str) -> anyhow::Error {
+        match self {
+            GaveUp::Interrupted => anyhow::Error::new(Interrupted).context(what.to_string()),
+            GaveUp::Permanent(e) => anyhow::anyhow!("{what}: {}; {}", e.text, e.hint()),
+            GaveUp::Exhausted(e, attempts, d) => anyhow::anyhow!(
+                "{what}: still failing after {attempts} attempts over {d:.1?} (--operation-timeout): {}",
+                e.text
+            ),
+        }
+    }
+}
+
+/// Runs `call` until it succeeds, fails permanently, or has been failing for
+/// `timeouts.operation`; retryable failures wait with exponential backoff and
+/// full jitter (0.2 s doubling to 10 s) and are reported through `trouble`.
+pub fn retry<T>(
+    aws: &Aws,
+    trouble: &mut Trouble,
+    seed: u64,
+    mut call: impl FnMut() -> Result<Result<T, CallError>, Interrupted>,
+) -> Result<T, GaveUp> {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10), seed);
+    let mut first_failure: Option<Instant> = None;
+    loop {
+        let e = match call() {
+            Err(Interrupted) => return Err(GaveUp::Interrupted),
+            Ok(Ok(v)) => {
+                trouble.succeeded();
+                return Ok(v);
+            }
+            Ok(Err(e)) => e,
+        };
+        if e.class == Class::Permanent {
+            return Err(GaveUp::Permanent(e));
+        }
+        let since = *first_failure.get_or_insert_with(Instant::now);
+        if since.elapsed() >= aws.timeouts.operation {
+            trouble.end("gave up");
+            return Err(GaveUp::Exhausted(
+                e,
+                backoff.attempts() + 1,
+                since.elapsed(),
+            ));
+        }
+        let delay = backoff.next_delay();
+        trouble.failed(&e, delay);
+        if aws.sleep(delay).is_err() {
+            return Err(GaveUp::Interrupted);
+        }
+    }
+}
+
+/// True when the error chain holds an [`Interrupted`].
+pub fn is_interrupted(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Interrupted>().is_some()
+        || e.chain().any(|c| {
+            c.downcast_ref::<Interrupted>().is_some()
+                || c.downcast_ref::<std::io::Error>()
+                    .and_then(|io| io.get_ref())
+                    .is_some_and(|inner| inner.is::<Interrupted>())
+        })
 }
 
 /// The AWS context of a run, created on first use (runs that touch no s3:// or
@@ -238,6 +731,39 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, [&b"a"[..], b"bc", b"d"]);
+    }
+
+    #[test]
+    fn errors_are_classified_by_code_then_status() {
+        use Class::{Permanent, Retryable};
+        for (code, status, want) in [
+            (Some("SlowDown"), Some(503), Retryable),
+            (
+                Some("ProvisionedThroughputExceededException"),
+                Some(400),
+                Retryable,
+            ),
+            (Some("ThrottlingException"), Some(400), Retryable),
+            (Some("InternalFailure"), Some(500), Retryable),
+            (Some("InvalidSignatureException"), Some(400), Permanent),
+            (Some("ExpiredTokenException"), Some(400), Permanent),
+            (Some("UnrecognizedClientException"), Some(400), Permanent),
+            (Some("AccessDenied"), Some(403), Permanent),
+            (Some("NoSuchBucket"), Some(404), Permanent),
+            (Some("ResourceNotFoundException"), Some(400), Permanent),
+            (Some("SomethingNew"), Some(502), Retryable),
+            (Some("SomethingNew"), Some(429), Retryable),
+            (Some("SomethingNew"), Some(400), Permanent),
+            (None, None, Retryable),
+        ] {
+            assert_eq!(classify(code, status), want, "{code:?} {status:?}");
+        }
+        let e = CallError {
+            code: Some("ExpiredToken".into()),
+            class: Permanent,
+            text: String::new(),
+        };
+        assert!(e.hint().contains("session token"));
     }
 
     #[test]

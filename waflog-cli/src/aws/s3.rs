@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_sdk_s3::primitives::ByteStream;
@@ -18,7 +19,9 @@ use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
-use super::{Aws, LineBuffer, error_text};
+use super::{
+    Aws, Backoff, CallError, Class, GaveUp, Interrupted, LineBuffer, Trouble, error_text, retry,
+};
 use crate::source::file::{Failure, Input};
 
 /// Decompressed bytes are handed to the parser in blocks of this size.
@@ -91,28 +94,38 @@ pub fn list(
 ) -> anyhow::Result<Vec<ObjectInfo>> {
     let client = aws.s3();
     let mut objects = Vec::new();
-    aws.block_on(async {
-        let mut pages = client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                anyhow::anyhow!("cannot list s3://{bucket}/{prefix}: {}", error_text(&e))
-            })?;
-            for o in page.contents() {
-                if let Some(key) = o.key() {
-                    objects.push(ObjectInfo {
-                        key: key.to_string(),
-                        size: o.size().map_or(0, |s| s.max(0) as u64),
-                    });
-                }
+    let mut trouble = aws.trouble(&format!("s3://{bucket}"));
+    let what = format!("cannot list s3://{bucket}/{prefix}");
+    let mut token: Option<String> = None;
+    loop {
+        let page = retry(aws, &mut trouble, 0x7f4a_7c15, || {
+            let out = aws.call(
+                client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(token.clone())
+                    .send(),
+            )?;
+            Ok(out.map_err(|e| CallError::from_sdk(&e)))
+        })
+        .map_err(|g| g.into_error(&what))?;
+        for o in page.contents() {
+            if let Some(key) = o.key() {
+                objects.push(ObjectInfo {
+                    key: key.to_string(),
+                    size: o.size().map_or(0, |s| s.max(0) as u64),
+                });
             }
         }
-        anyhow::Ok(())
-    })?;
+        token = page
+            .next_continuation_token()
+            .filter(|_| page.is_truncated() == Some(true))
+            .map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
     objects.retain(|o| match key_time(&o.key) {
         Some(t) => from.is_none_or(|f| t.as_str() >= f) && to.is_none_or(|u| t.as_str() < u),
         None => true,
@@ -125,7 +138,20 @@ enum Chunk {
     Begin(String, u64),
     Data(Vec<u8>),
     End,
-    Failed(String),
+    Failed(Failed),
+}
+
+/// Why an object's bytes stopped early.
+#[derive(Debug, Clone)]
+pub enum Failed {
+    /// The object itself is damaged (not gzip it claims to be, truncated): what
+    /// was decoded is kept, the rest is dead-lettered and the run goes on.
+    Corrupt(String),
+    /// S3 could not be read (still failing after the retries, or a permanent
+    /// error): the run stops; nothing is skipped.
+    Fatal(String),
+    /// Ctrl-C.
+    Interrupted,
 }
 
 /// The objects of a listing as inputs, in order, downloaded and decompressed on a
@@ -143,6 +169,16 @@ impl std::fmt::Debug for ObjectStream {
     }
 }
 
+type Prefetch = tokio::task::JoinHandle<
+    Result<
+        aws_sdk_s3::operation::get_object::GetObjectOutput,
+        aws_sdk_s3::error::SdkError<
+            aws_sdk_s3::operation::get_object::GetObjectError,
+            aws_sdk_s3::config::http::HttpResponse,
+        >,
+    >,
+>;
+
 /// Starts downloading `objects` of `bucket` in order.
 pub fn stream(aws: Arc<Aws>, bucket: &str, objects: Vec<ObjectInfo>) -> ObjectStream {
     let (tx, rx) = sync_channel(BLOCKS_IN_FLIGHT);
@@ -151,9 +187,10 @@ pub fn stream(aws: Arc<Aws>, bucket: &str, objects: Vec<ObjectInfo>) -> ObjectSt
         .name("waflog-s3-read".into())
         .spawn(move || {
             let client = aws.s3();
+            let mut trouble = aws.trouble(&format!("s3://{b}"));
             // The next object's GET is sent while this one is read, so the request
             // round trip overlaps the decompression.
-            let get = |key: &str| {
+            let get = |key: &str| -> Prefetch {
                 let req = client.get_object().bucket(&b).key(key).send();
                 aws.handle().spawn(req)
             };
@@ -164,17 +201,25 @@ pub fn stream(aws: Arc<Aws>, bucket: &str, objects: Vec<ObjectInfo>) -> ObjectSt
                 if tx.send(Chunk::Begin(o.key.clone(), o.size)).is_err() {
                     return;
                 }
-                let response = aws
-                    .block_on(this)
-                    .map_err(|e| format!("cannot get the object: {e}"))
-                    .and_then(|r| {
-                        r.map_err(|e| format!("cannot get the object: {}", error_text(&e)))
-                    });
-                let end = match response.and_then(|r| download(&aws, r, &tx)) {
-                    Ok(()) => Chunk::End,
-                    Err(reason) => Chunk::Failed(reason),
+                let body = ObjectBody {
+                    aws: &aws,
+                    client: &client,
+                    bucket: &b,
+                    key: &o.key,
+                    prefetched: Some(this),
+                    body: None,
+                    chunk: bytes::Bytes::new(),
+                    offset: 0,
+                    trouble: &mut trouble,
+                    failed: None,
+                    seed: 0x51ed_270b_2729_4e3b ^ i as u64,
                 };
-                if tx.send(end).is_err() {
+                let end = match download(body, o.size, &tx) {
+                    Ok(()) => Chunk::End,
+                    Err(f) => Chunk::Failed(f),
+                };
+                let stop = matches!(end, Chunk::Failed(Failed::Fatal(_) | Failed::Interrupted));
+                if tx.send(end).is_err() || stop {
                     return;
                 }
             }
@@ -189,22 +234,34 @@ pub fn stream(aws: Arc<Aws>, bucket: &str, objects: Vec<ObjectInfo>) -> ObjectSt
     }
 }
 
-/// Reads and decompresses one object's response into the channel.
-fn download(
-    aws: &Aws,
-    resp: aws_sdk_s3::operation::get_object::GetObjectOutput,
-    tx: &SyncSender<Chunk>,
-) -> Result<(), String> {
-    let body = BodyReader {
-        handle: aws.handle(),
-        body: resp.body,
-        chunk: bytes::Bytes::new(),
+/// Reads and decompresses one object into the channel.
+fn download(body: ObjectBody<'_>, size: u64, tx: &SyncSender<Chunk>) -> Result<(), Failed> {
+    let failed = Arc::new(Mutex::new(None::<Failed>));
+    let offset = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let body = FailSlot {
+        inner: body,
+        slot: Arc::clone(&failed),
+        offset: Arc::clone(&offset),
+    };
+    // Records (lines) handed over, for the message when the object turns out damaged.
+    let mut records = 0u64;
+    let damaged = |records: u64| {
+        format!(
+            "after {records} records were read from it, at byte {} of its {size} stored bytes; the rest of it could not be decoded",
+            offset.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    };
+    let took = |e: &io::Error| -> Option<Failed> {
+        let _ = e;
+        failed.lock().ok().and_then(|mut f| f.take())
     };
     let mut buffered = BufReader::with_capacity(256 << 10, body);
-    let gzip = buffered
-        .fill_buf()
-        .map_err(|e| format!("cannot read the object: {e}"))?
-        .starts_with(&[0x1f, 0x8b]);
+    let gzip = match buffered.fill_buf() {
+        Ok(head) => head.starts_with(&[0x1f, 0x8b]),
+        Err(e) => {
+            return Err(took(&e).unwrap_or(Failed::Corrupt(format!("cannot read the object: {e}"))));
+        }
+    };
     let mut reader: Box<dyn Read> = if gzip {
         Box::new(MultiGzDecoder::new(buffered))
     } else {
@@ -221,14 +278,18 @@ fn download(
                 Err(e) => {
                     // Hand over what was decoded before the damage, then fail.
                     block.truncate(filled);
+                    records += block.iter().filter(|&&b| b == b'\n').count() as u64;
                     if filled > 0 {
                         let _ = tx.send(Chunk::Data(block));
                     }
-                    return Err(if gzip {
-                        format!("corrupt gzip data: {e}")
+                    if let Some(f) = took(&e) {
+                        return Err(f);
+                    }
+                    return Err(Failed::Corrupt(if gzip {
+                        format!("corrupt gzip data: {e} ({})", damaged(records))
                     } else {
-                        format!("cannot read the object: {e}")
-                    });
+                        format!("cannot read the object: {e} ({})", damaged(records))
+                    }));
                 }
             }
         }
@@ -236,26 +297,162 @@ fn download(
             return Ok(());
         }
         block.truncate(filled);
+        records += block.iter().filter(|&&b| b == b'\n').count() as u64;
         if tx.send(Chunk::Data(block)).is_err() {
             return Ok(());
         }
     }
 }
 
-/// A response body as a blocking reader.
-struct BodyReader {
-    handle: tokio::runtime::Handle,
-    body: ByteStream,
-    chunk: bytes::Bytes,
+/// An [`ObjectBody`] that leaves why it failed in a slot the decoder cannot hide.
+struct FailSlot<'a> {
+    inner: ObjectBody<'a>,
+    slot: Arc<Mutex<Option<Failed>>>,
+    /// Stored bytes read so far.
+    offset: Arc<std::sync::atomic::AtomicU64>,
 }
 
-impl Read for BodyReader {
+impl Read for FailSlot<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.inner.read(buf);
+        self.offset
+            .store(self.inner.offset, std::sync::atomic::Ordering::Relaxed);
+        if let Some(f) = self.inner.failed.take() {
+            if let Ok(mut slot) = self.slot.lock() {
+                *slot = Some(f);
+            }
+        }
+        r
+    }
+}
+
+/// One object's bytes as a blocking reader: a GET that fails (throttling, 5xx, a
+/// connection reset, no byte for --read-timeout) is retried with backoff and the
+/// body resumes at the byte where it stopped (a ranged GET), so a read that
+/// recovers loses nothing; one that does not recover within --operation-timeout
+/// fails the read with [`Failed::Fatal`].
+struct ObjectBody<'a> {
+    aws: &'a Aws,
+    client: &'a aws_sdk_s3::Client,
+    bucket: &'a str,
+    key: &'a str,
+    prefetched: Option<Prefetch>,
+    body: Option<ByteStream>,
+    chunk: bytes::Bytes,
+    /// Bytes of the stored object read so far.
+    offset: u64,
+    trouble: &'a mut Trouble,
+    failed: Option<Failed>,
+    seed: u64,
+}
+
+impl ObjectBody<'_> {
+    fn what(&self) -> String {
+        format!("cannot read s3://{}/{}", self.bucket, self.key)
+    }
+
+    fn fail(&mut self, f: Failed) -> io::Error {
+        let text = match &f {
+            Failed::Interrupted => "interrupted (Ctrl-C)".to_string(),
+            Failed::Fatal(t) | Failed::Corrupt(t) => t.clone(),
+        };
+        self.failed = Some(f);
+        io::Error::other(text)
+    }
+
+    /// A GET from `offset`, retried.
+    fn open(&mut self) -> Result<ByteStream, Failed> {
+        let range = (self.offset > 0).then(|| format!("bytes={}-", self.offset));
+        let mut prefetched = self.prefetched.take().filter(|_| range.is_none());
+        let (aws, client, bucket, key) = (self.aws, self.client, self.bucket, self.key);
+        let what = self.what();
+        retry(aws, self.trouble, self.seed, || {
+            let outcome = match prefetched.take() {
+                Some(h) => match aws.call(h)? {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return Ok(Err(CallError {
+                            code: None,
+                            class: Class::Retryable,
+                            text: format!("the request task failed: {e}"),
+                        }));
+                    }
+                },
+                None => aws.call(
+                    client
+                        .get_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .set_range(range.clone())
+                        .send(),
+                )?,
+            };
+            Ok(outcome.map_err(|e| CallError::from_sdk(&e)))
+        })
+        .map(|o| o.body)
+        .map_err(|g| match g {
+            GaveUp::Interrupted => Failed::Interrupted,
+            g => Failed::Fatal(format!("{:#}", g.into_error(&what))),
+        })
+    }
+}
+
+impl Read for ObjectBody<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut first_failure: Option<Instant> = None;
+        let mut backoff = Backoff::new(
+            Duration::from_millis(200),
+            Duration::from_secs(10),
+            self.seed.rotate_left(7),
+        );
         while self.chunk.is_empty() {
-            match self.handle.block_on(self.body.next()) {
-                None => return Ok(0),
-                Some(Ok(c)) => self.chunk = c,
-                Some(Err(e)) => return Err(io::Error::other(error_text(&e))),
+            let mut body = match self.body.take() {
+                Some(b) => b,
+                None => match self.open() {
+                    Ok(b) => b,
+                    Err(f) => return Err(self.fail(f)),
+                },
+            };
+            let read = self.aws.timeouts.read;
+            let next = self
+                .aws
+                .call(async { tokio::time::timeout(read, body.next()).await });
+            let failure = match next {
+                Err(Interrupted) => return Err(self.fail(Failed::Interrupted)),
+                Ok(Ok(None)) => return Ok(0),
+                Ok(Ok(Some(Ok(c)))) => {
+                    self.offset += c.len() as u64;
+                    self.chunk = c;
+                    self.body = Some(body);
+                    continue;
+                }
+                Ok(Ok(Some(Err(e)))) => error_text(&e),
+                Ok(Err(_)) => format!("no data for {read:?} (--read-timeout)"),
+            };
+            // The body broke off: resume with a ranged GET after a pause.
+            let e = CallError {
+                code: None,
+                class: Class::Retryable,
+                text: format!(
+                    "s3://{}/{} at byte {}: {failure}",
+                    self.bucket, self.key, self.offset
+                ),
+            };
+            let since = *first_failure.get_or_insert_with(Instant::now);
+            if since.elapsed() >= self.aws.timeouts.operation {
+                self.trouble.end("gave up");
+                let what = self.what();
+                return Err(self.fail(Failed::Fatal(format!(
+                    "{what}: still failing after {} attempts over {:.1?} (--operation-timeout): {}",
+                    backoff.attempts() + 1,
+                    since.elapsed(),
+                    e.text
+                ))));
+            }
+            let delay = backoff.next_delay();
+            self.trouble.failed(&e, delay);
+            if self.aws.sleep(delay).is_err() {
+                return Err(self.fail(Failed::Interrupted));
             }
         }
         let n = buf.len().min(self.chunk.len());
@@ -288,6 +485,7 @@ impl Iterator for ObjectStream {
                 pos: 0,
                 done: false,
                 failure: Arc::clone(&failure),
+                stopped: None,
             }),
             size: None,
             failure: Some(failure),
@@ -303,6 +501,8 @@ struct ObjectReader {
     pos: usize,
     done: bool,
     failure: Failure,
+    /// The run must stop: every later read fails the same way.
+    stopped: Option<Failed>,
 }
 
 impl ObjectReader {
@@ -314,9 +514,23 @@ impl ObjectReader {
     }
 }
 
+/// The error an S3 input stops the run with: a read that did not recover, or
+/// Ctrl-C ([`super::Interrupted`]).
+fn stop_error(name: &str, failed: Failed) -> io::Error {
+    match failed {
+        Failed::Interrupted => io::Error::new(io::ErrorKind::Interrupted, super::Interrupted),
+        Failed::Fatal(t) | Failed::Corrupt(t) => {
+            io::Error::other(format!("{name}: {t} (nothing after this point was read)"))
+        }
+    }
+}
+
 impl Read for ObjectReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.block.len() {
+            if let Some(f) = &self.stopped {
+                return Err(stop_error(&self.name, f.clone()));
+            }
             if self.done {
                 return Ok(0);
             }
@@ -330,9 +544,19 @@ impl Read for ObjectReader {
                     self.pos = 0;
                 }
                 Some(Chunk::End) => self.done = true,
-                Some(Chunk::Failed(reason)) => self.fail(reason),
+                Some(Chunk::Failed(Failed::Corrupt(reason))) => self.fail(reason),
+                Some(Chunk::Failed(f)) => {
+                    self.done = true;
+                    self.stopped = Some(f.clone());
+                    return Err(stop_error(&self.name, f));
+                }
                 Some(Chunk::Begin(..)) | None => {
-                    self.fail("the download thread stopped".into());
+                    return Err(stop_error(
+                        &self.name,
+                        self.stopped
+                            .clone()
+                            .unwrap_or(Failed::Fatal("the download thread stopped".into())),
+                    ));
                 }
             }
         }
@@ -427,6 +651,25 @@ pub struct S3Sink {
     last_ts: i64,
     lines: LineBuffer,
     stats: SinkStats,
+    trouble: Trouble,
+}
+
+/// One S3 sink call, retried ([`retry`]) and stopped by Ctrl-C.
+fn send<T, E, F, Fut>(aws: &Aws, trouble: &mut Trouble, what: &str, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<
+            Output = Result<
+                T,
+                aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+            >,
+        >,
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    retry(aws, trouble, 0x3c6e_f372_fe94_f82b, || {
+        Ok(aws.call(f())?.map_err(|e| CallError::from_sdk(&e)))
+    })
+    .map_err(|g| g.into_error(what))
 }
 
 impl std::fmt::Debug for S3Sink {
@@ -452,6 +695,7 @@ impl S3Sink {
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');
         }
+        let trouble = aws.trouble(&format!("s3://{bucket}"));
         S3Sink {
             client: aws.s3(),
             aws,
@@ -464,6 +708,7 @@ impl S3Sink {
             last_ts: 0,
             lines: LineBuffer::default(),
             stats: SinkStats::default(),
+            trouble,
         }
     }
 
@@ -519,7 +764,14 @@ impl S3Sink {
         entry.records += 1;
         if entry.gz.get_ref().len() >= self.part_size {
             let body = std::mem::take(entry.gz.get_mut());
-            Self::upload_part(&self.aws, &self.client, &self.bucket, entry, body)?;
+            Self::upload_part(
+                &self.aws,
+                &self.client,
+                &self.bucket,
+                &mut self.trouble,
+                entry,
+                body,
+            )?;
         }
         Ok(())
     }
@@ -528,42 +780,38 @@ impl S3Sink {
         aws: &Aws,
         client: &aws_sdk_s3::Client,
         bucket: &str,
+        trouble: &mut Trouble,
         o: &mut OpenObject,
         body: Vec<u8>,
     ) -> anyhow::Result<()> {
         let key = o.key.clone();
         let ctx = || format!("cannot upload s3://{bucket}/{key}");
         if o.upload_id.is_none() {
-            let r = aws
-                .block_on(
-                    client
-                        .create_multipart_upload()
-                        .bucket(bucket)
-                        .key(&o.key)
-                        .content_type("application/x-ndjson")
-                        .content_encoding("gzip")
-                        .send(),
-                )
-                .map_err(|e| anyhow::anyhow!(error_text(&e)))
-                .with_context(ctx)?;
+            let r = send(aws, trouble, &ctx(), || {
+                client
+                    .create_multipart_upload()
+                    .bucket(bucket)
+                    .key(&o.key)
+                    .content_type("application/x-ndjson")
+                    .content_encoding("gzip")
+                    .send()
+            })?;
             o.upload_id = r.upload_id().map(str::to_string);
         }
         let upload_id = o.upload_id.clone().context("S3 returned no upload id")?;
         let number = o.parts.len() as i32 + 1;
         o.bytes_out += body.len() as u64;
-        let r = aws
-            .block_on(
-                client
-                    .upload_part()
-                    .bucket(bucket)
-                    .key(&o.key)
-                    .upload_id(&upload_id)
-                    .part_number(number)
-                    .body(ByteStream::from(body))
-                    .send(),
-            )
-            .map_err(|e| anyhow::anyhow!(error_text(&e)))
-            .with_context(ctx)?;
+        let body = bytes::Bytes::from(body);
+        let r = send(aws, trouble, &ctx(), || {
+            client
+                .upload_part()
+                .bucket(bucket)
+                .key(&o.key)
+                .upload_id(&upload_id)
+                .part_number(number)
+                .body(ByteStream::from(body.clone()))
+                .send()
+        })?;
         o.parts.push(
             CompletedPart::builder()
                 .part_number(number)
@@ -596,40 +844,42 @@ impl S3Sink {
         let key = o.key.clone();
         let ctx = || format!("cannot write s3://{}/{key}", self.bucket);
         if o.upload_id.is_some() {
-            Self::upload_part(&self.aws, &self.client, &self.bucket, &mut o, body)?;
+            Self::upload_part(
+                &self.aws,
+                &self.client,
+                &self.bucket,
+                &mut self.trouble,
+                &mut o,
+                body,
+            )?;
             let parts = std::mem::take(&mut o.parts);
-            self.aws
-                .block_on(
-                    self.client
-                        .complete_multipart_upload()
-                        .bucket(&self.bucket)
-                        .key(&o.key)
-                        .set_upload_id(o.upload_id.clone())
-                        .multipart_upload(
-                            CompletedMultipartUpload::builder()
-                                .set_parts(Some(parts))
-                                .build(),
-                        )
-                        .send(),
-                )
-                .map_err(|e| anyhow::anyhow!(error_text(&e)))
-                .with_context(ctx)?;
+            send(&self.aws, &mut self.trouble, &ctx(), || {
+                self.client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&o.key)
+                    .set_upload_id(o.upload_id.clone())
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts.clone()))
+                            .build(),
+                    )
+                    .send()
+            })?;
             self.stats.multipart += 1;
         } else {
             o.bytes_out += body.len() as u64;
-            self.aws
-                .block_on(
-                    self.client
-                        .put_object()
-                        .bucket(&self.bucket)
-                        .key(&o.key)
-                        .content_type("application/x-ndjson")
-                        .content_encoding("gzip")
-                        .body(ByteStream::from(body))
-                        .send(),
-                )
-                .map_err(|e| anyhow::anyhow!(error_text(&e)))
-                .with_context(ctx)?;
+            let body = bytes::Bytes::from(body);
+            send(&self.aws, &mut self.trouble, &ctx(), || {
+                self.client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(&o.key)
+                    .content_type("application/x-ndjson")
+                    .content_encoding("gzip")
+                    .body(ByteStream::from(body.clone()))
+                    .send()
+            })?;
         }
         self.stats.objects += 1;
         self.stats.records += o.records;

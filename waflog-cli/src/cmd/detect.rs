@@ -198,6 +198,8 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         out: file_sink::create_location(args.output.as_deref(), &mut aws, &{
             let mut o = args.sink.options()?;
             o.opensearch.kind = crate::sink::opensearch::DocKind::Results;
+            // Resuming from --state: earlier results stay in the output file.
+            o.append = args.state.as_deref().is_some_and(Path::exists) && !args.fresh;
             o
         })?,
         buf: Vec::with_capacity(OUT_BLOCK * 2),

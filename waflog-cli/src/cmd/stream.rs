@@ -217,6 +217,11 @@ pub fn follow(
                 records::unreadable(&name, line, &reason, stats, dead)?;
             }
             Ok(Msg::End) => return Ok(()),
+            // A reader cut off by Ctrl-C: stop as interrupted, saving state.
+            Ok(Msg::Failed(_)) if stop.load(Ordering::SeqCst) => {
+                tracing::info!("{source}: stopping (interrupted)");
+                return Ok(());
+            }
             Ok(Msg::Failed(e)) => return Err(e.context(format!("cannot read input {source}"))),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
@@ -228,16 +233,48 @@ pub fn follow(
 
 /// Installs a Ctrl-C handler that sets the returned flag (once per process).
 pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = install_ctrl_c()?;
+    GRACEFUL.store(true, Ordering::SeqCst);
+    Ok(stop)
+}
+
+/// Somebody checks the flag [`stop_on_ctrl_c`] returned (a followed input, a
+/// lingering dashboard): Ctrl-C stops gracefully.
+static GRACEFUL: AtomicBool = AtomicBool::new(false);
+
+/// AWS network waits under way ([`crate::aws::Aws::call`] and its sleeps), which
+/// Ctrl-C ends.
+pub static AWS_WAITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Installs the Ctrl-C handler (once per process) and returns the stop flag.
+/// Ctrl-C sets the flags when something checks them (see [`stop_on_ctrl_c`] and
+/// [`AWS_WAITS`]); otherwise it ends the process at once with exit code 130,
+/// as without a handler.
+pub fn install_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     if let Some(f) = FLAG.get() {
         return Ok(Arc::clone(f));
     }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .context("cannot install the Ctrl-C handler")?;
+    let interrupt = ctrl_c_flag();
+    ctrlc::set_handler(move || {
+        flag.store(true, Ordering::SeqCst);
+        interrupt.store(true, Ordering::SeqCst);
+        if !GRACEFUL.load(Ordering::SeqCst) && AWS_WAITS.load(Ordering::SeqCst) == 0 {
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
     let _ = FLAG.set(Arc::clone(&stop));
     Ok(stop)
+}
+
+/// Set by Ctrl-C only (the flag [`stop_on_ctrl_c`] returns is also set by the
+/// commands to stop their readers): ends every AWS network wait.
+pub fn ctrl_c_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    Arc::clone(FLAG.get_or_init(|| Arc::new(AtomicBool::new(false))))
 }
 
 /// The checkpoints of `stream`'s shards (shard -> sequence number) among
@@ -257,6 +294,23 @@ pub struct CheckpointFile {
     pub version: u32,
     /// `stream/shard` -> sequence number.
     pub checkpoints: BTreeMap<String, String>,
+    /// S3 inputs (objects `s3://bucket/key`, or a prefix whose delivery folders
+    /// are merged) whose records all reached the output.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub s3_done: std::collections::BTreeSet<String>,
+    /// The S3 input being read when the run stopped, and how many of its records
+    /// (counted from its first) reached the output: a rerun skips them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_current: Option<S3Current>,
+}
+
+/// Where in an S3 input a rerun resumes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct S3Current {
+    /// The input's name (`s3://bucket/key`, or the merged prefix).
+    pub input: String,
+    /// Records of it already in the output.
+    pub written: u64,
 }
 
 impl CheckpointFile {

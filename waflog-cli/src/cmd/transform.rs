@@ -33,12 +33,24 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
     let range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
     let inputs_given = args.input.all();
     let kinesis = source::kinesis_stream(&inputs_given)?;
+    // `--state` with S3 inputs: the objects already written are left out, and the
+    // one in progress resumes after its records already written.
+    let mut s3_state = match (&args.state, &kinesis) {
+        (Some(p), None) => Some(stream::CheckpointFile::load(p)?),
+        _ => None,
+    };
+    let done = s3_state
+        .as_ref()
+        .map(|f| f.s3_done.clone())
+        .unwrap_or_default();
     let inputs = match &kinesis {
         Some(_) => Box::new(std::iter::empty()),
-        None => source::inputs(&inputs_given, &mut aws, &range, max_line)?,
+        None => source::inputs_skipping(&inputs_given, &mut aws, &range, max_line, &done)?,
     };
-    let mut out =
-        file_sink::create_location(args.output.as_deref(), &mut aws, &args.sink.options()?)?;
+    let mut sink_options = args.sink.options()?;
+    // A rerun with --state adds to the output file instead of truncating it.
+    sink_options.append = args.state.as_deref().is_some_and(Path::exists);
+    let mut out = file_sink::create_location(args.output.as_deref(), &mut aws, &sink_options)?;
     let mut dead = file_sink::create_or_stderr(args.input.dead_letter.as_deref())?;
     let started = Instant::now();
     let mut stats = TransformStats::default();
@@ -100,16 +112,75 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         outcome?;
         pending_checkpoints = std::mem::take(&mut stage.checkpoints);
     }
+    // S3 inputs of this run: (name, records written before this run, output
+    // records of this run before it).
+    let mut ledger: Vec<(String, u64, u64)> = Vec::new();
     for input in inputs {
         let input = input?;
-        records::each_line(input, max_line, &mut stats, &mut dead, |line| {
+        let name = input.name.clone();
+        let resume = s3_state
+            .as_ref()
+            .and_then(|f| f.s3_current.as_ref())
+            .filter(|c| c.input == name)
+            .map_or(0, |c| c.written);
+        if resume > 0 {
+            tracing::info!("{name}: resuming after its first {resume} records (--state)");
+        }
+        if name.starts_with("s3://") {
+            ledger.push((name.clone(), resume, stats.records_out));
+        }
+        let mut to_skip = resume;
+        let mut skipped_lines = 0u64;
+        let read = records::each_line(input, max_line, &mut stats, &mut dead, |line| {
+            if to_skip > 0 {
+                // Written by an earlier run: neither written nor dead-lettered again.
+                let before = buf.len();
+                let good = transformer.transform_line(line, &mut buf).is_ok();
+                buf.truncate(before);
+                to_skip -= u64::from(good);
+                skipped_lines += 1;
+                return Ok(Ok(()));
+            }
             let outcome = transformer.transform_line(line, &mut buf);
             if buf.len() >= OUT_BLOCK {
                 out.write_block(&buf)?;
                 buf.clear();
             }
             Ok(outcome)
-        })?;
+        });
+        stats.records_in -= skipped_lines;
+        stats.records_out -= skipped_lines;
+        if let Err(e) = read {
+            let note = match (&mut s3_state, &args.state) {
+                (Some(file), Some(path)) if !ledger.is_empty() => {
+                    save_s3_position(file, path, &ledger, &mut out, &mut buf, &stats)
+                }
+                _ => String::new(),
+            };
+            tracing::error!(
+                records_in = stats.records_in,
+                records_out = stats.records_out,
+                "stopped after reading {} records and handing {} to {}{note}",
+                stats.records_in,
+                stats.records_out,
+                out.name
+            );
+            return Err(e);
+        }
+        // The input is all in the output once a flush succeeds (files, Kinesis):
+        // the position moves past it.
+        if let (Some(file), Some(path), true) = (
+            &mut s3_state,
+            &args.state,
+            name.starts_with("s3://") && out.ordered_flush(),
+        ) {
+            out.write_block(&buf)?;
+            buf.clear();
+            out.flush()?;
+            file.s3_done.insert(name);
+            file.s3_current = None;
+            file.save(path)?;
+        }
     }
     out.write_block(&buf)?;
     let (rejects, rejected) = out.finish_with_rejects()?;
@@ -118,6 +189,11 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         dead.write_block(&rejects)?;
     }
     dead.finish()?;
+    if let (Some(file), Some(path)) = (&mut s3_state, &args.state) {
+        file.s3_done.extend(ledger.into_iter().map(|(n, _, _)| n));
+        file.s3_current = None;
+        file.save(path)?;
+    }
     // Everything read is in the output now: the checkpoints can move.
     if let (Some(path), false) = (&args.state, pending_checkpoints.is_empty()) {
         let mut file = stream::CheckpointFile::load(path)?;
@@ -191,5 +267,57 @@ impl stream::FollowStage for FollowTransform<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// After a run stopped on an error: saves in the checkpoint file which S3
+/// inputs are all in the output and how many records of the one in progress
+/// are; returns a note for the message saying where a rerun resumes.
+fn save_s3_position(
+    file: &mut stream::CheckpointFile,
+    path: &Path,
+    ledger: &[(String, u64, u64)],
+    out: &mut Output,
+    buf: &mut Vec<u8>,
+    stats: &TransformStats,
+) -> String {
+    // What the output holds, counted in records from the first of this run: all
+    // of them when the rest can still be flushed, else what the output says.
+    let flushed = out.ordered_flush() && out.write_block(buf).and_then(|()| out.flush()).is_ok();
+    buf.clear();
+    let written = match (flushed, out.committed()) {
+        (true, Some(c)) => c,
+        (true, None) => stats.records_out,
+        (false, Some(c)) => c,
+        (false, None) => {
+            return format!(
+                "; {} cannot tell which records it holds, so the position in {} was not moved: a rerun repeats what this run wrote",
+                out.name,
+                path.display()
+            );
+        }
+    };
+    let Some(at) = ledger.iter().rposition(|(_, _, start)| *start <= written) else {
+        return String::new();
+    };
+    for (name, _, _) in &ledger[..at] {
+        file.s3_done.insert(name.clone());
+    }
+    let (name, before, start) = &ledger[at];
+    let current = stream::S3Current {
+        input: name.clone(),
+        written: before + (written - start),
+    };
+    let note = format!(
+        "; {written} of them are in {}. Resume position saved in {}: {} inputs done, {} records of {name} written; run the same command again to resume there",
+        out.name,
+        path.display(),
+        file.s3_done.len(),
+        current.written
+    );
+    file.s3_current = Some(current);
+    match file.save(path) {
+        Ok(()) => note,
+        Err(e) => format!("; the resume position could not be saved: {e:#}"),
     }
 }

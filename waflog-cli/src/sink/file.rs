@@ -40,6 +40,9 @@ pub struct SinkOptions {
     pub part_size: usize,
     /// How to reach and write to OpenSearch.
     pub opensearch: OpenSearchOptions,
+    /// A file output is appended to, not truncated (runs that resume from a
+    /// `--state` file: earlier output is kept).
+    pub append: bool,
 }
 
 impl Default for SinkOptions {
@@ -49,6 +52,7 @@ impl Default for SinkOptions {
             object_span_ms: crate::aws::s3::DEFAULT_OBJECT_SPAN_MS,
             part_size: crate::aws::s3::DEFAULT_PART_SIZE,
             opensearch: OpenSearchOptions::default(),
+            append: false,
         }
     }
 }
@@ -93,8 +97,40 @@ pub fn create_location(
             )?)),
         }),
         Location::Stdio => create(None),
+        Location::File(p) if options.append => create_appending(&p),
         Location::File(p) => create(Some(&p)),
     }
+}
+
+/// Opens `path` for appending (created when missing): a run resuming from a
+/// `--state` file adds to what earlier runs wrote. A `.gz` file gets one more
+/// gzip member (gzip readers, waflog's included, read them in a row).
+pub fn create_appending(path: &Path) -> anyhow::Result<Output> {
+    if path.as_os_str() == "-" {
+        return Ok(stdout());
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open output {} for appending", path.display()))?;
+    let kept = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if kept > 0 {
+        tracing::info!(
+            "{}: appending after the {kept} bytes of earlier runs (--state)",
+            path.display()
+        );
+    }
+    let name = path.display().to_string();
+    let inner = if path.extension().is_some_and(|e| e == "gz") {
+        Inner::Gzip(Box::new(GzEncoder::new(
+            io::BufWriter::with_capacity(1 << 20, file),
+            Compression::fast(),
+        )))
+    } else {
+        Inner::Plain(Box::new(file))
+    };
+    Ok(Output { name, inner })
 }
 
 fn location_name(text: &str) -> String {
@@ -184,6 +220,26 @@ impl Output {
                 .map_or(Ok(()), |w| w.flush())
                 .with_context(|| format!("cannot write to {}", self.name)),
         }
+    }
+
+    /// After an error: how many records (lines), counted from the first given,
+    /// are known to be in the output, when the output can tell (Kinesis); `None`
+    /// for files (all of them once a flush succeeds) and for S3 and OpenSearch
+    /// (their writes do not follow the record order).
+    pub fn committed(&self) -> Option<u64> {
+        match &self.inner {
+            Inner::Kinesis(k) => Some(k.committed()),
+            _ => None,
+        }
+    }
+
+    /// True when a successful flush makes every record written so far durable
+    /// (files, stdout and Kinesis; not S3, whose objects close with their span).
+    pub fn ordered_flush(&self) -> bool {
+        matches!(
+            self.inner,
+            Inner::Plain(_) | Inner::Gzip(_) | Inner::Kinesis(_)
+        )
     }
 
     /// Flushes and closes, finishing a gzip stream or the open S3 objects.

@@ -53,6 +53,25 @@ pub fn inputs(
     range: &S3Range,
     max_line: usize,
 ) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<file::Input>>>> {
+    inputs_skipping(
+        names,
+        aws,
+        range,
+        max_line,
+        &std::collections::BTreeSet::new(),
+    )
+}
+
+/// [`inputs`], leaving out the S3 inputs named in `done` (objects
+/// `s3://bucket/key`, or a merged prefix by its name): what `transform --state`
+/// has already written.
+pub fn inputs_skipping(
+    names: &[String],
+    aws: &mut AwsContext<'_>,
+    range: &S3Range,
+    max_line: usize,
+    done: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<file::Input>>>> {
     let names = if names.is_empty() {
         vec!["-".to_string()]
     } else {
@@ -63,13 +82,25 @@ pub fn inputs(
         match Location::parse(&name)? {
             Location::S3 { bucket, prefix } => {
                 let aws = aws.get()?;
-                let objects = crate::aws::s3::list(
+                if done.contains(&name) {
+                    tracing::info!("{name}: already read (--state)");
+                    continue;
+                }
+                let mut objects = crate::aws::s3::list(
                     &aws,
                     &bucket,
                     &prefix,
                     range.from.as_deref(),
                     range.to.as_deref(),
                 )?;
+                let listed = objects.len();
+                objects.retain(|o| !done.contains(&format!("s3://{bucket}/{}", o.key)));
+                if objects.len() < listed {
+                    tracing::info!(
+                        "{name}: {} objects already read (--state) left out",
+                        listed - objects.len()
+                    );
+                }
                 let total: u64 = objects.iter().map(|o| o.size).sum();
                 tracing::info!(
                     "{name}: {} objects, {:.1} MB",
