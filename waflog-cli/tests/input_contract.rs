@@ -414,3 +414,45 @@ fn times_keep_their_date_in_every_unit_up_to_9999() {
         assert!(y["timestamp"].as_i64().unwrap() > 253_402_300_000_000);
     }
 }
+
+#[test]
+fn ctrl_c_in_a_batch_run_saves_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let results = dir.path().join("r.ndjson");
+    let data = generate("2026-02-03T00:00:00Z", "30m", "12", &[], None);
+    let mut child = waflog()
+        .args(["detect", "--all", "--state"])
+        .arg(&state)
+        .arg("--output")
+        .arg(&results)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&data).unwrap();
+    stdin.flush().unwrap();
+    // Wait until the records are taken in (the first save is due after 1 s).
+    common::wait_for(std::time::Duration::from_secs(60), "a first result", || {
+        std::fs::metadata(&results).is_ok_and(|m| m.len() > 0) || state.exists()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // One more line after the signal: the loop sees the flag between records.
+    let _ = stdin.write_all(b"\n{}\n");
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("the state is saved"), "{stderr}");
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert!(saved["records"].as_u64().unwrap() > 0);
+    // Results up to the stop are in the output, whole lines only.
+    let results = std::fs::read_to_string(&results).unwrap();
+    assert!(results.ends_with('\n') && results.lines().count() > 10);
+}

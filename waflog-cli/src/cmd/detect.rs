@@ -271,6 +271,13 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         keep_last_save = stage.mid_record;
         outcome?;
     }
+    // Ctrl-C while reading files with a state file: stop between records, score
+    // what is complete, save the state, exit 130 (as the README promises).
+    let batch_stop = match (&store, args.follow, &kinesis) {
+        (Some(_), false, None) => Some(graceful_stop()?),
+        _ => None,
+    };
+    let mut interrupted = false;
     // CSV rows scored so far (the dashboard's events while a CSV run goes on).
     let mut series_rows = 0u64;
     for input in inputs {
@@ -324,7 +331,13 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
                 &rx, &source, max_line, &mut stats, &mut dead, idle_exit, &stop, &mut stage,
             )?;
         } else {
-            records::each_line(input, max_line, &mut stats, &mut dead, |line| {
+            let read = records::each_line(input, max_line, &mut stats, &mut dead, |line| {
+                if batch_stop
+                    .as_ref()
+                    .is_some_and(|s| s.load(Ordering::Relaxed))
+                {
+                    return Err(anyhow::Error::new(crate::aws::Interrupted));
+                }
                 let outcome = engine.push_line(line, &mut pending);
                 if !pending.is_empty() {
                     results.emit(&mut pending)?;
@@ -338,7 +351,14 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
                     }
                 }
                 Ok(outcome)
-            })?;
+            });
+            match read {
+                Err(e) if crate::aws::is_interrupted(&e) => {
+                    interrupted = true;
+                    break;
+                }
+                other => other?,
+            }
         }
     }
     // With a state file more input may come later: keep open intervals for it.
@@ -468,6 +488,10 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             }
         );
     }
+    if interrupted {
+        return Err(anyhow::Error::new(crate::aws::Interrupted)
+            .context("stopped by Ctrl-C between records; the state is saved"));
+    }
     if dashboard.is_some() {
         linger_on(
             &mut dashboard,
@@ -491,6 +515,22 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         return Ok(Finished::Undelivered);
     }
     Ok(super::finished(global, &stats))
+}
+
+/// The Ctrl-C flag for a batch run that must save its state on the way out; a
+/// run stuck on an input that sends nothing (a terminal) still ends 5 s later.
+fn graceful_stop() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let stop = stream::stop_on_ctrl_c()?;
+    let watched = std::sync::Arc::clone(&stop);
+    std::thread::spawn(move || {
+        while !watched.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(5));
+        tracing::warn!("stopped by Ctrl-C while waiting for input; the last saved state stands");
+        std::process::exit(i32::from(crate::exit::INTERRUPTED));
+    });
+    Ok(stop)
 }
 
 /// Applies the acknowledgements sent from the dashboard and shows the result;
