@@ -191,7 +191,37 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
         }
     }
     let out = mask_key_ids(&out);
+    let out = mask_userinfo(&out);
     mask_values(&out)
+}
+
+/// The `user:password@` of URLs (`--endpoint-url`, OpenSearch URLs).
+fn mask_userinfo(text: &str) -> String {
+    if !text.contains("://") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| {
+                c == '/' || c == '?' || c == '#' || c.is_whitespace() || "\"'<>,;)]}".contains(c)
+            })
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str(MASK);
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// AWS access key IDs: a four-letter prefix such as `AKIA` or `ASIA`, then 12
@@ -335,6 +365,10 @@ mod tests {
                 "key ASIA1234567890ABCDEF in a sentence",
                 "ASIA1234567890ABCDEF",
             ),
+            (
+                "cannot reach https://admin:hunter2pass@search.local:9200/_bulk (timeout)",
+                "hunter2pass",
+            ),
         ] {
             let clean = redact(line, &secrets);
             assert!(!clean.contains(leak), "{line} -> {clean}");
@@ -345,6 +379,7 @@ mod tests {
             "alert 3fa2c41b07d9 acknowledged from the dashboard",
             "the credential chain found nothing",
             "AKIA is a prefix",
+            "dashboard: http://127.0.0.1:8080/ and s3://bucket/key@2",
         ] {
             assert_eq!(redact(plain, &secrets), plain);
         }

@@ -456,3 +456,44 @@ fn ctrl_c_in_a_batch_run_saves_the_state() {
     let results = std::fs::read_to_string(&results).unwrap();
     assert!(results.ends_with('\n') && results.lines().count() > 10);
 }
+
+#[test]
+fn a_future_dated_first_record_does_not_make_the_stream_late() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = dir.path().join("truth.json");
+    let mut lines = records(&generate(
+        "2026-02-03T00:00:00Z",
+        "3h",
+        "13",
+        &["httpSourceName:1h:10m"],
+        Some(&truth),
+    ));
+    let mut ahead = lines[0].clone();
+    ahead["timestamp"] = (ahead["timestamp"].as_i64().unwrap() + 86_400_000).into();
+    lines.insert(0, ahead);
+    let input = dir.path().join("in.ndjson");
+    write_lines(&input, &lines);
+    let (results, dead) = (dir.path().join("r.ndjson"), dir.path().join("d.ndjson"));
+    let out = waflog()
+        .args(["detect", "--all"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&results)
+        .arg("--dead-letter")
+        .arg(&dead)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(ndjson(&dead).is_empty(), "{stderr}");
+    assert!(stderr.contains("the clock restarted 1 times"), "{stderr}");
+    assert!(!stderr.contains("late records"), "{stderr}");
+    let (_, eval, _) = common::run(
+        waflog()
+            .args(["eval", "--json", "--truth"])
+            .arg(&truth)
+            .arg(&results),
+    );
+    let eval: Value = serde_json::from_str(&eval).unwrap();
+    assert_eq!(eval["recall"], 1.0, "{eval}");
+}

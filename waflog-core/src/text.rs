@@ -50,9 +50,54 @@ fn escape(s: &str, keep_newlines: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Writes `value` as compact JSON in which every [`is_unsafe`] character is a
+/// `\uXXXX` escape: serde escapes only those below U+0020, so DEL, the C1 controls
+/// and the bidirectional characters of records would otherwise reach a terminal
+/// raw when results or dead letters are printed. The JSON means the same.
+pub fn to_json_writer<W: std::io::Write, T: serde::Serialize + ?Sized>(
+    writer: W,
+    value: &T,
+) -> serde_json::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(writer, SafeFormatter);
+    value.serialize(&mut ser)
+}
+
+/// serde_json's compact formatter, with [`is_unsafe`] characters escaped.
+struct SafeFormatter;
+
+impl serde_json::ser::Formatter for SafeFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if is_unsafe(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                // Every unsafe character is in the Basic Multilingual Plane.
+                write!(writer, "\\u{:04x}", u32::from(c))?;
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_output_escapes_what_serde_leaves_raw() {
+        let v = serde_json::json!({"uri": "/a\u{7f}b\u{9b}c\u{202e}d\u{1b}e", "n": 1});
+        let mut out = Vec::new();
+        to_json_writer(&mut out, &v).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, r#"{"uri":"/a\u007fb\u009bc\u202ed\u001be","n":1}"#);
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v);
+    }
 
     #[test]
     fn escapes_controls_and_bidi() {

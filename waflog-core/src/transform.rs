@@ -166,7 +166,7 @@ impl<'a> DeadLetter<'a> {
     /// Appends this dead letter as one NDJSON line.
     pub fn write_ndjson(&self, out: &mut Vec<u8>) {
         // Serialising a struct of strings and integers cannot fail.
-        if serde_json::to_writer(&mut *out, self).is_ok() {
+        if crate::text::to_json_writer(&mut *out, self).is_ok() {
             out.push(b'\n');
         }
     }

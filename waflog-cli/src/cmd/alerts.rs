@@ -29,7 +29,7 @@ pub fn run(global: &GlobalArgs, args: &AlertsArgs) -> anyhow::Result<Finished> {
             if *json {
                 let mut out = Vec::new();
                 for a in &list {
-                    serde_json::to_writer(&mut out, a)?;
+                    waflog_core::text::to_json_writer(&mut out, a)?;
                     out.push(b'\n');
                 }
                 crate::term::raw_out(&out)?;

@@ -68,7 +68,7 @@ impl Results {
                 tracing::warn!("anomaly: {}", r.summary());
             }
             if self.all || r.is_anomaly() {
-                serde_json::to_writer(&mut self.buf, &r)?;
+                waflog_core::text::to_json_writer(&mut self.buf, &r)?;
                 self.buf.push(b'\n');
                 self.written += 1;
             }
@@ -445,6 +445,13 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             "{} records too far ahead of the stream's event time (--horizon {}) dead-lettered",
             e.ahead,
             config.input.horizon
+        );
+    }
+    if e.restarts > 0 {
+        tracing::warn!(
+            "the first records were more than {} ahead of the ones after them: the clock restarted {} times (they count in their own intervals)",
+            config.input.horizon,
+            e.restarts
         );
     }
     if e.jumps > 0 || e.skipped_intervals > 0 {

@@ -135,7 +135,7 @@ impl<W: Write> Notifier for WriteNotifier<W> {
 
     fn send(&mut self, n: &Notification) -> Result<(), NotifyError> {
         let r = match self.format {
-            WriteFormat::Json => serde_json::to_writer(&mut self.writer, &n.payload)
+            WriteFormat::Json => crate::text::to_json_writer(&mut self.writer, &n.payload)
                 .map_err(std::io::Error::from)
                 .and_then(|()| self.writer.write_all(b"\n")),
             // A template may place record-derived text anywhere: what reaches a

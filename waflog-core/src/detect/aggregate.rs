@@ -383,6 +383,19 @@ impl Aggregator {
         first_moved
     }
 
+    /// True once an interval has closed (the watermark can no longer go back).
+    pub fn has_closed(&self) -> bool {
+        self.next_close.is_some()
+    }
+
+    /// Sets the watermark back to `ms`, before any interval has closed: the records
+    /// that moved it stay in their (later) intervals.
+    pub fn restart_watermark(&mut self, ms: i64) {
+        if self.next_close.is_none() {
+            self.watermark = ms;
+        }
+    }
+
     /// Moves the watermark forward to at least `ms` (follow mode: wall-clock time).
     pub fn advance_to(&mut self, ms: i64) {
         self.watermark = self.watermark.max(ms);

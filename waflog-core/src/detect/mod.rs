@@ -189,6 +189,9 @@ pub trait Detector: Send + std::fmt::Debug {
 ///   of the first): then the stream has really jumped (traffic resumed after a
 ///   pause) and that record and the ones after it are taken; the ones before it
 ///   stay in the dead letters, from where they can be replayed.
+/// - The very first records of a stream set the clock without a reference: when a
+///   record far behind them (beyond the horizon) comes before any interval has
+///   closed, they were the ones ahead, and the clock restarts at it.
 /// - A record whose interval has closed for every detector is late
 ///   ([`SchemaError::Late`]): dead-lettered, and counted per detector.
 /// - A gap is zero-filled for at most one day of intervals (1,440 at most), then
@@ -578,6 +581,8 @@ pub struct EngineStats {
     pub late: u64,
     /// Jumps in event time followed after confirmation.
     pub jumps: u64,
+    /// Clock restarts: the first records of a stream were far ahead of the rest.
+    pub restarts: u64,
     /// Empty intervals skipped in long gaps, summed over detectors.
     pub skipped_intervals: u64,
 }
@@ -910,6 +915,20 @@ impl Engine {
             return Ok(());
         };
         let horizon = self.time.horizon_ms;
+        if ts < max.saturating_sub(horizon) && !self.slots.iter().any(|s| s.aggregator.has_closed())
+        {
+            // Nothing has closed yet and this record is far behind the ones before
+            // it: those were ahead of the stream (its very first records), so the
+            // clock restarts here; they stay in their own intervals, scored when
+            // the stream gets there.
+            self.max_event = Some(ts);
+            for slot in &mut self.slots {
+                slot.aggregator.restart_watermark(ts);
+            }
+            self.jump = None;
+            self.stats.restarts += 1;
+            return Ok(());
+        }
         if ts <= max.saturating_add(horizon) {
             self.jump = None;
             return Ok(());
