@@ -1,6 +1,5 @@
 //! `waflog generate`: a scenario -> NDJSON records (+ the ground-truth file).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -73,12 +72,8 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Finished>
     }
     // Ctrl-C (SIGINT) or SIGTERM stops after the record being written: the output
     // ends with whole lines, flushed, and the run exits 0.
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let flag = Arc::clone(&stop);
-        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-            .context("cannot install the Ctrl-C handler")?;
-    }
+    // The process's one handler (shared with the AWS sinks, which Ctrl-C also stops).
+    let stop = super::stream::stop_on_ctrl_c()?;
     let mut aws = crate::aws::AwsContext::new(global);
     let mut out =
         file_sink::create_location(args.output.as_deref(), &mut aws, &args.sink.options()?)?;
