@@ -699,12 +699,15 @@ impl Reader {
                     }
                 }
             }
-            if !self.drain(&mut shards, tx) {
+            if !drain(&mut self.checkpoints, &mut shards, tx) {
                 return Ok(());
             }
-            let at_tip = shards
-                .values()
-                .all(|s| s.queue.is_empty() && (s.finished || s.caught_up || s.iterator.is_none()));
+            let at_tip = shards.values().all(|s| {
+                s.queue.is_empty()
+                    && (s.finished
+                        || s.caught_up
+                        || (s.iterator.is_none() && !parents_done(&shards, s)))
+            });
             if at_tip && !busy && tx.send(Event::CaughtUp).is_err() {
                 return Ok(());
             }
@@ -714,40 +717,59 @@ impl Reader {
         }
         Ok(())
     }
+}
 
-    /// Hands over queued records in event-time order across shards, as long as no
-    /// shard that is still behind has run dry (its next record could be older).
-    /// Returns false when the receiver is gone.
-    fn drain(&mut self, shards: &mut BTreeMap<String, Shard>, tx: &SyncSender<Event>) -> bool {
-        loop {
-            let blocked = shards
-                .values()
-                .any(|s| s.queue.is_empty() && !s.finished && !s.caught_up && s.iterator.is_some());
-            if blocked {
-                return true;
-            }
-            let next = shards
-                .iter()
-                .filter_map(|(id, s)| s.queue.front().map(|r| (r.0, id.clone())))
-                .min();
-            let Some((_, id)) = next else { return true };
-            let Some((_, sequence, data)) = shards.get_mut(&id).and_then(|s| s.queue.pop_front())
-            else {
-                return true;
-            };
-            self.checkpoints.insert(id.clone(), sequence.clone());
-            if tx
-                .send(Event::Record {
-                    shard: id,
-                    sequence,
-                    data,
-                })
-                .is_err()
-            {
-                return false;
-            }
+/// Hands over queued records in event-time order across shards, as long as no
+/// shard that may still hold older records has run dry: one still being read, or
+/// one not read yet whose parents are done (the continuation of their hash range
+/// after a split or merge, which starts where they stopped). A child whose parents
+/// are still being read does not hold the others back: its parents do. So after a
+/// resharding the children of one parent are not left behind the other parents'
+/// children, whose records would otherwise be handed over first and make theirs
+/// late. Returns false when the receiver is gone.
+fn drain(
+    checkpoints: &mut BTreeMap<String, String>,
+    shards: &mut BTreeMap<String, Shard>,
+    tx: &SyncSender<Event>,
+) -> bool {
+    loop {
+        let blocked = shards.values().any(|s| {
+            s.queue.is_empty()
+                && !s.finished
+                && !s.caught_up
+                && (s.iterator.is_some() || parents_done(shards, s))
+        });
+        if blocked {
+            return true;
+        }
+        let next = shards
+            .iter()
+            .filter_map(|(id, s)| s.queue.front().map(|r| (r.0, id.clone())))
+            .min();
+        let Some((_, id)) = next else { return true };
+        let Some((_, sequence, data)) = shards.get_mut(&id).and_then(|s| s.queue.pop_front())
+        else {
+            return true;
+        };
+        checkpoints.insert(id.clone(), sequence.clone());
+        if tx
+            .send(Event::Record {
+                shard: id,
+                sequence,
+                data,
+            })
+            .is_err()
+        {
+            return false;
         }
     }
+}
+
+/// True when every parent of `s` is read to its end (or not read here).
+fn parents_done(shards: &BTreeMap<String, Shard>, s: &Shard) -> bool {
+    s.parents
+        .iter()
+        .all(|p| shards.get(p).is_none_or(|ps| ps.finished))
 }
 
 /// The event time of a record (its first line's `timestamp`), for merging shards;
@@ -760,6 +782,61 @@ fn event_time(data: &[u8]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shard(parents: &[&str], finished: bool, iterator: bool, times: &[i64]) -> Shard {
+        Shard {
+            parents: parents.iter().map(|p| p.to_string()).collect(),
+            iterator: iterator.then(|| "it".to_string()),
+            finished,
+            queue: times
+                .iter()
+                .map(|&t| (t, format!("seq-{t}"), t.to_string().into_bytes()))
+                .collect(),
+            ..Shard::default()
+        }
+    }
+
+    fn sent(rx: &std::sync::mpsc::Receiver<Event>) -> Vec<String> {
+        rx.try_iter()
+            .filter_map(|e| match e {
+                Event::Record { data, .. } => Some(String::from_utf8(data).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn after_a_split_no_parent_range_is_left_behind_the_others() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(100);
+        let mut checkpoints = BTreeMap::new();
+        // Both parents read to their ends; b's child already has later records,
+        // a's child has not been read yet: nothing may go before it is.
+        let mut shards = BTreeMap::from([
+            ("a".to_string(), shard(&[], true, false, &[])),
+            ("a1".to_string(), shard(&["a"], false, false, &[])),
+            ("b".to_string(), shard(&[], true, false, &[])),
+            ("b1".to_string(), shard(&["b"], false, true, &[2000, 3000])),
+        ]);
+        assert!(drain(&mut checkpoints, &mut shards, &tx));
+        assert!(sent(&rx).is_empty());
+        // a1 is read: its older record goes first, then b1's up to where a1 ran dry.
+        let a1 = shards.get_mut("a1").unwrap();
+        a1.iterator = Some("it".into());
+        a1.queue.push_back((1000, "s".into(), b"1000".to_vec()));
+        a1.queue.push_back((2500, "s".into(), b"2500".to_vec()));
+        assert!(drain(&mut checkpoints, &mut shards, &tx));
+        assert_eq!(sent(&rx), ["1000", "2000", "2500"]);
+        // A child whose parent is still being read does not hold the others back.
+        let mut shards = BTreeMap::from([
+            ("c".to_string(), shard(&[], false, true, &[10, 20])),
+            ("c1".to_string(), shard(&["c"], false, false, &[])),
+            ("d".to_string(), shard(&[], false, true, &[15])),
+        ]);
+        shards.get_mut("c").unwrap().caught_up = true;
+        shards.get_mut("d").unwrap().caught_up = true;
+        assert!(drain(&mut checkpoints, &mut shards, &tx));
+        assert_eq!(sent(&rx), ["10", "15", "20"]);
+    }
 
     #[test]
     fn partition_keys() {
