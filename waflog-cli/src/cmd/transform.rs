@@ -157,14 +157,18 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
                 }
                 _ => String::new(),
             };
-            tracing::error!(
-                records_in = stats.records_in,
-                records_out = stats.records_out,
-                "stopped after reading {} records and handing {} to {}{note}",
-                stats.records_in,
-                stats.records_out,
-                out.name
-            );
+            // Where the run stopped, before the error itself (a closed stdout is a
+            // normal way to stop: nothing to report).
+            if !crate::exit::is_broken_pipe(&e) {
+                tracing::warn!(
+                    records_in = stats.records_in,
+                    records_out = stats.records_out,
+                    "stopped after reading {} records and handing {} to {}{note}",
+                    stats.records_in,
+                    stats.records_out,
+                    out.name
+                );
+            }
             return Err(e);
         }
         // The input is all in the output once a flush succeeds (files, Kinesis):
