@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -66,6 +66,40 @@ fn records(bytes: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// `waflog [global] detect --all INPUT` with results and dead letters in `dir`:
+/// the process output and the two paths.
+fn detect_all(
+    dir: &Path,
+    input: &Path,
+    global: &[&str],
+) -> (std::process::Output, PathBuf, PathBuf) {
+    let (results, dead) = (dir.join("r.ndjson"), dir.join("d.ndjson"));
+    let out = waflog()
+        .args(global)
+        .args(["detect", "--all"])
+        .arg(input)
+        .arg("--output")
+        .arg(&results)
+        .arg("--dead-letter")
+        .arg(&dead)
+        .output()
+        .unwrap();
+    (out, results, dead)
+}
+
+/// `waflog eval`'s recall of the results against the truth.
+fn recall(truth: &Path, results: &Path) -> f64 {
+    let (code, eval, err) = common::run(
+        waflog()
+            .args(["eval", "--json", "--truth"])
+            .arg(truth)
+            .arg(results),
+    );
+    assert_eq!(code, 0, "{err}");
+    let eval: Value = serde_json::from_str(&eval).unwrap();
+    eval["recall"].as_f64().unwrap()
+}
+
 fn write_lines(path: &Path, lines: &[Value]) {
     let mut f = std::fs::File::create(path).unwrap();
     for l in lines {
@@ -95,16 +129,7 @@ fn one_future_dated_record_is_dead_lettered_and_detection_goes_on() {
     lines.insert(n / 2, far);
     let input = dir.path().join("in.ndjson");
     write_lines(&input, &lines);
-    let (results, dead) = (dir.path().join("r.ndjson"), dir.path().join("d.ndjson"));
-    let out = waflog()
-        .args(["--strict", "detect", "--all"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&results)
-        .arg("--dead-letter")
-        .arg(&dead)
-        .output()
-        .unwrap();
+    let (out, results, dead) = detect_all(dir.path(), &input, &["--strict"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     // --strict: something was dead-lettered.
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -120,15 +145,7 @@ fn one_future_dated_record_is_dead_lettered_and_detection_goes_on() {
     assert!(stderr.contains("2 records too far ahead"), "{stderr}");
     // Nothing else lost: the episode is found and no record came late.
     assert!(!stderr.contains("late records"), "{stderr}");
-    let (code, eval, _) = common::run(
-        waflog()
-            .args(["eval", "--json", "--truth"])
-            .arg(&truth)
-            .arg(&results),
-    );
-    assert_eq!(code, 0);
-    let eval: Value = serde_json::from_str(&eval).unwrap();
-    assert_eq!(eval["recall"], 1.0, "{eval}");
+    assert_eq!(recall(&truth, &results), 1.0);
 }
 
 #[test]
@@ -140,16 +157,7 @@ fn a_real_gap_is_followed_in_bounded_results_and_far_dates_do_not_abort() {
     let total = records(&bytes).len();
     let input = dir.path().join("gap.ndjson");
     std::fs::write(&input, &bytes).unwrap();
-    let (results, dead) = (dir.path().join("r.ndjson"), dir.path().join("d.ndjson"));
-    let out = waflog()
-        .args(["detect", "--all"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&results)
-        .arg("--dead-letter")
-        .arg(&dead)
-        .output()
-        .unwrap();
+    let (out, results, dead) = detect_all(dir.path(), &input, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     // The jump is confirmed by the 8th record after it; the 7 before stay in the
@@ -473,27 +481,11 @@ fn a_future_dated_first_record_does_not_make_the_stream_late() {
     lines.insert(0, ahead);
     let input = dir.path().join("in.ndjson");
     write_lines(&input, &lines);
-    let (results, dead) = (dir.path().join("r.ndjson"), dir.path().join("d.ndjson"));
-    let out = waflog()
-        .args(["detect", "--all"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&results)
-        .arg("--dead-letter")
-        .arg(&dead)
-        .output()
-        .unwrap();
+    let (out, results, dead) = detect_all(dir.path(), &input, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(ndjson(&dead).is_empty(), "{stderr}");
     assert!(stderr.contains("the clock restarted 1 times"), "{stderr}");
     assert!(!stderr.contains("late records"), "{stderr}");
-    let (_, eval, _) = common::run(
-        waflog()
-            .args(["eval", "--json", "--truth"])
-            .arg(&truth)
-            .arg(&results),
-    );
-    let eval: Value = serde_json::from_str(&eval).unwrap();
-    assert_eq!(eval["recall"], 1.0, "{eval}");
+    assert_eq!(recall(&truth, &results), 1.0);
 }

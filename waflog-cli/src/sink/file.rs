@@ -121,7 +121,12 @@ pub fn create_appending(path: &Path) -> anyhow::Result<Output> {
             path.display()
         );
     }
-    let name = path.display().to_string();
+    Ok(file_output(path, file))
+}
+
+/// An output on an open file: gzip when its name ends in `.gz` (a new member when
+/// appending, which gzip readers take as one stream).
+fn file_output(path: &Path, file: File) -> Output {
     let inner = if path.extension().is_some_and(|e| e == "gz") {
         Inner::Gzip(Box::new(GzEncoder::new(
             io::BufWriter::with_capacity(1 << 20, file),
@@ -130,7 +135,10 @@ pub fn create_appending(path: &Path) -> anyhow::Result<Output> {
     } else {
         Inner::Plain(Box::new(file))
     };
-    Ok(Output { name, inner })
+    Output {
+        name: path.display().to_string(),
+        inner,
+    }
 }
 
 fn location_name(text: &str) -> String {
@@ -162,16 +170,7 @@ pub fn create(path: Option<&Path>) -> anyhow::Result<Output> {
         Some(p) => {
             let file =
                 File::create(p).with_context(|| format!("cannot create output {}", p.display()))?;
-            let name = p.display().to_string();
-            let inner = if p.extension().is_some_and(|e| e == "gz") {
-                Inner::Gzip(Box::new(GzEncoder::new(
-                    io::BufWriter::with_capacity(1 << 20, file),
-                    Compression::fast(),
-                )))
-            } else {
-                Inner::Plain(Box::new(file))
-            };
-            Ok(Output { name, inner })
+            Ok(file_output(p, file))
         }
     }
 }
