@@ -489,3 +489,43 @@ fn a_future_dated_first_record_does_not_make_the_stream_late() {
     assert!(!stderr.contains("late records"), "{stderr}");
     assert_eq!(recall(&truth, &results), 1.0);
 }
+
+#[test]
+fn metric_series_keep_row_numbers_and_old_dates_as_times() {
+    let dir = tempfile::tempdir().unwrap();
+    // Yahoo's A1 numbers its rows from 1; other series start before 2000.
+    let numbered: String = std::iter::once("timestamp,value\n".to_string())
+        .chain((1..=400).map(|i| {
+            format!(
+                "{i},{}\n",
+                (i % 7) as f64 + if i == 300 { 90.0 } else { 0.0 }
+            )
+        }))
+        .collect();
+    let dated: String = std::iter::once("timestamp,value\n".to_string())
+        .chain((0..400).map(|i| {
+            format!(
+                "1995-03-{:02} {:02}:{:02}:00,{}\n",
+                1 + i / 1440,
+                (i / 60) % 24,
+                i % 60,
+                i % 5
+            )
+        }))
+        .collect();
+    for (name, text) in [("a1.csv", numbered), ("old.csv", dated)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let dead = dir.path().join("d.ndjson");
+        let out = waflog()
+            .args(["detect", "--input-format", "csv", "--all"])
+            .arg(&path)
+            .arg("--dead-letter")
+            .arg(&dead)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{name}");
+        assert!(ndjson(&dead).is_empty(), "{name}: {:?}", ndjson(&dead));
+        assert_eq!(records(&out.stdout).len(), 400, "{name}");
+    }
+}

@@ -138,6 +138,50 @@ pub fn from_str(s: &str) -> Result<i64, SchemaError> {
     }
 }
 
+/// Parses the time column of a metric series (`waflog detect --input-format csv`):
+/// as [`from_str`], and where that refuses a value for its era, by the same units
+/// from 1970 on. Series are not WAF logs: their times only order and name the
+/// rows, and labelled benchmarks number rows from 1 (Yahoo's A1) or start before
+/// 2000, so a plain number below the era is taken as seconds since the epoch and
+/// a date from 1970 on as it is.
+pub fn from_str_series(s: &str) -> Result<i64, SchemaError> {
+    let strict = match from_str(s) {
+        Ok(ms) => return Ok(ms),
+        Err(e) => e,
+    };
+    let t = s.trim();
+    let ms = if let Ok(v) = t.parse::<f64>() {
+        if !v.is_finite() || v < 0.0 {
+            return Err(strict);
+        }
+        let ms = if v < 1e11 {
+            v * 1e3
+        } else if v < 1e14 {
+            v
+        } else if v < 1e17 {
+            v / 1e3
+        } else {
+            v / 1e6
+        };
+        ms.round() as i64
+    } else {
+        match chrono::DateTime::parse_from_rfc3339(t)
+            .map(|dt| dt.timestamp_millis())
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f")
+                    .map(|n| n.and_utc().timestamp_millis())
+            }) {
+            Ok(ms) => ms,
+            Err(_) => return Err(strict),
+        }
+    };
+    if (0..=MAX_MS).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(strict)
+    }
+}
+
 /// Reads the raw JSON text of a `timestamp` value (number, string or `null`).
 ///
 /// Returns `Ok(None)` for `null`.
@@ -308,6 +352,23 @@ mod tests {
                 e.to_string().contains("2000"),
                 "{raw} should be rejected naming the era: {e}"
             );
+        }
+    }
+
+    #[test]
+    fn series_times_keep_row_numbers_and_old_dates() {
+        assert_eq!(from_str_series("1").unwrap(), 1000);
+        assert_eq!(from_str_series("1420").unwrap(), 1_420_000);
+        assert_eq!(
+            from_str_series("1995-03-01 00:00:00").unwrap(),
+            794_016_000_000
+        );
+        assert_eq!(
+            from_str_series("2014-04-10 09:00:00").unwrap(),
+            1_397_120_400_000
+        );
+        for bad in ["-1", "yesterday", "NaN", ""] {
+            assert!(from_str_series(bad).is_err(), "{bad}");
         }
     }
 

@@ -5,9 +5,7 @@
 
 use std::sync::Mutex;
 
-use waflog_core::detect::{
-    AlgorithmSpec, BYTES_PER_ENTITY, DetectorSpec, Engine, IntervalFeatures,
-};
+use waflog_core::detect::{BYTES_PER_ENTITY, DetectorSpec, Engine};
 use waflog_core::features::FeatureMap;
 
 /// Resident memory of this process in bytes (Linux).
@@ -75,40 +73,4 @@ fn entity_memory_and_eviction() {
     let json = serde_json::to_value(&state).unwrap();
     let models = json["slots"][0]["models"].as_array().unwrap().len();
     assert!(models <= 1_000, "{models}");
-}
-
-/// Per-entity `rcf` models (one feature, the defaults: 50 trees of 256 samples,
-/// shingle 8, no bounding-box cache), each fed past its sample size: at least 3,000
-/// fit in 1 GiB, and `model_bytes` (the default entity cap) does not underestimate
-/// them.
-#[test]
-fn rcf_entity_memory() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    const MODELS: usize = 60;
-    const INTERVALS: usize = 300;
-    let spec: AlgorithmSpec = toml::from_str("type = \"rcf\"").unwrap();
-    let before = rss();
-    let mut models = Vec::with_capacity(MODELS);
-    for m in 0..MODELS {
-        let mut model = spec.build_shingled(1, 8);
-        for t in 0..INTERVALS {
-            let v = [100.0 + (t % 24) as f64 + ((t * 7 + m) % 5) as f64];
-            model.process(&IntervalFeatures {
-                start_ms: t as i64,
-                end_ms: t as i64 + 1,
-                values: &v,
-                categories: &[],
-            });
-        }
-        models.push(model);
-    }
-    let per_model = (rss() - before) / MODELS;
-    let per_gib = (1usize << 30) / per_model;
-    println!(
-        "rcf: {per_model} resident bytes per one-feature model, {per_gib} models per GiB (model_bytes {})",
-        spec.model_bytes(1, 8)
-    );
-    assert!(per_gib >= 3_000, "{per_model} bytes per rcf model");
-    assert!(spec.model_bytes(1, 8) >= per_model, "{per_model}");
-    assert_eq!(models.len(), MODELS);
 }

@@ -49,7 +49,7 @@ impl MetricSeries {
                 fields.len()
             )));
         }
-        let ts = match crate::timestamp::from_str(fields[0].trim_matches('"')) {
+        let ts = match crate::timestamp::from_str_series(fields[0].trim_matches('"')) {
             Ok(ts) => ts,
             Err(e) if self.rows == 0 && self.features.is_none() => {
                 // A header row: its names become the feature names.

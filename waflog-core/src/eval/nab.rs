@@ -422,7 +422,7 @@ pub fn parse_scores(series: &Series, csv: impl Read) -> Result<Vec<f64>, NabErro
             ));
         };
         let t = fields[0].trim_matches('"');
-        let at = parse_timestamp(t).or_else(|| crate::timestamp::from_str(t).ok());
+        let at = parse_timestamp(t).or_else(|| crate::timestamp::from_str_series(t).ok());
         if at != Some(expected) {
             return Err(error(
                 n,
