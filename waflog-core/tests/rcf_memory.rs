@@ -40,7 +40,10 @@ fn rcf_entity_memory() {
     let per_model = rss().saturating_sub(before) / MODELS;
     // A forest of 50 trees of 256 samples is hundreds of kilobytes: a smaller
     // figure means the measurement failed, not that the model is small.
-    assert!(per_model > 50_000, "{per_model} bytes per model: RSS did not grow");
+    assert!(
+        per_model > 50_000,
+        "{per_model} bytes per model: RSS did not grow"
+    );
     let per_gib = (1usize << 30) / per_model;
     println!(
         "rcf: {per_model} resident bytes per one-feature model, {per_gib} models per GiB (model_bytes {})",
