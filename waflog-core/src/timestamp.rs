@@ -114,15 +114,8 @@ pub fn from_str(s: &str) -> Result<i64, SchemaError> {
     {
         return from_f64(f);
     }
-    let parsed = chrono::DateTime::parse_from_rfc3339(t)
-        .map(|dt| dt.timestamp_millis())
-        .or_else(|_| {
-            // Metric files often write UTC as `2014-04-10 09:00:00[.000000]`.
-            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f")
-                .map(|n| n.and_utc().timestamp_millis())
-        });
-    match parsed {
-        Ok(ms) => {
+    match date_time_ms(t) {
+        Some(ms) => {
             if !(MIN_MS..=MAX_MS).contains(&ms) {
                 return Err(SchemaError::InvalidTimestamp {
                     value: format!("{s:?}"),
@@ -131,11 +124,23 @@ pub fn from_str(s: &str) -> Result<i64, SchemaError> {
             }
             Ok(ms)
         }
-        Err(_) => Err(SchemaError::InvalidTimestamp {
+        None => Err(SchemaError::InvalidTimestamp {
             value: format!("{s:?}"),
             reason: "neither a number nor an RFC 3339 (or `YYYY-MM-DD HH:MM:SS` UTC) date-time",
         }),
     }
+}
+
+/// An RFC 3339 date-time, or `YYYY-MM-DD HH:MM:SS[.fff]` read as UTC (metric files
+/// often write UTC so), as epoch milliseconds; no range check.
+fn date_time_ms(t: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|dt| dt.timestamp_millis())
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f")
+                .map(|n| n.and_utc().timestamp_millis())
+        })
+        .ok()
 }
 
 /// Parses the time column of a metric series (`waflog detect --input-format csv`):
@@ -165,14 +170,9 @@ pub fn from_str_series(s: &str) -> Result<i64, SchemaError> {
         };
         ms.round() as i64
     } else {
-        match chrono::DateTime::parse_from_rfc3339(t)
-            .map(|dt| dt.timestamp_millis())
-            .or_else(|_| {
-                chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f")
-                    .map(|n| n.and_utc().timestamp_millis())
-            }) {
-            Ok(ms) => ms,
-            Err(_) => return Err(strict),
+        match date_time_ms(t) {
+            Some(ms) => ms,
+            None => return Err(strict),
         }
     };
     if (0..=MAX_MS).contains(&ms) {
