@@ -529,3 +529,93 @@ fn metric_series_keep_row_numbers_and_old_dates_as_times() {
         assert_eq!(records(&out.stdout).len(), 400, "{name}");
     }
 }
+
+/// Firehose objects (records concatenated with no delimiter, gzip), JSON arrays and
+/// pretty-printed records (issue 18): every record is read, by `transform` and by
+/// `detect`, and a damaged record costs only itself, dead-lettered with its offset.
+#[test]
+fn concatenated_arrays_and_pretty_printed_records_are_all_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate("2026-02-03T00:00:00Z", "10m", "21", &[], None);
+    let recs = records(&data);
+    let n = recs.len();
+    assert!(n > 10_000, "{n}");
+    let lines: Vec<&[u8]> = data
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+
+    let firehose = dir.path().join("firehose-object.gz");
+    std::fs::write(&firehose, gzip(&lines.concat())).unwrap();
+    let array = dir.path().join("array.json");
+    std::fs::write(&array, serde_json::to_vec(&recs).unwrap()).unwrap();
+    let pretty = dir.path().join("pretty.json");
+    let mut text = Vec::new();
+    for r in &recs {
+        text.extend(serde_json::to_vec_pretty(r).unwrap());
+        text.push(b'\n');
+    }
+    std::fs::write(&pretty, &text).unwrap();
+    let pretty_array = dir.path().join("pretty-array.json");
+    std::fs::write(&pretty_array, serde_json::to_vec_pretty(&recs).unwrap()).unwrap();
+
+    let plain = dir.path().join("plain.ndjson");
+    std::fs::write(&plain, &data).unwrap();
+    let transform = |input: &Path| {
+        let dead = dir.path().join("dead.ndjson");
+        let out = waflog()
+            .arg("transform")
+            .arg(input)
+            .arg("--dead-letter")
+            .arg(&dead)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{input:?}");
+        (out.stdout, ndjson(&dead))
+    };
+    let (want, none) = transform(&plain);
+    assert_eq!(records(&want).len(), n);
+    assert!(none.is_empty());
+    for input in [&firehose, &array, &pretty, &pretty_array] {
+        let (got, dead) = transform(input);
+        assert!(dead.is_empty(), "{input:?}: {dead:?}");
+        // The same records, transformed the same way, in the same order.
+        assert_eq!(records(&got), records(&want), "{input:?}");
+    }
+
+    // Detection over the Firehose object scores exactly what it scores over lines.
+    let detect = |input: &Path| {
+        let out = waflog()
+            .args(["detect", "--all"])
+            .arg(input)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        records(&out.stdout)
+    };
+    assert_eq!(detect(&firehose), detect(&plain));
+
+    // A damaged record in the middle of a Firehose object: only it is lost.
+    let mut damaged = Vec::new();
+    let mut offset = 0;
+    for (i, l) in lines.iter().enumerate() {
+        if i == n / 2 {
+            offset = damaged.len();
+            damaged.extend_from_slice(b"{\"timestamp\":,\"action\":\"BLOCK\"}");
+        }
+        damaged.extend_from_slice(l);
+    }
+    let path = dir.path().join("damaged-object");
+    std::fs::write(&path, &damaged).unwrap();
+    let (got, dead) = transform(&path);
+    assert_eq!(records(&got).len(), n);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["line"], 1);
+    assert_eq!(dead[0]["offset"], offset);
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON")
+    );
+}

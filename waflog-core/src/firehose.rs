@@ -263,6 +263,7 @@ impl FailedRecord<'_> {
             (_, None) => DeadLetter {
                 source,
                 line: 1,
+                offset: None,
                 reason: self.error.to_string(),
                 raw: Some(Cow::Borrowed(self.data)),
                 raw_base64: None,

@@ -104,8 +104,12 @@ pub(crate) fn field_error(text: &str, e: serde_json::Error) -> SchemaError {
 pub struct DeadLetter<'a> {
     /// Where the line came from (a path, `-` for stdin, later a URI).
     pub source: &'a str,
-    /// 1-based line number in that source.
+    /// 1-based line number in that source (where the record starts).
     pub line: u64,
+    /// Byte offset in that source where the record starts, when known (several
+    /// records may share a line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     /// Why it was rejected.
     pub reason: String,
     /// The line as a string, when it is UTF-8.
@@ -156,11 +160,18 @@ impl<'a> DeadLetter<'a> {
         DeadLetter {
             source,
             line,
+            offset: None,
             reason,
             raw,
             raw_base64,
             truncated_from: None,
         }
+    }
+
+    /// The same dead letter with the byte offset of its record.
+    pub fn at(mut self, offset: Option<u64>) -> Self {
+        self.offset = offset;
+        self
     }
 
     /// Appends this dead letter as one NDJSON line.

@@ -25,7 +25,11 @@ pub fn handle(
 ) -> anyhow::Result<()> {
     let mut dead_buf = Vec::new();
     match line {
-        Line::Ok { number, bytes } => {
+        Line::Ok {
+            number,
+            bytes,
+            offset,
+        } => {
             if bytes.trim_ascii().is_empty() {
                 stats.blank += 1;
                 return Ok(());
@@ -35,7 +39,9 @@ pub fn handle(
                 Ok(()) => stats.records_out += 1,
                 Err(e) => {
                     stats.dead_lettered += 1;
-                    DeadLetter::new(source, number, &e, bytes).write_ndjson(&mut dead_buf);
+                    DeadLetter::new(source, number, &e, bytes)
+                        .at(offset)
+                        .write_ndjson(&mut dead_buf);
                 }
             }
         }
@@ -43,11 +49,14 @@ pub fn handle(
             number,
             prefix,
             len,
+            offset,
         } => {
             stats.records_in += 1;
             stats.dead_lettered += 1;
             let e = SchemaError::LineTooLong { len, max: max_line };
-            DeadLetter::new(source, number, &e, prefix).write_ndjson(&mut dead_buf);
+            DeadLetter::new(source, number, &e, prefix)
+                .at(offset)
+                .write_ndjson(&mut dead_buf);
         }
     }
     if !dead_buf.is_empty() {

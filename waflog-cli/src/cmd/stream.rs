@@ -46,7 +46,7 @@ pub fn spawn_line_reader(input: file_source::Input, max_line: usize) -> mpsc::Re
         let mut seen = 0u64;
         loop {
             let msg = match lines.next_line() {
-                Ok(Some(Line::Ok { number, bytes })) => {
+                Ok(Some(Line::Ok { number, bytes, .. })) => {
                     seen = number;
                     Msg::Line(number, bytes.to_vec())
                 }
@@ -54,6 +54,7 @@ pub fn spawn_line_reader(input: file_source::Input, max_line: usize) -> mpsc::Re
                     number,
                     prefix,
                     len,
+                    ..
                 })) => {
                     seen = number;
                     Msg::TooLong(number, prefix.to_vec(), len)
@@ -192,6 +193,7 @@ pub fn follow(
                 handle(Line::Ok {
                     number,
                     bytes: &bytes,
+                    offset: None,
                 })?;
                 stats.bytes_in += bytes.len() as u64 + 1;
                 last_seen = Instant::now();
@@ -203,6 +205,7 @@ pub fn follow(
                     number,
                     prefix: &prefix,
                     len,
+                    offset: None,
                 })?;
                 stats.bytes_in += len + 1;
             }
