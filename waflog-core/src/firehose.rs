@@ -217,7 +217,12 @@ pub enum RecordError {
     /// `data` decodes to nothing but blank lines.
     #[error("data holds no record (empty or blank)")]
     Empty,
-    /// A line of the decoded data is not a record; the record's other lines are not
+    /// The data is a CloudWatch Logs subscription payload (or gzip) that cannot be
+    /// unpacked.
+    #[error("{0}")]
+    Payload(crate::cloudwatch::PayloadError),
+    /// A line of the decoded data (or a log event of a CloudWatch Logs payload: `line`
+    /// is then its position) is not a record; the record's other lines are not
     /// delivered either.
     #[error("line {line}: {error}")]
     Line {
@@ -287,6 +292,8 @@ pub struct FirehoseStats {
     pub failed_for_size: u64,
     /// JSON lines delivered in `Ok` records.
     pub lines_out: u64,
+    /// Records answered `Dropped`: CloudWatch Logs control messages (no WAF record).
+    pub dropped: u64,
     /// Bytes of the event.
     pub bytes_in: u64,
     /// Bytes of the response.
@@ -421,7 +428,14 @@ pub fn respond(
             .map_err(Clone::clone)
             .and_then(|bytes| transform_data(transformer, bytes, &mut transformed));
         match outcome {
-            Ok(lines) => {
+            Ok(None) => {
+                // A control message: answered `Dropped`, with its data as received.
+                let dropped = answer(&record.record_id, RecordResult::Dropped, &record.data);
+                total = total - echo.len() + dropped.len();
+                stats.dropped += 1;
+                chosen.push(Some(dropped));
+            }
+            Ok(Some(lines)) => {
                 let ok = answer(
                     &record.record_id,
                     RecordResult::Ok,
@@ -481,12 +495,44 @@ fn answer(record_id: &str, result: RecordResult, data: &str) -> Vec<u8> {
 }
 
 /// Transforms every non-blank line of a decoded payload into `out` (cleared first);
-/// returns the number of lines, or the first line's error.
+/// returns the number of lines (`None` for a CloudWatch Logs control message, which is
+/// dropped), or the first line's error. A CloudWatch Logs subscription payload (gzip
+/// or not, see [`crate::cloudwatch`]) gives its log events' messages as the lines;
+/// other gzip data is decompressed.
 fn transform_data(
     transformer: &Transformer,
     data: &[u8],
     out: &mut Vec<u8>,
-) -> Result<u64, RecordError> {
+) -> Result<Option<u64>, RecordError> {
+    use crate::cloudwatch::{self, Unpacked};
+    // Firehose's own limit on a record is 1,000 KiB; a payload decompresses to a few
+    // times that at most.
+    const UNPACKED_LIMIT: usize = 64 << 20;
+    let decompressed;
+    let data = match cloudwatch::unpack(data, UNPACKED_LIMIT) {
+        None => data,
+        Some(Err(e)) => return Err(RecordError::Payload(e)),
+        Some(Ok(Unpacked::Decompressed(bytes))) => {
+            decompressed = bytes;
+            &decompressed[..]
+        }
+        Some(Ok(Unpacked::Payload(p))) if p.is_control() => return Ok(None),
+        Some(Ok(Unpacked::Payload(p))) => {
+            out.clear();
+            for (i, event) in p.log_events.iter().enumerate() {
+                transformer
+                    .transform_line(event.message.as_bytes(), out)
+                    .map_err(|error| RecordError::Line {
+                        line: i as u64 + 1,
+                        error,
+                    })?;
+            }
+            if p.log_events.is_empty() {
+                return Err(RecordError::Empty);
+            }
+            return Ok(Some(p.log_events.len() as u64));
+        }
+    };
     out.clear();
     let mut lines = 0;
     for (i, line) in data.split(|b| *b == b'\n').enumerate() {
@@ -504,7 +550,7 @@ fn transform_data(
     if lines == 0 {
         return Err(RecordError::Empty);
     }
-    Ok(lines)
+    Ok(Some(lines))
 }
 
 #[cfg(test)]
@@ -568,7 +614,7 @@ mod tests {
         let response: FirehoseResponse<'static> = serde_json::from_slice(&body).unwrap();
         assert_eq!(response.records.len() as u64, stats.records);
         assert_eq!(
-            stats.ok + stats.failed + stats.failed_for_size,
+            stats.ok + stats.failed + stats.failed_for_size + stats.dropped,
             stats.records
         );
         Ok((response, stats, failed))
@@ -585,6 +631,72 @@ mod tests {
 
     fn decoded(r: &ResponseRecord<'_>) -> Vec<u8> {
         STANDARD.decode(r.data.as_bytes()).unwrap()
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn cloudwatch_logs_payloads_are_unpacked_and_control_messages_dropped() {
+        let data = json!({
+            "messageType": "DATA_MESSAGE", "owner": "123456789012",
+            "logGroup": "aws-waf-logs-example", "logStream": "s", "subscriptionFilters": ["f"],
+            "logEvents": [
+                {"id": "1", "timestamp": 1735732800123_i64, "message": LINE_A},
+                {"id": "2", "timestamp": 1735732800124_i64, "message": LINE_B}
+            ]
+        })
+        .to_string();
+        let control = json!({
+            "messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs", "logGroup": "",
+            "logStream": "", "subscriptionFilters": [],
+            "logEvents": [{"id": "", "timestamp": 1735732800000_i64,
+                "message": "CWL CONTROL MESSAGE: Checking health of destination Firehose."}]
+        })
+        .to_string();
+        let bad = json!({"messageType": "DATA_MESSAGE", "logEvents": [{"id": "1", "message": "not json"}]})
+            .to_string();
+        let gz = gzip(data.as_bytes());
+        let (response, stats, failed) = run(&event(&[
+            ("data", b64(&gz)),
+            ("control", b64(gzip(control.as_bytes()))),
+            ("plain", b64(&data)),
+            ("cut", b64(&gz[..gz.len() / 2])),
+            ("bad", b64(gzip(bad.as_bytes()))),
+            (
+                "lines",
+                b64(gzip(format!("{LINE_A}\n{LINE_B}\n").as_bytes())),
+            ),
+        ]));
+        assert_eq!(
+            (stats.ok, stats.dropped, stats.failed, stats.lines_out),
+            (3, 1, 2, 6)
+        );
+        let results: Vec<RecordResult> = response.records.iter().map(|r| r.result).collect();
+        assert_eq!(
+            results,
+            [
+                RecordResult::Ok,
+                RecordResult::Dropped,
+                RecordResult::Ok,
+                RecordResult::ProcessingFailed,
+                RecordResult::ProcessingFailed,
+                RecordResult::Ok
+            ]
+        );
+        let both = transformed(&[LINE_A, LINE_B]);
+        for i in [0, 2, 5] {
+            assert_eq!(decoded(&response.records[i]), both);
+        }
+        assert!(failed[0].1.contains("does not decompress"), "{failed:?}");
+        assert!(
+            failed[1].1.starts_with("line 1: invalid JSON"),
+            "{failed:?}"
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod alert;
+pub mod cloudwatch;
 pub mod config;
 pub mod dashboard;
 pub mod detect;
