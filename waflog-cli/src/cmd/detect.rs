@@ -9,11 +9,10 @@ use anyhow::Context;
 use waflog_core::alert::AlertBook;
 use waflog_core::dashboard::Board;
 use waflog_core::detect::metrics::MetricSeries;
-use waflog_core::detect::{
-    AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, EngineState, TimeRules,
-};
+use waflog_core::detect::{AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, TimeRules};
 use waflog_core::error::SchemaError;
 use waflog_core::features::FeatureMap;
+use waflog_core::pipeline::State;
 use waflog_core::transform::TransformStats;
 
 use super::{records, stream};
@@ -671,7 +670,7 @@ impl stream::FollowStage for FollowDetect<'_> {
     fn checkpoint(&mut self, shard: String, sequence: String) {
         self.mid_record = false;
         if let Some(st) = self.store.as_deref_mut() {
-            st.checkpoints.insert(shard, sequence);
+            st.carried.checkpoints.insert(shard, sequence);
         }
     }
 
@@ -706,28 +705,13 @@ impl stream::FollowStage for FollowDetect<'_> {
 struct StateFile {
     path: PathBuf,
     last_save: Instant,
-    /// Stream positions (`stream/shard` -> last processed sequence number), saved in
-    /// the same file as the models so the two never disagree.
-    checkpoints: BTreeMap<String, String>,
-    /// Records the models took in before this run (from the loaded state).
-    records_before: u64,
+    /// What the file holds besides the models, carried to the next save: stream
+    /// positions (`stream/shard` -> last processed sequence number, saved with the
+    /// models so the two never disagree) and the records the models took in
+    /// before this run.
+    carried: State,
     /// The alert state read at start, until alerting takes it.
     loaded_alerts: Option<AlertBook>,
-}
-
-/// The state file: the engine's state plus the stream checkpoints.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Saved {
-    #[serde(flatten)]
-    engine: EngineState,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    checkpoints: BTreeMap<String, String>,
-    /// Records the models have taken in since the state was created (`--fresh`).
-    #[serde(default)]
-    records: u64,
-    /// Alerts and undelivered notifications.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    alerts: Option<AlertBook>,
 }
 
 impl StateFile {
@@ -735,38 +719,35 @@ impl StateFile {
         StateFile {
             path: path.to_path_buf(),
             last_save: Instant::now(),
-            checkpoints: BTreeMap::new(),
-            records_before: 0,
+            carried: State::new(),
             loaded_alerts: None,
         }
     }
 
     /// The checkpoints of `stream`'s shards (shard -> sequence number).
     fn stream_checkpoints(&self, stream: &str) -> BTreeMap<String, String> {
-        stream::of_stream(&self.checkpoints, stream)
+        self.carried.stream_checkpoints(stream)
     }
 
     fn load(&mut self, specs: &[DetectorSpec], map: FeatureMap) -> anyhow::Result<Option<Engine>> {
-        let Some(text) =
-            crate::files::read_capped_if_exists(&self.path, crate::files::STATE_CAP, "state file")?
-        else {
+        let Some(mut saved) = super::read_state(&self.path, " (start over with --fresh)")? else {
             return Ok(None);
         };
-        let saved: Saved = serde_json::from_slice(&text).with_context(|| {
+        let engine_state = saved.engine.take().with_context(|| {
             format!(
-                "state file {} is corrupt or not a waflog state file (start over with --fresh)",
+                "state file {} holds no detector models (a `waflog transform --state` file?); start over with --fresh",
                 self.path.display()
             )
         })?;
-        self.checkpoints = saved.checkpoints;
-        self.records_before = saved.records;
-        self.loaded_alerts = saved.alerts;
-        let engine = Engine::restore(specs, map, saved.engine)
+        self.loaded_alerts = saved.alerts.take();
+        let records = saved.records;
+        self.carried = saved;
+        let engine = Engine::restore(specs, map, engine_state)
             .with_context(|| format!("cannot resume from state file {}", self.path.display()))?;
         tracing::info!(
             "resumed from {} ({} records taken in so far)",
             self.path.display(),
-            saved.records
+            records
         );
         Ok(Some(engine))
     }
@@ -779,15 +760,11 @@ impl StateFile {
     }
 
     fn save(&mut self, engine: &Engine, alerts: Option<&AlertBook>) -> anyhow::Result<()> {
-        let saved = Saved {
-            engine: engine.snapshot(),
-            checkpoints: self.checkpoints.clone(),
-            records: self.records_before + engine.stats().records,
-            alerts: alerts.cloned(),
-        };
-        let json = serde_json::to_vec(&saved)
-            .with_context(|| format!("cannot write state file {}", self.path.display()))?;
-        super::write_atomic(&self.path, &json).context("cannot save the state")?;
+        let mut state = self.carried.clone();
+        state.engine = Some(engine.snapshot());
+        state.records = self.carried.records + engine.stats().records;
+        state.alerts = alerts.cloned();
+        super::write_state(&self.path, &state).context("cannot save the state")?;
         self.last_save = Instant::now();
         Ok(())
     }
