@@ -159,6 +159,17 @@ pub enum Pushed {
     Rejected(SchemaError),
 }
 
+impl Pushed {
+    /// The results handed on (0 for a blank line), or why the line was rejected.
+    pub fn into_result(self) -> Result<usize, SchemaError> {
+        match self {
+            Pushed::Record { results } => Ok(results),
+            Pushed::Blank => Ok(0),
+            Pushed::Rejected(e) => Err(e),
+        }
+    }
+}
+
 /// A line the pipeline dead-lettered, kept with its reason.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
