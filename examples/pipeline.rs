@@ -26,14 +26,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut pipeline = Pipeline::new(engine)
         .with_alerting(eval, vec![Box::new(stdout)], now_ms)
         .with_observer(Vec::<AnomalyResult>::new());
-
     let mut line = Vec::new();
     while generator.next_record(&mut line).is_some() {
         pipeline.push_line(line.trim_ascii_end())?;
         line.clear();
     }
     let done = pipeline.finish()?;
-
     let stats = pipeline.stats();
     println!(
         "{} records, {} results, {} dead-lettered, {} notifications undelivered",
@@ -43,13 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("anomaly: {}", r.summary());
     }
     for a in pipeline.alerts().map(|b| b.list()).unwrap_or_default() {
-        println!(
-            "alert {} {}: {} / {}",
-            a.id,
-            a.state(),
-            a.monitor,
-            a.trigger
-        );
+        println!("alert {} {}: {}", a.id, a.state(), a.monitor);
     }
     for t in scenario.truth() {
         println!("injected: {} from {} to {}", t.field, t.start, t.end);
