@@ -35,6 +35,7 @@ pub mod firehose;
 pub mod lines;
 pub mod names;
 pub mod opensearch;
+pub mod pipeline;
 pub mod record;
 pub mod schema;
 pub mod simulate;

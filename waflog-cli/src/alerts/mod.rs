@@ -15,9 +15,8 @@ use anyhow::Context;
 use waflog_core::Config;
 use waflog_core::alert::{
     AlertBook, DeliveryReport, Evaluator, Monitor, Notification, NotificationKind, Notifier,
-    deliver_due, deliver_pending,
 };
-use waflog_core::detect::AnomalyResult;
+use waflog_core::pipeline::{Pipeline, ResultObserver};
 
 use crate::aws::AwsContext;
 
@@ -121,192 +120,138 @@ pub struct AlertCounts {
     pub delivered: u64,
 }
 
-/// The evaluator, its channels and where acknowledgements arrive.
+/// The CLI's side of alerting: where acknowledgements from `waflog alerts ack`
+/// arrive, and when to look for them (the evaluator, its book and the channels
+/// are in the core's [`Pipeline`]).
 pub struct Alerting {
-    eval: Evaluator,
-    notifiers: Vec<Box<dyn Notifier>>,
     acks: Option<PathBuf>,
-    /// Counters of this run.
-    pub counts: AlertCounts,
-    max_end: Option<i64>,
     last_tick: std::time::Instant,
 }
 
+/// The notifiers of the configured channels.
+pub type Channels = Vec<Box<dyn Notifier>>;
+
+/// Alerting over `monitors`, resuming `book` when a state file had one: the
+/// evaluator (acknowledgements waiting in the side file applied), the channels
+/// that deliver, and the CLI's side.
+pub fn start(
+    config: &Config,
+    monitors: &[Monitor],
+    book: Option<AlertBook>,
+    state: Option<&Path>,
+    aws: &mut AwsContext<'_>,
+    results_on_stdout: bool,
+) -> anyhow::Result<(Evaluator, Channels, Alerting)> {
+    let channels = config.channel_specs();
+    let mut eval = Evaluator::new(monitors, &channels).context("invalid [[monitors]]")?;
+    if let Some(b) = book {
+        eval = eval.with_book(b).context("cannot resume the alert state")?;
+    }
+    let notifiers = notifiers::build(&channels, aws, results_on_stdout)?;
+    let side = Alerting {
+        acks: state.map(acks_path),
+        last_tick: std::time::Instant::now(),
+    };
+    side.take_acks(eval.book_mut())?;
+    Ok((eval, notifiers, side))
+}
+
 impl Alerting {
-    /// Alerting over `monitors`, resuming `book` when a state file had one.
-    pub fn new(
-        config: &Config,
-        monitors: &[Monitor],
-        book: Option<AlertBook>,
-        state: Option<&Path>,
-        aws: &mut AwsContext<'_>,
-        results_on_stdout: bool,
-    ) -> anyhow::Result<Alerting> {
-        let channels = config.channel_specs();
-        let mut eval = Evaluator::new(monitors, &channels).context("invalid [[monitors]]")?;
-        if let Some(b) = book {
-            eval = eval.with_book(b).context("cannot resume the alert state")?;
-        }
-        let notifiers = notifiers::build(&channels, aws, results_on_stdout)?;
-        let mut a = Alerting {
-            eval,
-            notifiers,
-            acks: state.map(acks_path),
-            counts: AlertCounts::default(),
-            max_end: None,
-            last_tick: std::time::Instant::now(),
-        };
-        a.take_acks()?;
-        // Notifications left undelivered by an earlier run: a new run, a new try.
-        if !a.eval.book().outbox().is_empty() {
-            let report = deliver_pending(a.eval.book_mut(), &mut a.notifiers, now_ms());
-            a.counts.delivered += report.delivered as u64;
-            tracing::info!(
-                "{} notifications left by an earlier run: {} delivered, {} still pending",
-                report.delivered + report.pending,
-                report.delivered,
-                report.pending
-            );
-        }
-        Ok(a)
-    }
-
-    /// The alert state, for the state file.
-    pub fn book(&self) -> &AlertBook {
-        self.eval.book()
-    }
-
     /// Applies waiting acknowledgements.
-    pub fn take_acks(&mut self) -> anyhow::Result<()> {
+    pub fn take_acks(&self, book: &mut AlertBook) -> anyhow::Result<()> {
         if let Some(p) = &self.acks {
-            apply_acks(self.eval.book_mut(), p)?;
+            apply_acks(book, p)?;
         }
         Ok(())
-    }
-
-    /// Acknowledges the alert with exactly this ID (from the dashboard).
-    pub fn acknowledge_exact(
-        &mut self,
-        id: &str,
-    ) -> Result<waflog_core::dashboard::AlertView, crate::dashboard::AckRefusal> {
-        use crate::dashboard::AckRefusal;
-        match self.eval.book().get(id) {
-            Ok(a) if a.id == id => {}
-            _ => return Err(AckRefusal::Unknown(format!("no alert with ID `{id}`"))),
-        }
-        self.eval
-            .book_mut()
-            .acknowledge(id, now_ms())
-            .map(waflog_core::dashboard::AlertView::of)
-            .map_err(|e| AckRefusal::Conflict(e.to_string()))
     }
 
     /// For a run that follows its input: about once a second, takes in
     /// acknowledgements and delivers what is due (retries after an outage).
     /// Returns whether it did (the alerts may have changed).
-    pub fn tick(&mut self) -> bool {
+    pub fn tick<O: ResultObserver>(&mut self, pipeline: &mut Pipeline<O>) -> bool {
         if self.last_tick.elapsed() < std::time::Duration::from_secs(1) {
             return false;
         }
         self.last_tick = std::time::Instant::now();
-        if let Err(e) = self.take_acks() {
-            tracing::warn!("{e:#}");
+        if let Some(book) = pipeline.alerts_mut() {
+            if let Err(e) = self.take_acks(book) {
+                tracing::warn!("{e:#}");
+            }
         }
-        self.deliver();
+        pipeline.deliver();
         true
     }
+}
 
-    /// Feeds results, logs what fired and delivers what is due.
-    pub fn observe(&mut self, results: &[AnomalyResult]) {
-        for r in results {
-            self.max_end = Some(
-                self.max_end
-                    .map_or(r.data_end_time, |m| m.max(r.data_end_time)),
-            );
-            let fired = self.eval.observe(r);
-            self.log(&fired);
-        }
-        self.deliver();
+/// Acknowledges the alert with exactly this ID (from the dashboard).
+pub fn acknowledge_exact(
+    book: &mut AlertBook,
+    id: &str,
+) -> Result<waflog_core::dashboard::AlertView, crate::dashboard::AckRefusal> {
+    use crate::dashboard::AckRefusal;
+    match book.get(id) {
+        Ok(a) if a.id == id => {}
+        _ => return Err(AckRefusal::Unknown(format!("no alert with ID `{id}`"))),
     }
+    book.acknowledge(id, now_ms())
+        .map(waflog_core::dashboard::AlertView::of)
+        .map_err(|e| AckRefusal::Conflict(e.to_string()))
+}
 
-    /// Closes every period that ends by the last result seen (the end of a run).
-    pub fn close_seen(&mut self) {
-        if let Some(end) = self.max_end {
-            let fired = self.eval.advance_to(end);
-            self.log(&fired);
-        }
-        self.deliver();
+/// Logs what the monitors raised and counts it.
+pub fn log_notifications(counts: &mut AlertCounts, notes: &[Notification]) {
+    for n in notes {
+        let what = match n.kind {
+            NotificationKind::Fired => {
+                counts.fired += 1;
+                "ACTIVE"
+            }
+            NotificationKind::Renotify => {
+                counts.renotified += 1;
+                "still ACTIVE"
+            }
+            NotificationKind::Completed => {
+                counts.completed += 1;
+                "COMPLETED"
+            }
+            NotificationKind::Error => "ERROR",
+            _ => "notified",
+        };
+        tracing::warn!(
+            "alert {} {what}: {} / {} (severity {}){}",
+            n.alert_id,
+            n.monitor,
+            n.trigger,
+            n.severity,
+            n.entity
+                .as_deref()
+                .map(|e| format!(", entity {e}"))
+                .unwrap_or_default()
+        );
     }
+}
 
-    fn log(&mut self, notes: &[Notification]) {
-        for n in notes {
-            let what = match n.kind {
-                NotificationKind::Fired => {
-                    self.counts.fired += 1;
-                    "ACTIVE"
-                }
-                NotificationKind::Renotify => {
-                    self.counts.renotified += 1;
-                    "still ACTIVE"
-                }
-                NotificationKind::Completed => {
-                    self.counts.completed += 1;
-                    "COMPLETED"
-                }
-                NotificationKind::Error => "ERROR",
-                _ => "notified",
-            };
-            tracing::warn!(
-                "alert {} {what}: {} / {} (severity {}){}",
-                n.alert_id,
-                n.monitor,
-                n.trigger,
-                n.severity,
-                n.entity
-                    .as_deref()
-                    .map(|e| format!(", entity {e}"))
-                    .unwrap_or_default()
-            );
-        }
-    }
-
-    /// Sends what is due now; failures stay in the outbox (and the state file).
-    pub fn deliver(&mut self) -> DeliveryReport {
-        if self.eval.book().next_due().is_none_or(|t| t > now_ms()) {
-            return DeliveryReport {
-                pending: self.eval.book().outbox().len(),
-                ..DeliveryReport::default()
-            };
-        }
-        let report = deliver_due(self.eval.book_mut(), &mut self.notifiers, now_ms());
-        self.counts.delivered += report.delivered as u64;
-        if report.retrying + report.gave_up > 0 {
-            for a in self.eval.book().open_alerts() {
-                if let Some(err) = &a.error {
-                    tracing::error!("alert {} ({}): {}", a.id, a.monitor, err.reason);
-                }
+/// Counts a round of deliveries; failures stay in the outbox (and the state
+/// file) and are logged on their alerts.
+pub fn log_delivery(counts: &mut AlertCounts, report: &DeliveryReport, book: &AlertBook) {
+    counts.delivered += report.delivered as u64;
+    if report.retrying + report.gave_up > 0 {
+        for a in book.open_alerts() {
+            if let Some(err) = &a.error {
+                tracing::error!("alert {} ({}): {}", a.id, a.monitor, err.reason);
             }
         }
-        report
     }
+}
 
-    /// The end of a run: closes the periods that ended by the last result, tries
-    /// every undelivered notification once more, and returns how many are left.
-    /// Without a state file to keep them, they are printed to stderr as JSON.
-    pub fn finish(&mut self) -> usize {
-        self.close_seen();
-        let report = deliver_pending(self.eval.book_mut(), &mut self.notifiers, now_ms());
-        self.counts.delivered += report.delivered as u64;
-        let left = self.eval.book().outbox();
-        if self.acks.is_none() {
-            for d in left {
-                tracing::error!(
-                    "undelivered notification to {}: {}",
-                    d.channel,
-                    d.notification.payload
-                );
-            }
-        }
-        left.len()
+/// Without a state file to keep them, the undelivered notifications at the end
+/// of a run are printed to stderr as JSON.
+pub fn log_undelivered(book: &AlertBook) {
+    for d in book.outbox() {
+        tracing::error!(
+            "undelivered notification to {}: {}",
+            d.channel,
+            d.notification.payload
+        );
     }
 }

@@ -101,18 +101,11 @@ fn need_state(args: &AlertsArgs) -> anyhow::Result<&Path> {
 
 /// The alert state in a `waflog detect --state` file (empty when it has none).
 fn load_book(state: &Path) -> anyhow::Result<AlertBook> {
-    let text = crate::files::read_capped(state, crate::files::STATE_CAP, "state file")?;
-    let v: serde_json::Value = serde_json::from_slice(&text)
-        .with_context(|| format!("state file {} is not a waflog state file", state.display()))?;
-    match v.get("alerts") {
-        Some(b) => {
-            let book: AlertBook = serde_json::from_value(b.clone())
-                .with_context(|| format!("state file {}: bad alert state", state.display()))?;
-            book.check_version()?;
-            Ok(book)
-        }
-        None => Ok(AlertBook::new()),
-    }
+    // A missing file is an error here.
+    let bytes = crate::files::read_capped(state, crate::files::STATE_CAP, "state file")?;
+    Ok(super::parse_state(state, &bytes, "")?
+        .alerts
+        .unwrap_or_default())
 }
 
 /// The alerts as a text table.

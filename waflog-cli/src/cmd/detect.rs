@@ -1,23 +1,21 @@
 //! `waflog detect`: WAF logs -> per-interval features -> detectors -> results.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use waflog_core::alert::AlertBook;
+use waflog_core::alert::{AlertBook, DeliveryReport, Notification};
 use waflog_core::dashboard::Board;
 use waflog_core::detect::metrics::MetricSeries;
-use waflog_core::detect::{
-    AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, EngineState, TimeRules,
-};
+use waflog_core::detect::{AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, TimeRules};
 use waflog_core::error::SchemaError;
 use waflog_core::features::FeatureMap;
+use waflog_core::pipeline::{Pipeline, ResultObserver, State};
 use waflog_core::transform::TransformStats;
 
 use super::{records, stream};
-use crate::alerts::{self, Alerting};
+use crate::alerts::{self, AlertCounts, Alerting};
 use crate::aws::AwsContext;
 use crate::aws::kinesis::StartPosition;
 use crate::cli::{DetectArgs, GlobalArgs, InputFormat};
@@ -29,46 +27,46 @@ use crate::source::{self, S3Range};
 
 const OUT_BLOCK: usize = 1 << 16;
 
+/// Where results go: the output (anomalies only unless `--all`), the log and
+/// the live dashboard; the alerts raised are logged and counted.
 struct Results {
-    out: Output,
+    /// Taken at the end of the run, to finish it.
+    out: Option<Output>,
     buf: Vec<u8>,
     all: bool,
     written: u64,
-    /// Monitors evaluated on every result, when alerting is on.
-    alerting: Option<Alerting>,
     /// The live dashboard, with --dashboard.
     dashboard: Option<Dashboard>,
+    /// Alert counters of this run, for its summary.
+    counts: AlertCounts,
 }
 
-impl Results {
-    /// The alert state, for the state file.
-    fn book(&self) -> Option<&AlertBook> {
-        self.alerting.as_ref().map(Alerting::book)
-    }
+impl ResultObserver for Results {
+    type Error = anyhow::Error;
 
-    /// Writes results (anomalies only unless `--all`), logs each anomaly and feeds
-    /// every result to the monitors.
-    fn emit(&mut self, results: &mut Vec<AnomalyResult>) -> anyhow::Result<()> {
-        if let Some(a) = &mut self.alerting {
-            a.observe(results);
-        }
+    /// Shows results on the dashboard, writes them (anomalies only unless
+    /// `--all`) and logs each anomaly.
+    fn results(
+        &mut self,
+        results: &[AnomalyResult],
+        alerts: Option<&AlertBook>,
+    ) -> anyhow::Result<()> {
         if let Some(d) = &mut self.dashboard {
-            let book = self.alerting.as_ref().map(Alerting::book);
             d.publish(|b| {
-                for r in results.iter() {
+                for r in results {
                     b.push(r);
                 }
-                if let Some(book) = book {
+                if let Some(book) = alerts {
                     b.set_alerts(book);
                 }
             });
         }
-        for r in results.drain(..) {
+        for r in results {
             if r.is_anomaly() {
                 tracing::warn!("anomaly: {}", r.summary());
             }
             if self.all || r.is_anomaly() {
-                waflog_core::text::to_json_writer(&mut self.buf, &r)?;
+                waflog_core::text::to_json_writer(&mut self.buf, r)?;
                 self.buf.push(b'\n');
                 self.written += 1;
             }
@@ -79,20 +77,35 @@ impl Results {
         Ok(())
     }
 
-    /// Applies the acknowledgements sent from the dashboard.
-    fn serve_acks(&mut self) -> usize {
-        serve_acks(&mut self.dashboard, &mut self.alerting)
+    fn notifications(&mut self, notes: &[Notification]) {
+        alerts::log_notifications(&mut self.counts, notes);
     }
 
-    /// The input's counts, on the dashboard.
-    fn show_input(&mut self, engine: &Engine, events: u64, dead: Option<u64>, force: bool) {
-        show_input(&mut self.dashboard, engine, events, dead, force);
+    fn delivered(&mut self, report: &DeliveryReport, alerts: &AlertBook) {
+        alerts::log_delivery(&mut self.counts, report, alerts);
     }
 
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.flush_buf()
+    }
+}
+
+impl Results {
     fn flush_buf(&mut self) -> anyhow::Result<()> {
-        self.out.write_block(&self.buf)?;
+        if let Some(out) = &mut self.out {
+            out.write_block(&self.buf)?;
+        }
         self.buf.clear();
         Ok(())
+    }
+
+    /// Writes what is buffered and flushes the output.
+    fn flush_out(&mut self) -> anyhow::Result<()> {
+        self.flush_buf()?;
+        match &mut self.out {
+            Some(out) => out.flush(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -117,13 +130,17 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     let inputs_given = args.input.all();
     let kinesis = source::kinesis_stream(&inputs_given)?;
     let mut store = args.state.as_deref().map(StateFile::new);
-    let mut engine = match &mut store {
+    let (mut engine, saved) = match &store {
         Some(st) if !args.fresh => st.load(&specs, config.feature_map()?)?,
         _ => None,
     }
     .map_or_else(
-        || Engine::new(&specs, config.feature_map()?).context("invalid detectors"),
-        Ok,
+        || {
+            Engine::new(&specs, config.feature_map()?)
+                .context("invalid detectors")
+                .map(|e| (e, None))
+        },
+        |(e, s)| Ok((e, Some(s))),
     )?;
     engine = engine.with_time_rules(time_rules);
     if let Some(max) = args.max_entities {
@@ -139,19 +156,40 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             .join(", ")
     );
     let monitors = alerts::monitors(&config, args.alerts);
-    let alerting = if monitors.is_empty() {
+    // Results go to the pipeline, which carries what the state holds besides the
+    // models and the alerts; dead letters are written here, as they come.
+    let mut pipeline = Pipeline::new(engine).keep_dead_letters(0);
+    let mut loaded_alerts = None;
+    if let Some(mut s) = saved {
+        loaded_alerts = s.alerts.take();
+        pipeline = pipeline.with_state(s);
+    }
+    let mut delivered_at_start = 0;
+    let mut alerting = if monitors.is_empty() {
         None
     } else {
         let results_on_stdout = args.output.as_deref().is_none_or(|o| o == Path::new("-"));
-        let book = store.as_mut().and_then(|st| st.loaded_alerts.take());
-        let a = Alerting::new(
+        let (eval, notifiers, side) = alerts::start(
             &config,
             &monitors,
-            book,
+            loaded_alerts,
             args.state.as_deref(),
             &mut aws,
             results_on_stdout,
         )?;
+        pipeline = pipeline.with_alerting(eval, notifiers, alerts::now_ms);
+        // Notifications left undelivered by an earlier run: a new run, a new try.
+        if pipeline.alerts().is_some_and(|b| !b.outbox().is_empty()) {
+            if let Some(report) = pipeline.deliver_pending() {
+                delivered_at_start = report.delivered as u64;
+                tracing::info!(
+                    "{} notifications left by an earlier run: {} delivered, {} still pending",
+                    report.delivered + report.pending,
+                    report.delivered,
+                    report.pending
+                );
+            }
+        }
         tracing::info!(
             "{} monitors: {}",
             monitors.len(),
@@ -161,7 +199,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        Some(a)
+        Some(side)
     };
     let dashboard = match &args.dashboard {
         Some(addr) => {
@@ -181,8 +219,8 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
                 alerting.is_some(),
                 &args.dashboard_host,
             )?;
-            if let Some(a) = &alerting {
-                d.publish(|b| b.set_alerts(a.book()));
+            if let Some(book) = pipeline.alerts() {
+                d.publish(|b| b.set_alerts(book));
             }
             tracing::info!("dashboard: {}", d.url());
             Some(d)
@@ -194,33 +232,42 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         .as_deref()
         .map(|l| humantime::parse_duration(l).map_err(|e| anyhow::anyhow!("--linger {l}: {e}")))
         .transpose()?;
-    let mut results = Results {
-        out: file_sink::create_location(args.output.as_deref(), &mut aws, &{
-            let mut o = args.sink.options()?;
-            o.opensearch.kind = crate::sink::opensearch::DocKind::Results;
-            // Resuming from --state: earlier results stay in the output file.
-            o.append = args.state.as_deref().is_some_and(Path::exists) && !args.fresh;
-            o
-        })?,
+    let results = Results {
+        out: Some(file_sink::create_location(
+            args.output.as_deref(),
+            &mut aws,
+            &{
+                let mut o = args.sink.options()?;
+                o.opensearch.kind = crate::sink::opensearch::DocKind::Results;
+                // Resuming from --state: earlier results stay in the output file.
+                o.append = args.state.as_deref().is_some_and(Path::exists) && !args.fresh;
+                o
+            },
+        )?),
         buf: Vec::with_capacity(OUT_BLOCK * 2),
         all: args.all,
         written: 0,
-        alerting,
         dashboard,
+        counts: AlertCounts {
+            delivered: delivered_at_start,
+            ..AlertCounts::default()
+        },
     };
+    let mut pipeline = pipeline.with_observer(results);
     let mut dead = file_sink::create_or_stderr(args.input.dead_letter.as_deref())?;
     let started = Instant::now();
     let mut stats = TransformStats::default();
     let mut pending = Vec::new();
     for name in &args.history {
         let input = file_source::open(name)?;
-        let before = engine.stats();
+        let before = pipeline.engine().stats();
         records::each_line(input, max_line, &mut stats, &mut dead, |line| {
-            let outcome = engine.push_line(line, &mut pending);
+            // History trains the models; its results are not wanted.
+            let outcome = pipeline.engine_mut().push_line(line, &mut pending);
             pending.clear();
             Ok(outcome)
         })?;
-        let after = engine.stats();
+        let after = pipeline.engine().stats();
         tracing::info!(
             "trained on {} records ({} intervals) of history from {name}",
             after.records - before.records,
@@ -238,10 +285,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         }
         let start =
             StartPosition::parse(&args.input.kinesis_start).context("invalid --kinesis-start")?;
-        let checkpoints = store
-            .as_ref()
-            .map(|st| st.stream_checkpoints(stream))
-            .unwrap_or_default();
+        let checkpoints = pipeline.stream_checkpoints(stream);
         let stop = stream::stop_on_ctrl_c()?;
         let rx = stream::kinesis_lines(
             aws.get()?,
@@ -253,10 +297,9 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             &stop,
         );
         let mut stage = FollowDetect {
-            engine: &mut engine,
-            results: &mut results,
+            pipeline: &mut pipeline,
+            alerting: alerting.as_mut(),
             store: store.as_mut(),
-            pending: Vec::new(),
             stream: true,
             mid_record: false,
         };
@@ -302,16 +345,16 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
                         }));
                     }
                 };
-                let outcome = series.push_line(text).map(|r| pending.extend(r));
-                if !pending.is_empty() {
-                    results.emit(&mut pending)?;
-                    if results.dashboard.is_some() {
-                        results.serve_acks();
-                        series_rows = series_rows.saturating_add(1);
-                        results.show_input(&engine, series_rows, None, false);
-                    }
+                let outcome = match series.push_line(text) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(e)),
+                };
+                if pipeline.push_results(outcome)? > 0 && pipeline.observer().dashboard.is_some() {
+                    serve_acks(&mut pipeline);
+                    series_rows = series_rows.saturating_add(1);
+                    show_input(&mut pipeline, series_rows, None, false);
                 }
-                Ok(outcome)
+                Ok(Ok(()))
             })?;
             continue;
         }
@@ -320,10 +363,9 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             let rx = stream::spawn_line_reader(input, max_line);
             let stop = stream::stop_on_ctrl_c()?;
             let mut stage = FollowDetect {
-                engine: &mut engine,
-                results: &mut results,
+                pipeline: &mut pipeline,
+                alerting: alerting.as_mut(),
                 store: store.as_mut(),
-                pending: Vec::new(),
                 stream: false,
                 mid_record: false,
             };
@@ -338,19 +380,18 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
                 {
                     return Err(anyhow::Error::new(crate::aws::Interrupted));
                 }
-                let outcome = engine.push_line(line, &mut pending);
-                if !pending.is_empty() {
-                    results.emit(&mut pending)?;
-                    if results.dashboard.is_some() {
-                        results.serve_acks();
-                        let events = engine.stats().records;
-                        results.show_input(&engine, events, None, false);
+                let outcome = pipeline.push_line(line)?.into_result();
+                if outcome.as_ref().is_ok_and(|n| *n > 0) {
+                    if pipeline.observer().dashboard.is_some() {
+                        serve_acks(&mut pipeline);
+                        let events = pipeline.engine().stats().records;
+                        show_input(&mut pipeline, events, None, false);
                     }
                     if let Some(st) = &mut store {
-                        st.save_if_due(&engine, results.book())?;
+                        st.save_if_due(&pipeline)?;
                     }
                 }
-                Ok(outcome)
+                Ok(outcome.map(|_| ()))
             });
             match read {
                 Err(e) if crate::aws::is_interrupted(&e) => {
@@ -362,52 +403,58 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         }
     }
     // With a state file more input may come later: keep open intervals for it.
-    let unscored = match &store {
-        Some(_) => {
-            engine.close_ready_intervals(&mut pending);
-            0
-        }
-        None => engine.finish(&mut pending),
+    // Alert periods that ended by the last result are complete: they are
+    // evaluated, and every undelivered notification has one more try.
+    let done = match &store {
+        Some(_) => pipeline.suspend()?,
+        None => pipeline.finish()?,
     };
-    results.emit(&mut pending)?;
-    results.flush_buf()?;
-    // Alert periods that ended by the last result are complete: evaluate them, and
-    // give every undelivered notification one more try before the run ends.
-    let undelivered = match &mut results.alerting {
-        Some(a) => a.finish(),
+    let unscored = done.unscored;
+    let undelivered = match &alerting {
+        Some(_) => {
+            pipeline.observer_mut().counts.delivered += done.delivered as u64;
+            if store.is_none() {
+                if let Some(book) = pipeline.alerts() {
+                    alerts::log_undelivered(book);
+                }
+            }
+            done.undelivered
+        }
         None => 0,
     };
     // The alerts the last periods completed, on the page.
-    if let (Some(d), Some(a)) = (&mut results.dashboard, &results.alerting) {
-        d.publish(|b| b.set_alerts(a.book()));
-    }
+    publish_alerts(&mut pipeline);
     if let Some(st) = &mut store {
         if keep_last_save {
             tracing::info!("stopped inside a stream record: keeping the last saved state");
         } else {
-            st.save(&engine, results.book())?;
+            st.save(&pipeline)?;
         }
     }
-    let (rejects, rejected) = results.out.finish_with_rejects()?;
+    let out = pipeline
+        .observer_mut()
+        .out
+        .take()
+        .context("the output is finished")?;
+    let (rejects, rejected) = out.finish_with_rejects()?;
     if rejected > 0 {
         stats.dead_lettered += rejected;
         dead.write_block(&rejects)?;
     }
     dead.finish()?;
     let elapsed = started.elapsed();
-    let (mut dashboard, mut alerting) = (results.dashboard, results.alerting);
-    if dashboard.is_some() {
+    if pipeline.observer().dashboard.is_some() {
         show_input(
-            &mut dashboard,
-            &engine,
+            &mut pipeline,
             stats.records_in,
             Some(stats.dead_lettered),
             true,
         );
-        if let Some(d) = &mut dashboard {
+        if let Some(d) = &mut pipeline.observer_mut().dashboard {
             d.publish(|b| b.set_input_done());
         }
     }
+    let engine = pipeline.engine();
     let e = engine.stats();
     if e.evicted > 0 {
         let caps: Vec<String> = engine
@@ -472,7 +519,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         elapsed.as_secs_f64(),
         super::per_second(stats.records_in, elapsed),
         e.anomalies,
-        results.written,
+        pipeline.observer().written,
         if unscored > 0 {
             "; the last, incomplete interval is not scored".to_string()
         } else {
@@ -480,8 +527,8 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         },
         records::dead_letter_note(&stats, args.input.dead_letter.as_deref())
     );
-    if let Some(a) = &alerting {
-        let c = a.counts;
+    if alerting.is_some() {
+        let c = pipeline.observer().counts;
         tracing::info!(
             "alerts: {} fired, {} re-notified, {} completed; {} notifications delivered{}",
             c.fired,
@@ -499,14 +546,8 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         return Err(anyhow::Error::new(crate::aws::Interrupted)
             .context("stopped by Ctrl-C between records; the state is saved"));
     }
-    if dashboard.is_some() {
-        linger_on(
-            &mut dashboard,
-            &mut alerting,
-            store.as_mut(),
-            &engine,
-            linger,
-        )?;
+    if pipeline.observer().dashboard.is_some() {
+        linger_on(&mut pipeline, alerting.as_mut(), store.as_mut(), linger)?;
     }
     if undelivered > 0 {
         match &args.state {
@@ -542,8 +583,8 @@ fn graceful_stop() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBoo
 
 /// Applies the acknowledgements sent from the dashboard and shows the result;
 /// returns how many were applied.
-fn serve_acks(dashboard: &mut Option<Dashboard>, alerting: &mut Option<Alerting>) -> usize {
-    let Some(d) = dashboard else {
+fn serve_acks(pipeline: &mut Pipeline<Results>) -> usize {
+    let Some(d) = &mut pipeline.observer_mut().dashboard else {
         return 0;
     };
     let requests = d.take_acks();
@@ -552,8 +593,8 @@ fn serve_acks(dashboard: &mut Option<Dashboard>, alerting: &mut Option<Alerting>
     }
     let mut applied = 0;
     for req in requests {
-        let outcome = match alerting {
-            Some(a) => a.acknowledge_exact(&req.id),
+        let outcome = match pipeline.alerts_mut() {
+            Some(book) => alerts::acknowledge_exact(book, &req.id),
             None => Err(AckRefusal::Unknown("alerting is off".into())),
         };
         if let Ok(view) = &outcome {
@@ -566,23 +607,38 @@ fn serve_acks(dashboard: &mut Option<Dashboard>, alerting: &mut Option<Alerting>
         }
         req.answer(outcome);
     }
-    if let Some(a) = alerting {
-        d.publish(|b| b.set_alerts(a.book()));
-    }
+    publish_alerts(pipeline);
     applied
+}
+
+/// The alerts, on the dashboard (when both are on).
+fn publish_alerts(pipeline: &mut Pipeline<Results>) {
+    if let (results, Some(book)) = pipeline.observer_and_alerts() {
+        if let Some(d) = &mut results.dashboard {
+            d.publish(|b| b.set_alerts(book));
+        }
+    }
 }
 
 /// The input's counts, on the dashboard: when they are due (4 times a second)
 /// or `force`d, so the late counts are gathered only then.
-fn show_input(
-    dashboard: &mut Option<Dashboard>,
-    engine: &Engine,
-    events: u64,
-    dead: Option<u64>,
-    force: bool,
-) {
-    if let Some(d) = dashboard.as_mut().filter(|d| force || d.input_due()) {
-        let late = engine.late().iter().map(|(_, n)| *n).max().unwrap_or(0);
+fn show_input(pipeline: &mut Pipeline<Results>, events: u64, dead: Option<u64>, force: bool) {
+    let due = pipeline
+        .observer()
+        .dashboard
+        .as_ref()
+        .is_some_and(|d| force || d.input_due());
+    if !due {
+        return;
+    }
+    let late = pipeline
+        .engine()
+        .late()
+        .iter()
+        .map(|(_, n)| *n)
+        .max()
+        .unwrap_or(0);
+    if let Some(d) = &mut pipeline.observer_mut().dashboard {
         d.input(events, dead, late);
     }
 }
@@ -590,12 +646,10 @@ fn show_input(
 /// About once a second while following or lingering: the alerting's tick
 /// (acknowledgements from `waflog alerts ack`, delivery retries), shown on the
 /// dashboard when it ran.
-fn tick_alerting(dashboard: &mut Option<Dashboard>, alerting: &mut Option<Alerting>) {
+fn tick_alerting(pipeline: &mut Pipeline<Results>, alerting: Option<&mut Alerting>) {
     if let Some(a) = alerting {
-        if a.tick() {
-            if let Some(d) = dashboard {
-                d.publish(|b| b.set_alerts(a.book()));
-            }
+        if a.tick(pipeline) {
+            publish_alerts(pipeline);
         }
     }
 }
@@ -612,17 +666,18 @@ fn inputs_title(inputs: &[String]) -> String {
 /// After the input ends, keeps the dashboard up for `linger` (until Ctrl-C when
 /// `None`), applying acknowledgements and saving them in the state file.
 fn linger_on(
-    dashboard: &mut Option<Dashboard>,
-    alerting: &mut Option<Alerting>,
+    pipeline: &mut Pipeline<Results>,
+    mut alerting: Option<&mut Alerting>,
     mut store: Option<&mut StateFile>,
-    engine: &Engine,
     linger: Option<Duration>,
 ) -> anyhow::Result<()> {
     if linger.is_some_and(|l| l.is_zero()) {
         return Ok(());
     }
     let stop = stream::stop_on_ctrl_c()?;
-    let url = dashboard
+    let url = pipeline
+        .observer()
+        .dashboard
         .as_ref()
         .map(|d| d.url().to_string())
         .unwrap_or_default();
@@ -636,10 +691,10 @@ fn linger_on(
     let until = linger.map(|l| Instant::now() + l);
     while !stop.load(Ordering::SeqCst) && until.is_none_or(|u| Instant::now() < u) {
         std::thread::sleep(Duration::from_millis(100));
-        tick_alerting(dashboard, alerting);
-        if serve_acks(dashboard, alerting) > 0 {
+        tick_alerting(pipeline, alerting.as_deref_mut());
+        if serve_acks(pipeline) > 0 {
             if let Some(st) = store.as_deref_mut() {
-                st.save(engine, alerting.as_ref().map(Alerting::book))?;
+                st.save(pipeline)?;
             }
         }
     }
@@ -650,10 +705,9 @@ fn linger_on(
 /// taken to advance with the wall clock from the last record seen, so intervals
 /// close when traffic stops. Results are flushed as soon as they exist.
 struct FollowDetect<'a> {
-    engine: &'a mut Engine,
-    results: &'a mut Results,
+    pipeline: &'a mut Pipeline<Results>,
+    alerting: Option<&'a mut Alerting>,
     store: Option<&'a mut StateFile>,
-    pending: Vec<AnomalyResult>,
     /// Reading a stream whose checkpoints go in the state file.
     stream: bool,
     /// Lines of a stream record were taken in but its checkpoint has not come yet:
@@ -665,69 +719,43 @@ struct FollowDetect<'a> {
 impl stream::FollowStage for FollowDetect<'_> {
     fn line(&mut self, line: &[u8]) -> records::LineOutcome {
         self.mid_record = self.stream;
-        Ok(self.engine.push_line(line, &mut self.pending))
+        Ok(self.pipeline.push_line(line)?.into_result().map(|_| ()))
     }
 
     fn checkpoint(&mut self, shard: String, sequence: String) {
         self.mid_record = false;
-        if let Some(st) = self.store.as_deref_mut() {
-            st.checkpoints.insert(shard, sequence);
+        if self.store.is_some() {
+            self.pipeline.checkpoint(shard, sequence);
         }
     }
 
     fn tick(&mut self, idle_ms: Option<i64>, stats: &TransformStats) -> anyhow::Result<()> {
-        if let (Some(idle), Some(max)) = (idle_ms, self.engine.max_event_ms()) {
-            self.engine
-                .advance_to(max.saturating_add(idle), &mut self.pending);
+        if let Some(idle) = idle_ms {
+            self.pipeline.tick(idle)?;
         }
-        if !self.pending.is_empty() {
-            self.results.emit(&mut self.pending)?;
-        }
-        tick_alerting(&mut self.results.dashboard, &mut self.results.alerting);
-        if self.results.dashboard.is_some() {
-            self.results.serve_acks();
-            self.results.show_input(
-                self.engine,
+        tick_alerting(self.pipeline, self.alerting.as_deref_mut());
+        if self.pipeline.observer().dashboard.is_some() {
+            serve_acks(self.pipeline);
+            show_input(
+                self.pipeline,
                 stats.records_in,
                 Some(stats.dead_lettered),
                 false,
             );
         }
         if let Some(st) = self.store.as_deref_mut().filter(|_| !self.mid_record) {
-            st.save_if_due(self.engine, self.results.book())?;
+            st.save_if_due(self.pipeline)?;
         }
-        self.results.flush_buf()?;
-        self.results.out.flush()
+        self.pipeline.observer_mut().flush_out()
     }
 }
 
 /// The `--state` file: read at start, written atomically (temporary file, fsync,
 /// rename) so a crash leaves either the old state or the new one, never half.
+/// What it holds is the core's [`State`], which the pipeline gives.
 struct StateFile {
     path: PathBuf,
     last_save: Instant,
-    /// Stream positions (`stream/shard` -> last processed sequence number), saved in
-    /// the same file as the models so the two never disagree.
-    checkpoints: BTreeMap<String, String>,
-    /// Records the models took in before this run (from the loaded state).
-    records_before: u64,
-    /// The alert state read at start, until alerting takes it.
-    loaded_alerts: Option<AlertBook>,
-}
-
-/// The state file: the engine's state plus the stream checkpoints.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Saved {
-    #[serde(flatten)]
-    engine: EngineState,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    checkpoints: BTreeMap<String, String>,
-    /// Records the models have taken in since the state was created (`--fresh`).
-    #[serde(default)]
-    records: u64,
-    /// Alerts and undelivered notifications.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    alerts: Option<AlertBook>,
 }
 
 impl StateFile {
@@ -735,59 +763,44 @@ impl StateFile {
         StateFile {
             path: path.to_path_buf(),
             last_save: Instant::now(),
-            checkpoints: BTreeMap::new(),
-            records_before: 0,
-            loaded_alerts: None,
         }
     }
 
-    /// The checkpoints of `stream`'s shards (shard -> sequence number).
-    fn stream_checkpoints(&self, stream: &str) -> BTreeMap<String, String> {
-        stream::of_stream(&self.checkpoints, stream)
-    }
-
-    fn load(&mut self, specs: &[DetectorSpec], map: FeatureMap) -> anyhow::Result<Option<Engine>> {
-        let Some(text) =
-            crate::files::read_capped_if_exists(&self.path, crate::files::STATE_CAP, "state file")?
-        else {
+    /// The engine resumed from the file, and the rest of the state (none when
+    /// the file does not exist).
+    fn load(
+        &self,
+        specs: &[DetectorSpec],
+        map: FeatureMap,
+    ) -> anyhow::Result<Option<(Engine, State)>> {
+        let Some(mut saved) = super::read_state(&self.path, " (start over with --fresh)")? else {
             return Ok(None);
         };
-        let saved: Saved = serde_json::from_slice(&text).with_context(|| {
+        let engine_state = saved.engine.take().with_context(|| {
             format!(
-                "state file {} is corrupt or not a waflog state file (start over with --fresh)",
+                "state file {} holds no detector models (a `waflog transform --state` file?); start over with --fresh",
                 self.path.display()
             )
         })?;
-        self.checkpoints = saved.checkpoints;
-        self.records_before = saved.records;
-        self.loaded_alerts = saved.alerts;
-        let engine = Engine::restore(specs, map, saved.engine)
+        let engine = Engine::restore(specs, map, engine_state)
             .with_context(|| format!("cannot resume from state file {}", self.path.display()))?;
         tracing::info!(
             "resumed from {} ({} records taken in so far)",
             self.path.display(),
             saved.records
         );
-        Ok(Some(engine))
+        Ok(Some((engine, saved)))
     }
 
-    fn save_if_due(&mut self, engine: &Engine, alerts: Option<&AlertBook>) -> anyhow::Result<()> {
+    fn save_if_due(&mut self, pipeline: &Pipeline<Results>) -> anyhow::Result<()> {
         if self.last_save.elapsed() >= Duration::from_secs(1) {
-            self.save(engine, alerts)?;
+            self.save(pipeline)?;
         }
         Ok(())
     }
 
-    fn save(&mut self, engine: &Engine, alerts: Option<&AlertBook>) -> anyhow::Result<()> {
-        let saved = Saved {
-            engine: engine.snapshot(),
-            checkpoints: self.checkpoints.clone(),
-            records: self.records_before + engine.stats().records,
-            alerts: alerts.cloned(),
-        };
-        let json = serde_json::to_vec(&saved)
-            .with_context(|| format!("cannot write state file {}", self.path.display()))?;
-        super::write_atomic(&self.path, &json).context("cannot save the state")?;
+    fn save(&mut self, pipeline: &Pipeline<Results>) -> anyhow::Result<()> {
+        super::write_state(&self.path, &pipeline.state()).context("cannot save the state")?;
         self.last_save = Instant::now();
         Ok(())
     }

@@ -78,3 +78,40 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> 
     }
     std::fs::rename(&tmp, path).with_context(context)
 }
+
+/// The `--state` file at `path` (`None` when it does not exist), read through the
+/// core's one reader; `hint` ends the message of a file that cannot be used.
+pub fn read_state(
+    path: &std::path::Path,
+    hint: &str,
+) -> anyhow::Result<Option<waflog_core::pipeline::State>> {
+    match crate::files::read_capped_if_exists(path, crate::files::STATE_CAP, "state file")? {
+        Some(bytes) => parse_state(path, &bytes, hint).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The state in `bytes`, read from `path` (see [`read_state`]).
+pub fn parse_state(
+    path: &std::path::Path,
+    bytes: &[u8],
+    hint: &str,
+) -> anyhow::Result<waflog_core::pipeline::State> {
+    waflog_core::pipeline::State::from_slice(bytes).with_context(|| {
+        format!(
+            "state file {} is corrupt or not a waflog state file{hint}",
+            path.display()
+        )
+    })
+}
+
+/// Writes the `--state` file atomically (see [`write_atomic`]).
+pub fn write_state(
+    path: &std::path::Path,
+    state: &waflog_core::pipeline::State,
+) -> anyhow::Result<()> {
+    let json = state
+        .to_vec()
+        .with_context(|| format!("cannot write state file {}", path.display()))?;
+    write_atomic(path, &json)
+}

@@ -102,13 +102,9 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
 
 /// The alerts of a `waflog detect --state` file.
 fn alerts_of(path: &Path) -> anyhow::Result<AlertBook> {
-    let text = crate::files::read_capped(path, crate::files::STATE_CAP, "state file")?;
-    #[derive(serde::Deserialize)]
-    struct Saved {
-        #[serde(default)]
-        alerts: Option<AlertBook>,
-    }
-    let saved: Saved = serde_json::from_slice(&text)
-        .with_context(|| format!("{} is not a waflog state file", path.display()))?;
-    Ok(saved.alerts.unwrap_or_default())
+    // A missing file is an error here.
+    let bytes = crate::files::read_capped(path, crate::files::STATE_CAP, "state file")?;
+    Ok(super::parse_state(path, &bytes, "")?
+        .alerts
+        .unwrap_or_default())
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use waflog_core::pipeline::{S3Current, State};
 use waflog_core::transform::{TransformStats, Transformer};
 
 use super::{records, stream};
@@ -36,7 +37,7 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
     // `--state` with S3 inputs: the objects already written are left out, and the
     // one in progress resumes after its records already written.
     let mut s3_state = match (&args.state, &kinesis) {
-        (Some(p), None) => Some(stream::CheckpointFile::load(p)?),
+        (Some(p), None) => Some(load_state(p)?),
         _ => None,
     };
     let done = s3_state
@@ -62,12 +63,12 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         let idle_exit = super::idle_exit(&args.input)?;
         let stop = stream::stop_on_ctrl_c()?;
         let mut file = match &args.state {
-            Some(p) => Some(stream::CheckpointFile::load(p)?),
+            Some(p) => Some(load_state(p)?),
             None => None,
         };
         let resume = file
             .as_ref()
-            .map(|f| f.of_stream(stream))
+            .map(|f| f.stream_checkpoints(stream))
             .unwrap_or_default();
         if !resume.is_empty() {
             tracing::info!(
@@ -183,7 +184,7 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
             out.flush()?;
             file.s3_done.insert(name);
             file.s3_current = None;
-            file.save(path)?;
+            super::write_state(path, file)?;
         }
     }
     out.write_block(&buf)?;
@@ -196,13 +197,13 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
     if let (Some(file), Some(path)) = (&mut s3_state, &args.state) {
         file.s3_done.extend(ledger.into_iter().map(|(n, _, _)| n));
         file.s3_current = None;
-        file.save(path)?;
+        super::write_state(path, file)?;
     }
     // Everything read is in the output now: the checkpoints can move.
     if let (Some(path), false) = (&args.state, pending_checkpoints.is_empty()) {
-        let mut file = stream::CheckpointFile::load(path)?;
+        let mut file = load_state(path)?;
         file.checkpoints.extend(pending_checkpoints);
-        file.save(path)?;
+        super::write_state(path, &file)?;
     }
     let elapsed = started.elapsed();
     tracing::info!(
@@ -230,7 +231,7 @@ struct FollowTransform<'a> {
     /// Checkpoints of records handed to the output but not yet saved.
     checkpoints: BTreeMap<String, String>,
     /// `--state`: the checkpoint file and its path.
-    file: Option<(&'a mut stream::CheckpointFile, &'a Path)>,
+    file: Option<(&'a mut State, &'a Path)>,
     /// A flush makes the output durable (files, Kinesis; not S3).
     durable_on_flush: bool,
 }
@@ -262,7 +263,7 @@ impl stream::FollowStage for FollowTransform<'_> {
             self.last_write = Instant::now();
             if let (Some((file, path)), true) = (self.file.as_mut(), self.durable_on_flush) {
                 file.checkpoints.extend(covered);
-                file.save(path)?;
+                super::write_state(path, file)?;
             } else {
                 // Not durable yet: kept for the save at the end of the run.
                 for (k, v) in covered {
@@ -278,7 +279,7 @@ impl stream::FollowStage for FollowTransform<'_> {
 /// inputs are all in the output and how many records of the one in progress
 /// are; returns a note for the message saying where a rerun resumes.
 fn save_s3_position(
-    file: &mut stream::CheckpointFile,
+    file: &mut State,
     path: &Path,
     ledger: &[(String, u64, u64)],
     out: &mut Output,
@@ -308,7 +309,7 @@ fn save_s3_position(
         file.s3_done.insert(name.clone());
     }
     let (name, before, start) = &ledger[at];
-    let current = stream::S3Current {
+    let current = S3Current {
         input: name.clone(),
         written: before + (written - start),
     };
@@ -320,8 +321,13 @@ fn save_s3_position(
         current.written
     );
     file.s3_current = Some(current);
-    match file.save(path) {
+    match super::write_state(path, file) {
         Ok(()) => note,
         Err(e) => format!("; the resume position could not be saved: {e:#}"),
     }
+}
+
+/// The `--state` file of a transform (empty when it does not exist yet).
+fn load_state(path: &Path) -> anyhow::Result<State> {
+    Ok(super::read_state(path, "")?.unwrap_or_default())
 }

@@ -465,11 +465,11 @@ pub struct EngineState {
     pub detectors: Vec<DetectorSpec>,
     /// Latest event time seen.
     pub max_event_ms: Option<i64>,
-    slots: Vec<SlotState>,
+    pub(crate) slots: Vec<SlotState>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct SlotState {
+pub(crate) struct SlotState {
     aggregator: aggregate::AggregatorState,
     models: Vec<(Option<String>, serde_json::Value)>,
     anomaly_start: Vec<(Option<String>, i64)>,

@@ -1,0 +1,575 @@
+//! The pipeline: lines in, anomaly results and alerts out, and the one state that
+//! lets a later run resume.
+//!
+//! A [`Pipeline`] owns the detection [`Engine`], the alerting (an [`Evaluator`]
+//! with its monitors, triggers, alert book and outbox, and the [`Notifier`]s that
+//! deliver) and an observer of the results ([`ResultObserver`]: an output, a
+//! dashboard, a scorer against ground truth, or a `Vec` that keeps them):
+//!
+//! ```text
+//! push_line ─► Engine (parse, features, intervals, detectors) ─► results
+//!    │                                                             │
+//!    └─► dead letter (counted, kept, returned)      Evaluator ◄────┤ (alerts, deliveries)
+//!                                                    observer ◄────┘
+//! tick(idle_ms): event time moves on while the input is idle; finish(): end of input.
+//! ```
+//!
+//! - [`Pipeline::push_line`] takes one line (a raw AWS WAF record or a transformed
+//!   one). A line that is not a record never stops the pipeline: it is counted,
+//!   kept (the last [`DEFAULT_KEPT_DEAD_LETTERS`]) and returned with its reason.
+//! - [`Pipeline::tick`]: the input has been idle for a while of wall-clock time;
+//!   event time is taken to have moved on as much, so intervals close when traffic
+//!   stops.
+//! - [`Pipeline::finish`] scores every complete interval at the end of the input,
+//!   closes the alert periods they end and tries every undelivered notification
+//!   once more; [`Pipeline::suspend`] does the same but keeps open intervals, for a
+//!   run that saves its [`State`] and resumes later.
+//! - [`State`]: everything a run keeps for the next one (models, open intervals,
+//!   the alert book and its outbox, stream checkpoints), versioned, with one
+//!   reader and one writer.
+//!
+//! The core reads no clock: deliveries are timed by the clock the caller gives
+//! ([`Pipeline::with_alerting`]), idle time by the caller's [`Pipeline::tick`].
+//!
+//! ```
+//! use waflog_core::alert::{Evaluator, Monitor, WriteFormat, WriteNotifier};
+//! use waflog_core::detect::{AnomalyResult, Engine};
+//! use waflog_core::pipeline::{Pipeline, Pushed};
+//! use waflog_core::Config;
+//!
+//! let config = Config::default();
+//! let engine = Engine::new(&config.detector_specs(), config.feature_map().unwrap()).unwrap();
+//! let eval = Evaluator::new(&Monitor::defaults(&config.detector_specs()), &config.channel_specs())
+//!     .unwrap();
+//! let stdout = WriteNotifier::new("stdout", std::io::sink(), WriteFormat::Text);
+//! let mut pipeline = Pipeline::new(engine)
+//!     .with_alerting(eval, vec![Box::new(stdout)], || 1_700_000_000_000)
+//!     .with_observer(Vec::<AnomalyResult>::new());
+//! let line = br#"{"timestamp":1700000000000,"action":"ALLOW","httpRequest":{"country":"US"}}"#;
+//! assert!(matches!(pipeline.push_line(line), Ok(Pushed::Record { results: 0 })));
+//! assert!(matches!(pipeline.push_line(b"not json"), Ok(Pushed::Rejected(_))));
+//! assert_eq!(pipeline.stats().dead_lettered, 1);
+//! pipeline.finish().unwrap();
+//! assert_eq!(pipeline.stats().results, pipeline.observer().len() as u64);
+//! ```
+
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+
+pub use state::{S3Current, STATE_VERSION, State, StateError};
+
+use crate::alert::{AlertBook, DeliveryReport, Evaluator, Notification, Notifier};
+use crate::detect::{AnomalyResult, Engine};
+use crate::error::SchemaError;
+use crate::transform::DeadLetter;
+
+/// Dead letters a pipeline keeps by default (the latest; all are counted).
+pub const DEFAULT_KEPT_DEAD_LETTERS: usize = 1_000;
+
+/// Sees what the pipeline produces. One method is required; the others have
+/// defaults that ignore what they are given.
+pub trait ResultObserver {
+    /// What a failing observer (an output that cannot be written) returns; the
+    /// pipeline hands it to its caller.
+    type Error;
+
+    /// Results of intervals that just closed, in order, after the monitors have
+    /// seen them; `alerts` is the alert book then (`None` without alerting).
+    fn results(
+        &mut self,
+        results: &[AnomalyResult],
+        alerts: Option<&AlertBook>,
+    ) -> Result<(), Self::Error>;
+
+    /// Notifications the monitors just raised (fired, re-notified, completed),
+    /// before they are delivered.
+    fn notifications(&mut self, notes: &[Notification]) {
+        let _ = notes;
+    }
+
+    /// A round of deliveries that were due ran (after new results, or
+    /// [`Pipeline::deliver`]); `alerts` is the book after it.
+    fn delivered(&mut self, report: &DeliveryReport, alerts: &AlertBook) {
+        let _ = (report, alerts);
+    }
+
+    /// The last results of a run have been given ([`Pipeline::finish`] and
+    /// [`Pipeline::suspend`]), before the last notifications are delivered.
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// No observer: results are counted and dropped.
+impl ResultObserver for () {
+    type Error = Infallible;
+    fn results(&mut self, _: &[AnomalyResult], _: Option<&AlertBook>) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+/// Keeps every result.
+impl ResultObserver for Vec<AnomalyResult> {
+    type Error = Infallible;
+    fn results(&mut self, r: &[AnomalyResult], _: Option<&AlertBook>) -> Result<(), Infallible> {
+        self.extend_from_slice(r);
+        Ok(())
+    }
+}
+
+/// Two observers, in order.
+impl<A, B> ResultObserver for (A, B)
+where
+    A: ResultObserver,
+    B: ResultObserver<Error = A::Error>,
+{
+    type Error = A::Error;
+    fn results(&mut self, r: &[AnomalyResult], a: Option<&AlertBook>) -> Result<(), A::Error> {
+        self.0.results(r, a)?;
+        self.1.results(r, a)
+    }
+    fn notifications(&mut self, notes: &[Notification]) {
+        self.0.notifications(notes);
+        self.1.notifications(notes);
+    }
+    fn delivered(&mut self, report: &DeliveryReport, alerts: &AlertBook) {
+        self.0.delivered(report, alerts);
+        self.1.delivered(report, alerts);
+    }
+    fn flush(&mut self) -> Result<(), A::Error> {
+        self.0.flush()?;
+        self.1.flush()
+    }
+}
+
+/// What became of one line.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Pushed {
+    /// A record, taken in; `results` intervals closed and were handed on.
+    Record {
+        /// Results handed to the monitors and the observer.
+        results: usize,
+    },
+    /// A blank line, skipped.
+    Blank,
+    /// Not a record (or one the time rules keep out): dead-lettered for this reason.
+    Rejected(SchemaError),
+}
+
+impl Pushed {
+    /// The results handed on (0 for a blank line), or why the line was rejected.
+    pub fn into_result(self) -> Result<usize, SchemaError> {
+        match self {
+            Pushed::Record { results } => Ok(results),
+            Pushed::Blank => Ok(0),
+            Pushed::Rejected(e) => Err(e),
+        }
+    }
+}
+
+/// A line the pipeline dead-lettered, kept with its reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// 1-based number of the line among those pushed.
+    pub line: u64,
+    /// Why.
+    pub reason: SchemaError,
+    /// The line.
+    pub raw: Vec<u8>,
+}
+
+impl Rejected {
+    /// The dead letter to write for it, naming `source` as the input.
+    pub fn dead_letter<'a>(&'a self, source: &'a str) -> DeadLetter<'a> {
+        DeadLetter::new(source, self.line, &self.reason, &self.raw)
+    }
+}
+
+/// Counters of a pipeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    /// Lines pushed (blank ones included).
+    pub lines: u64,
+    /// Blank lines skipped.
+    pub blank: u64,
+    /// Records taken in.
+    pub records: u64,
+    /// Lines dead-lettered.
+    pub dead_lettered: u64,
+    /// Results handed to the monitors and the observer.
+    pub results: u64,
+}
+
+/// How a run ended ([`Pipeline::finish`], [`Pipeline::suspend`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Finished {
+    /// Records left in incomplete last intervals, not scored (summed over
+    /// detectors; 0 after [`Pipeline::suspend`], which keeps them for later).
+    pub unscored: u64,
+    /// Notifications delivered by the last try.
+    pub delivered: usize,
+    /// Notifications still undelivered (in the outbox, and the state).
+    pub undelivered: usize,
+}
+
+/// The delivery clock, epoch ms.
+type Clock = Box<dyn FnMut() -> i64>;
+
+/// Monitors, their book and the channels that deliver.
+struct Alerting {
+    eval: Evaluator,
+    notifiers: Vec<Box<dyn Notifier>>,
+    clock: Clock,
+    /// The latest end of a result seen: periods ending by it are complete at the
+    /// end of a run.
+    max_end: Option<i64>,
+}
+
+impl std::fmt::Debug for Alerting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerting")
+            .field("eval", &self.eval)
+            .field(
+                "notifiers",
+                &self.notifiers.iter().map(|n| n.name()).collect::<Vec<_>>(),
+            )
+            .field("max_end", &self.max_end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Alerting {
+    /// Sends what is due now; failures stay in the outbox.
+    fn deliver_due(&mut self, observer: &mut impl ResultObserver) -> DeliveryReport {
+        let now = (self.clock)();
+        if self.eval.book().next_due().is_none_or(|t| t > now) {
+            return DeliveryReport {
+                pending: self.eval.book().outbox().len(),
+                ..DeliveryReport::default()
+            };
+        }
+        let report = crate::alert::deliver_due(self.eval.book_mut(), &mut self.notifiers, now);
+        observer.delivered(&report, self.eval.book());
+        report
+    }
+
+    /// Sends every delivery in the outbox now, whatever its schedule.
+    fn deliver_pending(&mut self) -> DeliveryReport {
+        let now = (self.clock)();
+        crate::alert::deliver_pending(self.eval.book_mut(), &mut self.notifiers, now)
+    }
+}
+
+/// Detection, alerting and an observer of results: see the module docs.
+#[derive(Debug)]
+pub struct Pipeline<O = ()> {
+    engine: Engine,
+    alerting: Option<Alerting>,
+    observer: O,
+    pending: Vec<AnomalyResult>,
+    stats: PipelineStats,
+    dead: std::collections::VecDeque<Rejected>,
+    keep_dead: usize,
+    /// What a saved state holds besides the models and alerts (checkpoints, the
+    /// records taken in before this run, S3 positions), carried to the next.
+    carried: State,
+}
+
+impl Pipeline<()> {
+    /// A pipeline around `engine` (new, or restored from a [`State`]), without
+    /// alerting and without an observer.
+    pub fn new(engine: Engine) -> Pipeline<()> {
+        Pipeline {
+            engine,
+            alerting: None,
+            observer: (),
+            pending: Vec::new(),
+            stats: PipelineStats::default(),
+            dead: std::collections::VecDeque::new(),
+            keep_dead: DEFAULT_KEPT_DEAD_LETTERS,
+            carried: State::new(),
+        }
+    }
+}
+
+impl<O: ResultObserver> Pipeline<O> {
+    /// Hands the results to `observer` (in place of the one before).
+    pub fn with_observer<P: ResultObserver>(self, observer: P) -> Pipeline<P> {
+        Pipeline {
+            engine: self.engine,
+            alerting: self.alerting,
+            observer,
+            pending: self.pending,
+            stats: self.stats,
+            dead: self.dead,
+            keep_dead: self.keep_dead,
+            carried: self.carried,
+        }
+    }
+
+    /// Evaluates `eval`'s monitors on every result; `notifiers` deliver what they
+    /// raise, at the times `clock` gives (epoch ms; the wall clock in a live run).
+    /// A saved alert book goes in `eval` first ([`Evaluator::with_book`]).
+    pub fn with_alerting(
+        mut self,
+        eval: Evaluator,
+        notifiers: Vec<Box<dyn Notifier>>,
+        clock: impl FnMut() -> i64 + 'static,
+    ) -> Self {
+        self.alerting = Some(Alerting {
+            eval,
+            notifiers,
+            clock: Box::new(clock),
+            max_end: None,
+        });
+        self
+    }
+
+    /// Keeps the latest `n` dead letters (default [`DEFAULT_KEPT_DEAD_LETTERS`];
+    /// 0 when the caller writes them out itself from [`Pushed::Rejected`]).
+    pub fn keep_dead_letters(mut self, n: usize) -> Self {
+        self.keep_dead = n;
+        self.dead.truncate(n);
+        self
+    }
+
+    /// Carries over what `state` holds besides the models and the alert book
+    /// (which go in the [`Engine`] and the [`Evaluator`]): stream checkpoints, the
+    /// records taken in before, S3 positions. [`Pipeline::state`] gives them back.
+    pub fn with_state(mut self, mut state: State) -> Self {
+        state.engine = None;
+        state.alerts = None;
+        self.carried = state;
+        self
+    }
+
+    /// Takes in one line; see [`Pushed`]. Results of the intervals it closes go
+    /// to the monitors and the observer; only the observer can fail.
+    pub fn push_line(&mut self, line: &[u8]) -> Result<Pushed, O::Error> {
+        self.stats.lines += 1;
+        if line.trim_ascii().is_empty() {
+            self.stats.blank += 1;
+            return Ok(Pushed::Blank);
+        }
+        let outcome = self.engine.push_line(line, &mut self.pending);
+        let results = self.pending.len();
+        if results > 0 {
+            self.emit()?;
+        }
+        Ok(match outcome {
+            Ok(()) => {
+                self.stats.records += 1;
+                Pushed::Record { results }
+            }
+            Err(reason) => {
+                self.stats.dead_lettered += 1;
+                if self.keep_dead > 0 {
+                    if self.dead.len() == self.keep_dead {
+                        self.dead.pop_front();
+                    }
+                    self.dead.push_back(Rejected {
+                        line: self.stats.lines,
+                        reason: reason.clone(),
+                        raw: line.to_vec(),
+                    });
+                }
+                Pushed::Rejected(reason)
+            }
+        })
+    }
+
+    /// [`Pipeline::push_line`] for text.
+    pub fn push_str(&mut self, line: &str) -> Result<Pushed, O::Error> {
+        self.push_line(line.as_bytes())
+    }
+
+    /// Hands results made elsewhere (a metric series) to the monitors and the
+    /// observer, as if the engine had made them. Returns how many.
+    pub fn push_results(
+        &mut self,
+        results: impl IntoIterator<Item = AnomalyResult>,
+    ) -> Result<usize, O::Error> {
+        self.pending.extend(results);
+        let n = self.pending.len();
+        if n > 0 {
+            self.emit()?;
+        }
+        Ok(n)
+    }
+
+    /// The input has been idle for `idle_ms` of wall-clock time: event time is
+    /// taken to be that much past the latest record, and what that closes is
+    /// scored and handed on. Returns how many results.
+    pub fn tick(&mut self, idle_ms: i64) -> Result<usize, O::Error> {
+        match self.engine.max_event_ms() {
+            Some(max) => self.advance_to(max.saturating_add(idle_ms)),
+            None => Ok(0),
+        }
+    }
+
+    /// Moves event time to at least `event_ms` and hands on what closes.
+    pub fn advance_to(&mut self, event_ms: i64) -> Result<usize, O::Error> {
+        self.engine.advance_to(event_ms, &mut self.pending);
+        let n = self.pending.len();
+        if n > 0 {
+            self.emit()?;
+        }
+        Ok(n)
+    }
+
+    /// Sends the notifications due now (by the alerting clock), for retries while
+    /// no result comes; `None` without alerting.
+    pub fn deliver(&mut self) -> Option<DeliveryReport> {
+        let observer = &mut self.observer;
+        self.alerting.as_mut().map(|a| a.deliver_due(observer))
+    }
+
+    /// Sends every notification in the outbox now, whatever its retry schedule
+    /// (a new run after an outage); `None` without alerting.
+    pub fn deliver_pending(&mut self) -> Option<DeliveryReport> {
+        self.alerting.as_mut().map(Alerting::deliver_pending)
+    }
+
+    /// The end of the input: scores every interval complete in event time, then
+    /// as [`Pipeline::suspend`].
+    pub fn finish(&mut self) -> Result<Finished, O::Error> {
+        let unscored = self.engine.finish(&mut self.pending);
+        self.end(unscored)
+    }
+
+    /// The end of this run's input when a later run resumes from its [`State`]:
+    /// scores only the intervals ready to close (open ones stay in the state),
+    /// flushes the observer, completes the alert periods that ended by the last
+    /// result and tries every undelivered notification once more.
+    pub fn suspend(&mut self) -> Result<Finished, O::Error> {
+        self.engine.close_ready_intervals(&mut self.pending);
+        self.end(0)
+    }
+
+    fn end(&mut self, unscored: u64) -> Result<Finished, O::Error> {
+        self.emit()?;
+        self.observer.flush()?;
+        let mut done = Finished {
+            unscored,
+            ..Finished::default()
+        };
+        if let Some(a) = &mut self.alerting {
+            if let Some(end) = a.max_end {
+                let notes = a.eval.advance_to(end);
+                self.observer.notifications(&notes);
+            }
+            a.deliver_due(&mut self.observer);
+            done.delivered = a.deliver_pending().delivered;
+            done.undelivered = a.eval.book().outbox().len();
+        }
+        Ok(done)
+    }
+
+    /// Results to the monitors (delivering what is due), then to the observer.
+    fn emit(&mut self) -> Result<(), O::Error> {
+        if let Some(a) = &mut self.alerting {
+            for r in &self.pending {
+                a.max_end = Some(
+                    a.max_end
+                        .map_or(r.data_end_time, |m| m.max(r.data_end_time)),
+                );
+                let notes = a.eval.observe(r);
+                if !notes.is_empty() {
+                    self.observer.notifications(&notes);
+                }
+            }
+            a.deliver_due(&mut self.observer);
+        }
+        self.stats.results += self.pending.len() as u64;
+        let outcome = self
+            .observer
+            .results(&self.pending, self.alerting.as_ref().map(|a| a.eval.book()));
+        self.pending.clear();
+        outcome
+    }
+
+    /// Every line of the input to the stream position `sequence` of `shard`
+    /// (`stream/shard`) has been pushed: saved with the models in the [`State`].
+    pub fn checkpoint(&mut self, shard: String, sequence: String) {
+        self.carried.checkpoints.insert(shard, sequence);
+    }
+
+    /// The checkpoints of `stream`'s shards (shard -> sequence number).
+    pub fn stream_checkpoints(&self, stream: &str) -> BTreeMap<String, String> {
+        self.carried.stream_checkpoints(stream)
+    }
+
+    /// Everything to save now for a later run: models and open intervals, the
+    /// alert book and outbox, checkpoints, the records taken in so far.
+    pub fn state(&self) -> State {
+        let mut s = self.carried.clone();
+        s.engine = Some(self.engine.snapshot());
+        s.records = self.carried.records + self.engine.stats().records;
+        s.alerts = self.alerting.as_ref().map(|a| a.eval.book().clone());
+        s
+    }
+
+    /// Records the models took in before this run (from the state carried over).
+    pub fn records_before(&self) -> u64 {
+        self.carried.records
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> PipelineStats {
+        self.stats
+    }
+
+    /// The latest dead letters (see [`Pipeline::keep_dead_letters`]), oldest first.
+    pub fn dead_letters(&self) -> impl Iterator<Item = &Rejected> {
+        self.dead.iter()
+    }
+
+    /// Takes the dead letters kept so far.
+    pub fn take_dead_letters(&mut self) -> Vec<Rejected> {
+        self.dead.drain(..).collect()
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The engine, to feed it history whose results are not wanted.
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// The observer.
+    pub fn observer(&self) -> &O {
+        &self.observer
+    }
+
+    /// The observer, mutably.
+    pub fn observer_mut(&mut self) -> &mut O {
+        &mut self.observer
+    }
+
+    /// The observer and the alert book together (to show acknowledgements).
+    pub fn observer_and_alerts(&mut self) -> (&mut O, Option<&mut AlertBook>) {
+        (
+            &mut self.observer,
+            self.alerting.as_mut().map(|a| a.eval.book_mut()),
+        )
+    }
+
+    /// The alert book (alerts, outbox), when alerting is on.
+    pub fn alerts(&self) -> Option<&AlertBook> {
+        self.alerting.as_ref().map(|a| a.eval.book())
+    }
+
+    /// The alert book, mutably (acknowledgements).
+    pub fn alerts_mut(&mut self) -> Option<&mut AlertBook> {
+        self.alerting.as_mut().map(|a| a.eval.book_mut())
+    }
+}
+
+#[cfg(test)]
+mod tests;

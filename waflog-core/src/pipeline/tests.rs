@@ -1,0 +1,248 @@
+//! The pipeline on small seeded generated streams.
+
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::Config;
+use crate::alert::{Monitor, NotificationKind, NotifyError};
+use crate::simulate::{Episode, Generator, Limit, Scenario};
+
+const START: i64 = 1_714_521_600_000; // 2024-05-01T00:00:00Z
+
+/// `minutes` of traffic at 5 requests/s from seed 42, with `inject` episodes.
+fn lines(minutes: i64, inject: &[&str]) -> Vec<Vec<u8>> {
+    let mut scenario = Scenario::new(42, START);
+    scenario.rate = 5.0;
+    scenario.limit = Limit::Duration(minutes * 60_000);
+    for e in inject {
+        scenario.episodes.push(Episode::parse(e).unwrap());
+    }
+    let mut generator = Generator::new(&scenario).unwrap();
+    let mut out = Vec::new();
+    let mut raw = Vec::new();
+    while generator.next_record(&mut raw).is_some() {
+        out.push(raw.trim_ascii_end().to_vec());
+        raw.clear();
+    }
+    out
+}
+
+fn engine() -> Engine {
+    let config = Config::default();
+    Engine::new(&config.detector_specs(), config.feature_map().unwrap()).unwrap()
+}
+
+/// Notifications as they reach a channel.
+#[derive(Debug, Clone, Default)]
+struct Inbox(Arc<Mutex<Vec<Notification>>>);
+
+impl Notifier for Inbox {
+    fn name(&self) -> &str {
+        "stdout"
+    }
+    fn send(&mut self, n: &Notification) -> Result<(), NotifyError> {
+        self.0.lock().unwrap().push(n.clone());
+        Ok(())
+    }
+}
+
+fn alerting(inbox: &Inbox) -> (Evaluator, Vec<Box<dyn Notifier>>) {
+    let config = Config::default();
+    let eval = Evaluator::new(
+        &Monitor::defaults(&config.detector_specs()),
+        &config.channel_specs(),
+    )
+    .unwrap();
+    (eval, vec![Box::new(inbox.clone())])
+}
+
+#[test]
+fn a_quiet_stream_gives_one_result_per_detector_and_minute() {
+    let input = lines(30, &[]);
+    assert_eq!(input.len(), 9_004);
+    let mut p = Pipeline::new(engine()).with_observer(Vec::new());
+    for l in &input {
+        assert!(matches!(p.push_line(l), Ok(Pushed::Record { .. })));
+    }
+    assert_eq!(p.observer().len(), 6 * 29);
+    // The last minute is incomplete in event time (its last record came before
+    // its end): not scored, its records counted once per detector.
+    let done = p.finish().unwrap();
+    assert_eq!(p.observer().len(), 6 * 29);
+    assert_eq!(done.unscored, 6 * 286);
+    assert_eq!(p.stats().records, 9_004);
+    assert_eq!(p.stats().results, 174);
+    assert_eq!(p.stats().dead_lettered, 0);
+    assert!(
+        p.observer().iter().all(|r| !r.is_anomaly()),
+        "no anomaly injected"
+    );
+    assert!(p.alerts().is_none());
+}
+
+#[test]
+fn an_injected_anomaly_raises_one_alert_that_is_delivered() {
+    let inbox = Inbox::default();
+    let (eval, notifiers) = alerting(&inbox);
+    let mut p = Pipeline::new(engine())
+        .with_alerting(eval, notifiers, || START + 3_600_000)
+        .with_observer(Vec::new());
+    for l in lines(40, &["country:25m:5m"]) {
+        p.push_line(&l).unwrap();
+    }
+    let done = p.finish().unwrap();
+    let anomalies: Vec<_> = p.observer().iter().filter(|r| r.is_anomaly()).collect();
+    assert!(!anomalies.is_empty());
+    assert!(
+        anomalies
+            .iter()
+            .all(|r| r.detector_name == "country-anomaly-detector"),
+        "{anomalies:?}"
+    );
+    let book = p.alerts().unwrap();
+    let alerts = book.list();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].monitor, "UNK_country-Monitor");
+    // Fired, then completed after quiet periods; both delivered, none left.
+    let sent = inbox.0.lock().unwrap();
+    let kinds: Vec<_> = sent.iter().map(|n| n.kind).collect();
+    assert_eq!(
+        kinds,
+        [NotificationKind::Fired, NotificationKind::Completed],
+        "{sent:?}"
+    );
+    assert_eq!(done.undelivered, 0);
+    // The state holds the alerts and the models, and reads back.
+    let state = p.state();
+    assert_eq!(state.records, p.stats().records);
+    let back = State::from_slice(&state.to_vec().unwrap()).unwrap();
+    assert_eq!(back.alerts.as_ref().map(|b| b.list().len()), Some(1));
+    assert!(back.engine.is_some());
+}
+
+#[test]
+fn bad_lines_are_counted_kept_and_returned_never_a_panic() {
+    let mut p = Pipeline::new(engine()).keep_dead_letters(2);
+    let good = lines(1, &[]);
+    p.push_line(&good[0]).unwrap();
+    let bad: [&[u8]; 5] = [
+        b"not json",
+        b"[1,2]",
+        b"{\"action\":\"ALLOW\"}",
+        b"\xff\xfe",
+        b"{\"timestamp\":\"yesterday\"}",
+    ];
+    for b in bad {
+        match p.push_line(b).unwrap() {
+            Pushed::Rejected(reason) => assert!(!reason.to_string().is_empty()),
+            other => panic!("{other:?} for {:?}", String::from_utf8_lossy(b)),
+        }
+    }
+    assert_eq!(p.push_str("   ").unwrap(), Pushed::Blank);
+    let s = p.stats();
+    assert_eq!((s.lines, s.records, s.dead_lettered, s.blank), (7, 1, 5, 1));
+    // The last two are kept, with their line numbers and reasons.
+    let kept: Vec<_> = p.dead_letters().cloned().collect();
+    assert_eq!(kept.iter().map(|r| r.line).collect::<Vec<_>>(), [5, 6]);
+    assert!(matches!(kept[0].reason, SchemaError::InvalidUtf8 { .. }));
+    assert!(matches!(
+        kept[1].reason,
+        SchemaError::InvalidTimestamp { .. }
+    ));
+    let letter = kept[1].dead_letter("input.ndjson");
+    assert_eq!(
+        (letter.source, letter.line, letter.raw.as_deref()),
+        ("input.ndjson", 6, Some("{\"timestamp\":\"yesterday\"}"))
+    );
+    assert_eq!(p.take_dead_letters().len(), 2);
+    assert_eq!(p.dead_letters().count(), 0);
+}
+
+#[test]
+fn tick_closes_the_intervals_of_an_idle_input() {
+    let mut p = Pipeline::new(engine()).with_observer(Vec::new());
+    for l in lines(10, &[]) {
+        p.push_line(&l).unwrap();
+    }
+    assert_eq!(p.observer().len(), 6 * 9);
+    // Idle for less than the window delay: nothing closes yet.
+    assert_eq!(p.tick(1_000).unwrap(), 0);
+    // Idle for two minutes of wall-clock time: the last minute closes, and the
+    // empty one after it (traffic stopped: that is news too).
+    assert_eq!(p.tick(120_000).unwrap(), 12);
+    assert_eq!(p.observer().len(), 6 * 11);
+    // Nothing is left for the end.
+    let done = p.finish().unwrap();
+    assert_eq!(done.unscored, 0);
+    assert_eq!(p.observer().len(), 6 * 11);
+    // An empty pipeline has no event time to move.
+    assert_eq!(Pipeline::new(engine()).tick(60_000).unwrap(), 0);
+}
+
+#[test]
+fn suspend_keeps_open_intervals_in_the_state_for_the_next_run() {
+    let input = lines(20, &[]);
+    let (first, second) = input.split_at(input.len() / 2);
+    let mut whole = Pipeline::new(engine()).with_observer(Vec::new());
+    for l in &input {
+        whole.push_line(l).unwrap();
+    }
+    whole.finish().unwrap();
+
+    let mut a = Pipeline::new(engine()).with_observer(Vec::new());
+    for l in first {
+        a.push_line(l).unwrap();
+    }
+    a.suspend().unwrap();
+    a.checkpoint("s/shard-0".into(), "17".into());
+    let saved = State::from_slice(&a.state().to_vec().unwrap()).unwrap();
+    let config = Config::default();
+    let restored = Engine::restore(
+        &config.detector_specs(),
+        config.feature_map().unwrap(),
+        saved.engine.clone().unwrap(),
+    )
+    .unwrap();
+    let mut b = Pipeline::new(restored)
+        .with_state(saved)
+        .with_observer(Vec::new());
+    assert_eq!(b.records_before(), first.len() as u64);
+    assert_eq!(b.stream_checkpoints("s")["shard-0"], "17");
+    for l in second {
+        b.push_line(l).unwrap();
+    }
+    b.finish().unwrap();
+    let mut split = a.observer().clone();
+    split.extend(b.observer().iter().cloned());
+    assert_eq!(split.len(), whole.observer().len());
+    assert!(
+        split == *whole.observer(),
+        "a resumed run gives the same results"
+    );
+    assert_eq!(b.state().records, input.len() as u64);
+}
+
+/// An observer whose output fails: the error reaches the caller.
+#[derive(Debug)]
+struct Broken;
+
+impl ResultObserver for Broken {
+    type Error = &'static str;
+    fn results(&mut self, _: &[AnomalyResult], _: Option<&AlertBook>) -> Result<(), &'static str> {
+        Err("disk full")
+    }
+}
+
+#[test]
+fn an_observer_error_reaches_the_caller() {
+    let mut p = Pipeline::new(engine()).with_observer(Broken);
+    let mut failed = None;
+    for l in lines(3, &[]) {
+        if let Err(e) = p.push_line(&l) {
+            failed = Some(e);
+            break;
+        }
+    }
+    assert_eq!(failed, Some("disk full"));
+    assert_eq!(p.stats().results, 6);
+}
