@@ -380,3 +380,64 @@ fn several_web_acls_under_one_prefix_are_merged_in_event_time() {
         "{err}"
     );
 }
+
+/// A CloudWatch Logs subscription to a Kinesis stream: each record is a gzip payload.
+/// Every log event's message is a record, control messages are skipped, a payload that
+/// does not decompress is one dead letter (issue 18).
+#[test]
+fn cloudwatch_logs_subscription_records_on_kinesis_are_unpacked() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::unique_name("waflog-cwl");
+    boto(&format!(
+        r#"
+import gzip, json
+kinesis.create_stream(StreamName='{s}', ShardCount=1)
+kinesis.get_waiter('stream_exists').wait(StreamName='{s}')
+def rec(i, country):
+    return json.dumps({{"timestamp": 1714521600000 + i, "action": "ALLOW", "httpSourceName": "ALB",
+        "httpRequest": {{"clientIp": "10.0.0.1", "country": country, "httpMethod": "GET"}}}})
+def payload(kind, messages):
+    return gzip.compress(json.dumps({{"messageType": kind, "owner": "123456789012",
+        "logGroup": "aws-waf-logs-t", "logStream": "s", "subscriptionFilters": ["f"],
+        "logEvents": [{{"id": str(i), "timestamp": 1714521600000, "message": m}} for i, m in enumerate(messages)]}}).encode())
+kinesis.put_record(StreamName='{s}', PartitionKey='a', Data=payload("CONTROL_MESSAGE", ["CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."]))
+kinesis.put_record(StreamName='{s}', PartitionKey='a', Data=payload("DATA_MESSAGE", [rec(0, "US"), rec(1, "XX"), "not json"]))
+kinesis.put_record(StreamName='{s}', PartitionKey='a', Data=payload("DATA_MESSAGE", [rec(2, "IN")])[:20])
+kinesis.put_record(StreamName='{s}', PartitionKey='a', Data=payload("DATA_MESSAGE", [rec(3, "UK"), rec(4, "US")]))
+"#
+    ));
+    let dead = dir.path().join("dead.ndjson");
+    let (code, out, err) = run(waflog()
+        .args(["transform", &format!("kinesis://{s}"), "--idle-exit", "3s"])
+        .arg("--dead-letter")
+        .arg(&dead));
+    assert_eq!(code, 0, "{err}");
+    let got: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ts: Vec<i64> = got
+        .iter()
+        .map(|r| r["timestamp"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ts,
+        [
+            1_714_521_600_000,
+            1_714_521_600_001,
+            1_714_521_600_003,
+            1_714_521_600_004
+        ]
+    );
+    assert_eq!(got[1]["UNK_country"], 1);
+    let dead = lines(&dead);
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(dead[0]["raw"], "not json");
+    assert!(
+        dead[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("gzip data that does not decompress"),
+        "{dead:?}"
+    );
+}

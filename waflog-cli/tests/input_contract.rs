@@ -619,3 +619,80 @@ fn concatenated_arrays_and_pretty_printed_records_are_all_read() {
             .starts_with("invalid JSON")
     );
 }
+
+/// CloudWatch Logs subscription payloads in a file, as Firehose delivers them to S3
+/// from a subscription (gzip members of payloads, back to back): every log event's
+/// message is a record, control messages are skipped, a bad payload is one dead
+/// letter (issue 18).
+#[test]
+fn cloudwatch_logs_subscription_payloads_in_files_are_unpacked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate("2026-02-03T00:00:00Z", "5m", "22", &[], None);
+    let lines: Vec<&str> = std::str::from_utf8(&data)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .collect();
+    let n = lines.len();
+    let mut object = Vec::new();
+    let control = serde_json::json!({
+        "messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs", "logGroup": "",
+        "logStream": "", "subscriptionFilters": [],
+        "logEvents": [{"id": "", "timestamp": 1, "message": "CWL CONTROL MESSAGE: Checking health of destination Firehose."}]
+    });
+    object.extend(gzip(control.to_string().as_bytes()));
+    for (i, chunk) in lines.chunks(100).enumerate() {
+        let events: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, m)| serde_json::json!({"id": format!("{i}-{j}"), "timestamp": 1, "message": m}))
+            .collect();
+        let payload = serde_json::json!({
+            "messageType": "DATA_MESSAGE", "owner": "123456789012",
+            "logGroup": "aws-waf-logs-test", "logStream": "us-east-1_acl_0",
+            "subscriptionFilters": ["waflog"], "logEvents": events
+        });
+        object.extend(gzip(payload.to_string().as_bytes()));
+    }
+    object.extend(gzip(
+        br#"{"messageType":"DATA_MESSAGE","logEvents":"none"}"#,
+    ));
+    let path = dir.path().join("firehose-from-cloudwatch.gz");
+    std::fs::write(&path, &object).unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let out = waflog()
+        .arg("transform")
+        .arg(&path)
+        .arg("--dead-letter")
+        .arg(&dead)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let plain = dir.path().join("plain.ndjson");
+    std::fs::write(&plain, &data).unwrap();
+    let want = waflog()
+        .arg("transform")
+        .arg(&plain)
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(records(&out.stdout).len(), n);
+    assert_eq!(records(&out.stdout), records(&want));
+    let dead = ndjson(&dead);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a CloudWatch Logs subscription payload"),
+        "{dead:?}"
+    );
+    // Detection reads the same records.
+    let out = waflog()
+        .args(["detect", "--all"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!records(&out.stdout).is_empty());
+}

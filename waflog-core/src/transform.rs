@@ -194,6 +194,8 @@ pub struct TransformStats {
     pub dead_lettered: u64,
     /// Blank lines skipped.
     pub blank: u64,
+    /// CloudWatch Logs control messages skipped (they hold no record).
+    pub control_messages: u64,
     /// Bytes read.
     pub bytes_in: u64,
 }

@@ -2,6 +2,7 @@
 //! blanks, hand each line to the stage, dead-letter what the stage rejects, count.
 
 use anyhow::Context;
+use waflog_core::cloudwatch;
 use waflog_core::error::SchemaError;
 use waflog_core::lines::{Line, LineReader};
 use waflog_core::transform::{DeadLetter, TransformStats};
@@ -34,6 +35,9 @@ pub fn handle(
                 stats.blank += 1;
                 return Ok(());
             }
+            if cloudwatch::looks_like_payload(bytes) {
+                return payload(bytes, number, offset, source, stats, dead, stage);
+            }
             stats.records_in += 1;
             match stage(bytes)? {
                 Ok(()) => stats.records_out += 1,
@@ -57,6 +61,54 @@ pub fn handle(
             DeadLetter::new(source, number, &e, prefix)
                 .at(offset)
                 .write_ndjson(&mut dead_buf);
+        }
+    }
+    if !dead_buf.is_empty() {
+        dead.write_block(&dead_buf)?;
+    }
+    Ok(())
+}
+
+/// A CloudWatch Logs subscription payload (see [`waflog_core::cloudwatch`]) in place
+/// of a record: each log event's message is a record (dead letters name the payload's
+/// line and offset), a control message is counted and skipped, a payload that cannot
+/// be read is one dead letter.
+fn payload(
+    bytes: &[u8],
+    number: u64,
+    offset: Option<u64>,
+    source: &str,
+    stats: &mut TransformStats,
+    dead: &mut Output,
+    stage: &mut impl FnMut(&[u8]) -> LineOutcome,
+) -> anyhow::Result<()> {
+    let mut dead_buf = Vec::new();
+    match cloudwatch::parse(bytes) {
+        Err(e) => {
+            stats.records_in += 1;
+            stats.dead_lettered += 1;
+            DeadLetter::with_reason(source, number, e.to_string(), bytes, false)
+                .at(offset)
+                .write_ndjson(&mut dead_buf);
+        }
+        Ok(p) if p.is_control() => {
+            stats.control_messages += 1;
+            tracing::debug!("{source}: line {number}: a CloudWatch Logs control message, skipped");
+        }
+        Ok(p) => {
+            for event in &p.log_events {
+                stats.records_in += 1;
+                let message = event.message.as_bytes();
+                match stage(message)? {
+                    Ok(()) => stats.records_out += 1,
+                    Err(e) => {
+                        stats.dead_lettered += 1;
+                        DeadLetter::new(source, number, &e, message)
+                            .at(offset)
+                            .write_ndjson(&mut dead_buf);
+                    }
+                }
+            }
         }
     }
     if !dead_buf.is_empty() {

@@ -7,6 +7,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use waflog_core::cloudwatch::{self, Unpacked};
 use waflog_core::lines::{Line, LineReader};
 use waflog_core::transform::TransformStats;
 
@@ -82,6 +83,9 @@ pub fn spawn_line_reader(input: file_source::Input, max_line: usize) -> mpsc::Re
     rx
 }
 
+/// The most a compressed Kinesis record may decompress to.
+const UNPACKED_LIMIT: usize = 64 << 20;
+
 /// Reads every shard of a Kinesis stream on threads of their own: each record's
 /// lines, then a checkpoint after it.
 pub fn kinesis_lines(
@@ -109,18 +113,49 @@ pub fn kinesis_lines(
                     sequence,
                     data,
                 } => {
-                    let mut v: Vec<Msg> = data
-                        .split(|&b| b == b'\n')
-                        .filter(|l| !l.trim_ascii().is_empty())
-                        .map(|l| {
-                            number += 1;
-                            if l.len() > max_line {
-                                Msg::TooLong(number, l[..max_line].to_vec(), l.len() as u64)
-                            } else {
-                                Msg::Line(number, l.to_vec())
+                    // A CloudWatch Logs subscription payload (gzip) gives its log
+                    // events' messages; other gzip data is decompressed.
+                    let mut v: Vec<Msg> = Vec::new();
+                    let unpacked;
+                    let data: &[u8] = match cloudwatch::unpack(&data, UNPACKED_LIMIT) {
+                        None => &data,
+                        Some(Ok(Unpacked::Decompressed(bytes))) => {
+                            unpacked = bytes;
+                            &unpacked
+                        }
+                        Some(Ok(Unpacked::Payload(p))) => {
+                            if p.is_control() {
+                                tracing::debug!(
+                                    "{stream}/{shard}: a CloudWatch Logs control message, skipped"
+                                );
                             }
-                        })
-                        .collect();
+                            for event in p.log_events.iter().filter(|_| !p.is_control()) {
+                                number += 1;
+                                v.push(Msg::Line(number, event.message.clone().into_bytes()));
+                            }
+                            b""
+                        }
+                        Some(Err(e)) => {
+                            v.push(Msg::Unreadable(
+                                format!("kinesis://{stream}/{shard} record {sequence}"),
+                                number + 1,
+                                e.to_string(),
+                            ));
+                            b""
+                        }
+                    };
+                    v.extend(
+                        data.split(|&b| b == b'\n')
+                            .filter(|l| !l.trim_ascii().is_empty())
+                            .map(|l| {
+                                number += 1;
+                                if l.len() > max_line {
+                                    Msg::TooLong(number, l[..max_line].to_vec(), l.len() as u64)
+                                } else {
+                                    Msg::Line(number, l.to_vec())
+                                }
+                            }),
+                    );
                     v.push(Msg::Checkpoint(format!("{stream}/{shard}"), sequence));
                     v
                 }
