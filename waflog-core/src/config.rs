@@ -401,7 +401,7 @@ mod tests {
         .unwrap();
         let d = c.detector_specs();
         assert_eq!(d.len(), 1);
-        assert_eq!(d[0].interval_ms(), 30_000);
+        assert_eq!(d[0].interval_ms, 30_000);
         assert_eq!(Config::default().detector_specs().len(), 6);
         let e = parse("[[detectors]]\nname = \"b\"\nfeatures = []\n")
             .unwrap_err()
@@ -415,6 +415,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("shingle") && e.contains("line 4"), "{e}");
+    }
+
+    #[test]
+    fn detector_durations_are_parsed_once_at_load() {
+        let c = parse("[[detectors]]\nname = \"b\"\ninterval = \"5m\"\nwindow_delay = \"1m 30s\"\nfeatures = [{ name = \"n\", aggregation = \"count\" }]\n").unwrap();
+        let d = &c.detector_specs()[0];
+        assert_eq!((d.interval_ms, d.window_delay_ms), (300_000, 90_000));
+        // Written back, the durations are text again and read the same.
+        let text = toml::to_string(&c).unwrap();
+        assert!(
+            text.contains("interval = \"5m\"") && text.contains("window_delay = \"1m 30s\""),
+            "{text}"
+        );
+        assert_eq!(parse(&text).unwrap(), c);
+        // A bad duration is a configuration error naming the file, line, detector
+        // and field, never a default.
+        for (line, field) in [
+            ("interval = \"soon\"", "interval"),
+            ("interval = \"500ms\"", "interval"),
+            ("interval = \"2days\"", "interval"),
+            ("window_delay = \"-1s\"", "window_delay"),
+            ("window_delay = \"25h\"", "window_delay"),
+        ] {
+            let e = parse(&format!("[[detectors]]\nname = \"b\"\n{line}\nfeatures = [{{ name = \"n\", aggregation = \"count\" }}]\n")).unwrap_err();
+            assert!(matches!(e, ConfigError::Parse { .. }), "{e:?}");
+            let e = e.to_string();
+            assert!(e.contains("waflog.toml") && e.contains("line 1"), "{e}");
+            assert!(e.contains(&format!("detector `b`: {field}: ")), "{e}");
+        }
     }
 
     #[test]

@@ -183,7 +183,7 @@ impl Evaluator {
                 ),
                 None => detectors
                     .and_then(|d| d.iter().find(|s| s.name == m.detector()))
-                    .map(DetectorSpec::interval_ms),
+                    .map(DetectorSpec::interval),
             };
             let (entity, query) = match &m.input {
                 MonitorInput::Detector { entity, .. } => (entity.clone(), None),

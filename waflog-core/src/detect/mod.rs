@@ -890,7 +890,7 @@ impl Engine {
             let delay = self
                 .slots
                 .iter()
-                .map(|s| s.spec.window_delay_ms())
+                .map(|s| s.spec.window_delay())
                 .min()
                 .unwrap_or(0);
             return Err(SchemaError::Late {
@@ -1100,7 +1100,7 @@ impl Engine {
         results: &mut Vec<AnomalyResult>,
     ) {
         let slot = &mut self.slots[i];
-        let delay = slot.spec.window_delay_ms();
+        let delay = slot.spec.window_delay();
         for c in closed.drain(..) {
             let n = slot.spec.features.len();
             let factory = &self.factory;

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 use super::{OpenSearchError, invalid, minutes_ceil, parse_json, whole_minutes};
 use crate::detect::DetectorSpec;
-use crate::detect::spec::{Aggregation, AlgorithmSpec, FeatureSpec, duration_ms};
+use crate::detect::spec::{Aggregation, AlgorithmSpec, FeatureSpec, duration_text};
 
 /// Index patterns of the AD plugin's result indices, for monitors on AD results.
 ///
@@ -60,7 +60,7 @@ const CARDINALITY_PRECISION: u32 = 40_000;
 /// use waflog_core::opensearch::ad_unsupported_reason;
 /// let mut spec = DetectorSpec::indicator_sum("country-anomaly-detector", "UNK_country");
 /// assert_eq!(ad_unsupported_reason(&spec), None);
-/// spec.interval = "30s".into();
+/// spec.interval_ms = 30_000;
 /// assert!(ad_unsupported_reason(&spec).unwrap().contains("whole number of minutes"));
 /// ```
 pub fn ad_unsupported_reason(spec: &DetectorSpec) -> Option<String> {
@@ -80,17 +80,14 @@ pub fn ad_unsupported_reason(spec: &DetectorSpec) -> Option<String> {
             "Anomaly Detection names are 1 to {AD_MAX_NAME} characters of a-z, A-Z, 0-9, `-`, `_` and `.`"
         ));
     }
-    match duration_ms(&spec.interval) {
-        Ok(ms) if ms >= 60_000 && whole_minutes(ms).is_some() => {}
-        Ok(_) => {
-            return Some(format!(
-                "its interval `{}` is not a whole number of minutes, the unit of Anomaly Detection intervals",
-                spec.interval
-            ));
-        }
-        Err(e) => return Some(e),
+    let ms = spec.interval();
+    if ms >= 60_000 && whole_minutes(ms).is_some() {
+        return None;
     }
-    None
+    Some(format!(
+        "its interval `{}` is not a whole number of minutes, the unit of Anomaly Detection intervals",
+        duration_text(spec.interval_ms)
+    ))
 }
 
 /// The body of `POST _plugins/_anomaly_detection/detectors` (create) or `PUT
@@ -117,8 +114,8 @@ pub fn detector_body(
     if ad_unsupported_reason(spec).is_some() {
         return Ok(None);
     }
-    let interval = duration_ms(&spec.interval).map_err(err)?;
-    let delay = duration_ms(&spec.window_delay).map_err(err)?;
+    let interval = spec.interval();
+    let delay = spec.window_delay();
     let mut features = Vec::with_capacity(spec.features.len());
     let mut names: Vec<String> = Vec::new();
     for f in &spec.features {
@@ -396,7 +393,7 @@ mod tests {
     fn doc_spec(name: &str) -> DetectorSpec {
         let mut s = DetectorSpec::indicator_sum(name, "value");
         s.features[0].name = "test".into();
-        s.window_delay = "1m".into();
+        s.window_delay_ms = 60_000;
         s
     }
 
@@ -511,8 +508,8 @@ mod tests {
     #[test]
     fn aggregations_filters_shingles_and_categories() {
         let mut spec = DetectorSpec::indicator_sum("ip-detector", "B_action");
-        spec.interval = "5m".into();
-        spec.window_delay = "0".into();
+        spec.interval_ms = 300_000;
+        spec.window_delay_ms = 0;
         spec.shingle_size = 4;
         spec.category_field = Some("httpRequest.clientIp".into());
         spec.algorithm = toml::from_str("type = \"rcf\"").unwrap();
@@ -585,9 +582,9 @@ mod tests {
         let reason = ad_unsupported_reason(&spec).unwrap();
         assert!(reason.contains("categorical") && reason.contains("httpRequest.country"));
         assert_eq!(detector_body(&spec, "w*", "timestamp").unwrap(), None);
-        for interval in ["30s", "90s", "1m30s"] {
+        for (ms, interval) in [(30_000, "`30s`"), (90_000, "`1m 30s`")] {
             let mut s = DetectorSpec::indicator_sum("x", "B_action");
-            s.interval = interval.into();
+            s.interval_ms = ms;
             assert!(ad_unsupported_reason(&s).unwrap().contains(interval));
             assert_eq!(detector_body(&s, "w*", "timestamp").unwrap(), None);
         }
@@ -595,12 +592,6 @@ mod tests {
             let s = DetectorSpec::indicator_sum(name, "B_action");
             assert!(ad_unsupported_reason(&s).is_some(), "{name}");
         }
-        let mut s = DetectorSpec::indicator_sum("x", "B_action");
-        s.window_delay = "soon".into();
-        assert!(matches!(
-            detector_body(&s, "w*", "timestamp"),
-            Err(OpenSearchError::Detector { .. })
-        ));
         let mut s = DetectorSpec::indicator_sum("x", "B_action");
         s.features[0].field = None;
         assert!(detector_body(&s, "w*", "timestamp").is_err());
@@ -696,5 +687,52 @@ mod tests {
             parse_profile(br#"{"state":"INIT","init_progress":{"percentage":"lots"}}"#).is_err()
         );
         assert!(parse_profile(b"").is_err());
+    }
+}
+
+/// The request bodies byte for byte: a detector's interval and window delay, parsed
+/// once from the configuration, reach AD and Alerting as they did when they were text.
+#[cfg(test)]
+mod pinned_bodies {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::alert::Monitor;
+    use crate::config::Config;
+    use crate::opensearch::alerting::monitor_body;
+
+    const COUNTRY: &str = r###"{"name":"country-anomaly-detector","description":"waflog detector `country-anomaly-detector` (ewma in waflog): sum(UNK_country)","time_field":"timestamp","indices":["waf-logs*"],"feature_attributes":[{"feature_name":"UNK_country","feature_enabled":true,"aggregation_query":{"UNK_country":{"sum":{"field":"UNK_country"}}}}],"detection_interval":{"period":{"interval":1,"unit":"Minutes"}},"window_delay":{"period":{"interval":1,"unit":"Minutes"}},"shingle_size":8}"###;
+    const IP: &str = r###"{"name":"ip","description":"waflog detector `ip` (rcf in waflog): count","time_field":"timestamp","indices":["waf-logs*"],"feature_attributes":[{"feature_name":"n","feature_enabled":true,"aggregation_query":{"n":{"value_count":{"field":"timestamp"}}}}],"detection_interval":{"period":{"interval":5,"unit":"Minutes"}},"window_delay":{"period":{"interval":2,"unit":"Minutes"}},"shingle_size":4,"category_field":["httpRequest.clientIp"]}"###;
+    const SEED_MONITOR: &str = r###"{"type":"monitor","monitor_type":"query_level_monitor","name":"UNK_source-Monitor","enabled":true,"schedule":{"period":{"interval":10,"unit":"MINUTES"}},"inputs":[{"search":{"indices":[".opendistro-anomaly-results*",".opensearch-anomaly-results*"],"query":{"size":1,"query":{"bool":{"filter":[{"range":{"data_end_time":{"from":"{{period_end}}||-10m","to":"{{period_end}}","include_lower":true,"include_upper":true}}},{"term":{"detector_id":{"value":"det-1"}}}],"must_not":[{"exists":{"field":"task_id"}}]}},"sort":[{"anomaly_grade":{"order":"desc"}},{"confidence":{"order":"desc"}}],"aggregations":{"max_anomaly_grade":{"max":{"field":"anomaly_grade"}}}}}}],"triggers":[{"name":"UNK_source-trigger","severity":"1","condition":{"script":{"source":"return ctx.results[0].aggregations.max_anomaly_grade.value != null && ctx.results[0].aggregations.max_anomaly_grade.value >= 0.7 && ctx.results[0].hits.hits[0]._source.confidence >= 0.7","lang":"painless"}},"actions":[{"name":"ops-webhook","destination_id":"w","message_template":{"source":"Monitor {{ctx.monitor.name}} just entered alert status. Please investigate the issue.\n  - Trigger: {{ctx.trigger.name}}\n  - Severity: {{ctx.trigger.severity}}\n  - Period start: {{ctx.periodStart}}\n  - Period end: {{ctx.periodEnd}}\n\nDetector source-anomaly-detector: anomaly grade {{ctx.results.0.aggregations.max_anomaly_grade.value}}, confidence {{ctx.results.0.hits.hits.0._source.confidence}}","lang":"mustache"},"subject_template":{"source":"waflog alert: {{ctx.monitor.name}} / {{ctx.trigger.name}} (severity {{ctx.trigger.severity}})","lang":"mustache"},"throttle_enabled":false},{"name":"security-sns","destination_id":"s","message_template":{"source":"Monitor {{ctx.monitor.name}} just entered alert status. Please investigate the issue.\n  - Trigger: {{ctx.trigger.name}}\n  - Severity: {{ctx.trigger.severity}}\n  - Period start: {{ctx.periodStart}}\n  - Period end: {{ctx.periodEnd}}\n\nDetector source-anomaly-detector: anomaly grade {{ctx.results.0.aggregations.max_anomaly_grade.value}}, confidence {{ctx.results.0.hits.hits.0._source.confidence}}","lang":"mustache"},"subject_template":{"source":"waflog alert: {{ctx.monitor.name}} / {{ctx.trigger.name}} (severity {{ctx.trigger.severity}})","lang":"mustache"},"throttle_enabled":false}]}]}"###;
+
+    fn ids(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn detector_and_monitor_bodies_are_pinned() {
+        let defaults = DetectorSpec::defaults();
+        let body = detector_body(&defaults[1], "waf-logs*", "timestamp").unwrap();
+        assert_eq!(serde_json::to_string(&body.unwrap()).unwrap(), COUNTRY);
+        let config = Config::from_toml(
+            "[[detectors]]\nname = \"ip\"\ninterval = \"5m\"\nwindow_delay = \"90s\"\nshingle_size = 4\ncategory_field = \"httpRequest.clientIp\"\nfeatures = [{ name = \"n\", aggregation = \"count\" }]\n[detectors.algorithm]\ntype = \"rcf\"\n",
+            std::path::Path::new("waflog.toml"),
+        )
+        .unwrap();
+        let spec = &config.detector_specs()[0];
+        let body = detector_body(spec, "waf-logs*", "timestamp").unwrap();
+        assert_eq!(serde_json::to_string(&body.unwrap()).unwrap(), IP);
+        let body = monitor_body(
+            &Monitor::seed(),
+            &defaults,
+            &ids(&[("source-anomaly-detector", "det-1")]),
+            &ids(&[("ops-webhook", "w"), ("security-sns", "s")]),
+            "waf-results*",
+        )
+        .unwrap();
+        assert_eq!(serde_json::to_string(&body).unwrap(), SEED_MONITOR);
     }
 }

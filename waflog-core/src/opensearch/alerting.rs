@@ -30,7 +30,7 @@ use crate::alert::template::{
 };
 use crate::alert::{Condition, Monitor, MonitorInput, QueryAggregation, Trigger};
 use crate::detect::DetectorSpec;
-use crate::detect::spec::duration_ms;
+use crate::detect::spec::{duration_ms, duration_text};
 
 /// Path, in a query monitor's search response, of the aggregated value.
 const QUERY_VALUE: &str = "ctx.results[0].aggregations.feature_data.selected.result.value";
@@ -69,8 +69,7 @@ pub fn monitor_body(
         .iter()
         .find(|d| d.name == detector)
         .ok_or_else(|| err(format!("unknown detector `{detector}`")))?;
-    let interval =
-        duration_ms(&spec.interval).map_err(|e| err(format!("detector `{detector}`: {e}")))?;
+    let interval = spec.interval();
     let period = match (&monitor.period, &monitor.input) {
         (Some(p), _) => duration_ms(p).map_err(err)?,
         (None, MonitorInput::Detector { .. }) => interval.saturating_mul(2),
@@ -87,7 +86,7 @@ pub fn monitor_body(
             if period < interval.saturating_mul(2) {
                 return Err(err(format!(
                     "its period ({minutes}m) is shorter than twice the interval of detector `{detector}` ({}); monitors on anomaly detection results need at least {}m",
-                    spec.interval,
+                    duration_text(spec.interval_ms),
                     minutes_ceil(interval.saturating_mul(2))
                 )));
             }
@@ -457,7 +456,7 @@ mod tests {
     /// action `test-action` to destination `ld7912sBlQ5JUWWFThoW`.
     fn doc_ad_monitor() -> (Monitor, Vec<DetectorSpec>) {
         let mut spec = DetectorSpec::indicator_sum("d", "UNK_source");
-        spec.interval = "10m".into();
+        spec.interval_ms = 600_000;
         let mut trigger = Trigger::new("test-trigger", 1);
         trigger.message = Some("This is my message body.".into());
         trigger.subject = Some("TheSubject".into());
@@ -575,7 +574,7 @@ mod tests {
     fn the_seed_monitor_in_the_cluster() {
         let (_, mut specs) = doc_ad_monitor();
         specs[0].name = "source-anomaly-detector".into();
-        specs[0].interval = "1m".into();
+        specs[0].interval_ms = 60_000;
         let body = monitor_body(
             &Monitor::seed(),
             &specs,
