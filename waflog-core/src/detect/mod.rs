@@ -181,7 +181,7 @@ pub trait Detector: Send + std::fmt::Debug {
 /// clock for every record, and a real gap in traffic from costing memory.
 ///
 /// - A record more than `horizon_ms` ahead of the latest event time is
-///   dead-lettered ([`SchemaError::AheadOfStream`]) unless it is the `confirm`-th
+///   dead-lettered ([`SchemaError::AheadOfStream`](crate::SchemaError::AheadOfStream)) unless it is the `confirm`-th
 ///   of such records in a row that agree with each other (each within the horizon
 ///   of the first): then the stream has really jumped (traffic resumed after a
 ///   pause) and that record and the ones after it are taken; the ones before it
@@ -190,7 +190,7 @@ pub trait Detector: Send + std::fmt::Debug {
 ///   record far behind them (beyond the horizon) comes before any interval has
 ///   closed, they were the ones ahead, and the clock restarts at it.
 /// - A record whose interval has closed for every detector is late
-///   ([`SchemaError::Late`]): dead-lettered, and counted per detector.
+///   ([`SchemaError::Late`](crate::SchemaError::Late)): dead-lettered, and counted per detector.
 /// - A gap is zero-filled for at most one day of intervals (1,440 at most), then
 ///   skipped without results; the models are told ([`Detector::gap`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
