@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::{Channel, Monitor};
 use crate::detect::DetectorSpec;
 use crate::error::ConfigError;
+pub use crate::features::{AWS_SOURCES, FeaturesConfig, Preset, ResolvedFeatures};
 use crate::features::{FeatureMap, StatusSet};
 
 /// The whole configuration file.
@@ -59,122 +60,6 @@ pub struct Config {
     /// `[[channels]]`; when absent, [`Channel::defaults`] (one `stdout` channel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<Vec<Channel>>,
-}
-
-/// Which built-in vocabularies a `[features]` section starts from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Preset {
-    /// The seed system's vocabularies (countries US, UK, IN; sources ALB, APIGW,
-    /// APPSYNC, CF; COUNT as a known action), matching its simulator.
-    #[default]
-    Seed,
-    /// For real AWS WAF logs: ISO 3166-1 codes (GB, not UK), every `httpSourceName`
-    /// AWS documents, the terminating actions AWS writes.
-    Aws,
-}
-
-/// The `[features]` section. A list that is given replaces the preset's list.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FeaturesConfig {
-    /// Base vocabularies.
-    #[serde(default)]
-    pub preset: Preset,
-    /// Countries counted as known (`K_country`); any other is `UNK_country`.
-    pub known_countries: Option<Vec<String>>,
-    /// Actions counted as known (`K_action`), any case.
-    pub known_actions: Option<Vec<String>>,
-    /// Actions counted as bad (`B_action`), any case.
-    pub bad_actions: Option<Vec<String>>,
-    /// Status classes or codes counted as ok (`O_httpstatus`): `"2xx"`, `"404"`.
-    pub ok_status: Option<Vec<String>>,
-    /// Status classes or codes counted as bad (`B_httpstatus`).
-    pub bad_status: Option<Vec<String>>,
-    /// Methods counted as common (`common_method`); case-sensitive.
-    pub common_methods: Option<Vec<String>>,
-    /// `httpSourceName` values counted as known (`K_source`).
-    pub known_sources: Option<Vec<String>>,
-}
-
-/// Every `[features]` list after applying the preset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ResolvedFeatures {
-    /// See [`FeaturesConfig::known_countries`].
-    pub known_countries: Vec<String>,
-    /// See [`FeaturesConfig::known_actions`].
-    pub known_actions: Vec<String>,
-    /// See [`FeaturesConfig::bad_actions`].
-    pub bad_actions: Vec<String>,
-    /// See [`FeaturesConfig::ok_status`].
-    pub ok_status: Vec<String>,
-    /// See [`FeaturesConfig::bad_status`].
-    pub bad_status: Vec<String>,
-    /// See [`FeaturesConfig::common_methods`].
-    pub common_methods: Vec<String>,
-    /// See [`FeaturesConfig::known_sources`].
-    pub known_sources: Vec<String>,
-}
-
-/// Every `httpSourceName` value AWS documents for WAF logs.
-pub const AWS_SOURCES: [&str; 7] = [
-    "CF",
-    "ALB",
-    "APIGW",
-    "APPSYNC",
-    "COGNITOIDP",
-    "APPRUNNER",
-    "VERIFIED_ACCESS",
-];
-
-fn strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
-impl Preset {
-    /// The preset's vocabularies.
-    pub fn vocabularies(self) -> ResolvedFeatures {
-        match self {
-            Preset::Seed => ResolvedFeatures {
-                known_countries: strings(&["US", "UK", "IN"]),
-                known_actions: strings(&["ALLOW", "CAPTCHA", "CHALLENGE", "COUNT"]),
-                bad_actions: strings(&["BLOCK"]),
-                ok_status: strings(&["1xx", "2xx", "3xx", "4xx"]),
-                bad_status: strings(&["5xx"]),
-                common_methods: strings(&["GET", "HEAD", "POST"]),
-                known_sources: strings(&["ALB", "APIGW", "APPSYNC", "CF"]),
-            },
-            Preset::Aws => ResolvedFeatures {
-                known_countries: strings(&["US", "GB", "IN"]),
-                known_actions: strings(&["ALLOW", "CAPTCHA", "CHALLENGE"]),
-                bad_actions: strings(&["BLOCK"]),
-                ok_status: strings(&["1xx", "2xx", "3xx", "4xx"]),
-                bad_status: strings(&["5xx"]),
-                common_methods: strings(&["GET", "HEAD", "POST", "OPTIONS"]),
-                known_sources: strings(&AWS_SOURCES),
-            },
-        }
-    }
-}
-
-impl FeaturesConfig {
-    /// The preset with this section's lists applied over it.
-    pub fn resolved(&self) -> ResolvedFeatures {
-        let mut r = self.preset.vocabularies();
-        let set = |dst: &mut Vec<String>, src: &Option<Vec<String>>| {
-            if let Some(v) = src {
-                dst.clone_from(v);
-            }
-        };
-        set(&mut r.known_countries, &self.known_countries);
-        set(&mut r.known_actions, &self.known_actions);
-        set(&mut r.bad_actions, &self.bad_actions);
-        set(&mut r.ok_status, &self.ok_status);
-        set(&mut r.bad_status, &self.bad_status);
-        set(&mut r.common_methods, &self.common_methods);
-        set(&mut r.known_sources, &self.known_sources);
-        r
-    }
 }
 
 /// The `[input]` section.
@@ -401,7 +286,7 @@ mod tests {
         .unwrap();
         let d = c.detector_specs();
         assert_eq!(d.len(), 1);
-        assert_eq!(d[0].interval_ms(), 30_000);
+        assert_eq!(d[0].interval_ms, 30_000);
         assert_eq!(Config::default().detector_specs().len(), 6);
         let e = parse("[[detectors]]\nname = \"b\"\nfeatures = []\n")
             .unwrap_err()
@@ -415,6 +300,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("shingle") && e.contains("line 4"), "{e}");
+    }
+
+    #[test]
+    fn detector_durations_are_parsed_once_at_load() {
+        let c = parse("[[detectors]]\nname = \"b\"\ninterval = \"5m\"\nwindow_delay = \"1m 30s\"\nfeatures = [{ name = \"n\", aggregation = \"count\" }]\n").unwrap();
+        let d = &c.detector_specs()[0];
+        assert_eq!((d.interval_ms, d.window_delay_ms), (300_000, 90_000));
+        // Written back, the durations are text again and read the same.
+        let text = toml::to_string(&c).unwrap();
+        assert!(
+            text.contains("interval = \"5m\"") && text.contains("window_delay = \"1m 30s\""),
+            "{text}"
+        );
+        assert_eq!(parse(&text).unwrap(), c);
+        // A bad duration is a configuration error naming the file, line, detector
+        // and field, never a default.
+        for (line, field) in [
+            ("interval = \"soon\"", "interval"),
+            ("interval = \"500ms\"", "interval"),
+            ("interval = \"2days\"", "interval"),
+            ("window_delay = \"-1s\"", "window_delay"),
+            ("window_delay = \"25h\"", "window_delay"),
+        ] {
+            let e = parse(&format!("[[detectors]]\nname = \"b\"\n{line}\nfeatures = [{{ name = \"n\", aggregation = \"count\" }}]\n")).unwrap_err();
+            assert!(matches!(e, ConfigError::Parse { .. }), "{e:?}");
+            let e = e.to_string();
+            assert!(e.contains("waflog.toml") && e.contains("line 1"), "{e}");
+            assert!(e.contains(&format!("detector `b`: {field}: ")), "{e}");
+        }
     }
 
     #[test]

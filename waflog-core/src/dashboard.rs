@@ -438,7 +438,7 @@ impl Board {
                 name: s.name.clone(),
                 features: s.features.iter().map(|f| f.name.clone()).collect(),
                 category_field: s.category_field.clone(),
-                interval_ms: s.interval_ms(),
+                interval_ms: s.interval(),
                 intervals: 0,
                 warm_up: s.algorithm.min_intervals(),
                 confidence: 0.0,

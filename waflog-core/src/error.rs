@@ -73,6 +73,21 @@ pub enum SchemaError {
     },
 }
 
+/// A detector's duration (`interval`, `window_delay`) that is not one, or is out of
+/// range: reported when the configuration is read, as part of a
+/// [`ConfigError::Parse`] that names the file and line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("detector `{detector}`: {field}: {reason}")]
+#[non_exhaustive]
+pub struct DurationError {
+    /// The detector's name.
+    pub detector: String,
+    /// `interval` or `window_delay`.
+    pub field: &'static str,
+    /// What is wrong with the value.
+    pub reason: String,
+}
+
 /// A configuration or profile file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -20,13 +20,128 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::config::FeaturesConfig;
 use crate::error::ConfigError;
 use crate::names;
 use crate::schema::{Code, WafLog};
+
+/// Which built-in vocabularies a `[features]` section starts from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// The seed system's vocabularies (countries US, UK, IN; sources ALB, APIGW,
+    /// APPSYNC, CF; COUNT as a known action), matching its simulator.
+    #[default]
+    Seed,
+    /// For real AWS WAF logs: ISO 3166-1 codes (GB, not UK), every `httpSourceName`
+    /// AWS documents, the terminating actions AWS writes.
+    Aws,
+}
+
+/// The `[features]` section. A list that is given replaces the preset's list.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturesConfig {
+    /// Base vocabularies.
+    #[serde(default)]
+    pub preset: Preset,
+    /// Countries counted as known (`K_country`); any other is `UNK_country`.
+    pub known_countries: Option<Vec<String>>,
+    /// Actions counted as known (`K_action`), any case.
+    pub known_actions: Option<Vec<String>>,
+    /// Actions counted as bad (`B_action`), any case.
+    pub bad_actions: Option<Vec<String>>,
+    /// Status classes or codes counted as ok (`O_httpstatus`): `"2xx"`, `"404"`.
+    pub ok_status: Option<Vec<String>>,
+    /// Status classes or codes counted as bad (`B_httpstatus`).
+    pub bad_status: Option<Vec<String>>,
+    /// Methods counted as common (`common_method`); case-sensitive.
+    pub common_methods: Option<Vec<String>>,
+    /// `httpSourceName` values counted as known (`K_source`).
+    pub known_sources: Option<Vec<String>>,
+}
+
+/// Every `[features]` list after applying the preset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedFeatures {
+    /// See [`FeaturesConfig::known_countries`].
+    pub known_countries: Vec<String>,
+    /// See [`FeaturesConfig::known_actions`].
+    pub known_actions: Vec<String>,
+    /// See [`FeaturesConfig::bad_actions`].
+    pub bad_actions: Vec<String>,
+    /// See [`FeaturesConfig::ok_status`].
+    pub ok_status: Vec<String>,
+    /// See [`FeaturesConfig::bad_status`].
+    pub bad_status: Vec<String>,
+    /// See [`FeaturesConfig::common_methods`].
+    pub common_methods: Vec<String>,
+    /// See [`FeaturesConfig::known_sources`].
+    pub known_sources: Vec<String>,
+}
+
+/// Every `httpSourceName` value AWS documents for WAF logs.
+pub const AWS_SOURCES: [&str; 7] = [
+    "CF",
+    "ALB",
+    "APIGW",
+    "APPSYNC",
+    "COGNITOIDP",
+    "APPRUNNER",
+    "VERIFIED_ACCESS",
+];
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+impl Preset {
+    /// The preset's vocabularies.
+    pub fn vocabularies(self) -> ResolvedFeatures {
+        match self {
+            Preset::Seed => ResolvedFeatures {
+                known_countries: strings(&["US", "UK", "IN"]),
+                known_actions: strings(&["ALLOW", "CAPTCHA", "CHALLENGE", "COUNT"]),
+                bad_actions: strings(&["BLOCK"]),
+                ok_status: strings(&["1xx", "2xx", "3xx", "4xx"]),
+                bad_status: strings(&["5xx"]),
+                common_methods: strings(&["GET", "HEAD", "POST"]),
+                known_sources: strings(&["ALB", "APIGW", "APPSYNC", "CF"]),
+            },
+            Preset::Aws => ResolvedFeatures {
+                known_countries: strings(&["US", "GB", "IN"]),
+                known_actions: strings(&["ALLOW", "CAPTCHA", "CHALLENGE"]),
+                bad_actions: strings(&["BLOCK"]),
+                ok_status: strings(&["1xx", "2xx", "3xx", "4xx"]),
+                bad_status: strings(&["5xx"]),
+                common_methods: strings(&["GET", "HEAD", "POST", "OPTIONS"]),
+                known_sources: strings(&AWS_SOURCES),
+            },
+        }
+    }
+}
+
+impl FeaturesConfig {
+    /// The preset with this section's lists applied over it.
+    pub fn resolved(&self) -> ResolvedFeatures {
+        let mut r = self.preset.vocabularies();
+        let set = |dst: &mut Vec<String>, src: &Option<Vec<String>>| {
+            if let Some(v) = src {
+                dst.clone_from(v);
+            }
+        };
+        set(&mut r.known_countries, &self.known_countries);
+        set(&mut r.known_actions, &self.known_actions);
+        set(&mut r.bad_actions, &self.bad_actions);
+        set(&mut r.ok_status, &self.ok_status);
+        set(&mut r.bad_status, &self.bad_status);
+        set(&mut r.common_methods, &self.common_methods);
+        set(&mut r.known_sources, &self.known_sources);
+        r
+    }
+}
 
 /// Where a value falls in a vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -488,7 +603,6 @@ fn raw_status(raw: &str) -> StatusValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{FeaturesConfig, Preset};
 
     fn ind(line: &str) -> Vec<(&'static str, u8)> {
         let map = FeatureMap::default();

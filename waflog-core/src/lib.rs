@@ -44,5 +44,5 @@ pub mod timestamp;
 pub mod transform;
 
 pub use config::Config;
-pub use error::{ConfigError, DetectError, ScenarioError, SchemaError};
+pub use error::{ConfigError, DetectError, DurationError, ScenarioError, SchemaError};
 pub use schema::WafLog;

@@ -224,6 +224,11 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
         .and_then(|d| i64::try_from(d.as_millis()).map_err(|_| format!("`{s}` is too long")))
 }
 
+/// Milliseconds as the duration text of a configuration (`1m`, `30s`, `1h 30m`).
+pub fn duration_text(ms: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
+}
+
 /// Formats epoch milliseconds as RFC 3339 with millisecond precision (`...T12:00:00.123Z`).
 pub fn to_rfc3339(ms: i64) -> String {
     match chrono::DateTime::from_timestamp_millis(ms) {

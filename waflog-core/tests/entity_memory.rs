@@ -18,7 +18,7 @@ fn rss() -> usize {
 fn per_client_spec() -> Vec<DetectorSpec> {
     let mut s = DetectorSpec::indicator_sum("blocks-per-client", "B_action");
     s.category_field = Some("httpRequest.clientIp".into());
-    s.window_delay = "0s".into();
+    s.window_delay_ms = 0;
     vec![s]
 }
 

@@ -8,9 +8,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::evaluate::MonitorState;
 use super::explain::Explanation;
-use super::notify::Notification;
 use crate::error::AlertError;
 
 /// Format version of a saved [`AlertBook`].
@@ -651,6 +649,137 @@ pub fn backoff_ms(policy: &DeliveryPolicy, delivery: u64, attempts: u32) -> i64 
         / (1_u64 << 53) as f64;
     let half = base / 2;
     half + ((base - half) as f64 * u) as i64
+}
+
+/// Why a notification was produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NotificationKind {
+    /// A trigger fired and a new alert is ACTIVE.
+    Fired,
+    /// An ACTIVE alert is still firing and its throttle has passed.
+    Renotify,
+    /// An alert completed: its trigger has not fired for `complete_after` periods.
+    Completed,
+    /// A monitor could not be evaluated (the alert is in ERROR).
+    Error,
+    /// `waflog alerts test`: a dry run of a trigger without data.
+    Test,
+}
+
+impl NotificationKind {
+    /// A short word for subjects (`{{kind}}`): `alert`, `still active`, `completed`,
+    /// `error`, `test`.
+    pub fn label(self) -> &'static str {
+        match self {
+            NotificationKind::Fired => "alert",
+            NotificationKind::Renotify => "still active",
+            NotificationKind::Completed => "completed",
+            NotificationKind::Error => "error",
+            NotificationKind::Test => "test",
+        }
+    }
+}
+
+/// One message about one alert, for one or more channels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// The alert ID (`test` for test notifications).
+    pub alert_id: String,
+    /// Why it was produced.
+    pub kind: NotificationKind,
+    /// Monitor name.
+    pub monitor: String,
+    /// Trigger name.
+    pub trigger: String,
+    /// 1 (highest) to 5.
+    pub severity: u8,
+    /// The detector the monitor reads.
+    pub detector: String,
+    /// The entity (values joined with `,`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// The alert's state once this notification was produced.
+    pub state: AlertState,
+    /// Start of the evaluated period, epoch ms.
+    pub period_start: i64,
+    /// End of the evaluated period, epoch ms.
+    pub period_end: i64,
+    /// Periods from the alert's first firing to its last.
+    pub periods_active: u32,
+    /// The channels it goes to.
+    pub channels: Vec<String>,
+    /// Rendered subject.
+    pub subject: String,
+    /// Rendered message.
+    pub text: String,
+    /// Machine-readable JSON: every field above (times also as RFC 3339) and the
+    /// explanation.
+    pub payload: serde_json::Value,
+}
+
+impl Notification {
+    /// A Slack-compatible webhook body: `{"text": <message>}`.
+    pub fn slack_body(&self) -> serde_json::Value {
+        serde_json::json!({ "text": self.text })
+    }
+}
+
+/// The best result of one trigger and entity in the open period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Candidate {
+    pub(crate) trigger: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) entity: Option<String>,
+    #[serde(with = "super::explain::lenient_f64")]
+    pub(crate) grade: f64,
+    pub(crate) explanation: Explanation,
+}
+
+impl Keyed for Candidate {
+    type Key = (String, Option<String>);
+    fn key(&self) -> Self::Key {
+        (self.trigger.clone(), self.entity.clone())
+    }
+}
+
+/// A query monitor's values of one interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Slot {
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    #[serde(with = "super::explain::lenient_f64")]
+    pub(crate) sum: f64,
+    pub(crate) count: u64,
+    #[serde(with = "super::explain::lenient_f64")]
+    pub(crate) min: f64,
+    #[serde(with = "super::explain::lenient_f64")]
+    pub(crate) max: f64,
+    /// Grade and explanation of the interval's highest-graded anomalous result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) top: Option<(f64, Explanation)>,
+}
+
+/// One monitor's evaluation progress, saved in the book.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct MonitorState {
+    /// Detector, input and period the state was built for.
+    pub(crate) signature: String,
+    /// The period length in force (0 until known).
+    pub(crate) period_ms: i64,
+    /// Start of the oldest period not evaluated yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) next_start: Option<i64>,
+    /// Detector inputs: best firing result per trigger and entity in that period.
+    #[serde(default, with = "keyed")]
+    pub(crate) candidates: BTreeMap<(String, Option<String>), Candidate>,
+    /// Query inputs: per-interval values of the window.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    pub(crate) window: VecDeque<Slot>,
+    /// Query inputs: why the open period cannot be evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
 }
 
 #[cfg(test)]

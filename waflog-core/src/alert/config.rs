@@ -53,7 +53,7 @@ use super::template::{Template, TemplateSlot};
 use crate::detect::DetectorSpec;
 use crate::error::ConfigError;
 use crate::names;
-use crate::timestamp::parse_duration_ms;
+use crate::timestamp::{duration_text, parse_duration_ms};
 
 /// Grade at and above which a detector-input trigger fires by default (OpenSearch AD
 /// monitors' default anomaly grade threshold).
@@ -655,13 +655,14 @@ pub fn validate(
             return Err(invalid(at("detector"), "must not be empty".into()));
         }
         if let (Some(p), Some(spec)) = (period, spec) {
-            let interval = spec.interval_ms();
+            let interval = spec.interval();
             if p % interval != 0 {
                 return Err(invalid(
                     at("period"),
                     format!(
                         "must be a multiple of detector `{}`'s interval ({})",
-                        spec.name, spec.interval
+                        spec.name,
+                        duration_text(spec.interval_ms)
                     ),
                 ));
             }
@@ -706,13 +707,15 @@ pub fn validate(
                 let w = duration(&q.window, 1_000, MAX_DURATION_MS)
                     .map_err(|e| invalid(at("query.window"), e))?;
                 if let Some(spec) = spec
-                    && w < spec.interval_ms()
+                    && w < spec.interval()
                 {
                     return Err(invalid(
                         at("query.window"),
                         format!(
                             "`{}` is shorter than detector `{}`'s interval ({})",
-                            q.window, spec.name, spec.interval
+                            q.window,
+                            spec.name,
+                            duration_text(spec.interval_ms)
                         ),
                     ));
                 }

@@ -16,17 +16,16 @@
 //! Periods without any result (a gap in the stream) are evaluated as empty. At most
 //! [`MAX_CATCH_UP`] periods are evaluated per call; beyond, the monitor jumps ahead.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
-use super::book::{Alert, AlertBook, AlertIssue, AlertKey, AlertState, IssueSource, Keyed};
+use super::book::{
+    Alert, AlertBook, AlertIssue, AlertKey, AlertState, Candidate, IssueSource, Notification,
+    NotificationKind, Slot,
+};
 use super::config::{
     Channel, Condition, Monitor, MonitorInput, QueryAggregation, duration, validate,
 };
 use super::explain::{Explanation, QueryValue};
-use super::notify::{Notification, NotificationKind};
 use super::template::{Placeholder, Template, TemplateSlot};
 use crate::Config;
 use crate::detect::{AnomalyResult, DetectorSpec};
@@ -65,62 +64,6 @@ struct CompiledMonitor {
     period_ms: Option<i64>,
     triggers: Vec<CompiledTrigger>,
     signature: String,
-}
-
-/// The best result of one trigger and entity in the open period.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Candidate {
-    trigger: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    entity: Option<String>,
-    #[serde(with = "super::explain::lenient_f64")]
-    grade: f64,
-    explanation: Explanation,
-}
-
-impl Keyed for Candidate {
-    type Key = (String, Option<String>);
-    fn key(&self) -> Self::Key {
-        (self.trigger.clone(), self.entity.clone())
-    }
-}
-
-/// A query monitor's values of one interval.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Slot {
-    start: i64,
-    end: i64,
-    #[serde(with = "super::explain::lenient_f64")]
-    sum: f64,
-    count: u64,
-    #[serde(with = "super::explain::lenient_f64")]
-    min: f64,
-    #[serde(with = "super::explain::lenient_f64")]
-    max: f64,
-    /// Grade and explanation of the interval's highest-graded anomalous result.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    top: Option<(f64, Explanation)>,
-}
-
-/// One monitor's evaluation progress, saved in the book.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct MonitorState {
-    /// Detector, input and period the state was built for.
-    signature: String,
-    /// The period length in force (0 until known).
-    period_ms: i64,
-    /// Start of the oldest period not evaluated yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    next_start: Option<i64>,
-    /// Detector inputs: best firing result per trigger and entity in that period.
-    #[serde(default, with = "super::book::keyed")]
-    candidates: BTreeMap<(String, Option<String>), Candidate>,
-    /// Query inputs: per-interval values of the window.
-    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
-    window: VecDeque<Slot>,
-    /// Query inputs: why the open period cannot be evaluated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
 }
 
 /// Runs monitors over anomaly results; holds the [`AlertBook`].
@@ -183,7 +126,7 @@ impl Evaluator {
                 ),
                 None => detectors
                     .and_then(|d| d.iter().find(|s| s.name == m.detector()))
-                    .map(DetectorSpec::interval_ms),
+                    .map(DetectorSpec::interval),
             };
             let (entity, query) = match &m.input {
                 MonitorInput::Detector { entity, .. } => (entity.clone(), None),

@@ -3,85 +3,9 @@
 
 use std::io::Write;
 
-use serde::{Deserialize, Serialize};
-
-use super::book::{AlertBook, AlertState, Retry};
+use super::book::{AlertBook, Retry};
+pub use super::book::{Notification, NotificationKind};
 use crate::error::NotifyError;
-
-/// Why a notification was produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum NotificationKind {
-    /// A trigger fired and a new alert is ACTIVE.
-    Fired,
-    /// An ACTIVE alert is still firing and its throttle has passed.
-    Renotify,
-    /// An alert completed: its trigger has not fired for `complete_after` periods.
-    Completed,
-    /// A monitor could not be evaluated (the alert is in ERROR).
-    Error,
-    /// `waflog alerts test`: a dry run of a trigger without data.
-    Test,
-}
-
-impl NotificationKind {
-    /// A short word for subjects (`{{kind}}`): `alert`, `still active`, `completed`,
-    /// `error`, `test`.
-    pub fn label(self) -> &'static str {
-        match self {
-            NotificationKind::Fired => "alert",
-            NotificationKind::Renotify => "still active",
-            NotificationKind::Completed => "completed",
-            NotificationKind::Error => "error",
-            NotificationKind::Test => "test",
-        }
-    }
-}
-
-/// One message about one alert, for one or more channels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Notification {
-    /// The alert ID (`test` for test notifications).
-    pub alert_id: String,
-    /// Why it was produced.
-    pub kind: NotificationKind,
-    /// Monitor name.
-    pub monitor: String,
-    /// Trigger name.
-    pub trigger: String,
-    /// 1 (highest) to 5.
-    pub severity: u8,
-    /// The detector the monitor reads.
-    pub detector: String,
-    /// The entity (values joined with `,`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entity: Option<String>,
-    /// The alert's state once this notification was produced.
-    pub state: AlertState,
-    /// Start of the evaluated period, epoch ms.
-    pub period_start: i64,
-    /// End of the evaluated period, epoch ms.
-    pub period_end: i64,
-    /// Periods from the alert's first firing to its last.
-    pub periods_active: u32,
-    /// The channels it goes to.
-    pub channels: Vec<String>,
-    /// Rendered subject.
-    pub subject: String,
-    /// Rendered message.
-    pub text: String,
-    /// Machine-readable JSON: every field above (times also as RFC 3339) and the
-    /// explanation.
-    pub payload: serde_json::Value,
-}
-
-impl Notification {
-    /// A Slack-compatible webhook body: `{"text": <message>}`.
-    pub fn slack_body(&self) -> serde_json::Value {
-        serde_json::json!({ "text": self.text })
-    }
-}
 
 /// A channel that sends notifications. Implementations do the I/O (the CLI's
 /// webhook, SNS and file channels); [`deliver_due`] does the bookkeeping.

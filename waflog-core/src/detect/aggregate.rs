@@ -162,8 +162,8 @@ impl Aggregator {
         category: Option<usize>,
     ) -> Aggregator {
         Aggregator {
-            interval_ms: spec.interval_ms(),
-            delay_ms: spec.window_delay_ms(),
+            interval_ms: spec.interval(),
+            delay_ms: spec.window_delay(),
             features,
             category,
             open: BTreeMap::new(),
@@ -174,7 +174,7 @@ impl Aggregator {
             watermark: i64::MIN,
             late: 0,
             empty_run: 0,
-            max_fill: default_max_fill(spec.interval_ms()),
+            max_fill: default_max_fill(spec.interval()),
             skipped: 0,
         }
     }
@@ -525,7 +525,7 @@ mod tests {
 
     fn spec(delay: &str) -> DetectorSpec {
         let mut s = DetectorSpec::indicator_sum("d", "x");
-        s.window_delay = delay.into();
+        s.window_delay_ms = crate::timestamp::parse_duration_ms(delay).unwrap() as u64;
         s.features.push(FeatureSpec {
             name: "n".into(),
             aggregation: Aggregation::Count,
@@ -680,7 +680,7 @@ mod tests {
     #[test]
     fn filters_distinct_counts_and_entities() {
         let mut s = DetectorSpec::indicator_sum("d", "x");
-        s.window_delay = "0s".into();
+        s.window_delay_ms = 0;
         let features = vec![
             CompiledFeature {
                 aggregation: Aggregation::Count,

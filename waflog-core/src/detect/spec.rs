@@ -22,7 +22,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{BYTES_PER_ENTITY, DEFAULT_MAX_ENTITIES};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, DurationError};
 use crate::names;
 
 /// At most this many features per detector (OpenSearch AD's default).
@@ -515,31 +515,51 @@ impl Default for AlgorithmSpec {
     }
 }
 
-/// One detector.
+/// One detector, validated: its durations are parsed once, when the configuration
+/// is read (`interval = "1m"` in TOML is `interval_ms: 60_000` here).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "DetectorToml", into = "DetectorToml")]
 pub struct DetectorSpec {
     /// Unique name (also the `detector_id` of its results).
     pub name: String,
     /// One to five features.
     pub features: Vec<FeatureSpec>,
-    /// Interval length, e.g. `1m` (default), `30s`, `5m`.
-    #[serde(default = "default_interval")]
-    pub interval: String,
+    /// Interval length in milliseconds (TOML `interval`: `1m` by default, `30s`,
+    /// `5m`; 1s to 24h).
+    pub interval_ms: u64,
     /// How long after an interval ends (in event time) late records are still
-    /// accepted, e.g. `10s` (default).
-    #[serde(default = "default_window_delay")]
-    pub window_delay: String,
+    /// accepted, in milliseconds (TOML `window_delay`: `10s` by default; at most 24h).
+    pub window_delay_ms: u64,
     /// Consecutive intervals a model looks at (default 8, as OpenSearch AD).
-    #[serde(default = "default_shingle")]
     pub shingle_size: usize,
     /// Dotted path of a field whose values each get their own model.
-    #[serde(default)]
     pub category_field: Option<String>,
     /// Algorithm and parameters.
-    #[serde(default)]
     pub algorithm: AlgorithmSpec,
 }
+
+/// The TOML shape of a detector: durations as text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetectorToml {
+    name: String,
+    features: Vec<FeatureSpec>,
+    #[serde(default = "default_interval")]
+    interval: String,
+    #[serde(default = "default_window_delay")]
+    window_delay: String,
+    #[serde(default = "default_shingle")]
+    shingle_size: usize,
+    #[serde(default)]
+    category_field: Option<String>,
+    #[serde(default)]
+    algorithm: AlgorithmSpec,
+}
+
+/// Longest interval and window delay: one day.
+const MAX_DURATION_MS: u64 = 86_400_000;
+const DEFAULT_INTERVAL_MS: u64 = 60_000;
+const DEFAULT_WINDOW_DELAY_MS: u64 = 10_000;
 
 fn default_interval() -> String {
     "1m".into()
@@ -551,7 +571,66 @@ fn default_shingle() -> usize {
     8
 }
 
-pub use crate::timestamp::parse_duration_ms as duration_ms;
+/// Parses one of a detector's durations and checks it lies in `range`.
+fn duration_in(
+    detector: &str,
+    field: &'static str,
+    text: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, DurationError> {
+    let error = |reason: String| DurationError {
+        detector: detector.to_string(),
+        field,
+        reason,
+    };
+    let ms = duration_ms(text).map_err(error)?;
+    match u64::try_from(ms) {
+        Ok(ms) if range.contains(&ms) => Ok(ms),
+        _ => Err(error(format!(
+            "`{text}` must be between {} and {}",
+            duration_text(*range.start()),
+            duration_text(*range.end())
+        ))),
+    }
+}
+
+impl TryFrom<DetectorToml> for DetectorSpec {
+    type Error = DurationError;
+    fn try_from(t: DetectorToml) -> Result<DetectorSpec, DurationError> {
+        let interval_ms = duration_in(&t.name, "interval", &t.interval, 1_000..=MAX_DURATION_MS)?;
+        let window_delay_ms = duration_in(
+            &t.name,
+            "window_delay",
+            &t.window_delay,
+            0..=MAX_DURATION_MS,
+        )?;
+        Ok(DetectorSpec {
+            name: t.name,
+            features: t.features,
+            interval_ms,
+            window_delay_ms,
+            shingle_size: t.shingle_size,
+            category_field: t.category_field,
+            algorithm: t.algorithm,
+        })
+    }
+}
+
+impl From<DetectorSpec> for DetectorToml {
+    fn from(d: DetectorSpec) -> DetectorToml {
+        DetectorToml {
+            name: d.name,
+            features: d.features,
+            interval: duration_text(d.interval_ms),
+            window_delay: duration_text(d.window_delay_ms),
+            shingle_size: d.shingle_size,
+            category_field: d.category_field,
+            algorithm: d.algorithm,
+        }
+    }
+}
+
+pub use crate::timestamp::{duration_text, parse_duration_ms as duration_ms};
 
 impl DetectorSpec {
     /// A detector on the sum of one indicator per interval.
@@ -564,8 +643,8 @@ impl DetectorSpec {
                 field: Some(indicator.into()),
                 filter: None,
             }],
-            interval: default_interval(),
-            window_delay: default_window_delay(),
+            interval_ms: DEFAULT_INTERVAL_MS,
+            window_delay_ms: DEFAULT_WINDOW_DELAY_MS,
             shingle_size: default_shingle(),
             category_field: None,
             algorithm: AlgorithmSpec::default(),
@@ -603,14 +682,15 @@ impl DetectorSpec {
         ((1usize << 30) / bytes).clamp(1, DEFAULT_MAX_ENTITIES)
     }
 
-    /// Interval in milliseconds (validated).
-    pub fn interval_ms(&self) -> i64 {
-        duration_ms(&self.interval).unwrap_or(60_000)
+    /// The interval in milliseconds as event-time arithmetic uses it (`i64`, as
+    /// timestamps are).
+    pub fn interval(&self) -> i64 {
+        self.interval_ms as i64
     }
 
-    /// Window delay in milliseconds (validated).
-    pub fn window_delay_ms(&self) -> i64 {
-        duration_ms(&self.window_delay).unwrap_or(0)
+    /// The window delay in milliseconds as event-time arithmetic uses it.
+    pub fn window_delay(&self) -> i64 {
+        self.window_delay_ms as i64
     }
 
     /// Checks the spec; `index` is its position in `[[detectors]]`.
@@ -676,19 +756,22 @@ impl DetectorSpec {
                 }
             }
         }
-        let interval = duration_ms(&self.interval).map_err(|e| invalid("interval".into(), e))?;
-        if !(1_000..=86_400_000).contains(&interval) {
+        if !(1_000..=MAX_DURATION_MS).contains(&self.interval_ms) {
             return Err(invalid(
                 "interval".into(),
-                format!("`{}` must be between 1s and 24h", self.interval),
+                format!(
+                    "`{}` must be between 1s and 24h",
+                    duration_text(self.interval_ms)
+                ),
             ));
         }
-        let delay =
-            duration_ms(&self.window_delay).map_err(|e| invalid("window_delay".into(), e))?;
-        if !(0..=86_400_000).contains(&delay) {
+        if self.window_delay_ms > MAX_DURATION_MS {
             return Err(invalid(
                 "window_delay".into(),
-                format!("`{}` must be between 0 and 24h", self.window_delay),
+                format!(
+                    "`{}` must be between 0 and 24h",
+                    duration_text(self.window_delay_ms)
+                ),
             ));
         }
         if !(1..=64).contains(&self.shingle_size) {
@@ -1087,7 +1170,7 @@ mod tests {
             ]
         );
         assert_eq!(d[1].features[0].field.as_deref(), Some("UNK_country"));
-        assert_eq!(d[1].interval_ms(), 60_000);
+        assert_eq!(d[1].interval_ms, 60_000);
         assert_eq!(d[1].shingle_size, 8);
         validate_all(&d, Path::new("<built-in>")).unwrap();
     }
@@ -1111,12 +1194,20 @@ mod tests {
                 .contains("detectors[2].features")
         );
         let mut s = DetectorSpec::indicator_sum("x", "B_action");
-        s.interval = "soon".into();
+        s.interval_ms = 500;
         assert!(
             s.validate(0, p)
                 .unwrap_err()
                 .to_string()
                 .contains("detectors[0].interval")
+        );
+        let mut s = DetectorSpec::indicator_sum("x", "B_action");
+        s.window_delay_ms = 2 * MAX_DURATION_MS;
+        assert!(
+            s.validate(0, p)
+                .unwrap_err()
+                .to_string()
+                .contains("detectors[0].window_delay")
         );
         let mut s = DetectorSpec::indicator_sum("x", "B_action");
         s.features[0].field = None;

@@ -136,7 +136,7 @@ pub fn evaluate(
     let mut detectors = Vec::new();
     let mut days_sum = 0.0;
     for spec in specs {
-        let interval = spec.interval_ms();
+        let interval = spec.interval();
         let reach = spec.shingle_size as i64 * interval;
         let warm_end = first + warmup * interval;
         let mut out = DetectorOutcome {

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 use super::{OpenSearchError, invalid, minutes_ceil, parse_json, whole_minutes};
 use crate::detect::DetectorSpec;
-use crate::detect::spec::{Aggregation, AlgorithmSpec, FeatureSpec, duration_ms};
+use crate::detect::spec::{Aggregation, AlgorithmSpec, FeatureSpec, duration_text};
 
 /// Index patterns of the AD plugin's result indices, for monitors on AD results.
 ///
@@ -60,7 +60,7 @@ const CARDINALITY_PRECISION: u32 = 40_000;
 /// use waflog_core::opensearch::ad_unsupported_reason;
 /// let mut spec = DetectorSpec::indicator_sum("country-anomaly-detector", "UNK_country");
 /// assert_eq!(ad_unsupported_reason(&spec), None);
-/// spec.interval = "30s".into();
+/// spec.interval_ms = 30_000;
 /// assert!(ad_unsupported_reason(&spec).unwrap().contains("whole number of minutes"));
 /// ```
 pub fn ad_unsupported_reason(spec: &DetectorSpec) -> Option<String> {
@@ -80,17 +80,14 @@ pub fn ad_unsupported_reason(spec: &DetectorSpec) -> Option<String> {
             "Anomaly Detection names are 1 to {AD_MAX_NAME} characters of a-z, A-Z, 0-9, `-`, `_` and `.`"
         ));
     }
-    match duration_ms(&spec.interval) {
-        Ok(ms) if ms >= 60_000 && whole_minutes(ms).is_some() => {}
-        Ok(_) => {
-            return Some(format!(
-                "its interval `{}` is not a whole number of minutes, the unit of Anomaly Detection intervals",
-                spec.interval
-            ));
-        }
-        Err(e) => return Some(e),
+    let ms = spec.interval();
+    if ms >= 60_000 && whole_minutes(ms).is_some() {
+        return None;
     }
-    None
+    Some(format!(
+        "its interval `{}` is not a whole number of minutes, the unit of Anomaly Detection intervals",
+        duration_text(spec.interval_ms)
+    ))
 }
 
 /// The body of `POST _plugins/_anomaly_detection/detectors` (create) or `PUT
@@ -117,8 +114,8 @@ pub fn detector_body(
     if ad_unsupported_reason(spec).is_some() {
         return Ok(None);
     }
-    let interval = duration_ms(&spec.interval).map_err(err)?;
-    let delay = duration_ms(&spec.window_delay).map_err(err)?;
+    let interval = spec.interval();
+    let delay = spec.window_delay();
     let mut features = Vec::with_capacity(spec.features.len());
     let mut names: Vec<String> = Vec::new();
     for f in &spec.features {
@@ -396,7 +393,7 @@ mod tests {
     fn doc_spec(name: &str) -> DetectorSpec {
         let mut s = DetectorSpec::indicator_sum(name, "value");
         s.features[0].name = "test".into();
-        s.window_delay = "1m".into();
+        s.window_delay_ms = 60_000;
         s
     }
 
@@ -511,8 +508,8 @@ mod tests {
     #[test]
     fn aggregations_filters_shingles_and_categories() {
         let mut spec = DetectorSpec::indicator_sum("ip-detector", "B_action");
-        spec.interval = "5m".into();
-        spec.window_delay = "0".into();
+        spec.interval_ms = 300_000;
+        spec.window_delay_ms = 0;
         spec.shingle_size = 4;
         spec.category_field = Some("httpRequest.clientIp".into());
         spec.algorithm = toml::from_str("type = \"rcf\"").unwrap();
@@ -585,9 +582,9 @@ mod tests {
         let reason = ad_unsupported_reason(&spec).unwrap();
         assert!(reason.contains("categorical") && reason.contains("httpRequest.country"));
         assert_eq!(detector_body(&spec, "w*", "timestamp").unwrap(), None);
-        for interval in ["30s", "90s", "1m30s"] {
+        for (ms, interval) in [(30_000, "`30s`"), (90_000, "`1m 30s`")] {
             let mut s = DetectorSpec::indicator_sum("x", "B_action");
-            s.interval = interval.into();
+            s.interval_ms = ms;
             assert!(ad_unsupported_reason(&s).unwrap().contains(interval));
             assert_eq!(detector_body(&s, "w*", "timestamp").unwrap(), None);
         }
@@ -595,12 +592,6 @@ mod tests {
             let s = DetectorSpec::indicator_sum(name, "B_action");
             assert!(ad_unsupported_reason(&s).is_some(), "{name}");
         }
-        let mut s = DetectorSpec::indicator_sum("x", "B_action");
-        s.window_delay = "soon".into();
-        assert!(matches!(
-            detector_body(&s, "w*", "timestamp"),
-            Err(OpenSearchError::Detector { .. })
-        ));
         let mut s = DetectorSpec::indicator_sum("x", "B_action");
         s.features[0].field = None;
         assert!(detector_body(&s, "w*", "timestamp").is_err());

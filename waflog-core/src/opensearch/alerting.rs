@@ -30,7 +30,7 @@ use crate::alert::template::{
 };
 use crate::alert::{Condition, Monitor, MonitorInput, QueryAggregation, Trigger};
 use crate::detect::DetectorSpec;
-use crate::detect::spec::duration_ms;
+use crate::detect::spec::{duration_ms, duration_text};
 
 /// Path, in a query monitor's search response, of the aggregated value.
 const QUERY_VALUE: &str = "ctx.results[0].aggregations.feature_data.selected.result.value";
@@ -69,8 +69,7 @@ pub fn monitor_body(
         .iter()
         .find(|d| d.name == detector)
         .ok_or_else(|| err(format!("unknown detector `{detector}`")))?;
-    let interval =
-        duration_ms(&spec.interval).map_err(|e| err(format!("detector `{detector}`: {e}")))?;
+    let interval = spec.interval();
     let period = match (&monitor.period, &monitor.input) {
         (Some(p), _) => duration_ms(p).map_err(err)?,
         (None, MonitorInput::Detector { .. }) => interval.saturating_mul(2),
@@ -87,7 +86,7 @@ pub fn monitor_body(
             if period < interval.saturating_mul(2) {
                 return Err(err(format!(
                     "its period ({minutes}m) is shorter than twice the interval of detector `{detector}` ({}); monitors on anomaly detection results need at least {}m",
-                    spec.interval,
+                    duration_text(spec.interval_ms),
                     minutes_ceil(interval.saturating_mul(2))
                 )));
             }
@@ -457,7 +456,7 @@ mod tests {
     /// action `test-action` to destination `ld7912sBlQ5JUWWFThoW`.
     fn doc_ad_monitor() -> (Monitor, Vec<DetectorSpec>) {
         let mut spec = DetectorSpec::indicator_sum("d", "UNK_source");
-        spec.interval = "10m".into();
+        spec.interval_ms = 600_000;
         let mut trigger = Trigger::new("test-trigger", 1);
         trigger.message = Some("This is my message body.".into());
         trigger.subject = Some("TheSubject".into());
@@ -575,7 +574,7 @@ mod tests {
     fn the_seed_monitor_in_the_cluster() {
         let (_, mut specs) = doc_ad_monitor();
         specs[0].name = "source-anomaly-detector".into();
-        specs[0].interval = "1m".into();
+        specs[0].interval_ms = 60_000;
         let body = monitor_body(
             &Monitor::seed(),
             &specs,
@@ -901,5 +900,51 @@ mod tests {
             to_mustache("{{entity}}", TemplateSlot::Subject, &odd).unwrap(),
             "{ {x}}"
         );
+    }
+}
+
+/// The request bodies byte for byte: a detector's interval and window delay, parsed
+/// once from the configuration, reach AD and Alerting as they did when they were text.
+#[cfg(test)]
+mod pinned_bodies {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::opensearch::ad::detector_body;
+
+    const COUNTRY: &str = r###"{"name":"country-anomaly-detector","description":"waflog detector `country-anomaly-detector` (ewma in waflog): sum(UNK_country)","time_field":"timestamp","indices":["waf-logs*"],"feature_attributes":[{"feature_name":"UNK_country","feature_enabled":true,"aggregation_query":{"UNK_country":{"sum":{"field":"UNK_country"}}}}],"detection_interval":{"period":{"interval":1,"unit":"Minutes"}},"window_delay":{"period":{"interval":1,"unit":"Minutes"}},"shingle_size":8}"###;
+    const IP: &str = r###"{"name":"ip","description":"waflog detector `ip` (rcf in waflog): count","time_field":"timestamp","indices":["waf-logs*"],"feature_attributes":[{"feature_name":"n","feature_enabled":true,"aggregation_query":{"n":{"value_count":{"field":"timestamp"}}}}],"detection_interval":{"period":{"interval":5,"unit":"Minutes"}},"window_delay":{"period":{"interval":2,"unit":"Minutes"}},"shingle_size":4,"category_field":["httpRequest.clientIp"]}"###;
+    const SEED_MONITOR: &str = r###"{"type":"monitor","monitor_type":"query_level_monitor","name":"UNK_source-Monitor","enabled":true,"schedule":{"period":{"interval":10,"unit":"MINUTES"}},"inputs":[{"search":{"indices":[".opendistro-anomaly-results*",".opensearch-anomaly-results*"],"query":{"size":1,"query":{"bool":{"filter":[{"range":{"data_end_time":{"from":"{{period_end}}||-10m","to":"{{period_end}}","include_lower":true,"include_upper":true}}},{"term":{"detector_id":{"value":"det-1"}}}],"must_not":[{"exists":{"field":"task_id"}}]}},"sort":[{"anomaly_grade":{"order":"desc"}},{"confidence":{"order":"desc"}}],"aggregations":{"max_anomaly_grade":{"max":{"field":"anomaly_grade"}}}}}}],"triggers":[{"name":"UNK_source-trigger","severity":"1","condition":{"script":{"source":"return ctx.results[0].aggregations.max_anomaly_grade.value != null && ctx.results[0].aggregations.max_anomaly_grade.value >= 0.7 && ctx.results[0].hits.hits[0]._source.confidence >= 0.7","lang":"painless"}},"actions":[{"name":"ops-webhook","destination_id":"w","message_template":{"source":"Monitor {{ctx.monitor.name}} just entered alert status. Please investigate the issue.\n  - Trigger: {{ctx.trigger.name}}\n  - Severity: {{ctx.trigger.severity}}\n  - Period start: {{ctx.periodStart}}\n  - Period end: {{ctx.periodEnd}}\n\nDetector source-anomaly-detector: anomaly grade {{ctx.results.0.aggregations.max_anomaly_grade.value}}, confidence {{ctx.results.0.hits.hits.0._source.confidence}}","lang":"mustache"},"subject_template":{"source":"waflog alert: {{ctx.monitor.name}} / {{ctx.trigger.name}} (severity {{ctx.trigger.severity}})","lang":"mustache"},"throttle_enabled":false},{"name":"security-sns","destination_id":"s","message_template":{"source":"Monitor {{ctx.monitor.name}} just entered alert status. Please investigate the issue.\n  - Trigger: {{ctx.trigger.name}}\n  - Severity: {{ctx.trigger.severity}}\n  - Period start: {{ctx.periodStart}}\n  - Period end: {{ctx.periodEnd}}\n\nDetector source-anomaly-detector: anomaly grade {{ctx.results.0.aggregations.max_anomaly_grade.value}}, confidence {{ctx.results.0.hits.hits.0._source.confidence}}","lang":"mustache"},"subject_template":{"source":"waflog alert: {{ctx.monitor.name}} / {{ctx.trigger.name}} (severity {{ctx.trigger.severity}})","lang":"mustache"},"throttle_enabled":false}]}]}"###;
+
+    fn ids(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn detector_and_monitor_bodies_are_pinned() {
+        let defaults = DetectorSpec::defaults();
+        let body = detector_body(&defaults[1], "waf-logs*", "timestamp").unwrap();
+        assert_eq!(serde_json::to_string(&body.unwrap()).unwrap(), COUNTRY);
+        let config = Config::from_toml(
+            "[[detectors]]\nname = \"ip\"\ninterval = \"5m\"\nwindow_delay = \"90s\"\nshingle_size = 4\ncategory_field = \"httpRequest.clientIp\"\nfeatures = [{ name = \"n\", aggregation = \"count\" }]\n[detectors.algorithm]\ntype = \"rcf\"\n",
+            std::path::Path::new("waflog.toml"),
+        )
+        .unwrap();
+        let spec = &config.detector_specs()[0];
+        let body = detector_body(spec, "waf-logs*", "timestamp").unwrap();
+        assert_eq!(serde_json::to_string(&body.unwrap()).unwrap(), IP);
+        let body = monitor_body(
+            &Monitor::seed(),
+            &defaults,
+            &ids(&[("source-anomaly-detector", "det-1")]),
+            &ids(&[("ops-webhook", "w"), ("security-sns", "s")]),
+            "waf-results*",
+        )
+        .unwrap();
+        assert_eq!(serde_json::to_string(&body).unwrap(), SEED_MONITOR);
     }
 }

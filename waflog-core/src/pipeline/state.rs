@@ -29,7 +29,8 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{AlertBook, AlertError};
-use crate::detect::{DetectorSpec, EngineState, SlotState};
+use crate::detect::engine::SlotState;
+use crate::detect::{DetectorSpec, EngineState};
 
 /// Version of the state format this build reads and writes.
 pub const STATE_VERSION: u32 = 1;
