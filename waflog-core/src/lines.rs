@@ -398,12 +398,17 @@ impl<R: Read> LineReader<R> {
         }
     }
 
-    /// The object being scanned is over the limit: keep its prefix, then discard
-    /// input up to its end (or its cut).
-    fn skip_long_object(&mut self, mut scan: Scan, pos: usize) -> io::Result<Line<'_>> {
+    /// Keeps the first `max` bytes of the record at `start` (over the limit).
+    fn keep_prefix(&mut self) {
         self.long_prefix.clear();
         self.long_prefix
             .extend_from_slice(&self.buf[self.start..self.start + self.max]);
+    }
+
+    /// The object being scanned is over the limit: keep its prefix, then discard
+    /// input up to its end (or its cut).
+    fn skip_long_object(&mut self, mut scan: Scan, pos: usize) -> io::Result<Line<'_>> {
+        self.keep_prefix();
         let mut len = (pos - self.start) as u64;
         self.start = pos;
         self.scanned = pos;
@@ -489,9 +494,7 @@ impl<R: Read> LineReader<R> {
     /// prefix, then discard input up to the next newline.
     fn skip_long_line(&mut self) -> io::Result<Line<'_>> {
         self.offset = self.abs(self.start);
-        self.long_prefix.clear();
-        self.long_prefix
-            .extend_from_slice(&self.buf[self.start..self.start + self.max]);
+        self.keep_prefix();
         let mut len = (self.end - self.start) as u64;
         self.start = self.end;
         self.scanned = self.end;

@@ -35,18 +35,11 @@ pub fn handle(
                 stats.blank += 1;
                 return Ok(());
             }
+            let at = (source, number, offset);
             if cloudwatch::looks_like_payload(bytes) {
-                return payload(bytes, number, offset, source, stats, dead, stage);
-            }
-            stats.records_in += 1;
-            match stage(bytes)? {
-                Ok(()) => stats.records_out += 1,
-                Err(e) => {
-                    stats.dead_lettered += 1;
-                    DeadLetter::new(source, number, &e, bytes)
-                        .at(offset)
-                        .write_ndjson(&mut dead_buf);
-                }
+                payload(bytes, at, stats, &mut dead_buf, stage)?;
+            } else {
+                record(bytes, at, stats, &mut dead_buf, stage)?;
             }
         }
         Line::TooLong {
@@ -69,27 +62,50 @@ pub fn handle(
     Ok(())
 }
 
+/// Where a record starts: its source, line number and byte offset.
+type At<'a> = (&'a str, u64, Option<u64>);
+
+/// Hands one record to the stage: counted, and dead-lettered into `dead_buf` when the
+/// stage rejects it.
+fn record(
+    bytes: &[u8],
+    (source, number, offset): At<'_>,
+    stats: &mut TransformStats,
+    dead_buf: &mut Vec<u8>,
+    stage: &mut impl FnMut(&[u8]) -> LineOutcome,
+) -> anyhow::Result<()> {
+    stats.records_in += 1;
+    match stage(bytes)? {
+        Ok(()) => stats.records_out += 1,
+        Err(e) => {
+            stats.dead_lettered += 1;
+            DeadLetter::new(source, number, &e, bytes)
+                .at(offset)
+                .write_ndjson(dead_buf);
+        }
+    }
+    Ok(())
+}
+
 /// A CloudWatch Logs subscription payload (see [`waflog_core::cloudwatch`]) in place
 /// of a record: each log event's message is a record (dead letters name the payload's
 /// line and offset), a control message is counted and skipped, a payload that cannot
 /// be read is one dead letter.
 fn payload(
     bytes: &[u8],
-    number: u64,
-    offset: Option<u64>,
-    source: &str,
+    at: At<'_>,
     stats: &mut TransformStats,
-    dead: &mut Output,
+    dead_buf: &mut Vec<u8>,
     stage: &mut impl FnMut(&[u8]) -> LineOutcome,
 ) -> anyhow::Result<()> {
-    let mut dead_buf = Vec::new();
+    let (source, number, offset) = at;
     match cloudwatch::parse(bytes) {
         Err(e) => {
             stats.records_in += 1;
             stats.dead_lettered += 1;
             DeadLetter::with_reason(source, number, e.to_string(), bytes, false)
                 .at(offset)
-                .write_ndjson(&mut dead_buf);
+                .write_ndjson(dead_buf);
         }
         Ok(p) if p.is_control() => {
             stats.control_messages += 1;
@@ -97,22 +113,9 @@ fn payload(
         }
         Ok(p) => {
             for event in &p.log_events {
-                stats.records_in += 1;
-                let message = event.message.as_bytes();
-                match stage(message)? {
-                    Ok(()) => stats.records_out += 1,
-                    Err(e) => {
-                        stats.dead_lettered += 1;
-                        DeadLetter::new(source, number, &e, message)
-                            .at(offset)
-                            .write_ndjson(&mut dead_buf);
-                    }
-                }
+                record(event.message.as_bytes(), at, stats, dead_buf, stage)?;
             }
         }
-    }
-    if !dead_buf.is_empty() {
-        dead.write_block(&dead_buf)?;
     }
     Ok(())
 }

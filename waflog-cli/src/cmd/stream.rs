@@ -128,10 +128,11 @@ pub fn kinesis_lines(
                                 tracing::debug!(
                                     "{stream}/{shard}: a CloudWatch Logs control message, skipped"
                                 );
-                            }
-                            for event in p.log_events.iter().filter(|_| !p.is_control()) {
-                                number += 1;
-                                v.push(Msg::Line(number, event.message.clone().into_bytes()));
+                            } else {
+                                for event in p.log_events {
+                                    number += 1;
+                                    v.push(Msg::Line(number, event.message.into_bytes()));
+                                }
                             }
                             b""
                         }
