@@ -451,7 +451,9 @@ fn ctrl_c_in_a_batch_run_saves_the_state() {
         .status()
         .unwrap();
     assert!(kill.success());
-    // One more line after the signal: the loop sees the flag between records.
+    // One more line after the signal: the loop sees the flag between records. The
+    // flag is set by a handler thread, so give it time to run before the line.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let _ = stdin.write_all(b"\n{}\n");
     let out = child.wait_with_output().unwrap();
     drop(stdin);
