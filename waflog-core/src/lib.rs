@@ -34,6 +34,7 @@ pub mod features;
 pub mod firehose;
 pub mod lines;
 pub mod names;
+pub mod ocsf;
 pub mod opensearch;
 pub mod pipeline;
 pub mod record;
