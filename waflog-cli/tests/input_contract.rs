@@ -698,3 +698,55 @@ fn cloudwatch_logs_subscription_payloads_in_files_are_unpacked() {
     assert_eq!(out.status.code(), Some(0));
     assert!(!records(&out.stdout).is_empty());
 }
+
+/// A CloudWatch Logs export (`CreateExportTask` to S3: `<timestamp> <record>` per
+/// line, gzip): every line is its record, so the output equals the plain file's; a
+/// damaged record behind a timestamp is one dead letter (issue 18).
+#[test]
+fn cloudwatch_logs_export_lines_are_read_as_their_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = generate("2026-02-03T00:00:00Z", "5m", "23", &[], None);
+    let text = std::str::from_utf8(&data).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    let mut export = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        let t: Value = serde_json::from_str(l).unwrap();
+        let ms = t["timestamp"].as_i64().unwrap();
+        let stamp = chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        export += &format!("{stamp} {l}\n");
+        if i == 10 {
+            export += &format!("{stamp} {{\"timestamp\":{ms},\"httpRequest\":\n");
+        }
+    }
+    let path = dir.path().join("000000.gz");
+    std::fs::write(&path, gzip(export.as_bytes())).unwrap();
+    let dead = dir.path().join("dead.ndjson");
+    let out = waflog()
+        .arg("transform")
+        .arg(&path)
+        .arg("--dead-letter")
+        .arg(&dead)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plain = dir.path().join("plain.ndjson");
+    std::fs::write(&plain, &data).unwrap();
+    let want = waflog()
+        .arg("transform")
+        .arg(&plain)
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(records(&out.stdout).len(), lines.len());
+    assert_eq!(records(&out.stdout), records(&want));
+    let dead = ndjson(&dead);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["line"], 12, "{dead:?}");
+}

@@ -150,10 +150,60 @@ pub fn unpack(data: &[u8], limit: usize) -> Option<Result<Unpacked, PayloadError
     looks_like_payload(data).then(|| parse(data).map(Unpacked::Payload))
 }
 
+/// The record of a CloudWatch Logs export line: `CreateExportTask` writes each log
+/// event to S3 as `<timestamp> <message>`, the event's RFC 3339 time (or epoch
+/// number), one space, then the message (here, the WAF record). Returns the message
+/// when `line` is such a line and the message starts like a JSON object; `None` for
+/// anything else (so ordinary records and lines that are not records go on as they
+/// are).
+pub fn export_message(line: &[u8]) -> Option<&[u8]> {
+    if !line.first().is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    // RFC 3339 with nanoseconds and an offset is 35 bytes; stop looking well after.
+    let space = line.iter().take(40).position(|&b| b == b' ')?;
+    let message = &line[space + 1..];
+    if !message.starts_with(b"{") {
+        return None;
+    }
+    let stamp = std::str::from_utf8(&line[..space]).ok()?;
+    crate::timestamp::from_str(stamp).ok()?;
+    Some(message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn export_lines_give_their_message() {
+        let rec: &[u8] = br#"{"timestamp":1714521600000,"action":"ALLOW"}"#;
+        for prefix in [
+            "2024-05-01T00:00:00.000Z ",
+            "2024-05-01T00:00:00.123456789+02:00 ",
+            "1714521600000 ",
+        ] {
+            let line = [prefix.as_bytes(), rec].concat();
+            assert_eq!(export_message(&line), Some(rec), "{prefix}");
+        }
+        for not in [
+            rec,
+            b"2024-05-01T00:00:00.000Z",
+            b"2024-05-01T00:00:00.000Z not json",
+            b"2024-13-01T00:00:00.000Z {}",
+            b"12 apples {}",
+            b"",
+            b"2024-05-01T00:00:00.000Z{}",
+        ] {
+            assert_eq!(
+                export_message(not),
+                None,
+                "{}",
+                String::from_utf8_lossy(not)
+            );
+        }
+    }
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

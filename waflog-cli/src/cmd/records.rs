@@ -36,6 +36,8 @@ pub fn handle(
                 return Ok(());
             }
             let at = (source, number, offset);
+            // A CloudWatch Logs export line (`<timestamp> <record>`) is its record.
+            let bytes = cloudwatch::export_message(bytes).unwrap_or(bytes);
             if cloudwatch::looks_like_payload(bytes) {
                 payload(bytes, at, stats, &mut dead_buf, stage)?;
             } else {
