@@ -303,6 +303,42 @@ mod tests {
     }
 
     #[test]
+    fn a_detector_missing_rule_is_read_and_checked() {
+        use crate::detect::Missing;
+        let det = |rule: &str| {
+            format!(
+                "[[detectors]]\nname = \"b\"\nfeatures = [{{ name = \"n\", aggregation = \"count\" }}]\n{rule}\n"
+            )
+        };
+        for (rule, want) in [
+            ("", Missing::Zero),
+            ("missing = \"zero\"", Missing::Zero),
+            ("missing = \"previous\"", Missing::Previous),
+            ("missing = \"ignore\"", Missing::Ignore),
+            ("missing = { fixed = 2.5 }", Missing::Fixed(2.5)),
+        ] {
+            let c = parse(&det(rule)).unwrap();
+            assert_eq!(c.detector_specs()[0].missing, want, "{rule}");
+            // Written back and read again, the same (the default is not written).
+            let text = toml::to_string(&c).unwrap();
+            assert_eq!(text.contains("missing"), want != Missing::Zero, "{text}");
+            assert_eq!(parse(&text).unwrap(), c);
+        }
+        for rule in [
+            "missing = \"sometimes\"",
+            "missing = { fixed = \"x\" }",
+            "missing = 3",
+        ] {
+            let e = parse(&det(rule)).unwrap_err().to_string();
+            assert!(e.contains("missing") || e.contains("line 4"), "{rule}: {e}");
+        }
+        let e = parse(&det("missing = { fixed = nan }"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("detectors[0].missing.fixed"), "{e}");
+    }
+
+    #[test]
     fn detector_durations_are_parsed_once_at_load() {
         let c = parse("[[detectors]]\nname = \"b\"\ninterval = \"5m\"\nwindow_delay = \"1m 30s\"\nfeatures = [{ name = \"n\", aggregation = \"count\" }]\n").unwrap();
         let d = &c.detector_specs()[0];

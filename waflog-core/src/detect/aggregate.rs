@@ -112,6 +112,9 @@ pub struct ClosedInterval {
     /// Up to [`MAX_EXAMPLES`] records that moved a feature, in arrival order: the
     /// values of the example fields (see [`Aggregator::with_examples`]).
     pub examples: Vec<Vec<Option<String>>>,
+    /// No record fell in the interval: `values` are zeros, for the engine to impute
+    /// (see [`super::Missing`]).
+    pub empty: bool,
 }
 
 /// One saved interval's accumulators, per entity.
@@ -471,6 +474,7 @@ impl Aggregator {
                             contributors,
                             categories,
                             examples: acc.examples,
+                            empty: false,
                         });
                     }
                 }
@@ -502,6 +506,7 @@ impl Aggregator {
                             contributors: vec![Vec::new(); self.dims.len()],
                             categories: Vec::new(),
                             examples: Vec::new(),
+                            empty: true,
                         });
                     }
                 }

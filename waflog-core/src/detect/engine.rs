@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::aggregate::{self, Aggregator, ClosedInterval, CompiledFeature};
 use super::extract::{FieldSet, Scalar};
 use super::result::{self, AnomalyResult};
-use super::spec::{self, AlgorithmSpec, DetectorSpec};
+use super::spec::{self, AlgorithmSpec, DetectorSpec, Missing};
 use super::{Detector, IntervalFeatures, TimeRules};
 use crate::error::{ConfigError, DetectError, SchemaError};
 use crate::features::{FeatureMap, StatusValue};
@@ -74,6 +74,9 @@ pub(crate) struct SlotState {
     last_active: Vec<(Option<String>, u64)>,
     #[serde(default)]
     rounds: u64,
+    /// The last values of a detector whose `missing` rule is `previous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_values: Option<Vec<f64>>,
 }
 
 fn sorted<V: Clone>(m: &HashMap<Option<String>, V>) -> Vec<(Option<String>, V)> {
@@ -147,6 +150,8 @@ struct Slot {
     /// Close round in which each entity last had an interval, for eviction.
     last_active: HashMap<Option<String>, u64>,
     rounds: u64,
+    /// The last interval's values, kept for `missing = "previous"`.
+    last_values: Option<Vec<f64>>,
 }
 
 /// Memory budgeted per per-entity model. Measured (`waflog-core/tests/entity_memory.rs`,
@@ -181,6 +186,9 @@ pub struct EngineStats {
     pub restarts: u64,
     /// Empty intervals skipped in long gaps, summed over detectors.
     pub skipped_intervals: u64,
+    /// Empty intervals not scored because their detector's `missing` rule is
+    /// `ignore`.
+    pub ignored_intervals: u64,
 }
 
 /// Extraction, aggregation and detection for a set of detectors.
@@ -315,6 +323,7 @@ impl Engine {
                 baselines: HashMap::new(),
                 last_active: HashMap::new(),
                 rounds: 0,
+                last_values: None,
             });
         }
         let indicators = names::INDICATORS
@@ -378,6 +387,7 @@ impl Engine {
                     baselines: sorted(&s.baselines),
                     last_active: sorted(&s.last_active),
                     rounds: s.rounds,
+                    last_values: s.last_values.clone(),
                 })
                 .collect(),
         }
@@ -434,6 +444,7 @@ impl Engine {
             slot.baselines = saved.baselines.into_iter().collect();
             slot.last_active = saved.last_active.into_iter().collect();
             slot.rounds = saved.rounds;
+            slot.last_values = saved.last_values;
         }
         engine.update_deadline();
         Ok(engine)
@@ -697,7 +708,26 @@ impl Engine {
     ) {
         let slot = &mut self.slots[i];
         let delay = slot.spec.window_delay();
-        for c in closed.drain(..) {
+        for mut c in closed.drain(..) {
+            // An interval without records: imputed as the detector's rule says.
+            let imputed = c.empty && c.entity.is_none();
+            if imputed {
+                match slot.spec.missing {
+                    Missing::Zero => {}
+                    Missing::Fixed(x) => c.values.fill(x),
+                    Missing::Previous => {
+                        if let Some(last) = &slot.last_values {
+                            c.values.clone_from(last);
+                        }
+                    }
+                    Missing::Ignore => {
+                        self.stats.ignored_intervals += 1;
+                        continue;
+                    }
+                }
+            } else if slot.spec.missing == Missing::Previous && c.entity.is_none() {
+                slot.last_values = Some(c.values.clone());
+            }
             let n = slot.spec.features.len();
             let factory = &self.factory;
             let model = slot.models.entry(c.entity.clone()).or_insert_with(|| {
@@ -781,6 +811,17 @@ impl Engine {
                 );
             }
             result.contributors = contributors;
+            if imputed {
+                result.feature_imputed = Some(
+                    names
+                        .iter()
+                        .map(|n| result::FeatureImputed {
+                            feature_id: n.clone(),
+                            imputed: true,
+                        })
+                        .collect(),
+                );
+            }
             self.stats.intervals += 1;
             if result.is_anomaly() {
                 self.stats.anomalies += 1;
@@ -1025,6 +1066,109 @@ mod tests {
             .map(|m| m.0.clone().unwrap())
             .collect();
         assert_eq!(kept, ["b", "c"]);
+    }
+
+    #[test]
+    fn empty_intervals_are_imputed_as_the_missing_rule_says() {
+        // Two records in minute 0, three in minute 1, none in minutes 2-3, one in 4.
+        let times = [
+            B + S,
+            B + 2 * S,
+            B + M,
+            B + M + S,
+            B + M + 2 * S,
+            B + 4 * M + S,
+            B + 5 * M + S,
+        ];
+        let run = |missing: Missing| {
+            let mut spec = count("c", 60_000, 0);
+            spec.missing = missing;
+            let mut e = engine(&[spec]);
+            let mut out = Vec::new();
+            for t in times {
+                push(&mut e, &line(t), &mut out);
+            }
+            e.finish(&mut out);
+            let imputed: Vec<bool> = out.iter().map(|r| r.feature_imputed.is_some()).collect();
+            (rows(&out), imputed, e.stats().ignored_intervals, out)
+        };
+        let row = |min: i64, records: u64, v: f64| ("c".to_string(), min * 60, records, v);
+        let (zero, imputed, ignored, out) = run(Missing::Zero);
+        assert_eq!(
+            zero,
+            [
+                row(0, 2, 2.0),
+                row(1, 3, 3.0),
+                row(2, 0, 0.0),
+                row(3, 0, 0.0),
+                row(4, 1, 1.0)
+            ]
+        );
+        assert_eq!(imputed, [false, false, true, true, false]);
+        assert_eq!(ignored, 0);
+        let marks = out[2].feature_imputed.as_ref().unwrap();
+        assert_eq!(marks.len(), 1);
+        assert_eq!(
+            (marks[0].feature_id.as_str(), marks[0].imputed),
+            ("n", true)
+        );
+        let (previous, imputed, _, _) = run(Missing::Previous);
+        assert_eq!(
+            previous,
+            [
+                row(0, 2, 2.0),
+                row(1, 3, 3.0),
+                row(2, 0, 3.0),
+                row(3, 0, 3.0),
+                row(4, 1, 1.0)
+            ]
+        );
+        assert_eq!(imputed, [false, false, true, true, false]);
+        let (fixed, _, _, _) = run(Missing::Fixed(7.5));
+        assert_eq!(
+            fixed,
+            [
+                row(0, 2, 2.0),
+                row(1, 3, 3.0),
+                row(2, 0, 7.5),
+                row(3, 0, 7.5),
+                row(4, 1, 1.0)
+            ]
+        );
+        let (ignore, imputed, ignored, _) = run(Missing::Ignore);
+        assert_eq!(ignore, [row(0, 2, 2.0), row(1, 3, 3.0), row(4, 1, 1.0)]);
+        assert_eq!(imputed, [false; 3]);
+        assert_eq!(ignored, 2);
+    }
+
+    #[test]
+    fn the_previous_values_survive_a_restore() {
+        let mut spec = count("c", 60_000, 0);
+        spec.missing = Missing::Previous;
+        let specs = [spec];
+        let mut e = engine(&specs);
+        let mut out = Vec::new();
+        for t in [B + S, B + M + S, B + M + 2 * S, B + 2 * M + S] {
+            push(&mut e, &line(t), &mut out);
+        }
+        let state = serde_json::to_string(&e.snapshot()).unwrap();
+        let mut e = Engine::restore(
+            &specs,
+            FeatureMap::default(),
+            serde_json::from_str(&state).unwrap(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        push(&mut e, &line(B + 5 * M + S), &mut out);
+        // Minute 2 closed with the restore's state; minutes 3 and 4 take minute 2's value.
+        assert_eq!(
+            rows(&out),
+            [
+                ("c".to_string(), 120, 1, 1.0),
+                ("c".to_string(), 180, 0, 1.0),
+                ("c".to_string(), 240, 0, 1.0)
+            ]
+        );
     }
 
     #[test]

@@ -90,7 +90,9 @@ pub use engine::{
 pub use extract::{FieldSet, Scalar};
 pub use result::AnomalyResult;
 
-pub use spec::{Aggregation, AlgorithmSpec, DetectorSpec, EnsembleMember, FeatureSpec, FilterSpec};
+pub use spec::{
+    Aggregation, AlgorithmSpec, DetectorSpec, EnsembleMember, FeatureSpec, FilterSpec, Missing,
+};
 
 /// One closed interval's feature values, as a detector sees them.
 #[derive(Debug, Clone, Copy)]

@@ -138,6 +138,20 @@ pub struct AnomalyResult {
     /// (a waflog addition, for alert messages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub examples: Option<Vec<ExampleRecord>>,
+    /// For an interval without records: each feature, imputed as the detector's
+    /// `missing` rule says (OpenSearch AD 2.17's `feature_imputed`). Absent when the
+    /// interval had records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_imputed: Option<Vec<FeatureImputed>>,
+}
+
+/// Whether a feature's value was imputed (see [`AnomalyResult::feature_imputed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureImputed {
+    /// Feature name.
+    pub feature_id: String,
+    /// True: the value is not from records.
+    pub imputed: bool,
 }
 
 /// A record that moved a feature, by the fields an analyst looks at first.
@@ -241,6 +255,7 @@ impl AnomalyResult {
             records: 0,
             contributors: None,
             examples: None,
+            feature_imputed: None,
         }
     }
 

@@ -515,6 +515,34 @@ impl Default for AlgorithmSpec {
     }
 }
 
+/// What a detector's features are on an interval without records (OpenSearch AD
+/// 2.17's imputation). TOML: `missing = "zero"`, `"previous"`, `"ignore"` or
+/// `missing = { fixed = 5.0 }`. The result of an imputed interval lists its features
+/// under `feature_imputed`. Detectors with a `category_field` have no empty intervals
+/// (an entity without records has no interval), so the rule does not apply to them.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Missing {
+    /// Every feature is 0 (the default): a drop to no traffic is visible, which is
+    /// what a WAF count means when nothing arrived.
+    #[default]
+    Zero,
+    /// The last interval's values (0 before the first): for metrics that hold their
+    /// value when nobody reports it.
+    Previous,
+    /// The interval is not scored: no result, and the models do not see it (as a
+    /// gap; counted in `ignored_intervals`).
+    Ignore,
+    /// Every feature has this value.
+    Fixed(f64),
+}
+
+impl Missing {
+    fn is_zero(&self) -> bool {
+        *self == Missing::Zero
+    }
+}
+
 /// One detector, validated: its durations are parsed once, when the configuration
 /// is read (`interval = "1m"` in TOML is `interval_ms: 60_000` here).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -536,6 +564,8 @@ pub struct DetectorSpec {
     pub category_field: Option<String>,
     /// Algorithm and parameters.
     pub algorithm: AlgorithmSpec,
+    /// The features of an interval without records (`zero` by default).
+    pub missing: Missing,
 }
 
 /// The TOML shape of a detector: durations as text.
@@ -554,6 +584,8 @@ struct DetectorToml {
     category_field: Option<String>,
     #[serde(default)]
     algorithm: AlgorithmSpec,
+    #[serde(default, skip_serializing_if = "Missing::is_zero")]
+    missing: Missing,
 }
 
 /// Longest interval and window delay: one day.
@@ -612,6 +644,7 @@ impl TryFrom<DetectorToml> for DetectorSpec {
             shingle_size: t.shingle_size,
             category_field: t.category_field,
             algorithm: t.algorithm,
+            missing: t.missing,
         })
     }
 }
@@ -626,6 +659,7 @@ impl From<DetectorSpec> for DetectorToml {
             shingle_size: d.shingle_size,
             category_field: d.category_field,
             algorithm: d.algorithm,
+            missing: d.missing,
         }
     }
 }
@@ -648,6 +682,7 @@ impl DetectorSpec {
             shingle_size: default_shingle(),
             category_field: None,
             algorithm: AlgorithmSpec::default(),
+            missing: Missing::Zero,
         }
     }
 
@@ -702,6 +737,14 @@ impl DetectorSpec {
         };
         if self.name.trim().is_empty() {
             return Err(invalid("name".into(), "must not be empty".into()));
+        }
+        if let Missing::Fixed(v) = self.missing
+            && !v.is_finite()
+        {
+            return Err(invalid(
+                "missing.fixed".into(),
+                format!("{v} is not a finite number"),
+            ));
         }
         if self.features.is_empty() || self.features.len() > MAX_FEATURES {
             return Err(invalid(

@@ -328,6 +328,7 @@ mod tests {
             records: 0,
             contributors: None,
             examples: None,
+            feature_imputed: None,
         }
     }
 

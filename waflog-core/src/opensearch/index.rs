@@ -269,7 +269,11 @@ pub fn results_template(base: &str) -> Value {
                             "expected": {"type": "double"}
                         }}
                     }},
-                    "examples": {"type": "object", "enabled": false}
+                    "examples": {"type": "object", "enabled": false},
+                    "feature_imputed": {"type": "nested", "properties": {
+                        "feature_id": {"type": "keyword"},
+                        "imputed": {"type": "boolean"}
+                    }}
                 }
             }
         }
@@ -447,6 +451,10 @@ mod tests {
                 "properties.examples",
                 "properties.expected_bounds",
                 "properties.expected_bounds.*",
+                // AD's imputation results (`result-imputed.json`) are newer than this
+                // mapping example.
+                "properties.feature_imputed",
+                "properties.feature_imputed.*",
             ],
             &optional.iter().map(String::as_str).collect::<Vec<_>>(),
         );
