@@ -21,7 +21,8 @@ use anyhow::Context;
 use aws_sdk_kinesis::primitives::{Blob, DateTime};
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 
-use super::{Aws, Backoff, CallError, Class, Interrupted, LineBuffer, Trouble, retry};
+use super::{Aws, Backoff, CallError, Class, LineBuffer, Trouble, retry};
+use crate::interrupt::Interrupted;
 
 /// Most records in one `PutRecords` call.
 pub const MAX_BATCH_RECORDS: usize = 500;

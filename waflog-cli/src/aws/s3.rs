@@ -19,9 +19,8 @@ use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 
-use super::{
-    Aws, Backoff, CallError, Class, GaveUp, Interrupted, LineBuffer, Trouble, error_text, retry,
-};
+use super::{Aws, Backoff, CallError, Class, GaveUp, LineBuffer, Trouble, error_text, retry};
+use crate::interrupt::Interrupted;
 use crate::source::file::{Failure, Input};
 
 /// Decompressed bytes are handed to the parser in blocks of this size.
@@ -515,10 +514,12 @@ impl ObjectReader {
 }
 
 /// The error an S3 input stops the run with: a read that did not recover, or
-/// Ctrl-C ([`super::Interrupted`]).
+/// Ctrl-C ([`crate::interrupt::Interrupted`]).
 fn stop_error(name: &str, failed: Failed) -> io::Error {
     match failed {
-        Failed::Interrupted => io::Error::new(io::ErrorKind::Interrupted, super::Interrupted),
+        Failed::Interrupted => {
+            io::Error::new(io::ErrorKind::Interrupted, crate::interrupt::Interrupted)
+        }
         Failed::Fatal(t) | Failed::Corrupt(t) => {
             io::Error::other(format!("{name}: {t} (nothing after this point was read)"))
         }

@@ -15,11 +15,11 @@ use waflog_core::pipeline::{Pipeline, ResultObserver, State};
 use waflog_core::transform::TransformStats;
 
 use super::{records, stream};
-use crate::alerts::{self, AlertCounts, Alerting};
+use crate::alerts::{self, AckRefusal, AlertCounts, Alerting};
 use crate::aws::AwsContext;
 use crate::aws::kinesis::StartPosition;
 use crate::cli::{DetectArgs, GlobalArgs, InputFormat};
-use crate::dashboard::{self, AckRefusal, Dashboard};
+use crate::dashboard::{self, Dashboard};
 use crate::exit::Finished;
 use crate::sink::file::{self as file_sink, Output};
 use crate::source::file as file_source;
@@ -124,7 +124,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     };
     let max_line = config.input.max_line_bytes;
     let specs = config.detector_specs();
-    let mut aws = AwsContext::new(global);
+    let mut aws = AwsContext::new(global.aws_settings());
     let range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
     let idle_exit = super::idle_exit(&args.input)?;
     let inputs_given = args.input.all();
@@ -286,7 +286,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         let start =
             StartPosition::parse(&args.input.kinesis_start).context("invalid --kinesis-start")?;
         let checkpoints = pipeline.stream_checkpoints(stream);
-        let stop = stream::stop_on_ctrl_c()?;
+        let stop = crate::interrupt::stop_on_ctrl_c()?;
         let rx = stream::kinesis_lines(
             aws.get()?,
             stream,
@@ -361,7 +361,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         if args.follow {
             let source = input.name.clone();
             let rx = stream::spawn_line_reader(input, max_line);
-            let stop = stream::stop_on_ctrl_c()?;
+            let stop = crate::interrupt::stop_on_ctrl_c()?;
             let mut stage = FollowDetect {
                 pipeline: &mut pipeline,
                 alerting: alerting.as_mut(),
@@ -378,7 +378,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
                     .as_ref()
                     .is_some_and(|s| s.load(Ordering::Relaxed))
                 {
-                    return Err(anyhow::Error::new(crate::aws::Interrupted));
+                    return Err(anyhow::Error::new(crate::interrupt::Interrupted));
                 }
                 let outcome = pipeline.push_line(line)?.into_result();
                 if outcome.as_ref().is_ok_and(|n| *n > 0) {
@@ -394,7 +394,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
                 Ok(outcome.map(|_| ()))
             });
             match read {
-                Err(e) if crate::aws::is_interrupted(&e) => {
+                Err(e) if crate::interrupt::is_interrupted(&e) => {
                     interrupted = true;
                     break;
                 }
@@ -543,7 +543,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         );
     }
     if interrupted {
-        return Err(anyhow::Error::new(crate::aws::Interrupted)
+        return Err(anyhow::Error::new(crate::interrupt::Interrupted)
             .context("stopped by Ctrl-C between records; the state is saved"));
     }
     if pipeline.observer().dashboard.is_some() {
@@ -568,7 +568,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
 /// The Ctrl-C flag for a batch run that must save its state on the way out; a
 /// run stuck on an input that sends nothing (a terminal) still ends 5 s later.
 fn graceful_stop() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
-    let stop = stream::stop_on_ctrl_c()?;
+    let stop = crate::interrupt::stop_on_ctrl_c()?;
     let watched = std::sync::Arc::clone(&stop);
     std::thread::spawn(move || {
         while !watched.load(Ordering::SeqCst) {
@@ -674,7 +674,7 @@ fn linger_on(
     if linger.is_some_and(|l| l.is_zero()) {
         return Ok(());
     }
-    let stop = stream::stop_on_ctrl_c()?;
+    let stop = crate::interrupt::stop_on_ctrl_c()?;
     let url = pipeline
         .observer()
         .dashboard

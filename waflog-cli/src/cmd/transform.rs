@@ -30,7 +30,7 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
     let config = super::load_config_with_limit(global, args.input.max_line_bytes)?;
     let max_line = config.input.max_line_bytes;
     let transformer = Transformer::new(config.feature_map()?);
-    let mut aws = AwsContext::new(global);
+    let mut aws = AwsContext::new(global.aws_settings());
     let range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
     let inputs_given = args.input.all();
     let kinesis = source::kinesis_stream(&inputs_given)?;
@@ -61,7 +61,7 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         let start =
             StartPosition::parse(&args.input.kinesis_start).context("invalid --kinesis-start")?;
         let idle_exit = super::idle_exit(&args.input)?;
-        let stop = stream::stop_on_ctrl_c()?;
+        let stop = crate::interrupt::stop_on_ctrl_c()?;
         let mut file = match &args.state {
             Some(p) => Some(load_state(p)?),
             None => None,

@@ -61,7 +61,7 @@ impl Default for SinkOptions {
 /// `kinesis://stream` (these two with `aws`).
 pub fn create_location(
     output: Option<&Path>,
-    aws: &mut AwsContext<'_>,
+    aws: &mut AwsContext,
     options: &SinkOptions,
 ) -> anyhow::Result<Output> {
     let Some(path) = output else {

@@ -49,7 +49,7 @@ impl S3Range {
 /// `--follow`-style readers take: an error here.
 pub fn inputs(
     names: &[String],
-    aws: &mut AwsContext<'_>,
+    aws: &mut AwsContext,
     range: &S3Range,
     max_line: usize,
 ) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<file::Input>>>> {
@@ -67,7 +67,7 @@ pub fn inputs(
 /// has already written.
 pub fn inputs_skipping(
     names: &[String],
-    aws: &mut AwsContext<'_>,
+    aws: &mut AwsContext,
     range: &S3Range,
     max_line: usize,
     done: &std::collections::BTreeSet<String>,
