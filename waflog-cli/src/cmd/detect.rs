@@ -17,12 +17,12 @@ use waflog_core::transform::TransformStats;
 use super::{records, stream};
 use crate::alerts::{self, AckRefusal, AlertCounts, Alerting};
 use crate::aws::AwsContext;
-use crate::aws::kinesis::StartPosition;
 use crate::cli::{DetectArgs, GlobalArgs, InputFormat};
 use crate::dashboard::{self, Dashboard};
 use crate::exit::Finished;
 use crate::sink::file::{self as file_sink, Output};
 use crate::source::file as file_source;
+use crate::source::kinesis::StartPosition;
 use crate::source::{self, S3Range};
 
 const OUT_BLOCK: usize = 1 << 16;

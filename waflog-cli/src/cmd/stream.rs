@@ -13,8 +13,8 @@ use waflog_core::transform::TransformStats;
 use super::records;
 use crate::sink::file::Output;
 
-use crate::aws::kinesis::{Event, Reader, StartPosition};
 use crate::source::file as file_source;
+use crate::source::kinesis::{Event, Reader, StartPosition};
 
 /// What a reader thread hands over.
 pub enum Msg {

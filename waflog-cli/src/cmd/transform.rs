@@ -12,11 +12,11 @@ use waflog_core::transform::{TransformStats, Transformer};
 
 use super::{records, stream};
 use crate::aws::AwsContext;
-use crate::aws::kinesis::StartPosition;
 use crate::cli::{GlobalArgs, TransformArgs};
 use crate::exit::Finished;
 use crate::location::Location;
 use crate::sink::file::{self as file_sink, Output};
+use crate::source::kinesis::StartPosition;
 use crate::source::{self, S3Range};
 
 /// Output is written in blocks of about this size.

@@ -1,9 +1,11 @@
 //! Where records come from: files and stdin ([`mod@file`]), objects under an S3 prefix
-//! (`crate::aws::s3`), and Kinesis streams (`crate::aws::kinesis`, read by the
-//! commands that follow a stream).
+//! ([`s3`], several delivery folders merged in event time by [`merge`]), and Kinesis
+//! streams ([`kinesis`], read by the commands that follow a stream).
 
 pub mod file;
+pub mod kinesis;
 pub mod merge;
+pub mod s3;
 
 use std::sync::Arc;
 
@@ -86,7 +88,7 @@ pub fn inputs_skipping(
                     tracing::info!("{name}: already read (--state)");
                     continue;
                 }
-                let mut objects = crate::aws::s3::list(
+                let mut objects = s3::list(
                     &aws,
                     &bucket,
                     &prefix,
@@ -109,7 +111,7 @@ pub fn inputs_skipping(
                 );
                 let mut channels: Vec<(String, Vec<_>)> = Vec::new();
                 for o in objects {
-                    let ch = crate::aws::s3::channel(&o.key).to_string();
+                    let ch = s3::channel(&o.key).to_string();
                     match channels.iter_mut().find(|(c, _)| *c == ch) {
                         Some((_, v)) => v.push(o),
                         None => channels.push((ch, vec![o])),
@@ -117,9 +119,7 @@ pub fn inputs_skipping(
                 }
                 if channels.len() <= 1 {
                     let objects = channels.pop().map(|(_, v)| v).unwrap_or_default();
-                    parts.push(Box::new(
-                        crate::aws::s3::stream(aws, &bucket, objects).map(Ok),
-                    ));
+                    parts.push(Box::new(s3::stream(aws, &bucket, objects).map(Ok)));
                     continue;
                 }
                 tracing::info!(
@@ -129,7 +129,7 @@ pub fn inputs_skipping(
                 let streams = channels
                     .into_iter()
                     .map(|(_, objects)| {
-                        Box::new(crate::aws::s3::stream(Arc::clone(&aws), &bucket, objects))
+                        Box::new(s3::stream(Arc::clone(&aws), &bucket, objects))
                             as Box<dyn Iterator<Item = file::Input> + Send>
                     })
                     .collect();

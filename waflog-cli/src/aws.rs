@@ -1,9 +1,10 @@
-//! AWS glue: one SDK configuration (region, profile, endpoint, credentials from the
-//! standard provider chain) and one Tokio runtime shared by the S3 and Kinesis
-//! sources and sinks. Credentials are never logged.
-
-pub mod kinesis;
-pub mod s3;
+//! The AWS plumbing shared by the S3 and Kinesis sources (`crate::source::s3`,
+//! `crate::source::kinesis`) and sinks (`crate::sink::s3`, `crate::sink::kinesis`):
+//! one SDK configuration built from [`AwsSettings`] (region, profile, endpoint;
+//! credentials from the standard provider chain, never logged) and one Tokio
+//! runtime ([`Aws`], made on first use by [`AwsContext`]); calls retried with
+//! backoff ([`retry`], [`Backoff`]) by the class of their error ([`classify`]);
+//! the line buffer of the sinks ([`LineBuffer`]).
 
 use std::future::Future;
 use std::sync::Arc;
