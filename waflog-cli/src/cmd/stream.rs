@@ -6,13 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use waflog_core::cloudwatch::{self, Unpacked};
 use waflog_core::lines::{Line, LineReader};
 use waflog_core::transform::TransformStats;
 
 use super::records;
+use crate::aws::{Aws, AwsContext};
+use crate::cli::InputArgs;
 use crate::sink::file::Output;
-
 use crate::source::file as file_source;
 use crate::source::kinesis::{Event, Reader, StartPosition};
 
@@ -85,10 +87,34 @@ pub fn spawn_line_reader(input: file_source::Input, max_line: usize) -> mpsc::Re
 /// The most a compressed Kinesis record may decompress to.
 const UNPACKED_LIMIT: usize = 64 << 20;
 
+/// Starts reading the Kinesis stream `stream` as the input flags say
+/// (`--kinesis-start` for shards without a checkpoint in `checkpoints`,
+/// `--consumer`): its lines, and the flag that stops its readers (Ctrl-C sets it).
+pub fn read_kinesis(
+    aws: &mut AwsContext,
+    stream: &str,
+    input: &InputArgs,
+    checkpoints: BTreeMap<String, String>,
+    max_line: usize,
+) -> anyhow::Result<(mpsc::Receiver<Msg>, Arc<AtomicBool>)> {
+    let start = StartPosition::parse(&input.kinesis_start).context("invalid --kinesis-start")?;
+    let stop = crate::interrupt::stop_on_ctrl_c()?;
+    let rx = kinesis_lines(
+        aws.get()?,
+        stream,
+        start,
+        checkpoints,
+        max_line,
+        input.consumer()?,
+        &stop,
+    );
+    Ok((rx, stop))
+}
+
 /// Reads every shard of a Kinesis stream on threads of their own: each record's
 /// lines, then a checkpoint after it.
-pub fn kinesis_lines(
-    aws: Arc<crate::aws::Aws>,
+fn kinesis_lines(
+    aws: Arc<Aws>,
     stream: &str,
     start: StartPosition,
     checkpoints: BTreeMap<String, String>,
