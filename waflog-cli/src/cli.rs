@@ -69,6 +69,20 @@ pub struct GlobalArgs {
     pub operation_timeout: String,
 }
 
+impl GlobalArgs {
+    /// The AWS settings these flags give.
+    pub fn aws_settings(&self) -> crate::aws::AwsSettings {
+        crate::aws::AwsSettings {
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            connect_timeout: self.connect_timeout.clone(),
+            read_timeout: self.read_timeout.clone(),
+            operation_timeout: self.operation_timeout.clone(),
+        }
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

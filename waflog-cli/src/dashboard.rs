@@ -43,6 +43,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Semaphore, broadcast, oneshot};
 use waflog_core::dashboard::{AlertView, Board, Snapshot};
 
+use crate::alerts::AckRefusal;
+
 /// The page template: three lines in it load the assets, which the report inlines.
 pub const INDEX_HTML: &str = include_str!("../assets/dashboard/index.html");
 /// The page's script.
@@ -339,15 +341,6 @@ pub struct AckRequest {
     /// The alert ID (exact).
     pub id: String,
     reply: oneshot::Sender<Result<AlertView, AckRefusal>>,
-}
-
-/// Why an acknowledgement was refused.
-#[derive(Debug)]
-pub enum AckRefusal {
-    /// No alert has this ID.
-    Unknown(String),
-    /// The alert cannot be acknowledged (completed).
-    Conflict(String),
 }
 
 impl AckRequest {

@@ -34,7 +34,7 @@ pub fn code(outcome: anyhow::Result<Finished>) -> ExitCode {
         Ok(Finished::Undelivered) => ExitCode::from(UNDELIVERED),
         // A closed stdout (`waflog generate | head`) is a normal way to stop.
         Err(e) if is_broken_pipe(&e) => ExitCode::from(OK),
-        Err(e) if crate::aws::is_interrupted(&e) => {
+        Err(e) if crate::interrupt::is_interrupted(&e) => {
             tracing::warn!("{e:#}");
             ExitCode::from(INTERRUPTED)
         }

@@ -16,6 +16,7 @@ mod cmd;
 mod dashboard;
 mod exit;
 mod files;
+mod interrupt;
 mod location;
 mod logging;
 mod progress;

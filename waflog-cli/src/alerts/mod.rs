@@ -25,6 +25,15 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Why an acknowledgement was refused.
+#[derive(Debug)]
+pub enum AckRefusal {
+    /// No alert has this ID.
+    Unknown(String),
+    /// The alert cannot be acknowledged (completed).
+    Conflict(String),
+}
+
 /// The side file that carries acknowledgements to the state file's owner.
 pub fn acks_path(state: &Path) -> PathBuf {
     let mut p = state.as_os_str().to_os_string();
@@ -139,7 +148,7 @@ pub fn start(
     monitors: &[Monitor],
     book: Option<AlertBook>,
     state: Option<&Path>,
-    aws: &mut AwsContext<'_>,
+    aws: &mut AwsContext,
     results_on_stdout: bool,
 ) -> anyhow::Result<(Evaluator, Channels, Alerting)> {
     let channels = config.channel_specs();
@@ -187,8 +196,7 @@ impl Alerting {
 pub fn acknowledge_exact(
     book: &mut AlertBook,
     id: &str,
-) -> Result<waflog_core::dashboard::AlertView, crate::dashboard::AckRefusal> {
-    use crate::dashboard::AckRefusal;
+) -> Result<waflog_core::dashboard::AlertView, AckRefusal> {
     match book.get(id) {
         Ok(a) if a.id == id => {}
         _ => return Err(AckRefusal::Unknown(format!("no alert with ID `{id}`"))),

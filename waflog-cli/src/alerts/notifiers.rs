@@ -19,7 +19,7 @@ use crate::aws::{Aws, AwsContext, Backoff, error_text};
 /// writes to stderr, so alerts never mix with the results.
 pub fn build(
     channels: &[Channel],
-    aws: &mut AwsContext<'_>,
+    aws: &mut AwsContext,
     results_on_stdout: bool,
 ) -> anyhow::Result<Vec<Box<dyn Notifier>>> {
     let mut out: Vec<Box<dyn Notifier>> = Vec::new();

@@ -78,7 +78,7 @@ pub fn run(global: &GlobalArgs, args: &AlertsArgs) -> anyhow::Result<Finished> {
                 .filter(|c| c.name() == channel)
                 .cloned()
                 .collect();
-            let mut aws = AwsContext::new(global);
+            let mut aws = AwsContext::new(global.aws_settings());
             let mut notifiers = alerts::notifiers::build(&chosen, &mut aws, false)?;
             let n = notifiers
                 .iter_mut()

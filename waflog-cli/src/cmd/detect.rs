@@ -1,10 +1,11 @@
 //! `waflog detect`: WAF logs -> per-interval features -> detectors -> results.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use waflog_core::Config;
 use waflog_core::alert::{AlertBook, DeliveryReport, Notification};
 use waflog_core::dashboard::Board;
 use waflog_core::detect::metrics::MetricSeries;
@@ -15,15 +16,16 @@ use waflog_core::pipeline::{Pipeline, ResultObserver, State};
 use waflog_core::transform::TransformStats;
 
 use super::{records, stream};
-use crate::alerts::{self, AlertCounts, Alerting};
+use crate::alerts::{self, AckRefusal, AlertCounts, Alerting};
 use crate::aws::AwsContext;
-use crate::aws::kinesis::StartPosition;
 use crate::cli::{DetectArgs, GlobalArgs, InputFormat};
-use crate::dashboard::{self, AckRefusal, Dashboard};
+use crate::dashboard::{self, Dashboard};
 use crate::exit::Finished;
+use crate::interrupt::Interrupted;
 use crate::sink::file::{self as file_sink, Output};
+use crate::sink::opensearch::DocKind;
 use crate::source::file as file_source;
-use crate::source::{self, S3Range};
+use crate::source::{self, Plan, S3Range};
 
 const OUT_BLOCK: usize = 1 << 16;
 
@@ -91,6 +93,21 @@ impl ResultObserver for Results {
 }
 
 impl Results {
+    /// Results into `out`, on `dashboard`; `delivered` notifications so far.
+    fn new(out: Output, all: bool, dashboard: Option<Dashboard>, delivered: u64) -> Results {
+        Results {
+            out: Some(out),
+            buf: Vec::with_capacity(OUT_BLOCK * 2),
+            all,
+            written: 0,
+            dashboard,
+            counts: AlertCounts {
+                delivered,
+                ..AlertCounts::default()
+            },
+        }
+    }
+
     fn flush_buf(&mut self) -> anyhow::Result<()> {
         if let Some(out) = &mut self.out {
             out.write_block(&self.buf)?;
@@ -109,8 +126,77 @@ impl Results {
     }
 }
 
-/// Runs the subcommand.
+/// Runs the subcommand: builds the pipeline from the flags, feeds it from the
+/// input plan (a Kinesis stream, followed files or files read to their end),
+/// ends it, reports, and keeps the dashboard up as asked.
 pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
+    let (config, time_rules) = load_config(global, args)?;
+    let specs = config.detector_specs();
+    let mut aws = AwsContext::new(global.aws_settings());
+    let range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
+    let idle_exit = super::idle_exit(&args.input)?;
+    let inputs_given = args.input.all();
+    let plan = Plan::new(&inputs_given, args.follow)?;
+    let store = args.state.as_deref().map(StateFile::new);
+    let (engine, saved) = start_engine(&config, &specs, time_rules, args, store.as_ref())?;
+    let (pipeline, alerting, delivered_at_start) =
+        start_pipeline(engine, saved, &config, args, &mut aws)?;
+    let dashboard = start_dashboard(args, &specs, &inputs_given, &pipeline, alerting.is_some())?;
+    let linger = args
+        .linger
+        .as_deref()
+        .map(|l| humantime::parse_duration(l).map_err(|e| anyhow::anyhow!("--linger {l}: {e}")))
+        .transpose()?;
+    let out = open_output(args, &mut aws)?;
+    let mut run = Run {
+        pipeline: pipeline.with_observer(Results::new(
+            out,
+            args.all,
+            dashboard,
+            delivered_at_start,
+        )),
+        alerting,
+        store,
+        stats: TransformStats::default(),
+        max_line: config.input.max_line_bytes,
+        idle_exit,
+    };
+    let mut dead = file_sink::create_or_stderr(args.input.dead_letter.as_deref())?;
+    let started = Instant::now();
+    run.train(&args.history, &mut dead)?;
+    let inputs = plan.inputs(&mut aws, &range, run.max_line)?;
+    let keep_last_save = match &plan {
+        Plan::Kinesis(stream) => run.read_stream(stream, &mut aws, args, &mut dead)?,
+        Plan::Follow(_) | Plan::Batch(_) => false,
+    };
+    let interrupted = run.read_inputs(inputs, &plan, &config, args.input_format, &mut dead)?;
+    let ended = run.end(keep_last_save, dead)?;
+    let elapsed = started.elapsed();
+    run.show_input_done();
+    log_engine_notes(run.pipeline.engine(), &specs, &config.input.horizon);
+    run.log_summary(&ended, elapsed, args.input.dead_letter.as_deref());
+    if interrupted {
+        return Err(anyhow::Error::new(Interrupted)
+            .context("stopped by Ctrl-C between records; the state is saved"));
+    }
+    if run.pipeline.observer().dashboard.is_some() {
+        linger_on(
+            &mut run.pipeline,
+            run.alerting.as_mut(),
+            run.store.as_mut(),
+            linger,
+        )?;
+    }
+    if ended.undelivered > 0 {
+        log_undelivered(ended.undelivered, args.state.as_deref());
+        return Ok(Finished::Undelivered);
+    }
+    Ok(super::finished(global, &run.stats))
+}
+
+/// The configuration with `--max-line-bytes` and `--horizon` applied, and the
+/// engine's time rules from it.
+fn load_config(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<(Config, TimeRules)> {
     let mut config = super::load_config_with_limit(global, args.input.max_line_bytes)?;
     if let Some(h) = &args.horizon {
         config.input.horizon = h.clone();
@@ -122,26 +208,29 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             .map_err(|e| anyhow::anyhow!("invalid --horizon or [input] horizon: {e}"))?,
         ..TimeRules::default()
     };
-    let max_line = config.input.max_line_bytes;
-    let specs = config.detector_specs();
-    let mut aws = AwsContext::new(global);
-    let range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
-    let idle_exit = super::idle_exit(&args.input)?;
-    let inputs_given = args.input.all();
-    let kinesis = source::kinesis_stream(&inputs_given)?;
-    let mut store = args.state.as_deref().map(StateFile::new);
-    let (mut engine, saved) = match &store {
-        Some(st) if !args.fresh => st.load(&specs, config.feature_map()?)?,
+    Ok((config, time_rules))
+}
+
+/// The engine: resumed from the state file (unless `--fresh`), with the rest of
+/// the saved state, or new; with the time rules and `--max-entities`.
+fn start_engine(
+    config: &Config,
+    specs: &[DetectorSpec],
+    time_rules: TimeRules,
+    args: &DetectArgs,
+    store: Option<&StateFile>,
+) -> anyhow::Result<(Engine, Option<State>)> {
+    let resumed = match store {
+        Some(st) if !args.fresh => st.load(specs, config.feature_map()?)?,
         _ => None,
-    }
-    .map_or_else(
-        || {
-            Engine::new(&specs, config.feature_map()?)
-                .context("invalid detectors")
-                .map(|e| (e, None))
-        },
-        |(e, s)| Ok((e, Some(s))),
-    )?;
+    };
+    let (mut engine, saved) = match resumed {
+        Some((engine, saved)) => (engine, Some(saved)),
+        None => (
+            Engine::new(specs, config.feature_map()?).context("invalid detectors")?,
+            None,
+        ),
+    };
     engine = engine.with_time_rules(time_rules);
     if let Some(max) = args.max_entities {
         engine = engine.with_max_entities(max);
@@ -155,7 +244,21 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let monitors = alerts::monitors(&config, args.alerts);
+    Ok((engine, saved))
+}
+
+/// The pipeline around `engine` with the saved state, and with alerting when
+/// monitors are configured: notifications an earlier run left undelivered get a
+/// new try now. Returns the alerting's side (acknowledgements) and how many
+/// notifications were delivered at start.
+fn start_pipeline(
+    engine: Engine,
+    saved: Option<State>,
+    config: &Config,
+    args: &DetectArgs,
+    aws: &mut AwsContext,
+) -> anyhow::Result<(Pipeline, Option<Alerting>, u64)> {
+    let monitors = alerts::monitors(config, args.alerts);
     // Results go to the pipeline, which carries what the state holds besides the
     // models and the alerts; dead letters are written here, as they come.
     let mut pipeline = Pipeline::new(engine).keep_dead_letters(0);
@@ -164,297 +267,400 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         loaded_alerts = s.alerts.take();
         pipeline = pipeline.with_state(s);
     }
-    let mut delivered_at_start = 0;
-    let mut alerting = if monitors.is_empty() {
-        None
-    } else {
-        let results_on_stdout = args.output.as_deref().is_none_or(|o| o == Path::new("-"));
-        let (eval, notifiers, side) = alerts::start(
-            &config,
-            &monitors,
-            loaded_alerts,
-            args.state.as_deref(),
-            &mut aws,
-            results_on_stdout,
-        )?;
-        pipeline = pipeline.with_alerting(eval, notifiers, alerts::now_ms);
-        // Notifications left undelivered by an earlier run: a new run, a new try.
-        if pipeline.alerts().is_some_and(|b| !b.outbox().is_empty()) {
-            if let Some(report) = pipeline.deliver_pending() {
-                delivered_at_start = report.delivered as u64;
-                tracing::info!(
-                    "{} notifications left by an earlier run: {} delivered, {} still pending",
-                    report.delivered + report.pending,
-                    report.delivered,
-                    report.pending
-                );
-            }
-        }
-        tracing::info!(
-            "{} monitors: {}",
-            monitors.len(),
-            monitors
-                .iter()
-                .map(|m| m.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        Some(side)
-    };
-    let dashboard = match &args.dashboard {
-        Some(addr) => {
-            let addr = dashboard::parse_addr(addr)?;
-            let title = format!("waflog detect: {}", inputs_title(&inputs_given));
-            let mut d = Dashboard::start(
-                addr,
-                // A CSV series is named after its file: no configured panels.
-                Board::new(
-                    &title,
-                    if args.input_format == InputFormat::Csv {
-                        &[]
-                    } else {
-                        &specs
-                    },
-                ),
-                alerting.is_some(),
-                &args.dashboard_host,
-            )?;
-            if let Some(book) = pipeline.alerts() {
-                d.publish(|b| b.set_alerts(book));
-            }
-            tracing::info!("dashboard: {}", d.url());
-            Some(d)
-        }
-        None => None,
-    };
-    let linger = args
-        .linger
-        .as_deref()
-        .map(|l| humantime::parse_duration(l).map_err(|e| anyhow::anyhow!("--linger {l}: {e}")))
-        .transpose()?;
-    let results = Results {
-        out: Some(file_sink::create_location(
-            args.output.as_deref(),
-            &mut aws,
-            &{
-                let mut o = args.sink.options()?;
-                o.opensearch.kind = crate::sink::opensearch::DocKind::Results;
-                // Resuming from --state: earlier results stay in the output file.
-                o.append = args.state.as_deref().is_some_and(Path::exists) && !args.fresh;
-                o
-            },
-        )?),
-        buf: Vec::with_capacity(OUT_BLOCK * 2),
-        all: args.all,
-        written: 0,
-        dashboard,
-        counts: AlertCounts {
-            delivered: delivered_at_start,
-            ..AlertCounts::default()
-        },
-    };
-    let mut pipeline = pipeline.with_observer(results);
-    let mut dead = file_sink::create_or_stderr(args.input.dead_letter.as_deref())?;
-    let started = Instant::now();
-    let mut stats = TransformStats::default();
-    let mut pending = Vec::new();
-    for name in &args.history {
-        let input = file_source::open(name)?;
-        let before = pipeline.engine().stats();
-        records::each_line(input, max_line, &mut stats, &mut dead, |line| {
-            // History trains the models; its results are not wanted.
-            let outcome = pipeline.engine_mut().push_line(line, &mut pending);
-            pending.clear();
-            Ok(outcome)
-        })?;
-        let after = pipeline.engine().stats();
-        tracing::info!(
-            "trained on {} records ({} intervals) of history from {name}",
-            after.records - before.records,
-            after.intervals - before.intervals
-        );
+    if monitors.is_empty() {
+        return Ok((pipeline, None, 0));
     }
-    let mut keep_last_save = false;
-    let inputs = match &kinesis {
-        Some(_) => Box::new(std::iter::empty()),
-        None => source::inputs(&inputs_given, &mut aws, &range, max_line)?,
+    let results_on_stdout = args.output.as_deref().is_none_or(|o| o == Path::new("-"));
+    let (eval, notifiers, side) = alerts::start(
+        config,
+        &monitors,
+        loaded_alerts,
+        args.state.as_deref(),
+        aws,
+        results_on_stdout,
+    )?;
+    pipeline = pipeline.with_alerting(eval, notifiers, alerts::now_ms);
+    let mut delivered_at_start = 0;
+    if pipeline.alerts().is_some_and(|b| !b.outbox().is_empty()) {
+        if let Some(report) = pipeline.deliver_pending() {
+            delivered_at_start = report.delivered as u64;
+            tracing::info!(
+                "{} notifications left by an earlier run: {} delivered, {} still pending",
+                report.delivered + report.pending,
+                report.delivered,
+                report.pending
+            );
+        }
+    }
+    tracing::info!(
+        "{} monitors: {}",
+        monitors.len(),
+        monitors
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok((pipeline, Some(side), delivered_at_start))
+}
+
+/// The live dashboard with `--dashboard` (showing the alerts already known).
+fn start_dashboard(
+    args: &DetectArgs,
+    specs: &[DetectorSpec],
+    inputs: &[String],
+    pipeline: &Pipeline,
+    alerting: bool,
+) -> anyhow::Result<Option<Dashboard>> {
+    let Some(addr) = &args.dashboard else {
+        return Ok(None);
     };
-    if let Some(stream) = &kinesis {
+    let addr = dashboard::parse_addr(addr)?;
+    let title = format!("waflog detect: {}", inputs_title(inputs));
+    // A CSV series is named after its file: no configured panels.
+    let panels = if args.input_format == InputFormat::Csv {
+        &[]
+    } else {
+        specs
+    };
+    let mut d = Dashboard::start(
+        addr,
+        Board::new(&title, panels),
+        alerting,
+        &args.dashboard_host,
+    )?;
+    if let Some(book) = pipeline.alerts() {
+        d.publish(|b| b.set_alerts(book));
+    }
+    tracing::info!("dashboard: {}", d.url());
+    Ok(Some(d))
+}
+
+/// The results' output (`--output`, stdout by default): OpenSearch documents
+/// are results; resuming from `--state`, earlier results stay in the file.
+fn open_output(args: &DetectArgs, aws: &mut AwsContext) -> anyhow::Result<Output> {
+    let mut options = args.sink.options()?;
+    options.opensearch.kind = DocKind::Results;
+    options.append = args.state.as_deref().is_some_and(Path::exists) && !args.fresh;
+    file_sink::create_location(args.output.as_deref(), aws, &options)
+}
+
+/// A detection run under way: the pipeline and what goes with it.
+struct Run {
+    pipeline: Pipeline<Results>,
+    alerting: Option<Alerting>,
+    store: Option<StateFile>,
+    stats: TransformStats,
+    max_line: usize,
+    idle_exit: Option<Duration>,
+}
+
+/// How a run ended (see [`Run::end`]).
+struct Ended {
+    /// Records of the last, incomplete interval.
+    unscored: u64,
+    /// Notifications still undelivered.
+    undelivered: usize,
+}
+
+impl Run {
+    /// Trains the models on the `--history` files; their results are not wanted.
+    fn train(&mut self, history: &[String], dead: &mut Output) -> anyhow::Result<()> {
+        let mut pending = Vec::new();
+        for name in history {
+            let input = file_source::open(name)?;
+            let before = self.pipeline.engine().stats();
+            let engine = self.pipeline.engine_mut();
+            records::each_line(input, self.max_line, &mut self.stats, dead, |line| {
+                let outcome = engine.push_line(line, &mut pending);
+                pending.clear();
+                Ok(outcome)
+            })?;
+            let after = self.pipeline.engine().stats();
+            tracing::info!(
+                "trained on {} records ({} intervals) of history from {name}",
+                after.records - before.records,
+                after.intervals - before.intervals
+            );
+        }
+        Ok(())
+    }
+
+    /// Follows the Kinesis stream `stream` until its end, `--idle-exit` or Ctrl-C.
+    /// True when it stopped between the lines of one record: the last save,
+    /// whose checkpoints match its models, stands (that record is read again).
+    fn read_stream(
+        &mut self,
+        stream: &str,
+        aws: &mut AwsContext,
+        args: &DetectArgs,
+        dead: &mut Output,
+    ) -> anyhow::Result<bool> {
         if args.input_format == InputFormat::Csv {
             anyhow::bail!("--input-format csv reads files, not kinesis://{stream}");
         }
-        let start =
-            StartPosition::parse(&args.input.kinesis_start).context("invalid --kinesis-start")?;
-        let checkpoints = pipeline.stream_checkpoints(stream);
-        let stop = stream::stop_on_ctrl_c()?;
-        let rx = stream::kinesis_lines(
-            aws.get()?,
-            stream,
-            start,
-            checkpoints,
-            max_line,
-            args.input.consumer()?,
-            &stop,
-        );
+        let checkpoints = self.pipeline.stream_checkpoints(stream);
+        let (rx, stop) =
+            stream::read_kinesis(aws, stream, &args.input, checkpoints, self.max_line)?;
         let mut stage = FollowDetect {
-            pipeline: &mut pipeline,
-            alerting: alerting.as_mut(),
-            store: store.as_mut(),
+            pipeline: &mut self.pipeline,
+            alerting: self.alerting.as_mut(),
+            store: self.store.as_mut(),
             stream: true,
             mid_record: false,
         };
         let source = format!("kinesis://{stream}");
         let outcome = stream::follow(
-            &rx, &source, max_line, &mut stats, &mut dead, idle_exit, &stop, &mut stage,
+            &rx,
+            &source,
+            self.max_line,
+            &mut self.stats,
+            dead,
+            self.idle_exit,
+            &stop,
+            &mut stage,
         );
         // Stops the reader threads (they see the flag or the closed channel).
         stop.store(true, Ordering::SeqCst);
-        // Stopped between the lines of one record (Ctrl-C): the last save, whose
-        // checkpoints match its models, stands; that record is read again.
-        keep_last_save = stage.mid_record;
+        let mid_record = stage.mid_record;
         outcome?;
+        Ok(mid_record)
     }
-    // Ctrl-C while reading files with a state file: stop between records, score
-    // what is complete, save the state, exit 130 (as the README promises).
-    let batch_stop = match (&store, args.follow, &kinesis) {
-        (Some(_), false, None) => Some(graceful_stop()?),
-        _ => None,
-    };
-    let mut interrupted = false;
-    // CSV rows scored so far (the dashboard's events while a CSV run goes on).
-    let mut series_rows = 0u64;
-    for input in inputs {
-        let input = input?;
+
+    /// Reads the inputs one after another, as the plan and `--input-format` say;
+    /// true when Ctrl-C stopped a batch run with a state file between records.
+    fn read_inputs(
+        &mut self,
+        inputs: source::Inputs,
+        plan: &Plan,
+        config: &Config,
+        format: InputFormat,
+        dead: &mut Output,
+    ) -> anyhow::Result<bool> {
+        // Ctrl-C while reading files with a state file: stop between records, score
+        // what is complete, save the state, exit 130 (as the README promises).
+        let batch_stop = match (&self.store, plan) {
+            (Some(_), Plan::Batch(_)) => Some(graceful_stop()?),
+            _ => None,
+        };
+        // CSV rows scored so far (the dashboard's events while a CSV run goes on).
+        let mut series_rows = 0u64;
+        for input in inputs {
+            let input = input?;
+            if format == InputFormat::Csv {
+                self.read_series(input, config, &mut series_rows, dead)?;
+            } else if matches!(plan, Plan::Follow(_)) {
+                self.follow_file(input, dead)?;
+            } else if self.read_batch(input, batch_stop.as_deref(), dead)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Scores a CSV metric series (`--input-format csv`), named after its file.
+    fn read_series(
+        &mut self,
+        input: file_source::Input,
+        config: &Config,
+        rows: &mut u64,
+        dead: &mut Output,
+    ) -> anyhow::Result<()> {
         let name = input.name.clone();
-        if args.input_format == InputFormat::Csv {
-            let series_name = Path::new(&name)
-                .file_stem()
-                .map_or_else(|| name.clone(), |s| s.to_string_lossy().into_owned());
-            let algorithm = config
-                .detectors
-                .as_ref()
-                .and_then(|d| d.first())
-                .map_or_else(AlgorithmSpec::metric_default, |s| s.algorithm.clone());
-            let mut series = MetricSeries::new(&series_name, algorithm);
-            records::each_line(input, max_line, &mut stats, &mut dead, |line| {
-                let text = match std::str::from_utf8(line) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        return Ok(Err(SchemaError::InvalidUtf8 {
-                            at: e.valid_up_to(),
-                        }));
-                    }
-                };
-                let outcome = match series.push_line(text) {
-                    Ok(r) => r,
-                    Err(e) => return Ok(Err(e)),
-                };
-                if pipeline.push_results(outcome)? > 0 && pipeline.observer().dashboard.is_some() {
-                    serve_acks(&mut pipeline);
-                    series_rows = series_rows.saturating_add(1);
-                    show_input(&mut pipeline, series_rows, None, false);
+        let series_name = Path::new(&name)
+            .file_stem()
+            .map_or_else(|| name.clone(), |s| s.to_string_lossy().into_owned());
+        let algorithm = config
+            .detectors
+            .as_ref()
+            .and_then(|d| d.first())
+            .map_or_else(AlgorithmSpec::metric_default, |s| s.algorithm.clone());
+        let mut series = MetricSeries::new(&series_name, algorithm);
+        let pipeline = &mut self.pipeline;
+        records::each_line(input, self.max_line, &mut self.stats, dead, |line| {
+            let text = match std::str::from_utf8(line) {
+                Ok(t) => t,
+                Err(e) => {
+                    return Ok(Err(SchemaError::InvalidUtf8 {
+                        at: e.valid_up_to(),
+                    }));
                 }
-                Ok(Ok(()))
-            })?;
-            continue;
-        }
-        if args.follow {
-            let source = input.name.clone();
-            let rx = stream::spawn_line_reader(input, max_line);
-            let stop = stream::stop_on_ctrl_c()?;
-            let mut stage = FollowDetect {
-                pipeline: &mut pipeline,
-                alerting: alerting.as_mut(),
-                store: store.as_mut(),
-                stream: false,
-                mid_record: false,
             };
-            stream::follow(
-                &rx, &source, max_line, &mut stats, &mut dead, idle_exit, &stop, &mut stage,
-            )?;
-        } else {
-            let read = records::each_line(input, max_line, &mut stats, &mut dead, |line| {
-                if batch_stop
-                    .as_ref()
-                    .is_some_and(|s| s.load(Ordering::Relaxed))
-                {
-                    return Err(anyhow::Error::new(crate::aws::Interrupted));
+            let outcome = match series.push_line(text) {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            };
+            if pipeline.push_results(outcome)? > 0 && pipeline.observer().dashboard.is_some() {
+                serve_acks(pipeline);
+                *rows = rows.saturating_add(1);
+                show_input(pipeline, *rows, None, false);
+            }
+            Ok(Ok(()))
+        })
+    }
+
+    /// Follows a file or stdin (`--follow`) until `--idle-exit` or Ctrl-C.
+    fn follow_file(&mut self, input: file_source::Input, dead: &mut Output) -> anyhow::Result<()> {
+        let source = input.name.clone();
+        let rx = stream::spawn_line_reader(input, self.max_line);
+        let stop = crate::interrupt::stop_on_ctrl_c()?;
+        let mut stage = FollowDetect {
+            pipeline: &mut self.pipeline,
+            alerting: self.alerting.as_mut(),
+            store: self.store.as_mut(),
+            stream: false,
+            mid_record: false,
+        };
+        stream::follow(
+            &rx,
+            &source,
+            self.max_line,
+            &mut self.stats,
+            dead,
+            self.idle_exit,
+            &stop,
+            &mut stage,
+        )
+    }
+
+    /// Reads an input to its end; true when `stop` (Ctrl-C) ended it between
+    /// records. Results show on the dashboard and the state is saved as they come.
+    fn read_batch(
+        &mut self,
+        input: file_source::Input,
+        stop: Option<&AtomicBool>,
+        dead: &mut Output,
+    ) -> anyhow::Result<bool> {
+        let (pipeline, store) = (&mut self.pipeline, &mut self.store);
+        let read = records::each_line(input, self.max_line, &mut self.stats, dead, |line| {
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return Err(anyhow::Error::new(Interrupted));
+            }
+            let outcome = pipeline.push_line(line)?.into_result();
+            if outcome.as_ref().is_ok_and(|n| *n > 0) {
+                if pipeline.observer().dashboard.is_some() {
+                    serve_acks(pipeline);
+                    let events = pipeline.engine().stats().records;
+                    show_input(pipeline, events, None, false);
                 }
-                let outcome = pipeline.push_line(line)?.into_result();
-                if outcome.as_ref().is_ok_and(|n| *n > 0) {
-                    if pipeline.observer().dashboard.is_some() {
-                        serve_acks(&mut pipeline);
-                        let events = pipeline.engine().stats().records;
-                        show_input(&mut pipeline, events, None, false);
+                if let Some(st) = store.as_mut() {
+                    st.save_if_due(pipeline)?;
+                }
+            }
+            Ok(outcome.map(|_| ()))
+        });
+        match read {
+            Err(e) if crate::interrupt::is_interrupted(&e) => Ok(true),
+            other => other.map(|()| false),
+        }
+    }
+
+    /// Ends the input: with a state file the open intervals are kept for more
+    /// input later, else the last ones are scored; alert periods that ended by the
+    /// last result are evaluated and every undelivered notification has one more
+    /// try. Then the state is saved (unless `keep_last_save`), the output and the
+    /// dead letters finished.
+    fn end(&mut self, keep_last_save: bool, mut dead: Output) -> anyhow::Result<Ended> {
+        let done = match &self.store {
+            Some(_) => self.pipeline.suspend()?,
+            None => self.pipeline.finish()?,
+        };
+        let undelivered = match &self.alerting {
+            Some(_) => {
+                self.pipeline.observer_mut().counts.delivered += done.delivered as u64;
+                if self.store.is_none() {
+                    if let Some(book) = self.pipeline.alerts() {
+                        alerts::log_undelivered(book);
                     }
-                    if let Some(st) = &mut store {
-                        st.save_if_due(&pipeline)?;
-                    }
                 }
-                Ok(outcome.map(|_| ()))
-            });
-            match read {
-                Err(e) if crate::aws::is_interrupted(&e) => {
-                    interrupted = true;
-                    break;
-                }
-                other => other?,
+                done.undelivered
+            }
+            None => 0,
+        };
+        // The alerts the last periods completed, on the page.
+        publish_alerts(&mut self.pipeline);
+        if let Some(st) = &mut self.store {
+            if keep_last_save {
+                tracing::info!("stopped inside a stream record: keeping the last saved state");
+            } else {
+                st.save(&self.pipeline)?;
             }
         }
-    }
-    // With a state file more input may come later: keep open intervals for it.
-    // Alert periods that ended by the last result are complete: they are
-    // evaluated, and every undelivered notification has one more try.
-    let done = match &store {
-        Some(_) => pipeline.suspend()?,
-        None => pipeline.finish()?,
-    };
-    let unscored = done.unscored;
-    let undelivered = match &alerting {
-        Some(_) => {
-            pipeline.observer_mut().counts.delivered += done.delivered as u64;
-            if store.is_none() {
-                if let Some(book) = pipeline.alerts() {
-                    alerts::log_undelivered(book);
-                }
-            }
-            done.undelivered
+        let out = self
+            .pipeline
+            .observer_mut()
+            .out
+            .take()
+            .context("the output is finished")?;
+        let (rejects, rejected) = out.finish_with_rejects()?;
+        if rejected > 0 {
+            self.stats.dead_lettered += rejected;
+            dead.write_block(&rejects)?;
         }
-        None => 0,
-    };
-    // The alerts the last periods completed, on the page.
-    publish_alerts(&mut pipeline);
-    if let Some(st) = &mut store {
-        if keep_last_save {
-            tracing::info!("stopped inside a stream record: keeping the last saved state");
-        } else {
-            st.save(&pipeline)?;
+        dead.finish()?;
+        Ok(Ended {
+            unscored: done.unscored,
+            undelivered,
+        })
+    }
+
+    /// The input's final counts on the dashboard, marked done.
+    fn show_input_done(&mut self) {
+        if self.pipeline.observer().dashboard.is_none() {
+            return;
         }
-    }
-    let out = pipeline
-        .observer_mut()
-        .out
-        .take()
-        .context("the output is finished")?;
-    let (rejects, rejected) = out.finish_with_rejects()?;
-    if rejected > 0 {
-        stats.dead_lettered += rejected;
-        dead.write_block(&rejects)?;
-    }
-    dead.finish()?;
-    let elapsed = started.elapsed();
-    if pipeline.observer().dashboard.is_some() {
-        show_input(
-            &mut pipeline,
-            stats.records_in,
-            Some(stats.dead_lettered),
-            true,
-        );
-        if let Some(d) = &mut pipeline.observer_mut().dashboard {
+        let (records_in, dead_lettered) = (self.stats.records_in, self.stats.dead_lettered);
+        show_input(&mut self.pipeline, records_in, Some(dead_lettered), true);
+        if let Some(d) = &mut self.pipeline.observer_mut().dashboard {
             d.publish(|b| b.set_input_done());
         }
     }
-    let engine = pipeline.engine();
+
+    /// The run's summary: intervals, records, speed, anomalies, results written
+    /// and, with alerting, the alert counts.
+    fn log_summary(&self, ended: &Ended, elapsed: Duration, dead_letter: Option<&Path>) {
+        let stats = &self.stats;
+        let e = self.pipeline.engine().stats();
+        tracing::info!(
+            records_in = stats.records_in,
+            dead_lettered = stats.dead_lettered,
+            intervals = e.intervals,
+            anomalies = e.anomalies,
+            "scored {} intervals of {} records in {:.2}s ({:.0} events/s): {} anomalies, {} results written{}{}",
+            e.intervals,
+            e.records,
+            elapsed.as_secs_f64(),
+            super::per_second(stats.records_in, elapsed),
+            e.anomalies,
+            self.pipeline.observer().written,
+            if ended.unscored > 0 {
+                "; the last, incomplete interval is not scored".to_string()
+            } else {
+                String::new()
+            },
+            records::dead_letter_note(stats, dead_letter)
+        );
+        if self.alerting.is_some() {
+            let c = self.pipeline.observer().counts;
+            tracing::info!(
+                "alerts: {} fired, {} re-notified, {} completed; {} notifications delivered{}",
+                c.fired,
+                c.renotified,
+                c.completed,
+                c.delivered,
+                if ended.undelivered > 0 {
+                    format!(", {} undelivered", ended.undelivered)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+}
+
+/// Logs what the engine left out or adjusted: models evicted at the entity caps,
+/// late and early records, clock restarts, jumps in event time.
+fn log_engine_notes(engine: &Engine, specs: &[DetectorSpec], horizon: &str) {
     let e = engine.stats();
     if e.evicted > 0 {
         let caps: Vec<String> = engine
@@ -491,13 +697,13 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         tracing::warn!(
             "{} records too far ahead of the stream's event time (--horizon {}) dead-lettered",
             e.ahead,
-            config.input.horizon
+            horizon
         );
     }
     if e.restarts > 0 {
         tracing::warn!(
             "the first records were more than {} ahead of the ones after them: the clock restarted {} times (they count in their own intervals)",
-            config.input.horizon,
+            horizon,
             e.restarts
         );
     }
@@ -508,67 +714,24 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             e.skipped_intervals
         );
     }
-    tracing::info!(
-        records_in = stats.records_in,
-        dead_lettered = stats.dead_lettered,
-        intervals = e.intervals,
-        anomalies = e.anomalies,
-        "scored {} intervals of {} records in {:.2}s ({:.0} events/s): {} anomalies, {} results written{}{}",
-        e.intervals,
-        e.records,
-        elapsed.as_secs_f64(),
-        super::per_second(stats.records_in, elapsed),
-        e.anomalies,
-        pipeline.observer().written,
-        if unscored > 0 {
-            "; the last, incomplete interval is not scored".to_string()
-        } else {
-            String::new()
-        },
-        records::dead_letter_note(&stats, args.input.dead_letter.as_deref())
-    );
-    if alerting.is_some() {
-        let c = pipeline.observer().counts;
-        tracing::info!(
-            "alerts: {} fired, {} re-notified, {} completed; {} notifications delivered{}",
-            c.fired,
-            c.renotified,
-            c.completed,
-            c.delivered,
-            if undelivered > 0 {
-                format!(", {undelivered} undelivered")
-            } else {
-                String::new()
-            }
-        );
-    }
-    if interrupted {
-        return Err(anyhow::Error::new(crate::aws::Interrupted)
-            .context("stopped by Ctrl-C between records; the state is saved"));
-    }
-    if pipeline.observer().dashboard.is_some() {
-        linger_on(&mut pipeline, alerting.as_mut(), store.as_mut(), linger)?;
-    }
-    if undelivered > 0 {
-        match &args.state {
-            Some(p) => tracing::error!(
-                "{undelivered} alert notifications could not be delivered; they are kept in {} and retried by the next run (`waflog alerts --state {} list` shows them)",
-                p.display(),
-                p.display()
-            ),
-            None => tracing::error!(
-                "{undelivered} alert notifications could not be delivered (printed above); use --state to keep them for a retry"
-            ),
-        }
-        return Ok(Finished::Undelivered);
-    }
-    Ok(super::finished(global, &stats))
 }
 
-/// The Ctrl-C flag for a batch run that must save its state on the way out; a
-/// run stuck on an input that sends nothing (a terminal) still ends 5 s later.
+/// Logs the notifications left undelivered and where they are kept.
+fn log_undelivered(undelivered: usize, state: Option<&Path>) {
+    match state {
+        Some(p) => tracing::error!(
+            "{undelivered} alert notifications could not be delivered; they are kept in {} and retried by the next run (`waflog alerts --state {} list` shows them)",
+            p.display(),
+            p.display()
+        ),
+        None => tracing::error!(
+            "{undelivered} alert notifications could not be delivered (printed above); use --state to keep them for a retry"
+        ),
+    }
+}
+
 fn graceful_stop() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
-    let stop = stream::stop_on_ctrl_c()?;
+    let stop = crate::interrupt::stop_on_ctrl_c()?;
     let watched = std::sync::Arc::clone(&stop);
     std::thread::spawn(move || {
         while !watched.load(Ordering::SeqCst) {
@@ -674,7 +837,7 @@ fn linger_on(
     if linger.is_some_and(|l| l.is_zero()) {
         return Ok(());
     }
-    let stop = stream::stop_on_ctrl_c()?;
+    let stop = crate::interrupt::stop_on_ctrl_c()?;
     let url = pipeline
         .observer()
         .dashboard

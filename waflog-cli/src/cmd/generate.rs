@@ -73,8 +73,8 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> anyhow::Result<Finished>
     // Ctrl-C (SIGINT) or SIGTERM stops after the record being written: the output
     // ends with whole lines, flushed, and the run exits 0.
     // The process's one handler (shared with the AWS sinks, which Ctrl-C also stops).
-    let stop = super::stream::stop_on_ctrl_c()?;
-    let mut aws = crate::aws::AwsContext::new(global);
+    let stop = crate::interrupt::stop_on_ctrl_c()?;
+    let mut aws = crate::aws::AwsContext::new(global.aws_settings());
     let mut out =
         file_sink::create_location(args.output.as_deref(), &mut aws, &args.sink.options()?)?;
     let (total, unit) = match scenario.limit {

@@ -86,7 +86,7 @@ pub fn run(global: &GlobalArgs, args: &OpenSearchArgs) -> anyhow::Result<Finishe
     let config = super::load_config(global)?;
     let url = crate::location::parse_cluster(&args.url).context("invalid --url")?;
     let rt = crate::aws::io_runtime("opensearch")?;
-    let mut aws = AwsContext::new(global);
+    let mut aws = AwsContext::new(global.aws_settings());
     let dry_run = matches!(args.action, OpenSearchAction::Setup { dry_run: true, .. });
     let cluster = if dry_run {
         None

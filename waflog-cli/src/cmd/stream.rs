@@ -12,10 +12,11 @@ use waflog_core::lines::{Line, LineReader};
 use waflog_core::transform::TransformStats;
 
 use super::records;
+use crate::aws::{Aws, AwsContext};
+use crate::cli::InputArgs;
 use crate::sink::file::Output;
-
-use crate::aws::kinesis::{Event, Reader, StartPosition};
 use crate::source::file as file_source;
+use crate::source::kinesis::{Event, Reader, StartPosition};
 
 /// What a reader thread hands over.
 pub enum Msg {
@@ -86,10 +87,34 @@ pub fn spawn_line_reader(input: file_source::Input, max_line: usize) -> mpsc::Re
 /// The most a compressed Kinesis record may decompress to.
 const UNPACKED_LIMIT: usize = 64 << 20;
 
+/// Starts reading the Kinesis stream `stream` as the input flags say
+/// (`--kinesis-start` for shards without a checkpoint in `checkpoints`,
+/// `--consumer`): its lines, and the flag that stops its readers (Ctrl-C sets it).
+pub fn read_kinesis(
+    aws: &mut AwsContext,
+    stream: &str,
+    input: &InputArgs,
+    checkpoints: BTreeMap<String, String>,
+    max_line: usize,
+) -> anyhow::Result<(mpsc::Receiver<Msg>, Arc<AtomicBool>)> {
+    let start = StartPosition::parse(&input.kinesis_start).context("invalid --kinesis-start")?;
+    let stop = crate::interrupt::stop_on_ctrl_c()?;
+    let rx = kinesis_lines(
+        aws.get()?,
+        stream,
+        start,
+        checkpoints,
+        max_line,
+        input.consumer()?,
+        &stop,
+    );
+    Ok((rx, stop))
+}
+
 /// Reads every shard of a Kinesis stream on threads of their own: each record's
 /// lines, then a checkpoint after it.
-pub fn kinesis_lines(
-    aws: Arc<crate::aws::Aws>,
+fn kinesis_lines(
+    aws: Arc<Aws>,
     stream: &str,
     start: StartPosition,
     checkpoints: BTreeMap<String, String>,
@@ -268,50 +293,4 @@ pub fn follow(
         let idle = i64::try_from(last_seen.elapsed().as_millis()).unwrap_or(i64::MAX);
         stage.tick((idle >= 200 && at_tip).then_some(idle), stats)?;
     }
-}
-
-/// Installs a Ctrl-C handler that sets the returned flag (once per process).
-pub fn stop_on_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
-    let stop = install_ctrl_c()?;
-    GRACEFUL.store(true, Ordering::SeqCst);
-    Ok(stop)
-}
-
-/// Somebody checks the flag [`stop_on_ctrl_c`] returned (a followed input, a
-/// lingering dashboard): Ctrl-C stops gracefully.
-static GRACEFUL: AtomicBool = AtomicBool::new(false);
-
-/// AWS network waits under way ([`crate::aws::Aws::call`] and its sleeps), which
-/// Ctrl-C ends.
-pub static AWS_WAITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Installs the Ctrl-C handler (once per process) and returns the stop flag.
-/// Ctrl-C sets the flags when something checks them (see [`stop_on_ctrl_c`] and
-/// [`AWS_WAITS`]); otherwise it ends the process at once with exit code 130,
-/// as without a handler.
-pub fn install_ctrl_c() -> anyhow::Result<Arc<AtomicBool>> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    if let Some(f) = FLAG.get() {
-        return Ok(Arc::clone(f));
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let interrupt = ctrl_c_flag();
-    ctrlc::set_handler(move || {
-        flag.store(true, Ordering::SeqCst);
-        interrupt.store(true, Ordering::SeqCst);
-        if !GRACEFUL.load(Ordering::SeqCst) && AWS_WAITS.load(Ordering::SeqCst) == 0 {
-            std::process::exit(130);
-        }
-    })
-    .context("cannot install the Ctrl-C handler")?;
-    let _ = FLAG.set(Arc::clone(&stop));
-    Ok(stop)
-}
-
-/// Set by Ctrl-C only (the flag [`stop_on_ctrl_c`] returns is also set by the
-/// commands to stop their readers): ends every AWS network wait.
-pub fn ctrl_c_flag() -> Arc<AtomicBool> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    Arc::clone(FLAG.get_or_init(|| Arc::new(AtomicBool::new(false))))
 }

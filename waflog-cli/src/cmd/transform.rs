@@ -5,19 +5,16 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-
 use waflog_core::pipeline::{S3Current, State};
 use waflog_core::transform::{TransformStats, Transformer};
 
 use super::{records, stream};
 use crate::aws::AwsContext;
-use crate::aws::kinesis::StartPosition;
 use crate::cli::{GlobalArgs, TransformArgs};
 use crate::exit::Finished;
 use crate::location::Location;
 use crate::sink::file::{self as file_sink, Output};
-use crate::source::{self, S3Range};
+use crate::source::{Plan, S3Range};
 
 /// Output is written in blocks of about this size.
 const OUT_BLOCK: usize = 1 << 20;
@@ -30,24 +27,21 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
     let config = super::load_config_with_limit(global, args.input.max_line_bytes)?;
     let max_line = config.input.max_line_bytes;
     let transformer = Transformer::new(config.feature_map()?);
-    let mut aws = AwsContext::new(global);
+    let mut aws = AwsContext::new(global.aws_settings());
     let range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
     let inputs_given = args.input.all();
-    let kinesis = source::kinesis_stream(&inputs_given)?;
+    let plan = Plan::new(&inputs_given, false)?;
     // `--state` with S3 inputs: the objects already written are left out, and the
     // one in progress resumes after its records already written.
-    let mut s3_state = match (&args.state, &kinesis) {
-        (Some(p), None) => Some(load_state(p)?),
+    let mut s3_state = match (&args.state, &plan) {
+        (Some(p), Plan::Follow(_) | Plan::Batch(_)) => Some(load_state(p)?),
         _ => None,
     };
     let done = s3_state
         .as_ref()
         .map(|f| f.s3_done.clone())
         .unwrap_or_default();
-    let inputs = match &kinesis {
-        Some(_) => Box::new(std::iter::empty()),
-        None => source::inputs_skipping(&inputs_given, &mut aws, &range, max_line, &done)?,
-    };
+    let inputs = plan.inputs_skipping(&mut aws, &range, max_line, &done)?;
     let mut sink_options = args.sink.options()?;
     // A rerun with --state adds to the output file instead of truncating it.
     sink_options.append = args.state.as_deref().is_some_and(Path::exists);
@@ -57,11 +51,8 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
     let mut stats = TransformStats::default();
     let mut buf = Vec::with_capacity(OUT_BLOCK + (64 << 10));
     let mut pending_checkpoints = BTreeMap::new();
-    if let Some(stream) = &kinesis {
-        let start =
-            StartPosition::parse(&args.input.kinesis_start).context("invalid --kinesis-start")?;
+    if let Plan::Kinesis(stream) = &plan {
         let idle_exit = super::idle_exit(&args.input)?;
-        let stop = stream::stop_on_ctrl_c()?;
         let mut file = match &args.state {
             Some(p) => Some(load_state(p)?),
             None => None,
@@ -76,15 +67,7 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
                 resume.len()
             );
         }
-        let rx = stream::kinesis_lines(
-            aws.get()?,
-            stream,
-            start,
-            resume,
-            max_line,
-            args.input.consumer()?,
-            &stop,
-        );
+        let (rx, stop) = stream::read_kinesis(&mut aws, stream, &args.input, resume, max_line)?;
         // S3 objects are uploaded when their span closes: only the end of the run
         // makes what was written durable there.
         let durable_on_flush = !matches!(

@@ -8,11 +8,11 @@ use anyhow::Context;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+use super::kinesis::KinesisSink;
+use super::opensearch::{OpenSearchOptions, OpenSearchSink};
+use super::s3::S3Sink;
 use crate::aws::AwsContext;
-use crate::aws::kinesis::KinesisSink;
-use crate::aws::s3::S3Sink;
 use crate::location::Location;
-use crate::sink::opensearch::{OpenSearchOptions, OpenSearchSink};
 
 /// An output stream with a name for messages.
 pub struct Output {
@@ -49,8 +49,8 @@ impl Default for SinkOptions {
     fn default() -> SinkOptions {
         SinkOptions {
             partition_key: "httpRequest.clientIp".into(),
-            object_span_ms: crate::aws::s3::DEFAULT_OBJECT_SPAN_MS,
-            part_size: crate::aws::s3::DEFAULT_PART_SIZE,
+            object_span_ms: super::s3::DEFAULT_OBJECT_SPAN_MS,
+            part_size: super::s3::DEFAULT_PART_SIZE,
             opensearch: OpenSearchOptions::default(),
             append: false,
         }
@@ -61,7 +61,7 @@ impl Default for SinkOptions {
 /// `kinesis://stream` (these two with `aws`).
 pub fn create_location(
     output: Option<&Path>,
-    aws: &mut AwsContext<'_>,
+    aws: &mut AwsContext,
     options: &SinkOptions,
 ) -> anyhow::Result<Output> {
     let Some(path) = output else {

@@ -1,5 +1,8 @@
-//! Where records go: files and stdout ([`file::Output`], which also wraps the S3
-//! and Kinesis sinks of `crate::aws`) and OpenSearch ([`opensearch`]).
+//! Where records go: files and stdout ([`file::Output`], which also wraps the other
+//! sinks), S3 objects ([`s3`]), Kinesis streams ([`kinesis`]) and OpenSearch
+//! ([`opensearch`]).
 
 pub mod file;
+pub mod kinesis;
 pub mod opensearch;
+pub mod s3;

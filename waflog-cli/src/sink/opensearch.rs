@@ -97,7 +97,7 @@ impl Cluster {
     pub fn new(
         url: &str,
         options: &OpenSearchOptions,
-        aws: &mut AwsContext<'_>,
+        aws: &mut AwsContext,
     ) -> anyhow::Result<Cluster> {
         let parsed = Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
         let mut tb = TransportBuilder::new(SingleNodeConnectionPool::new(parsed))
@@ -188,7 +188,7 @@ impl OpenSearchSink {
         url: &str,
         index: &str,
         options: &OpenSearchOptions,
-        aws: &mut AwsContext<'_>,
+        aws: &mut AwsContext,
     ) -> anyhow::Result<OpenSearchSink> {
         os::validate_index_name(index).map_err(|e| anyhow::anyhow!("{e}"))?;
         let rt = crate::aws::io_runtime("opensearch")?;

@@ -1,9 +1,11 @@
 //! Where records come from: files and stdin ([`mod@file`]), objects under an S3 prefix
-//! (`crate::aws::s3`), and Kinesis streams (`crate::aws::kinesis`, read by the
-//! commands that follow a stream).
+//! ([`s3`], several delivery folders merged in event time by [`merge`]), and Kinesis
+//! streams ([`kinesis`], read by the commands that follow a stream).
 
 pub mod file;
+pub mod kinesis;
 pub mod merge;
+pub mod s3;
 
 use std::sync::Arc;
 
@@ -42,36 +44,75 @@ impl S3Range {
     }
 }
 
+/// Inputs read one after another.
+pub type Inputs = Box<dyn Iterator<Item = anyhow::Result<file::Input>>>;
+
+/// How a run reads its input names: the one switch of every subcommand that
+/// follows or reads WAF logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// One `kinesis://` stream, the only input: every shard, followed until
+    /// `--idle-exit` or Ctrl-C (see `crate::cmd::stream`).
+    Kinesis(String),
+    /// Files or stdin followed as they grow (`--follow`).
+    Follow(Vec<String>),
+    /// Files, stdin and S3 prefixes, read to their end.
+    Batch(Vec<String>),
+}
+
+impl Plan {
+    /// The plan for the input names `names` (stdin when empty); `follow`: the
+    /// names are followed unless they are a stream.
+    pub fn new(names: &[String], follow: bool) -> anyhow::Result<Plan> {
+        Ok(match kinesis_stream(names)? {
+            Some(stream) => Plan::Kinesis(stream),
+            None if follow => Plan::Follow(names.to_vec()),
+            None => Plan::Batch(names.to_vec()),
+        })
+    }
+
+    /// The inputs to read one after another ([`inputs_skipping`]; none for a stream).
+    pub fn inputs(
+        &self,
+        aws: &mut AwsContext,
+        range: &S3Range,
+        max_line: usize,
+    ) -> anyhow::Result<Inputs> {
+        self.inputs_skipping(aws, range, max_line, &std::collections::BTreeSet::new())
+    }
+
+    /// [`Plan::inputs`] without those in `done` (see [`inputs_skipping`]).
+    pub fn inputs_skipping(
+        &self,
+        aws: &mut AwsContext,
+        range: &S3Range,
+        max_line: usize,
+        done: &std::collections::BTreeSet<String>,
+    ) -> anyhow::Result<Inputs> {
+        match self {
+            Plan::Kinesis(_) => Ok(Box::new(std::iter::empty())),
+            Plan::Follow(names) | Plan::Batch(names) => {
+                inputs_skipping(names, aws, range, max_line, done)
+            }
+        }
+    }
+}
+
 /// The inputs named by `names` (stdin when empty), in order; an `s3://` name
 /// becomes every object under its prefix, in delivery-time order, and when the
 /// prefix holds several delivery folders (web ACLs), one input that merges them
 /// line by line in event time. `kinesis://` names are streams, which only
 /// `--follow`-style readers take: an error here.
-pub fn inputs(
-    names: &[String],
-    aws: &mut AwsContext<'_>,
-    range: &S3Range,
-    max_line: usize,
-) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<file::Input>>>> {
-    inputs_skipping(
-        names,
-        aws,
-        range,
-        max_line,
-        &std::collections::BTreeSet::new(),
-    )
-}
-
-/// [`inputs`], leaving out the S3 inputs named in `done` (objects
-/// `s3://bucket/key`, or a merged prefix by its name): what `transform --state`
-/// has already written.
+///
+/// The S3 inputs named in `done` (objects `s3://bucket/key`, or a merged prefix
+/// by its name) are left out: what `transform --state` has already written.
 pub fn inputs_skipping(
     names: &[String],
-    aws: &mut AwsContext<'_>,
+    aws: &mut AwsContext,
     range: &S3Range,
     max_line: usize,
     done: &std::collections::BTreeSet<String>,
-) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<file::Input>>>> {
+) -> anyhow::Result<Inputs> {
     let names = if names.is_empty() {
         vec!["-".to_string()]
     } else {
@@ -86,7 +127,7 @@ pub fn inputs_skipping(
                     tracing::info!("{name}: already read (--state)");
                     continue;
                 }
-                let mut objects = crate::aws::s3::list(
+                let mut objects = s3::list(
                     &aws,
                     &bucket,
                     &prefix,
@@ -109,7 +150,7 @@ pub fn inputs_skipping(
                 );
                 let mut channels: Vec<(String, Vec<_>)> = Vec::new();
                 for o in objects {
-                    let ch = crate::aws::s3::channel(&o.key).to_string();
+                    let ch = s3::channel(&o.key).to_string();
                     match channels.iter_mut().find(|(c, _)| *c == ch) {
                         Some((_, v)) => v.push(o),
                         None => channels.push((ch, vec![o])),
@@ -117,9 +158,7 @@ pub fn inputs_skipping(
                 }
                 if channels.len() <= 1 {
                     let objects = channels.pop().map(|(_, v)| v).unwrap_or_default();
-                    parts.push(Box::new(
-                        crate::aws::s3::stream(aws, &bucket, objects).map(Ok),
-                    ));
+                    parts.push(Box::new(s3::stream(aws, &bucket, objects).map(Ok)));
                     continue;
                 }
                 tracing::info!(
@@ -129,7 +168,7 @@ pub fn inputs_skipping(
                 let streams = channels
                     .into_iter()
                     .map(|(_, objects)| {
-                        Box::new(crate::aws::s3::stream(Arc::clone(&aws), &bucket, objects))
+                        Box::new(s3::stream(Arc::clone(&aws), &bucket, objects))
                             as Box<dyn Iterator<Item = file::Input> + Send>
                     })
                     .collect();
@@ -160,7 +199,7 @@ pub fn inputs_skipping(
 }
 
 /// The Kinesis stream when `names` is exactly one `kinesis://` location.
-pub fn kinesis_stream(names: &[String]) -> anyhow::Result<Option<String>> {
+fn kinesis_stream(names: &[String]) -> anyhow::Result<Option<String>> {
     match names {
         [one] => match Location::parse(one)? {
             Location::Kinesis { stream } => Ok(Some(stream)),

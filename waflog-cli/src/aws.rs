@@ -1,9 +1,10 @@
-//! AWS glue: one SDK configuration (region, profile, endpoint, credentials from the
-//! standard provider chain) and one Tokio runtime shared by the S3 and Kinesis
-//! sources and sinks. Credentials are never logged.
-
-pub mod kinesis;
-pub mod s3;
+//! The AWS plumbing shared by the S3 and Kinesis sources (`crate::source::s3`,
+//! `crate::source::kinesis`) and sinks (`crate::sink::s3`, `crate::sink::kinesis`):
+//! one SDK configuration built from [`AwsSettings`] (region, profile, endpoint;
+//! credentials from the standard provider chain, never logged) and one Tokio
+//! runtime ([`Aws`], made on first use by [`AwsContext`]); calls retried with
+//! backoff ([`retry`], [`Backoff`]) by the class of their error ([`classify`]);
+//! the line buffer of the sinks ([`LineBuffer`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::http::HttpResponse;
 
-use crate::cli::GlobalArgs;
+use crate::interrupt::Interrupted;
 
 /// The SDK configuration and the runtime the SDK calls run on.
 #[derive(Debug)]
@@ -30,6 +31,25 @@ pub struct Aws {
     stop: Arc<AtomicBool>,
     /// Episodes of trouble by path, shared by the threads of one path.
     troubles: std::sync::Mutex<std::collections::BTreeMap<String, Trouble>>,
+}
+
+/// The AWS settings of a run as plain values (the global flags `--region`,
+/// `--profile`, `--endpoint-url` and the three timeouts); checked when AWS is
+/// first used, so runs that touch no AWS location never fail on them.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// Region; `None`: the environment and the profile decide.
+    pub region: Option<String>,
+    /// Credentials profile; `None`: the environment decides.
+    pub profile: Option<String>,
+    /// Endpoint URL (a local server); `None`: the environment or the public one.
+    pub endpoint_url: Option<String>,
+    /// `--connect-timeout`, as given (a humantime duration).
+    pub connect_timeout: String,
+    /// `--read-timeout`, as given.
+    pub read_timeout: String,
+    /// `--operation-timeout`, as given.
+    pub operation_timeout: String,
 }
 
 /// Network timeouts of every AWS call (`--connect-timeout`, `--read-timeout`,
@@ -56,8 +76,8 @@ impl Default for Timeouts {
 }
 
 impl Timeouts {
-    /// From the global flags.
-    pub fn from_args(global: &GlobalArgs) -> anyhow::Result<Timeouts> {
+    /// From the settings' timeout texts (each more than zero).
+    pub fn parse(settings: &AwsSettings) -> anyhow::Result<Timeouts> {
         let parse = |flag: &str, text: &str| -> anyhow::Result<Duration> {
             let d = humantime::parse_duration(text)
                 .map_err(|e| anyhow::anyhow!("{flag} {text}: {e}"))?;
@@ -67,24 +87,12 @@ impl Timeouts {
             Ok(d)
         };
         Ok(Timeouts {
-            connect: parse("--connect-timeout", &global.connect_timeout)?,
-            read: parse("--read-timeout", &global.read_timeout)?,
-            operation: parse("--operation-timeout", &global.operation_timeout)?,
+            connect: parse("--connect-timeout", &settings.connect_timeout)?,
+            read: parse("--read-timeout", &settings.read_timeout)?,
+            operation: parse("--operation-timeout", &settings.operation_timeout)?,
         })
     }
 }
-
-/// A network wait ended by Ctrl-C: the command saves what it can and exits 130.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Interrupted;
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("interrupted (Ctrl-C)")
-    }
-}
-
-impl std::error::Error for Interrupted {}
 
 /// A two-thread Tokio runtime for network I/O (threads `waflog-<what>`).
 pub fn io_runtime(what: &str) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -100,11 +108,11 @@ impl Aws {
     /// Loads the configuration as the AWS CLI does: `--region`, `--profile` and
     /// `--endpoint-url` first, then the environment (`AWS_REGION`, `AWS_PROFILE`,
     /// `AWS_ENDPOINT_URL`, ...) and the shared config files.
-    pub fn new(global: &GlobalArgs) -> anyhow::Result<Aws> {
-        let timeouts = Timeouts::from_args(global)?;
+    pub fn new(settings: &AwsSettings) -> anyhow::Result<Aws> {
+        let timeouts = Timeouts::parse(settings)?;
         // Ctrl-C ends every network wait (a hung endpoint included) within 50 ms.
-        crate::cmd::stream::install_ctrl_c()?;
-        let stop = crate::cmd::stream::ctrl_c_flag();
+        crate::interrupt::install_ctrl_c()?;
+        let stop = crate::interrupt::ctrl_c_flag();
         let runtime = io_runtime("aws")?;
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
             TimeoutConfig::builder()
@@ -114,13 +122,13 @@ impl Aws {
                 .operation_timeout(timeouts.operation)
                 .build(),
         );
-        if let Some(r) = &global.region {
+        if let Some(r) = &settings.region {
             loader = loader.region(Region::new(r.clone()));
         }
-        if let Some(p) = &global.profile {
+        if let Some(p) = &settings.profile {
             loader = loader.profile_name(p);
         }
-        if let Some(e) = &global.endpoint_url {
+        if let Some(e) = &settings.endpoint_url {
             loader = loader.endpoint_url(e);
         }
         let config = runtime.block_on(loader.load());
@@ -227,14 +235,14 @@ struct Waiting;
 
 impl Waiting {
     fn new() -> Waiting {
-        crate::cmd::stream::AWS_WAITS.fetch_add(1, Ordering::SeqCst);
+        crate::interrupt::AWS_WAITS.fetch_add(1, Ordering::SeqCst);
         Waiting
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        crate::cmd::stream::AWS_WAITS.fetch_sub(1, Ordering::SeqCst);
+        crate::interrupt::AWS_WAITS.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -580,29 +588,21 @@ pub fn retry<T>(
     }
 }
 
-/// True when the error chain holds an [`Interrupted`].
-pub fn is_interrupted(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<Interrupted>().is_some()
-        || e.chain().any(|c| {
-            c.downcast_ref::<Interrupted>().is_some()
-                || c.downcast_ref::<std::io::Error>()
-                    .and_then(|io| io.get_ref())
-                    .is_some_and(|inner| inner.is::<Interrupted>())
-        })
-}
-
 /// The AWS context of a run, created on first use (runs that touch no s3:// or
 /// kinesis:// location need neither credentials nor a region).
 #[derive(Debug)]
-pub struct AwsContext<'a> {
-    global: &'a GlobalArgs,
+pub struct AwsContext {
+    settings: AwsSettings,
     aws: Option<Arc<Aws>>,
 }
 
-impl<'a> AwsContext<'a> {
-    /// A context for the global flags `global`.
-    pub fn new(global: &'a GlobalArgs) -> AwsContext<'a> {
-        AwsContext { global, aws: None }
+impl AwsContext {
+    /// A context for `settings`.
+    pub fn new(settings: AwsSettings) -> AwsContext {
+        AwsContext {
+            settings,
+            aws: None,
+        }
     }
 
     /// The shared SDK configuration and runtime.
@@ -610,7 +610,7 @@ impl<'a> AwsContext<'a> {
         if let Some(a) = &self.aws {
             return Ok(Arc::clone(a));
         }
-        let a = Arc::new(Aws::new(self.global)?);
+        let a = Arc::new(Aws::new(&self.settings)?);
         self.aws = Some(Arc::clone(&a));
         Ok(a)
     }

@@ -1,39 +1,25 @@
-//! Amazon S3: the source lists objects under a prefix and streams them in time
-//! order, gunzipped on the fly on a thread of its own; the sink writes gzip NDJSON
-//! objects in the AWS WAF delivery layout, one per 5 minutes of event time per web
-//! ACL, with multipart upload for large objects.
+//! Amazon S3 source: lists the objects under a prefix and streams them in time
+//! order, gunzipped on the fly on a thread of its own.
 //!
 //! Delivery layout (as AWS WAF writes to S3):
 //! `<prefix>AWSLogs/<account>/WAFLogs/<region or cloudfront>/<web-acl>/YYYY/MM/dd/HH/mm/<account>_waflogs_<region>_<web-acl>_<YYYYMMDDTHHmmZ>_<hash>.log.gz`.
 
-use std::collections::BTreeMap;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use flate2::Compression;
 use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
 
-use super::{
-    Aws, Backoff, CallError, Class, GaveUp, Interrupted, LineBuffer, Trouble, error_text, retry,
-};
-use crate::source::file::{Failure, Input};
+use super::file::{Failure, Input};
+use crate::aws::{Aws, Backoff, CallError, Class, GaveUp, Trouble, error_text, retry};
+use crate::interrupt::Interrupted;
 
 /// Decompressed bytes are handed to the parser in blocks of this size.
 const BLOCK: usize = 1 << 20;
 /// Blocks in flight between the download thread and the parser (bounded memory).
 const BLOCKS_IN_FLIGHT: usize = 8;
-/// Object parts are uploaded once this much compressed data is buffered (S3's
-/// minimum part size is 5 MiB).
-pub const DEFAULT_PART_SIZE: usize = 8 << 20;
-/// Event time covered by one object (AWS WAF delivers every 5 minutes).
-pub const DEFAULT_OBJECT_SPAN_MS: i64 = 5 * 60_000;
-
 /// One object of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -515,10 +501,12 @@ impl ObjectReader {
 }
 
 /// The error an S3 input stops the run with: a read that did not recover, or
-/// Ctrl-C ([`super::Interrupted`]).
+/// Ctrl-C ([`crate::interrupt::Interrupted`]).
 fn stop_error(name: &str, failed: Failed) -> io::Error {
     match failed {
-        Failed::Interrupted => io::Error::new(io::ErrorKind::Interrupted, super::Interrupted),
+        Failed::Interrupted => {
+            io::Error::new(io::ErrorKind::Interrupted, crate::interrupt::Interrupted)
+        }
         Failed::Fatal(t) | Failed::Corrupt(t) => {
             io::Error::other(format!("{name}: {t} (nothing after this point was read)"))
         }
@@ -567,353 +555,6 @@ impl Read for ObjectReader {
     }
 }
 
-/// Where a web ACL's logs go: account, region (`cloudfront` for global ACLs) and
-/// name, from its ARN (`arn:aws:wafv2:us-east-1:123456789012:regional/webacl/NAME/ID`).
-fn acl_parts(webacl_id: Option<&str>) -> (String, String, String) {
-    let fallback = || {
-        (
-            "000000000000".to_string(),
-            "unknown".to_string(),
-            "unknown-webacl".to_string(),
-        )
-    };
-    let Some(arn) = webacl_id else {
-        return fallback();
-    };
-    let fields: Vec<&str> = arn.splitn(6, ':').collect();
-    if fields.len() < 6 || fields[0] != "arn" {
-        return fallback();
-    }
-    let resource: Vec<&str> = fields[5].split('/').collect();
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    let region = if resource.first() == Some(&"global") || fields[3].is_empty() {
-        "cloudfront".to_string()
-    } else {
-        clean(fields[3])
-    };
-    let name = resource
-        .get(2)
-        .map_or("unknown-webacl".to_string(), |n| clean(n));
-    (clean(fields[4]), region, name)
-}
-
-/// The fields of a record the sink routes by.
-#[derive(serde::Deserialize)]
-struct Route<'a> {
-    #[serde(borrow, default)]
-    timestamp: Option<&'a serde_json::value::RawValue>,
-    #[serde(borrow, default, rename = "webaclId")]
-    webacl_id: Option<std::borrow::Cow<'a, str>>,
-}
-
-struct OpenObject {
-    key: String,
-    gz: GzEncoder<Vec<u8>>,
-    upload_id: Option<String>,
-    parts: Vec<CompletedPart>,
-    records: u64,
-    bytes_out: u64,
-}
-
-/// Counters of an S3 sink.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SinkStats {
-    /// Objects written.
-    pub objects: u64,
-    /// Of which with multipart upload.
-    pub multipart: u64,
-    /// Records written.
-    pub records: u64,
-    /// Compressed bytes written.
-    pub bytes: u64,
-}
-
-/// Writes NDJSON records as gzip objects in the WAF delivery layout.
-pub struct S3Sink {
-    aws: Arc<Aws>,
-    client: aws_sdk_s3::Client,
-    bucket: String,
-    prefix: String,
-    span_ms: i64,
-    part_size: usize,
-    open: BTreeMap<(String, i64), OpenObject>,
-    max_event: i64,
-    last_ts: i64,
-    lines: LineBuffer,
-    stats: SinkStats,
-    trouble: Trouble,
-}
-
-/// One S3 sink call, retried ([`retry`]) and stopped by Ctrl-C.
-fn send<T, E, F, Fut>(aws: &Aws, trouble: &mut Trouble, what: &str, mut f: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<
-            Output = Result<
-                T,
-                aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-            >,
-        >,
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    retry(aws, trouble, 0x3c6e_f372_fe94_f82b, || {
-        Ok(aws.call(f())?.map_err(|e| CallError::from_sdk(&e)))
-    })
-    .map_err(|g| g.into_error(what))
-}
-
-impl std::fmt::Debug for S3Sink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Sink")
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
-    }
-}
-
-impl S3Sink {
-    /// A sink into `s3://bucket/prefix`: one object per `span_ms` of event time per
-    /// web ACL, parts of `part_size` bytes (at least 5 MiB) for large objects.
-    pub fn new(
-        aws: Arc<Aws>,
-        bucket: &str,
-        prefix: &str,
-        span_ms: i64,
-        part_size: usize,
-    ) -> S3Sink {
-        let mut prefix = prefix.to_string();
-        if !prefix.is_empty() && !prefix.ends_with('/') {
-            prefix.push('/');
-        }
-        let trouble = aws.trouble(&format!("s3://{bucket}"));
-        S3Sink {
-            client: aws.s3(),
-            aws,
-            bucket: bucket.to_string(),
-            prefix,
-            span_ms: span_ms.max(1_000),
-            part_size: part_size.max(5 << 20),
-            open: BTreeMap::new(),
-            max_event: i64::MIN,
-            last_ts: 0,
-            lines: LineBuffer::default(),
-            stats: SinkStats::default(),
-            trouble,
-        }
-    }
-
-    /// Adds complete lines (a trailing partial line waits for the next block).
-    pub fn write_block(&mut self, block: &[u8]) -> anyhow::Result<()> {
-        let mut lines = std::mem::take(&mut self.lines);
-        let fed = lines.feed(block, |line| self.write_record(line));
-        self.lines = lines;
-        fed?;
-        self.close_due()
-    }
-
-    fn write_record(&mut self, line: &[u8]) -> anyhow::Result<()> {
-        let route: Option<Route<'_>> = serde_json::from_slice(line).ok();
-        let ts = route
-            .as_ref()
-            .and_then(|r| r.timestamp)
-            .and_then(|t| {
-                waflog_core::timestamp::from_json_text(t.get())
-                    .ok()
-                    .flatten()
-            })
-            .unwrap_or(self.last_ts);
-        self.last_ts = ts;
-        self.max_event = self.max_event.max(ts);
-        let (account, region, name) =
-            acl_parts(route.as_ref().and_then(|r| r.webacl_id.as_deref()));
-        let window = ts.div_euclid(self.span_ms) * self.span_ms;
-        let acl = format!("{account}/{region}/{name}");
-        let entry = self.open.entry((acl, window)).or_insert_with(|| {
-            let start = chrono::DateTime::from_timestamp_millis(window).unwrap_or_default();
-            let hash = {
-                let mut crc = flate2::Crc::new();
-                crc.update(line);
-                crc.sum()
-            };
-            OpenObject {
-                key: format!(
-                    "{}AWSLogs/{account}/WAFLogs/{region}/{name}/{}/{account}_waflogs_{region}_{name}_{}_{hash:08x}.log.gz",
-                    self.prefix,
-                    start.format("%Y/%m/%d/%H/%M"),
-                    start.format("%Y%m%dT%H%MZ"),
-                ),
-                gz: GzEncoder::new(Vec::with_capacity(1 << 16), Compression::default()),
-                upload_id: None,
-                parts: Vec::new(),
-                records: 0,
-                bytes_out: 0,
-            }
-        });
-        entry.gz.write_all(line)?;
-        entry.gz.write_all(b"\n")?;
-        entry.records += 1;
-        if entry.gz.get_ref().len() >= self.part_size {
-            let body = std::mem::take(entry.gz.get_mut());
-            Self::upload_part(
-                &self.aws,
-                &self.client,
-                &self.bucket,
-                &mut self.trouble,
-                entry,
-                body,
-            )?;
-        }
-        Ok(())
-    }
-
-    fn upload_part(
-        aws: &Aws,
-        client: &aws_sdk_s3::Client,
-        bucket: &str,
-        trouble: &mut Trouble,
-        o: &mut OpenObject,
-        body: Vec<u8>,
-    ) -> anyhow::Result<()> {
-        let key = o.key.clone();
-        let ctx = || format!("cannot upload s3://{bucket}/{key}");
-        if o.upload_id.is_none() {
-            let r = send(aws, trouble, &ctx(), || {
-                client
-                    .create_multipart_upload()
-                    .bucket(bucket)
-                    .key(&o.key)
-                    .content_type("application/x-ndjson")
-                    .content_encoding("gzip")
-                    .send()
-            })?;
-            o.upload_id = r.upload_id().map(str::to_string);
-        }
-        let upload_id = o.upload_id.clone().context("S3 returned no upload id")?;
-        let number = o.parts.len() as i32 + 1;
-        o.bytes_out += body.len() as u64;
-        let body = bytes::Bytes::from(body);
-        let r = send(aws, trouble, &ctx(), || {
-            client
-                .upload_part()
-                .bucket(bucket)
-                .key(&o.key)
-                .upload_id(&upload_id)
-                .part_number(number)
-                .body(ByteStream::from(body.clone()))
-                .send()
-        })?;
-        o.parts.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(r.e_tag().map(str::to_string))
-                .build(),
-        );
-        Ok(())
-    }
-
-    /// Closes the objects whose span ended a whole span before the latest event.
-    fn close_due(&mut self) -> anyhow::Result<()> {
-        let due: Vec<(String, i64)> = self
-            .open
-            .keys()
-            .filter(|(_, w)| w.saturating_add(2 * self.span_ms) <= self.max_event)
-            .cloned()
-            .collect();
-        for k in due {
-            if let Some(o) = self.open.remove(&k) {
-                self.close(o)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn close(&mut self, mut o: OpenObject) -> anyhow::Result<()> {
-        let body = std::mem::replace(&mut o.gz, GzEncoder::new(Vec::new(), Compression::fast()))
-            .finish()
-            .context("cannot finish a gzip stream")?;
-        let key = o.key.clone();
-        let ctx = || format!("cannot write s3://{}/{key}", self.bucket);
-        if o.upload_id.is_some() {
-            Self::upload_part(
-                &self.aws,
-                &self.client,
-                &self.bucket,
-                &mut self.trouble,
-                &mut o,
-                body,
-            )?;
-            let parts = std::mem::take(&mut o.parts);
-            send(&self.aws, &mut self.trouble, &ctx(), || {
-                self.client
-                    .complete_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&o.key)
-                    .set_upload_id(o.upload_id.clone())
-                    .multipart_upload(
-                        CompletedMultipartUpload::builder()
-                            .set_parts(Some(parts.clone()))
-                            .build(),
-                    )
-                    .send()
-            })?;
-            self.stats.multipart += 1;
-        } else {
-            o.bytes_out += body.len() as u64;
-            let body = bytes::Bytes::from(body);
-            send(&self.aws, &mut self.trouble, &ctx(), || {
-                self.client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(&o.key)
-                    .content_type("application/x-ndjson")
-                    .content_encoding("gzip")
-                    .body(ByteStream::from(body.clone()))
-                    .send()
-            })?;
-        }
-        self.stats.objects += 1;
-        self.stats.records += o.records;
-        self.stats.bytes += o.bytes_out;
-        tracing::debug!(
-            "wrote s3://{}/{} ({} records)",
-            self.bucket,
-            o.key,
-            o.records
-        );
-        Ok(())
-    }
-
-    /// Writes the last partial line and every open object.
-    pub fn finish(&mut self) -> anyhow::Result<()> {
-        let mut lines = std::mem::take(&mut self.lines);
-        lines.finish(|line| self.write_record(line))?;
-        for (_, o) in std::mem::take(&mut self.open) {
-            self.close(o)?;
-        }
-        let s = self.stats;
-        tracing::info!(
-            "s3://{}/{}: {} objects ({} multipart), {} records, {:.1} MB compressed",
-            self.bucket,
-            self.prefix,
-            s.objects,
-            s.multipart,
-            s.records,
-            s.bytes as f64 / 1e6
-        );
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -958,23 +599,5 @@ mod tests {
                 "p/acl-a/2024/05/01/00/15/a.gz"
             ]
         );
-    }
-
-    #[test]
-    fn acl_parts_from_arns() {
-        assert_eq!(
-            acl_parts(Some(
-                "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/my-acl/a1b2"
-            )),
-            ("123456789012".into(), "us-east-1".into(), "my-acl".into())
-        );
-        assert_eq!(
-            acl_parts(Some(
-                "arn:aws:wafv2:us-east-1:123456789012:global/webacl/cf acl/x"
-            )),
-            ("123456789012".into(), "cloudfront".into(), "cf_acl".into())
-        );
-        assert_eq!(acl_parts(Some("not-an-arn")).2, "unknown-webacl");
-        assert_eq!(acl_parts(None).0, "000000000000");
     }
 }
