@@ -503,6 +503,13 @@ pub struct TransformArgs {
     /// How S3 and Kinesis outputs are laid out.
     #[command(flatten)]
     pub sink: SinkArgs,
+    /// Record format of the output: `ndjson` (each WAF record with its indicators) or
+    /// `ocsf` (each record as an OCSF 1.1.0 HTTP Activity event, class_uid 4002, for
+    /// Amazon Security Lake and SIEMs; WAF fields OCSF has no attribute for, and the
+    /// indicators, under `unmapped`; the mapping is in docs/ocsf.md). Also applies to
+    /// --firehose.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Ndjson)]
+    pub output_format: OutputFormat,
     /// kinesis:// input: a checkpoint file (the last sequence number per shard
     /// whose records reached the output). Read at start, so a restart resumes after
     /// them; written atomically once the output holds those records (after each
@@ -529,6 +536,13 @@ pub struct DetectArgs {
     /// Write every interval's result, not only anomalies (grade > 0).
     #[arg(long)]
     pub all: bool,
+    /// Result format: `ndjson` (OpenSearch AD's result documents) or `ocsf` (each
+    /// anomaly as an OCSF 1.1.0 Detection Finding, class_uid 2004: evidence, the
+    /// contributing values as observables, severity from the grade; results with
+    /// grade 0 are not findings and are not written, even with --all). The mapping
+    /// is in docs/ocsf.md.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Ndjson)]
+    pub output_format: OutputFormat,
     /// Live input (a pipe from `waflog generate --realtime`, a growing stream): the
     /// watermark also advances with the wall clock while no record arrives, so an
     /// interval closes even when traffic stops, and results are flushed at once.
@@ -623,6 +637,16 @@ pub struct ReportArgs {
     /// absent).
     #[arg(long, value_name = "FILE")]
     pub dead_letter: Option<PathBuf>,
+}
+
+/// What `waflog transform` and `waflog detect` write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON document per line: records (transform) or results (detect).
+    Ndjson,
+    /// OCSF 1.1.0 events, one per line: HTTP Activity (transform) or Detection
+    /// Finding (detect).
+    Ocsf,
 }
 
 /// What `waflog detect` reads.

@@ -23,12 +23,21 @@ use crate::timestamp;
 #[derive(Debug, Clone)]
 pub struct Transformer {
     map: FeatureMap,
+    /// Write each record as an OCSF HTTP Activity event ([`crate::ocsf`]).
+    ocsf: bool,
 }
 
 impl Transformer {
     /// A transformer with the given vocabularies.
     pub fn new(map: FeatureMap) -> Transformer {
-        Transformer { map }
+        Transformer { map, ocsf: false }
+    }
+
+    /// The same transformer writing each record as an OCSF 1.1 HTTP Activity event
+    /// (see [`crate::ocsf::http_activity`]; the indicators go under `unmapped`).
+    pub fn with_ocsf(mut self, ocsf: bool) -> Transformer {
+        self.ocsf = ocsf;
+        self
     }
 
     /// The vocabularies in use.
@@ -40,6 +49,24 @@ impl Transformer {
     /// appends the output line, with its newline, to `out`. On error `out` is left as
     /// it was.
     pub fn transform_line(&self, line: &[u8], out: &mut Vec<u8>) -> Result<(), SchemaError> {
+        if !self.ocsf {
+            return self.transform_waf(line, out);
+        }
+        let start = out.len();
+        self.transform_waf(line, out)?;
+        let event = std::str::from_utf8(&out[start..out.len() - 1])
+            .map_err(|e| SchemaError::InvalidJson(e.to_string()))
+            .and_then(crate::ocsf::http_activity);
+        out.truncate(start);
+        let event = event?;
+        crate::text::to_json_writer(&mut *out, &event)
+            .map_err(|e| SchemaError::InvalidJson(e.to_string()))?;
+        out.push(b'\n');
+        Ok(())
+    }
+
+    /// [`Transformer::transform_line`] for WAF records out.
+    fn transform_waf(&self, line: &[u8], out: &mut Vec<u8>) -> Result<(), SchemaError> {
         let text = object_text(line)?;
         let view: RecordView<'_> = serde_json::from_str(text).map_err(|e| field_error(text, e))?;
         let raw_ts = view.timestamp.ok_or(SchemaError::MissingTimestamp)?;
@@ -203,6 +230,25 @@ pub struct TransformStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ocsf_output_is_one_http_activity_per_record_and_rejects_leave_no_trace() {
+        let t = Transformer::new(FeatureMap::default()).with_ocsf(true);
+        let mut out = b"kept\n".to_vec();
+        t.transform_line(br#"{"timestamp":1714521600.5,"action":"BLOCK","httpRequest":{"clientIp":"192.0.2.1","country":"XX","httpMethod":"GET"}}"#, &mut out)
+            .unwrap();
+        let line = std::str::from_utf8(&out[5..]).unwrap().to_string();
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let ev: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(ev["class_uid"], 4002);
+        assert_eq!(ev["time"], 1_714_521_600_500_i64);
+        assert_eq!(ev["unmapped"]["B_action"], 1);
+        assert_eq!(ev["unmapped"]["UNK_country"], 1);
+        for bad in [&b"{"[..], b"[]", br#"{"action":"ALLOW"}"#] {
+            assert!(t.transform_line(bad, &mut out).is_err());
+            assert_eq!(out.len(), 5 + line.len());
+        }
+    }
 
     fn run(line: &str) -> Result<Value, SchemaError> {
         let t = Transformer::new(FeatureMap::default());

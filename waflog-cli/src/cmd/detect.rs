@@ -36,6 +36,8 @@ struct Results {
     out: Option<Output>,
     buf: Vec<u8>,
     all: bool,
+    /// Write OCSF Detection Findings (anomalies only) instead of results.
+    ocsf: bool,
     written: u64,
     /// The live dashboard, with --dashboard.
     dashboard: Option<Dashboard>,
@@ -67,7 +69,13 @@ impl ResultObserver for Results {
             if r.is_anomaly() {
                 tracing::warn!("anomaly: {}", r.summary());
             }
-            if self.all || r.is_anomaly() {
+            if self.ocsf {
+                if let Some(finding) = waflog_core::ocsf::detection_finding(r) {
+                    waflog_core::text::to_json_writer(&mut self.buf, &finding)?;
+                    self.buf.push(b'\n');
+                    self.written += 1;
+                }
+            } else if self.all || r.is_anomaly() {
                 waflog_core::text::to_json_writer(&mut self.buf, r)?;
                 self.buf.push(b'\n');
                 self.written += 1;
@@ -94,11 +102,18 @@ impl ResultObserver for Results {
 
 impl Results {
     /// Results into `out`, on `dashboard`; `delivered` notifications so far.
-    fn new(out: Output, all: bool, dashboard: Option<Dashboard>, delivered: u64) -> Results {
+    fn new(
+        out: Output,
+        all: bool,
+        ocsf: bool,
+        dashboard: Option<Dashboard>,
+        delivered: u64,
+    ) -> Results {
         Results {
             out: Some(out),
             buf: Vec::with_capacity(OUT_BLOCK * 2),
             all,
+            ocsf,
             written: 0,
             dashboard,
             counts: AlertCounts {
@@ -152,6 +167,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         pipeline: pipeline.with_observer(Results::new(
             out,
             args.all,
+            args.output_format == crate::cli::OutputFormat::Ocsf,
             dashboard,
             delivered_at_start,
         )),

@@ -31,7 +31,8 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         }
     }
     let config = super::load_config(global)?;
-    let transformer = Transformer::new(config.feature_map()?);
+    let transformer = Transformer::new(config.feature_map()?)
+        .with_ocsf(args.output_format == crate::cli::OutputFormat::Ocsf);
     let started = Instant::now();
 
     // The event is at most 6 MB (the Lambda request limit): read it whole, up to

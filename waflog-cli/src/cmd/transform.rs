@@ -26,7 +26,8 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
     }
     let config = super::load_config_with_limit(global, args.input.max_line_bytes)?;
     let max_line = config.input.max_line_bytes;
-    let transformer = Transformer::new(config.feature_map()?);
+    let transformer = Transformer::new(config.feature_map()?)
+        .with_ocsf(args.output_format == crate::cli::OutputFormat::Ocsf);
     let mut aws = AwsContext::new(global.aws_settings());
     let range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
     let inputs_given = args.input.all();
