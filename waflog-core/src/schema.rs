@@ -3,9 +3,14 @@
 //! [`WafLog`] models every field AWS documents for web ACL traffic logs, plus the seed
 //! simulator's `httpStatus` extension. The field list follows the AWS WAF Developer
 //! Guide, "Log fields for protection pack (web ACL) traffic"
-//! (<https://docs.aws.amazon.com/waf/latest/developerguide/logging-fields.html>), and
-//! the nesting its "Log examples" page shows
-//! (<https://docs.aws.amazon.com/waf/latest/developerguide/logging-examples.html>):
+//! (<https://docs.aws.amazon.com/waf/latest/developerguide/logging-fields.html>); that
+//! list is flat, so the nesting below comes from the "Log examples" page
+//! (<https://docs.aws.amazon.com/waf/latest/developerguide/logging-examples.html>:
+//! `rateBasedRuleList[]` with `limitKey`, `maxRateAllowed`, `evaluationWindowSec`,
+//! `customValues[]`; `requestHeadersInserted`, `responseCodeSent` at the top level)
+//! and, for the fields its examples lack, from the records in
+//! `fixtures/aws-examples.ndjson` (`fragment`, `scheme`, `host` in `httpRequest`; the
+//! fingerprints and body sizes at the top level):
 //!
 //! | where | fields |
 //! |---|---|
