@@ -3,9 +3,17 @@
 //! Input: `fixtures/bench.ndjson.gz` (20,000 simulated records, decompressed once
 //! outside the timed part). Run with `cargo bench -p waflog-benches`; each group
 //! reports bytes/s and events/s.
+//!
+//! `parse/waflog_full` is the typed full parse ([`WafLog::from_json`]);
+//! `parse/waflog_full_before` is the same parse as it was before the one-pass
+//! visitors (`legacy_schema.rs`: a `serde_json::Value`, then `#[serde(flatten)]`
+//! structs), so one run gives the before and after. Only that comparison:
+//! `cargo bench -p waflog-benches --bench pipeline -- 'parse/waflog_full' --measurement-time 3`.
 
 use std::hint::black_box;
 use std::io::Read;
+
+mod legacy_schema;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use waflog_core::WafLog;
@@ -53,6 +61,14 @@ fn parse(c: &mut Criterion) {
                 for l in &lines {
                     let s = std::str::from_utf8(l).unwrap_or_default();
                     black_box(WafLog::from_json(s).is_ok());
+                }
+            })
+        });
+        g.bench_function(format!("waflog_full_before/{name}"), |b| {
+            b.iter(|| {
+                for l in &lines {
+                    let s = std::str::from_utf8(l).unwrap_or_default();
+                    black_box(legacy_schema::WafLog::from_json(s).is_ok());
                 }
             })
         });

@@ -1,12 +1,39 @@
 //! The AWS WAF v2 log record.
 //!
 //! [`WafLog`] models every field AWS documents for web ACL traffic logs, plus the seed
-//! simulator's `httpStatus` extension. It is made for real records:
+//! simulator's `httpStatus` extension. The field list follows the AWS WAF Developer
+//! Guide, "Log fields for protection pack (web ACL) traffic"
+//! (<https://docs.aws.amazon.com/waf/latest/developerguide/logging-fields.html>); that
+//! list is flat, so the nesting below comes from the "Log examples" page
+//! (<https://docs.aws.amazon.com/waf/latest/developerguide/logging-examples.html>:
+//! `rateBasedRuleList[]` with `limitKey`, `maxRateAllowed`, `evaluationWindowSec`,
+//! `customValues[]`; `requestHeadersInserted`, `responseCodeSent` at the top level)
+//! and, for the fields its examples lack, from the records in
+//! `fixtures/aws-examples.ndjson` (`fragment`, `scheme`, `host` in `httpRequest`; the
+//! fingerprints and body sizes at the top level):
+//!
+//! | where | fields |
+//! |---|---|
+//! | top level | `timestamp`, `formatVersion`, `webaclId`, `terminatingRuleId`, `terminatingRuleType`, `action`, `terminatingRuleMatchDetails`, `httpSourceName`, `httpSourceId`, `ruleGroupList`, `rateBasedRuleList`, `nonTerminatingMatchingRules`, `requestHeadersInserted`, `responseCodeSent`, `httpRequest`, `labels`, `captchaResponse`, `challengeResponse`, `ja3Fingerprint`, `ja4Fingerprint`, `oversizeFields`, `requestBodySize`, `requestBodySizeInspectedByWAF`, `clientAsn`, `cfDistributionTenantId` |
+//! | `httpRequest` | `clientIp`, `country`, `headers[]` (`name`, `value`), `uri`, `args`, `httpVersion`, `httpMethod`, `requestId`, `fragment`, `scheme`, `host` |
+//! | `rateBasedRuleList[]` | `rateBasedRuleId`, `rateBasedRuleName`, `limitKey`, `maxRateAllowed`, `evaluationWindowSec`, `customValues[]` (`key`, `name`, `value`), `limitValue` |
+//! | `captchaResponse`, `challengeResponse` | `responseCode`, `solveTimestamp`, `failureReason` |
+//! | `labels[]` | `name` |
+//!
+//! The field list does not say where `clientAsn` and `cfDistributionTenantId` sit
+//! and the examples page has no record with them: they are read at the top level,
+//! next to `ja3Fingerprint`; anywhere else they are kept as unknown fields (below)
+//! and are still usable by detectors through their path.
+//!
+//! It is made for real records:
 //!
 //! - a field AWS writes as `null` stays `null`, an absent field stays absent
 //!   ([`Nullable`] tells the three cases apart), so a record round-trips: parse ->
 //!   serialize -> parse gives the same JSON value;
 //! - unknown and future fields are kept in each object's `extra` map;
+//! - it is parsed in one pass by hand-written visitors (no intermediate
+//!   [`serde_json::Value`], no `#[serde(flatten)]` buffering on input); only unknown
+//!   fields become values. A repeated key is an error, like a field of the wrong type;
 //! - `action` keeps its original spelling (`"Challenge"`, `"BLOCK"`); [`Action::parse`]
 //!   reads it in any letter case;
 //! - `timestamp` is normalised to integer epoch milliseconds (see [`crate::timestamp`]).
@@ -24,6 +51,10 @@
 //! assert_eq!(back, serde_json::from_str::<serde_json::Value>(line).unwrap());
 //! ```
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -104,33 +135,102 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let v = Value::deserialize(d)?;
-        let ms = match &v {
-            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                (Some(i), _) => crate::timestamp::from_i64(i),
-                (None, Some(f)) => crate::timestamp::from_f64(f),
-                _ => Err(SchemaError::MissingTimestamp),
-            },
-            Value::String(s) => crate::timestamp::from_str(s),
-            Value::Null => Err(SchemaError::MissingTimestamp),
-            _ => Err(SchemaError::InvalidTimestamp {
-                value: v.to_string(),
-                reason: "must be a number or a string",
-            }),
-        };
-        ms.map(Timestamp).map_err(D::Error::custom)
+        d.deserialize_any(TimestampVisitor)
+    }
+}
+
+/// Reads a timestamp straight from the parser; its errors are [`SchemaError`]s
+/// (`missing timestamp`, `unparsable timestamp ...`), which [`WafLog::from_json`]
+/// recognises by their text.
+struct TimestampVisitor;
+
+impl TimestampVisitor {
+    fn wrong<E: de::Error>(found: &str) -> E {
+        E::custom(SchemaError::InvalidTimestamp {
+            value: found.to_string(),
+            reason: "must be a number or a string",
+        })
+    }
+}
+
+impl<'de> Visitor<'de> for TimestampVisitor {
+    type Value = Timestamp;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a timestamp")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
+        crate::timestamp::from_i64(v)
+            .map(Timestamp)
+            .map_err(E::custom)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timestamp, E> {
+        match i64::try_from(v) {
+            Ok(i) => self.visit_i64(i),
+            Err(_) => crate::timestamp::from_f64(v as f64)
+                .map(Timestamp)
+                .map_err(E::custom),
+        }
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Timestamp, E> {
+        crate::timestamp::from_f64(v)
+            .map(Timestamp)
+            .map_err(E::custom)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
+        crate::timestamp::from_str(v)
+            .map(Timestamp)
+            .map_err(E::custom)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Timestamp, E> {
+        Err(E::custom(SchemaError::MissingTimestamp))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Timestamp, E> {
+        self.visit_unit()
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Timestamp, E> {
+        Err(Self::wrong(if v { "true" } else { "false" }))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Timestamp, A::Error> {
+        Err(Self::wrong("an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Timestamp, A::Error> {
+        Err(Self::wrong("an object"))
     }
 }
 
 /// A status code as the log wrote it: the seed writes `"200"`, AWS writes `403`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Code {
     /// A JSON number.
     Number(i64),
     /// A JSON string.
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for Code {
+    /// An integer or a string; anything else (`502.0`, `true`) is an error.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Code;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer or a string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Code, E> {
+                Ok(Code::Number(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Code, E> {
+                i64::try_from(v)
+                    .map(Code::Number)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Code, E> {
+                Ok(Code::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Code {
@@ -189,18 +289,100 @@ impl Action {
 macro_rules! record {
     ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $json:literal => $field:ident : $ty:ty,)* }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Default, PartialEq, Serialize)]
         pub struct $name {
             $(
                 $(#[$fm])*
-                #[serde(rename = $json, default, skip_serializing_if = "Nullable::is_absent")]
+                #[serde(rename = $json, skip_serializing_if = "Nullable::is_absent")]
                 pub $field: Nullable<$ty>,
             )*
             /// Fields this version of waflog does not know, kept as they were.
             #[serde(flatten)]
             pub extra: Map<String, Value>,
         }
+
+        impl $name {
+            /// Reads the value of `key` into its field (or `extra`); a key seen twice
+            /// is an error.
+            fn absorb<'de, A: MapAccess<'de>>(
+                &mut self,
+                key: Cow<'de, str>,
+                map: &mut A,
+            ) -> Result<(), A::Error> {
+                match &*key {
+                    $(
+                        $json => {
+                            if !self.$field.is_absent() {
+                                return Err(de::Error::duplicate_field($json));
+                            }
+                            self.$field = map.next_value()?;
+                        }
+                    )*
+                    _ => absorb_extra(&mut self.extra, key, map)?,
+                }
+                Ok(())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!("a ", stringify!($name), " object"))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$name, A::Error> {
+                        let mut out = $name::default();
+                        while let Some(key) = map.next_key_seed(KeySeed)? {
+                            out.absorb(key, &mut map)?;
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
     };
+}
+
+/// An unknown field: parsed into a [`Value`] (only unknown fields pay for it) and
+/// kept; a repeated unknown key is an error like a repeated known one, since which
+/// of two values counts is undefined in JSON.
+fn absorb_extra<'de, A: MapAccess<'de>>(
+    extra: &mut Map<String, Value>,
+    key: Cow<'de, str>,
+    map: &mut A,
+) -> Result<(), A::Error> {
+    let value: Value = map.next_value()?;
+    if extra.contains_key(&*key) {
+        return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+    }
+    extra.insert(key.into_owned(), value);
+    Ok(())
+}
+
+/// A map key, borrowed from the input when it has no escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
 }
 
 record!(
@@ -412,13 +594,46 @@ record!(
 );
 
 /// One AWS WAF v2 log record: the required `timestamp` plus every other field.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct WafLog {
     /// Request time, normalised to epoch milliseconds.
     pub timestamp: Timestamp,
     /// Every other field.
     #[serde(flatten)]
     pub fields: WafLogFields,
+}
+
+impl<'de> Deserialize<'de> for WafLog {
+    /// One pass over the object: no intermediate [`Value`] and no buffering of the
+    /// record (as `#[serde(flatten)]` would do); only unknown fields become values.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WafLog;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a WAF log object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WafLog, A::Error> {
+                let mut timestamp = None;
+                let mut fields = WafLogFields::default();
+                while let Some(key) = map.next_key_seed(KeySeed)? {
+                    if key == crate::names::TIMESTAMP {
+                        if timestamp.is_some() {
+                            return Err(de::Error::duplicate_field(crate::names::TIMESTAMP));
+                        }
+                        timestamp = Some(map.next_value::<Timestamp>()?);
+                    } else {
+                        fields.absorb(key, &mut map)?;
+                    }
+                }
+                match timestamp {
+                    Some(timestamp) => Ok(WafLog { timestamp, fields }),
+                    None => Err(de::Error::custom(SchemaError::MissingTimestamp)),
+                }
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl std::ops::Deref for WafLog {
@@ -435,34 +650,27 @@ impl std::ops::DerefMut for WafLog {
 }
 
 impl WafLog {
-    /// Parses one JSON record, with the same error classes as the transform.
+    /// Parses one JSON record, with the same error classes as the transform:
+    /// [`SchemaError::InvalidJson`], [`SchemaError::NotAnObject`],
+    /// [`SchemaError::MissingTimestamp`], [`SchemaError::InvalidTimestamp`],
+    /// [`SchemaError::InvalidField`] (a wrong type, a repeated key).
     pub fn from_json(line: &str) -> Result<WafLog, SchemaError> {
-        let value: Value =
-            serde_json::from_str(line).map_err(|e| SchemaError::InvalidJson(e.to_string()))?;
-        WafLog::from_value(value)
+        let text = line.trim_start_matches([' ', '\t', '\r', '\n']);
+        if !text.starts_with('{') {
+            // Not an object (or not JSON): the slow path names what it is.
+            let value: Value =
+                serde_json::from_str(line).map_err(|e| SchemaError::InvalidJson(e.to_string()))?;
+            return Err(SchemaError::NotAnObject(json_kind(&value)));
+        }
+        serde_json::from_str(line).map_err(classify)
     }
 
     /// Builds a record from a parsed JSON value.
     pub fn from_value(value: Value) -> Result<WafLog, SchemaError> {
-        let obj = match value {
-            Value::Object(o) => o,
-            other => return Err(SchemaError::NotAnObject(json_kind(&other))),
-        };
-        match obj.get(crate::names::TIMESTAMP) {
-            None | Some(Value::Null) => return Err(SchemaError::MissingTimestamp),
-            Some(_) => {}
+        if !value.is_object() {
+            return Err(SchemaError::NotAnObject(json_kind(&value)));
         }
-        serde_json::from_value(Value::Object(obj)).map_err(|e| {
-            let msg = e.to_string();
-            if msg.contains("timestamp") {
-                SchemaError::InvalidTimestamp {
-                    value: msg,
-                    reason: "unparsable",
-                }
-            } else {
-                SchemaError::InvalidField(msg)
-            }
-        })
+        WafLog::deserialize(value).map_err(classify)
     }
 
     /// The terminating action, read in any case.
@@ -476,6 +684,30 @@ impl WafLog {
             .get()
             .or(self.response_code_sent.get())
             .and_then(Code::as_u16)
+    }
+}
+
+/// Turns a parser error into the schema's error classes. The timestamp's own errors
+/// are [`SchemaError`]s made into text by [`TimestampVisitor`]; they are recognised by
+/// how that text starts (a field's error starts with serde's `invalid type` or
+/// `duplicate field`, never with these).
+fn classify(e: serde_json::Error) -> SchemaError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Io | Category::Syntax | Category::Eof => SchemaError::InvalidJson(e.to_string()),
+        Category::Data => {
+            let msg = e.to_string();
+            if msg.starts_with("missing timestamp") {
+                SchemaError::MissingTimestamp
+            } else if msg.starts_with("unparsable timestamp") {
+                SchemaError::InvalidTimestamp {
+                    value: msg,
+                    reason: "unparsable",
+                }
+            } else {
+                SchemaError::InvalidField(msg)
+            }
+        }
     }
 }
 
@@ -534,6 +766,180 @@ mod tests {
             rule.condition_type.get().map(String::as_str),
             Some("SQL_INJECTION")
         );
+    }
+
+    const FIELDS: &str = include_str!("../../fixtures/aws-log-fields.ndjson");
+
+    /// Parse -> serialise -> parse is equal, and the output is the input as a JSON
+    /// value; the known fields land in typed fields, not in `extra`.
+    #[test]
+    fn every_example_round_trips_with_no_unknown_fields() {
+        let examples = include_str!("../../fixtures/aws-examples.ndjson");
+        let mut n = 0;
+        for line in examples.lines().chain(FIELDS.lines()) {
+            roundtrip(line);
+            let log = WafLog::from_json(line).unwrap();
+            assert!(log.extra.is_empty(), "{:?}", log.extra);
+            let req = log.http_request.get().unwrap();
+            assert!(req.extra.is_empty(), "{:?}", req.extra);
+            for r in log.rate_based_rule_list.get().into_iter().flatten() {
+                assert!(r.extra.is_empty(), "{:?}", r.extra);
+            }
+            n += 1;
+        }
+        assert_eq!(n, 9);
+    }
+
+    #[test]
+    fn recent_fields_are_typed() {
+        let logs: Vec<WafLog> = FIELDS
+            .lines()
+            .map(|l| WafLog::from_json(l).unwrap())
+            .collect();
+        fn s(v: &Nullable<String>) -> Option<&str> {
+            v.get().map(String::as_str)
+        }
+
+        // A rate-based block on two custom keys (shaped like the AWS documentation's
+        // "Rate-based rule 2" example).
+        let rate = &logs[0].rate_based_rule_list.get().unwrap()[0];
+        assert_eq!(s(&rate.limit_key), Some("CUSTOMKEYS"));
+        assert_eq!(rate.max_rate_allowed.get(), Some(&Code::Number(100)));
+        assert_eq!(
+            rate.evaluation_window_sec.get(),
+            Some(&Code::Text("120".into()))
+        );
+        let keys = rate.custom_values.get().unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(s(&keys[1].key), Some("QUERY_ARG"));
+        assert_eq!(s(&keys[1].value), Some("max"));
+
+        // A terminating challenge with an expired token, an ASN and a tenant.
+        let c = &logs[1];
+        assert_eq!(c.action_kind(), Some(Action::Challenge));
+        let ch = c.challenge_response.get().unwrap();
+        assert_eq!(ch.response_code.get(), Some(&202));
+        assert_eq!(ch.solve_timestamp.get(), Some(&1_735_730_000));
+        assert_eq!(s(&ch.failure_reason), Some("TOKEN_EXPIRED"));
+        assert!(c.captcha_response.is_absent());
+        assert_eq!(c.client_asn.get(), Some(&Code::Number(64496)));
+        assert_eq!(
+            s(&c.cf_distribution_tenant_id),
+            Some("dt_2abcEXAMPLE3defGHIjkl4MNO")
+        );
+        assert_eq!(
+            s(&c.ja4_fingerprint),
+            Some("t13d1517h2_8daaf6152771_b6f405a00624")
+        );
+        assert_eq!(s(&c.ja3_fingerprint).map(str::len), Some(32));
+        let labels: Vec<&str> = c
+            .labels
+            .get()
+            .unwrap()
+            .iter()
+            .filter_map(|l| s(&l.name))
+            .collect();
+        assert_eq!(labels.len(), 3);
+        assert_eq!(labels[1], "awswaf:managed:token:rejected:expired");
+        let req = c.http_request.get().unwrap();
+        assert_eq!(s(&req.fragment), Some("step-2"));
+        assert_eq!(s(&req.scheme), Some("https"));
+        assert_eq!(s(&req.host), Some("shop.tenant-a.example.com"));
+        assert_eq!(c.response_code_sent, Nullable::Null);
+        assert_eq!(c.request_headers_inserted, Nullable::Null);
+
+        // Custom request handling, a forwarded-IP rate rule, an oversize body.
+        let a = &logs[2];
+        let inserted = a.request_headers_inserted.get().unwrap();
+        assert_eq!(s(&inserted[0].name), Some("x-amzn-waf-partner"));
+        let rate = &a.rate_based_rule_list.get().unwrap()[0];
+        assert_eq!(s(&rate.limit_key), Some("FORWARDED_IP"));
+        assert_eq!(s(&rate.limit_value), Some("198.51.100.200"));
+        assert!(rate.custom_values.is_absent());
+        assert_eq!(
+            a.oversize_fields.get().unwrap(),
+            &["REQUEST_BODY", "REQUEST_JSON_BODY"]
+        );
+        assert_eq!(a.request_body_size.get(), Some(&70_000));
+        assert_eq!(a.request_body_size_inspected_by_waf.get(), Some(&16_384));
+        assert_eq!(a.client_asn.get(), Some(&Code::Number(64511)));
+
+        // responseCodeSent and the CAPTCHA response of the older examples.
+        let captcha = WafLog::from_json(
+            include_str!("../../fixtures/aws-examples.ndjson")
+                .lines()
+                .nth(3)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(captcha.response_code_sent.get(), Some(&Code::Number(405)));
+        let r = captcha.captcha_response.get().unwrap();
+        assert_eq!(s(&r.failure_reason), Some("TOKEN_MISSING"));
+    }
+
+    #[test]
+    fn repeated_keys_and_wrong_types_are_rejected_with_a_reason() {
+        for (line, want) in [
+            (
+                r#"{"timestamp":1576280412771,"timestamp":1576280412772}"#,
+                "duplicate field `timestamp`",
+            ),
+            (
+                r#"{"timestamp":1576280412771,"ja4Fingerprint":"a","ja4Fingerprint":"b"}"#,
+                "duplicate field `ja4Fingerprint`",
+            ),
+            (
+                r#"{"timestamp":1576280412771,"httpRequest":{"host":"a","host":null}}"#,
+                "duplicate field `host`",
+            ),
+            (
+                r#"{"timestamp":1576280412771,"future":1,"future":2}"#,
+                "duplicate field `future`",
+            ),
+            (
+                r#"{"timestamp":1576280412771,"responseCodeSent":403.0}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"timestamp":1576280412771,"requestBodySize":"big"}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"timestamp":1576280412771,"labels":{"name":"x"}}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"timestamp":1576280412771,"httpRequest":[]}"#,
+                "invalid type",
+            ),
+        ] {
+            match WafLog::from_json(line) {
+                Err(SchemaError::InvalidField(m)) => assert!(m.contains(want), "{line}: {m}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            WafLog::from_json(r#"{"timestamp":null}"#),
+            Err(SchemaError::MissingTimestamp)
+        ));
+        assert!(matches!(
+            WafLog::from_json(r#"{"timestamp":[1]}"#),
+            Err(SchemaError::InvalidTimestamp { .. })
+        ));
+        assert!(matches!(
+            WafLog::from_json(r#"{"timestamp":1576280412771} x"#),
+            Err(SchemaError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            WafLog::from_json(" 5"),
+            Err(SchemaError::NotAnObject("a number"))
+        ));
+        assert!(matches!(
+            WafLog::from_value(serde_json::json!({"action": "x"})),
+            Err(SchemaError::MissingTimestamp)
+        ));
+        let v = serde_json::json!({"timestamp": 1_576_280_412_771_i64, "x": [1]});
+        assert_eq!(WafLog::from_value(v.clone()).unwrap().extra["x"], v["x"]);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! ([`Aggregator::take_skipped`]), which tells the models ([`super::Detector::gap`]).
 //! So a traffic gap of a year costs the same time and memory as one of a day.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Hash maps on the per-record path: aHash is several times faster than the default
@@ -285,12 +286,32 @@ impl Aggregator {
         let first_moved =
             self.next_close.is_none() && self.open.keys().next().is_none_or(|&f| start < f);
         self.watermark = self.watermark.max(ts);
-        let entity = self.category.map(|c| {
-            values[c]
-                .as_ref()
-                .and_then(|v| v.as_text().map(|t| t.into_owned()))
-                .unwrap_or_default()
-        });
+        // The record's entities: none without a category field; one per distinct
+        // value of an array path (`labels[].name`); `""` when the field is missing.
+        match self.category.map(|c| &values[c]) {
+            None => self.add_to(start, None, values),
+            Some(Some(list @ Scalar::List(_))) => {
+                let mut texts: Vec<String> =
+                    list.texts().into_iter().map(Cow::into_owned).collect();
+                texts.sort_unstable();
+                texts.dedup();
+                for entity in texts {
+                    self.add_to(start, Some(entity), values);
+                }
+            }
+            Some(v) => {
+                let entity = v
+                    .as_ref()
+                    .and_then(|v| v.as_text().map(|t| t.into_owned()))
+                    .unwrap_or_default();
+                self.add_to(start, Some(entity), values);
+            }
+        }
+        first_moved
+    }
+
+    /// Adds one record to one entity's accumulators of the interval at `start`.
+    fn add_to(&mut self, start: i64, entity: Option<String>, values: &[Option<Scalar<'_>>]) {
         let (n, d) = (self.features.len(), self.dims.len());
         let entry = self
             .open
@@ -316,10 +337,11 @@ impl Aggregator {
         let mut moved = false;
         for (f, acc) in self.features.iter().zip(entry.accs.iter_mut()) {
             if let Some((field, accepted)) = &f.filter {
-                let pass = values[*field]
-                    .as_ref()
-                    .and_then(Scalar::as_text)
-                    .is_some_and(|t| accepted.iter().any(|a| a == t.as_ref()));
+                let pass = values[*field].as_ref().is_some_and(|v| {
+                    v.texts()
+                        .iter()
+                        .any(|t| accepted.iter().any(|a| a == t.as_ref()))
+                });
                 if !pass {
                     continue;
                 }
@@ -332,10 +354,10 @@ impl Aggregator {
                 Some(i) => match (&values[i], f.aggregation) {
                     (None | Some(Scalar::Null), _) => {}
                     (Some(v), Aggregation::DistinctCount) => {
-                        if let Some(t) = v.as_text()
-                            && !acc.distinct.contains(t.as_ref())
-                        {
-                            acc.distinct.insert(t.into_owned());
+                        for t in v.texts() {
+                            if !acc.distinct.contains(t.as_ref()) {
+                                acc.distinct.insert(t.into_owned());
+                            }
                         }
                         acc.count += 1;
                     }
@@ -343,8 +365,9 @@ impl Aggregator {
                         acc.count += 1;
                         moved = true;
                     }
+                    // Numeric aggregations take each element of an array path.
                     (Some(v), _) => {
-                        if let Some(x) = v.as_f64() {
+                        for x in v.items().iter().filter_map(Scalar::as_f64) {
                             if acc.count == 0 {
                                 (acc.min, acc.max) = (x, x);
                             }
@@ -383,7 +406,6 @@ impl Aggregator {
                 }
             }
         }
-        first_moved
     }
 
     /// True once an interval has closed (the watermark can no longer go back).

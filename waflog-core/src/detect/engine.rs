@@ -1035,6 +1035,205 @@ mod tests {
         assert_eq!(e.entity_caps(), [("ip", s_cap())]);
     }
 
+    /// Records with the recent AWS fields (fixtures/aws-log-fields.ndjson), moved
+    /// into one interval starting at B.
+    fn field_examples() -> Vec<String> {
+        include_str!("../../../fixtures/aws-log-fields.ndjson")
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["timestamp"] = (B + (i as i64 + 1) * S).into();
+                v.to_string()
+            })
+            .collect()
+    }
+
+    /// (entity, records, first feature) of a count detector per `field` over the
+    /// field examples.
+    fn per_entity(field: &str) -> Vec<(String, u64, f64)> {
+        let mut s = count("per", 60_000, 0);
+        s.category_field = Some(field.into());
+        let mut e = engine(&[s]);
+        let mut out = Vec::new();
+        for l in field_examples() {
+            push(&mut e, &l, &mut out);
+        }
+        push(&mut e, &line(B + 61 * S), &mut out);
+        let mut got: Vec<(String, u64, f64)> = out
+            .iter()
+            .map(|r| {
+                let entity = r.entity.as_ref().unwrap();
+                assert_eq!(entity[0].name, field);
+                (entity[0].value.clone(), r.records, r.feature_data[0].data)
+            })
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        got
+    }
+
+    #[test]
+    fn recent_aws_fields_work_as_category_fields() {
+        let one = |v: &str| (v.to_string(), 1, 1.0);
+        assert_eq!(
+            per_entity("ja4Fingerprint"),
+            [
+                ("t13d1516h2_0a1b2c3d4e5f_f9e8d7c6b5a4".to_string(), 1, 1.0),
+                one("t13d1517h2_8daaf6152771_b6f405a00624"),
+                one("t13d311100_e8f1e7e78f70_1f22a2ca17c4"),
+            ]
+        );
+        assert_eq!(
+            per_entity("clientAsn"),
+            [one(""), one("64496"), one("64511")]
+        );
+        assert_eq!(
+            per_entity("rateBasedRuleList[].limitKey"),
+            [one("CUSTOMKEYS"), one("FORWARDED_IP"), one("IP")]
+        );
+        // A record with three labels counts once under each of them.
+        assert_eq!(
+            per_entity("labels[].name"),
+            [
+                one("awswaf:123456789012:webacl:example-alb-acl:partner"),
+                one("awswaf:123456789012:webacl:example-cf-acl:rate-limited"),
+                one("awswaf:clientip:geo:country:NL"),
+                one("awswaf:managed:token:rejected"),
+                one("awswaf:managed:token:rejected:expired"),
+            ]
+        );
+        assert_eq!(
+            per_entity("httpRequest.host"),
+            [
+                one("api.example.com"),
+                one("pets.example.com"),
+                one("shop.tenant-a.example.com"),
+            ]
+        );
+    }
+
+    #[test]
+    fn recent_aws_fields_work_in_features() {
+        let feature =
+            |name: &str, aggregation, field: Option<&str>, filter: Option<(&str, &str)>| {
+                FeatureSpec {
+                    name: name.into(),
+                    aggregation,
+                    field: field.map(Into::into),
+                    filter: filter.map(|(field, v)| crate::detect::spec::FilterSpec {
+                        field: field.into(),
+                        equals: Some(v.into()),
+                        in_set: None,
+                    }),
+                }
+            };
+        let mut s = count("f", 60_000, 0);
+        s.features = vec![
+            feature(
+                "expired_tokens",
+                Aggregation::Count,
+                None,
+                Some(("labels[].name", "awswaf:managed:token:rejected:expired")),
+            ),
+            feature(
+                "ja4s",
+                Aggregation::DistinctCount,
+                Some("ja4Fingerprint"),
+                None,
+            ),
+            feature(
+                "max_rate",
+                Aggregation::Max,
+                Some("rateBasedRuleList[].maxRateAllowed"),
+                None,
+            ),
+            feature("body", Aggregation::Sum, Some("requestBodySize"), None),
+            feature(
+                "custom_keys",
+                Aggregation::DistinctCount,
+                Some("rateBasedRuleList[].customValues[].value"),
+                Some(("rateBasedRuleList[].limitKey", "CUSTOMKEYS")),
+            ),
+        ];
+        let mut e = engine(&[s]);
+        let mut out = Vec::new();
+        for l in field_examples() {
+            push(&mut e, &l, &mut out);
+        }
+        push(&mut e, &line(B + 61 * S), &mut out);
+        assert_eq!(out.len(), 1);
+        let values: Vec<f64> = out[0].feature_data.iter().map(|f| f.data).collect();
+        assert_eq!(values, [1.0, 3.0, 2000.0, 70_000.0, 2.0]);
+    }
+
+    /// The per-JA4 and per-rate-limit-key detectors of the README's configuration
+    /// section load and run on the field examples.
+    #[test]
+    fn the_readme_per_ja4_example_runs() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("name = \"per-ja4-requests\"").unwrap();
+        let start = readme[..start].rfind("```toml\n").unwrap() + "```toml\n".len();
+        let end = start + readme[start..].find("```").unwrap();
+        let config =
+            crate::Config::from_toml(&readme[start..end], std::path::Path::new("README.md"))
+                .unwrap();
+        let specs = config.detectors.unwrap();
+        assert_eq!(specs.len(), 2);
+        let mut e = engine(&specs);
+        let mut out = Vec::new();
+        for l in field_examples() {
+            push(&mut e, &l, &mut out);
+        }
+        push(&mut e, &line(B + 601 * S), &mut out);
+        let mut got: Vec<(String, String, Vec<f64>)> = out
+            .iter()
+            .map(|r| {
+                let entity = r.entity.as_ref().unwrap()[0].value.clone();
+                let data = r.feature_data.iter().map(|f| f.data).collect();
+                (r.detector_name.clone(), entity, data)
+            })
+            .collect();
+        got.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let row = |d: &str, e: &str, v: &[f64]| (d.to_string(), e.to_string(), v.to_vec());
+        assert_eq!(
+            got,
+            [
+                row(
+                    "per-ja4-requests",
+                    "t13d1516h2_0a1b2c3d4e5f_f9e8d7c6b5a4",
+                    &[1.0, 1.0, 0.0]
+                ),
+                row(
+                    "per-ja4-requests",
+                    "t13d1517h2_8daaf6152771_b6f405a00624",
+                    &[1.0, 0.0, 1.0]
+                ),
+                row(
+                    "per-ja4-requests",
+                    "t13d311100_e8f1e7e78f70_1f22a2ca17c4",
+                    &[1.0, 0.0, 0.0]
+                ),
+                row("per-rate-limit-key", "CUSTOMKEYS", &[1.0]),
+                row("per-rate-limit-key", "FORWARDED_IP", &[1.0]),
+                row("per-rate-limit-key", "IP", &[1.0]),
+            ]
+        );
+    }
+
+    #[test]
+    fn array_paths_are_valid_and_bad_brackets_are_not() {
+        let mut s = count("c", 60_000, 0);
+        s.category_field = Some("labels[].name".into());
+        assert!(Engine::new(&[s.clone()], FeatureMap::default()).is_ok());
+        for bad in ["labels[0].name", "[].name", "labels[]x.name", "a..b"] {
+            s.category_field = Some(bad.into());
+            assert!(
+                Engine::new(&[s.clone()], FeatureMap::default()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
     fn s_cap() -> usize {
         let mut s = count("ip", 60_000, 0);
         s.category_field = Some("httpRequest.clientIp".into());

@@ -4,6 +4,12 @@
 //! (so it is validated) but keeps only what the detectors need, borrowed from the line
 //! where possible; the set of paths is only known at run time, from the detector
 //! configuration, so it is walked as a small trie instead of a derived struct.
+//!
+//! A path segment ending in `[]` walks into every element of an array: `labels[].name`
+//! is the `name` of each element of `labels`, `oversizeFields[]` each string of
+//! `oversizeFields`, `rateBasedRuleList[].customValues[].value` nests. Such a path
+//! gives a [`Scalar::List`] of the values found (in record order; `None` when the
+//! array is absent, `null` or has no such value).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -23,6 +29,8 @@ pub enum Scalar<'a> {
     Str(Cow<'a, str>),
     /// An object or array (present, but not a scalar).
     Composite,
+    /// The values of an array path (`labels[].name`), in record order; never empty.
+    List(Vec<Scalar<'a>>),
 }
 
 impl Scalar<'_> {
@@ -37,20 +45,53 @@ impl Scalar<'_> {
     }
 
     /// The value as text, for filters and distinct counts (numbers as written by
-    /// Rust's shortest round-trip formatting, so `200` and `"200"` compare equal).
+    /// Rust's shortest round-trip formatting, so `200` and `"200"` compare equal). A
+    /// list is its elements' texts joined by `,` (one category per combination, for
+    /// the categorical detector, contributors and examples); category fields and
+    /// filters use [`Scalar::texts`] instead.
     pub fn as_text(&self) -> Option<Cow<'_, str>> {
         match self {
             Scalar::Str(s) => Some(Cow::Borrowed(s.as_ref())),
             Scalar::Num(n) => Some(Cow::Owned(n.to_string())),
             Scalar::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+            Scalar::List(items) => {
+                let texts: Vec<Cow<'_, str>> = items.iter().filter_map(Scalar::as_text).collect();
+                match texts.as_slice() {
+                    [] => None,
+                    [one] => Some(one.clone()),
+                    _ => Some(Cow::Owned(texts.join(","))),
+                }
+            }
             _ => None,
+        }
+    }
+
+    /// The value's texts: one for a scalar ([`Scalar::as_text`]), one per element
+    /// for a list. A filter passes when any of them is accepted; a category field
+    /// counts the record once under each distinct one.
+    pub fn texts(&self) -> Vec<Cow<'_, str>> {
+        match self {
+            Scalar::List(items) => items.iter().filter_map(Scalar::as_text).collect(),
+            other => other.as_text().into_iter().collect(),
+        }
+    }
+
+    /// The scalar values: the elements of a list, else the value itself.
+    pub fn items(&self) -> &[Scalar<'_>] {
+        match self {
+            Scalar::List(items) => items,
+            other => std::slice::from_ref(other),
         }
     }
 }
 
 #[derive(Debug, Clone, Default)]
 struct Node {
+    /// (path segment, node); a segment may end in `[]`.
     children: Vec<(String, Node)>,
+    /// The path segment ended in `[]`: the value is an array, walked element by
+    /// element, and the leaves below collect into [`Scalar::List`].
+    each: bool,
     leaf: Option<usize>,
     /// Part of the input contract ([`FieldSet::add_checked`]): a second occurrence
     /// of the key in its object is an error, and an interior node must be an object
@@ -121,7 +162,11 @@ impl FieldSet {
             let pos = match node.children.iter().position(|(k, _)| k == part) {
                 Some(p) => p,
                 None => {
-                    node.children.push((part.to_string(), Node::default()));
+                    let child = Node {
+                        each: part.ends_with("[]"),
+                        ..Node::default()
+                    };
+                    node.children.push((part.to_string(), child));
                     node.children.len() - 1
                 }
             };
@@ -160,15 +205,101 @@ impl FieldSet {
         NodeSeed {
             node: &self.root,
             out,
+            collect: false,
         }
         .deserialize(&mut de)?;
         de.end()
     }
 }
 
+/// True when path segment `segment` (`labels` or `labels[]`) names JSON key `key`.
+fn names_key(segment: &str, key: &str) -> bool {
+    segment.strip_suffix("[]").unwrap_or(segment) == key
+}
+
+/// Stores a leaf value: replaces it, or appends it to the list under an array path.
+fn put<'a>(slot: &mut Option<Scalar<'a>>, v: Scalar<'a>, collect: bool) {
+    if !collect {
+        *slot = Some(v);
+        return;
+    }
+    if matches!(v, Scalar::Null) {
+        return;
+    }
+    match slot {
+        Some(Scalar::List(items)) => items.push(v),
+        _ => *slot = Some(Scalar::List(vec![v])),
+    }
+}
+
+/// The value of an array segment: each element goes to `node` (a leaf element is
+/// collected; an object element is walked). `null` and non-arrays give nothing.
+struct EachSeed<'n, 'o, 'a> {
+    node: &'n Node,
+    out: &'o mut Vec<Option<Scalar<'a>>>,
+}
+
+impl<'de, 'n, 'o> DeserializeSeed<'de> for EachSeed<'n, 'o, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, 'n, 'o> Visitor<'de> for EachSeed<'n, 'o, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if let Some(id) = self.node.leaf {
+            while let Some(v) = seq.next_element_seed(ScalarSeed { status: false })? {
+                put(&mut self.out[id], v, true);
+            }
+        } else {
+            while seq
+                .next_element_seed(NodeSeed {
+                    node: self.node,
+                    out: self.out,
+                    collect: true,
+                })?
+                .is_some()
+            {}
+        }
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
 struct NodeSeed<'n, 'o, 'a> {
     node: &'n Node,
     out: &'o mut Vec<Option<Scalar<'a>>>,
+    /// Inside an array path: leaves append to a list.
+    collect: bool,
 }
 
 impl<'de, 'n, 'o> DeserializeSeed<'de> for NodeSeed<'n, 'o, 'de> {
@@ -189,7 +320,13 @@ impl<'de, 'n, 'o> Visitor<'de> for NodeSeed<'n, 'o, 'de> {
         // Which checked children were seen in this object (duplicates are errors).
         let mut seen = 0u128;
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            match self.node.children.iter().position(|(k, _)| *k == key) {
+            // `labels` and `labels[]` name the same key: the first added is walked.
+            match self
+                .node
+                .children
+                .iter()
+                .position(|(k, _)| names_key(k, &key))
+            {
                 Some(pos) => {
                     let child = &self.node.children[pos].1;
                     if child.checked && pos < 128 {
@@ -198,15 +335,21 @@ impl<'de, 'n, 'o> Visitor<'de> for NodeSeed<'n, 'o, 'de> {
                         }
                         seen |= 1 << pos;
                     }
-                    if let Some(id) = child.leaf {
+                    if child.each {
+                        map.next_value_seed(EachSeed {
+                            node: child,
+                            out: self.out,
+                        })?;
+                    } else if let Some(id) = child.leaf {
                         let v = map.next_value_seed(ScalarSeed {
                             status: child.status,
                         })?;
-                        self.out[id] = Some(v);
+                        put(&mut self.out[id], v, self.collect);
                     } else {
                         map.next_value_seed(NodeSeed {
                             node: child,
                             out: self.out,
+                            collect: self.collect,
                         })?;
                     }
                 }
@@ -423,6 +566,69 @@ mod tests {
         let line = r#"{"timestamp":1,"httpRequest":null,"labels":[{"name":"a"}],"x":1,"x":2}"#;
         f.extract(line, &mut out).unwrap();
         assert_eq!(out[other], None);
+    }
+
+    #[test]
+    fn array_paths_collect_every_element() {
+        let mut f = FieldSet::new();
+        let labels = f.add("labels[].name");
+        let limit = f.add("rateBasedRuleList[].limitKey");
+        let custom = f.add("rateBasedRuleList[].customValues[].value");
+        let rates = f.add("rateBasedRuleList[].maxRateAllowed");
+        let oversize = f.add("oversizeFields[]");
+        let rules = f.add("ruleGroupList[].nonTerminatingMatchingRules[].ruleId");
+        let ja4 = f.add("ja4Fingerprint");
+        let asn = f.add("clientAsn");
+        let whole = f.add("labels");
+        let line = r#"{"timestamp":1,"labels":[{"name":"a:b"},{"other":1},{"name":null},{"name":"c\u0064"}],"rateBasedRuleList":[{"limitKey":"IP","maxRateAllowed":100},{"limitKey":"CUSTOMKEYS","maxRateAllowed":"50","customValues":[{"key":"HEADER","value":"k1"},{"value":"k2"}]}],"oversizeFields":["REQUEST_BODY"],"ruleGroupList":[{"nonTerminatingMatchingRules":[{"ruleId":"r1"}]},{"nonTerminatingMatchingRules":null},{"nonTerminatingMatchingRules":[{"ruleId":"r2"}]}],"ja4Fingerprint":"t13d1516h2_0a1b2c3d4e5f_f9e8d7c6b5a4","clientAsn":64496}"#;
+        let mut out = Vec::new();
+        f.extract(line, &mut out).unwrap();
+        let texts = |i: usize| -> Vec<String> {
+            out[i]
+                .as_ref()
+                .map(|v| v.texts().into_iter().map(Cow::into_owned).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(texts(labels), ["a:b", "cd"]);
+        assert_eq!(texts(limit), ["IP", "CUSTOMKEYS"]);
+        assert_eq!(texts(custom), ["k1", "k2"]);
+        assert_eq!(texts(oversize), ["REQUEST_BODY"]);
+        assert_eq!(texts(rules), ["r1", "r2"]);
+        assert_eq!(texts(ja4), ["t13d1516h2_0a1b2c3d4e5f_f9e8d7c6b5a4"]);
+        assert_eq!(texts(asn), ["64496"]);
+        let nums: Vec<f64> = out[rates]
+            .as_ref()
+            .unwrap()
+            .items()
+            .iter()
+            .filter_map(Scalar::as_f64)
+            .collect();
+        assert_eq!(nums, [100.0, 50.0]);
+        assert_eq!(
+            out[labels].as_ref().and_then(Scalar::as_text).as_deref(),
+            Some("a:b,cd")
+        );
+        // `labels` (without `[]`) names the same key as `labels[].name`: the first
+        // path added is the one walked.
+        assert_eq!(out[whole], None);
+
+        // Absent, null, empty or non-array values give nothing.
+        for line in [
+            r#"{"timestamp":1}"#,
+            r#"{"timestamp":1,"labels":null}"#,
+            r#"{"timestamp":1,"labels":[]}"#,
+            r#"{"timestamp":1,"labels":{"name":"x"}}"#,
+            r#"{"timestamp":1,"labels":"x"}"#,
+            r#"{"timestamp":1,"labels":[{"name":null}]}"#,
+        ] {
+            f.extract(line, &mut out).unwrap();
+            assert_eq!(out[labels], None, "{line}");
+        }
+        // The rest of the record is still validated.
+        assert!(
+            f.extract(r#"{"timestamp":1,"labels":[{"name":"a"},]}"#, &mut out)
+                .is_err()
+        );
     }
 
     #[test]

@@ -1085,8 +1085,14 @@ impl DetectorSpec {
     }
 }
 
+/// A dotted path; a segment may end in `[]` (each element of an array:
+/// `labels[].name`), and `[` `]` appear nowhere else.
 fn valid_path(p: &str) -> bool {
-    !p.is_empty() && p.split('.').all(|s| !s.is_empty())
+    !p.is_empty()
+        && p.split('.').all(|s| {
+            let key = s.strip_suffix("[]").unwrap_or(s);
+            !key.is_empty() && !key.contains(['[', ']'])
+        })
 }
 
 /// Checks a list of detectors, including that names are unique.

@@ -146,7 +146,7 @@ pub fn detector_body(
         "shingle_size": shingle,
     });
     if let Some(c) = &spec.category_field {
-        body["category_field"] = json!([c]);
+        body["category_field"] = json!([index_field(c)]);
     }
     Ok(Some(body))
 }
@@ -198,15 +198,22 @@ fn agg_name(feature: &str) -> String {
     if s.is_empty() { "feature".into() } else { s }
 }
 
+/// The index field of a waflog path: an array path (`labels[].name`) is the plain
+/// dotted field (`labels.name`), which OpenSearch indexes with every element's value.
+fn index_field(path: &str) -> String {
+    path.replace("[]", "")
+}
+
 fn feature_query(f: &FeatureSpec, time_field: &str) -> Result<Value, String> {
     let field = || {
         f.field
-            .clone()
+            .as_deref()
+            .map(index_field)
             .ok_or_else(|| format!("feature `{}`: {:?} needs a field", f.name, f.aggregation))
     };
     let metric = match f.aggregation {
         Aggregation::Count => {
-            json!({"value_count": {"field": f.field.as_deref().unwrap_or(time_field)}})
+            json!({"value_count": {"field": f.field.as_deref().map_or(time_field.to_string(), index_field)}})
         }
         Aggregation::Sum => json!({"sum": {"field": field()?}}),
         Aggregation::Avg => json!({"avg": {"field": field()?}}),
@@ -221,8 +228,8 @@ fn feature_query(f: &FeatureSpec, time_field: &str) -> Result<Value, String> {
         return Ok(metric);
     };
     let clause = match (&filter.equals, &filter.in_set) {
-        (Some(v), None) => json!({"term": {&filter.field: v}}),
-        (None, Some(set)) => json!({"terms": {&filter.field: set}}),
+        (Some(v), None) => json!({"term": {index_field(&filter.field): v}}),
+        (None, Some(set)) => json!({"terms": {index_field(&filter.field): set}}),
         _ => {
             return Err(format!(
                 "feature `{}`: a filter needs exactly one of `equals` or `in`",
@@ -546,6 +553,23 @@ mod tests {
         assert_eq!(body["window_delay"]["period"]["interval"], 0);
         assert_eq!(body["shingle_size"], 4);
         assert_eq!(body["category_field"], json!(["httpRequest.clientIp"]));
+        let mut labels = spec.clone();
+        labels.category_field = Some("labels[].name".into());
+        labels.features[0].filter = Some(FilterSpec {
+            field: "rateBasedRuleList[].limitKey".into(),
+            equals: Some("IP".into()),
+            in_set: None,
+        });
+        let arrays = detector_body(&labels, "waf-*", "timestamp")
+            .unwrap()
+            .unwrap();
+        assert_eq!(arrays["category_field"], json!(["labels.name"]));
+        assert!(
+            arrays
+                .to_string()
+                .contains(r#"{"term":{"rateBasedRuleList.limitKey":"IP"}}"#),
+            "{arrays}"
+        );
         let f = &body["feature_attributes"];
         assert_eq!(f[1]["feature_name"], "blocked uris");
         assert_eq!(
