@@ -12,6 +12,7 @@ use crate::simulate::{Episode, Generator, Limit, Scenario};
 const SCHEMA: &str = include_str!("../../../fixtures/ocsf/ocsf-1.1.0-waflog.json");
 const AWS_EXAMPLES: &str = include_str!("../../../fixtures/aws-examples.ndjson");
 const SEED_RECORDS: &str = include_str!("../../../fixtures/seed-records.ndjson");
+const LOG_FIELDS: &str = include_str!("../../../fixtures/aws-log-fields.ndjson");
 
 /// The schema problems of `ev` as an instance of `class` (empty when it is valid).
 fn validate(ev: &Value, class: &str) -> Vec<String> {
@@ -174,7 +175,10 @@ fn the_validator_finds_what_is_wrong() {
 #[test]
 fn every_documented_and_seed_record_is_a_valid_http_activity() {
     let mut n = 0;
-    for line in lines(AWS_EXAMPLES).chain(lines(SEED_RECORDS)) {
+    for line in lines(AWS_EXAMPLES)
+        .chain(lines(SEED_RECORDS))
+        .chain(lines(LOG_FIELDS))
+    {
         let ev = http_activity(line).unwrap();
         assert_eq!(
             validate(&ev, "http_activity"),
@@ -183,7 +187,7 @@ fn every_documented_and_seed_record_is_a_valid_http_activity() {
         );
         n += 1;
     }
-    assert_eq!(n, 16);
+    assert_eq!(n, 16 + lines(LOG_FIELDS).count());
 }
 
 #[test]
@@ -287,7 +291,7 @@ fn the_waf_fields_map_as_documented() {
 fn no_waf_field_is_lost() {
     // Every top-level field and every `httpRequest` field of the input is either
     // mapped or under `unmapped` with its value.
-    for line in lines(AWS_EXAMPLES) {
+    for line in lines(AWS_EXAMPLES).chain(lines(LOG_FIELDS)) {
         let rec: Value = serde_json::from_str(line).unwrap();
         let ev = http_activity(line).unwrap();
         for (k, v) in rec.as_object().unwrap() {
