@@ -680,6 +680,12 @@ fn cloudwatch_logs_subscription_payloads_in_files_are_unpacked() {
         .stdout;
     assert_eq!(records(&out.stdout).len(), n);
     assert_eq!(records(&out.stdout), records(&want));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("; 1 CloudWatch Logs control messages skipped"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dead = ndjson(&dead);
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert!(

@@ -72,6 +72,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::SchemaError;
+use crate::schema::json_kind;
 use crate::transform::{DeadLetter, Transformer};
 
 /// The largest response a Lambda function may return: 6 MB (6,291,456 bytes).
@@ -322,18 +323,21 @@ fn diagnose(bytes: &[u8]) -> Option<FirehoseError> {
     let invalid = |m: String| Some(FirehoseError::InvalidEvent(m));
     let value: Value = serde_json::from_slice(bytes).ok()?;
     let Some(object) = value.as_object() else {
-        return invalid(format!("expected a JSON object, found {}", kind(&value)));
+        return invalid(format!(
+            "expected a JSON object, found {}",
+            json_kind(&value)
+        ));
     };
     let records = match object.get("records") {
         None | Some(Value::Null) => return invalid("no `records` array".into()),
         Some(Value::Array(records)) => records,
-        Some(other) => return invalid(format!("`records` is {}, not an array", kind(other))),
+        Some(other) => return invalid(format!("`records` is {}, not an array", json_kind(other))),
     };
     for (index, record) in records.iter().enumerate() {
         let Some(record) = record.as_object() else {
             return invalid(format!(
                 "records[{index}] is {}, not an object",
-                kind(record)
+                json_kind(record)
             ));
         };
         match record.get("recordId") {
@@ -342,7 +346,7 @@ fn diagnose(bytes: &[u8]) -> Option<FirehoseError> {
             Some(other) => {
                 return invalid(format!(
                     "records[{index}].recordId is {}, not a string",
-                    kind(other)
+                    json_kind(other)
                 ));
             }
         }
@@ -365,17 +369,6 @@ fn lenient_data<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Err
         Value::Null => String::new(),
         other => other.to_string(),
     })
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Answers a Firehose data-transformation event (the JSON bytes of the Lambda

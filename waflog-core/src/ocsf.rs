@@ -28,6 +28,7 @@ use serde_json::{Map, Value, json};
 
 use crate::detect::AnomalyResult;
 use crate::error::SchemaError;
+use crate::schema::json_kind;
 use crate::timestamp;
 
 /// The OCSF version of the events.
@@ -133,7 +134,7 @@ pub fn http_activity(line: &str) -> Result<Value, SchemaError> {
     let rec: Value =
         serde_json::from_str(line).map_err(|e| SchemaError::InvalidJson(e.to_string()))?;
     let Value::Object(obj) = &rec else {
-        return Err(SchemaError::NotAnObject(kind(&rec)));
+        return Err(SchemaError::NotAnObject(json_kind(&rec)));
     };
     let time = match obj.get("timestamp") {
         None | Some(Value::Null) => return Err(SchemaError::MissingTimestamp),
@@ -322,17 +323,6 @@ pub fn http_activity(line: &str) -> Result<Value, SchemaError> {
         ev["unmapped"] = Value::Object(unmapped);
     }
     Ok(ev)
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// `severity_id` of an anomaly grade: Low below 0.4, Medium below 0.7, High below

@@ -194,14 +194,22 @@ pub fn input_names(inputs: &[String]) -> Vec<String> {
     }
 }
 
-/// ", N dead-lettered to PLACE" for summaries, or nothing.
+/// "; N dead-lettered to PLACE" and "; N CloudWatch Logs control messages skipped"
+/// for summaries, or nothing.
 pub fn dead_letter_note(stats: &TransformStats, path: Option<&std::path::Path>) -> String {
-    if stats.dead_lettered == 0 {
-        return String::new();
+    let mut note = String::new();
+    if stats.dead_lettered > 0 {
+        note += &format!(
+            "; {} dead-lettered to {}",
+            stats.dead_lettered,
+            path.map_or("stderr".into(), |p| p.display().to_string())
+        );
     }
-    format!(
-        "; {} dead-lettered to {}",
-        stats.dead_lettered,
-        path.map_or("stderr".into(), |p| p.display().to_string())
-    )
+    if stats.control_messages > 0 {
+        note += &format!(
+            "; {} CloudWatch Logs control messages skipped",
+            stats.control_messages
+        );
+    }
+    note
 }
