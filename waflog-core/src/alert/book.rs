@@ -404,21 +404,51 @@ impl AlertBook {
 
     /// Deliveries due at `now_ms` (copies; they stay in the outbox until
     /// [`delivered`](Self::delivered), [`failed`](Self::failed) or
-    /// [`rejected`](Self::rejected) is called), earliest first.
+    /// [`rejected`](Self::rejected) is called), in the order they were queued. Each
+    /// channel gets its notifications in that order: a delivery waiting for its retry
+    /// holds back the later ones to its channel, so a channel that was down gets an
+    /// alert's `fired` before its `completed`, whatever the backoff of each retry.
     pub fn due(&self, now_ms: i64) -> Vec<Delivery> {
-        let mut due: Vec<Delivery> = self
-            .outbox
-            .iter()
-            .filter(|d| d.next_attempt <= now_ms)
-            .cloned()
-            .collect();
-        due.sort_by_key(|d| (d.next_attempt, d.id));
+        let mut held: Vec<&str> = Vec::new();
+        let mut due = Vec::new();
+        for d in self.queued() {
+            if held.contains(&d.channel.as_str()) {
+                continue;
+            }
+            if d.next_attempt <= now_ms {
+                due.push(d.clone());
+            } else {
+                held.push(&d.channel);
+            }
+        }
         due
     }
 
-    /// Earliest next attempt in the outbox, if any (for the caller's sleep).
+    /// The outbox in queue order.
+    fn queued(&self) -> Vec<&Delivery> {
+        let mut all: Vec<&Delivery> = self.outbox.iter().collect();
+        all.sort_by_key(|d| d.id);
+        all
+    }
+
+    /// Per channel, its first delivery in queue order.
+    fn channel_heads(&self) -> Vec<(&str, &Delivery)> {
+        let mut heads: Vec<(&str, &Delivery)> = Vec::new();
+        for d in self.queued() {
+            if !heads.iter().any(|(c, _)| *c == d.channel) {
+                heads.push((d.channel.as_str(), d));
+            }
+        }
+        heads
+    }
+
+    /// Earliest next attempt of a delivery that is not held back (see
+    /// [`due`](Self::due)), if any (for the caller's sleep).
     pub fn next_due(&self) -> Option<i64> {
-        self.outbox.iter().map(|d| d.next_attempt).min()
+        self.channel_heads()
+            .into_iter()
+            .map(|(_, d)| d.next_attempt)
+            .min()
     }
 
     /// Records a successful delivery at `at_ms`. The alert leaves ERROR when none of

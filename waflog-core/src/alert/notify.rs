@@ -119,7 +119,12 @@ fn deliver(
     now_ms: i64,
 ) -> DeliveryReport {
     let mut report = DeliveryReport::default();
+    // Channels that failed in this pass: their later deliveries wait, in order.
+    let mut down: Vec<String> = Vec::new();
     for d in book.due(due_by) {
+        if down.contains(&d.channel) {
+            continue;
+        }
         let outcome = match notifiers.iter_mut().find(|n| n.name() == d.channel) {
             Some(n) => n.send(&d.notification),
             None => Err(NotifyError::Failed(format!(
@@ -134,7 +139,10 @@ fn deliver(
                 report.delivered += 1;
                 continue;
             }
-            Err(NotifyError::Failed(reason)) => book.failed(d.id, now_ms, &reason),
+            Err(NotifyError::Failed(reason)) => {
+                down.push(d.channel.clone());
+                book.failed(d.id, now_ms, &reason)
+            }
             Err(NotifyError::Rejected(reason)) => book.rejected(d.id, now_ms, &reason),
         };
         match retry {

@@ -758,3 +758,58 @@ fn default_monitors_follow_the_seed_naming() {
     // They validate against the detectors they were made from.
     assert!(Evaluator::new(&monitors, &Channel::defaults()).is_ok());
 }
+
+/// A webhook that is down for its first `fail_first` calls and records the kinds it
+/// was sent.
+struct Recorder {
+    fail_first: usize,
+    calls: usize,
+    kinds: std::rc::Rc<std::cell::RefCell<Vec<NotificationKind>>>,
+}
+
+impl Notifier for Recorder {
+    fn name(&self) -> &str {
+        "hook"
+    }
+    fn send(&mut self, n: &Notification) -> Result<(), NotifyError> {
+        self.calls += 1;
+        if self.calls <= self.fail_first {
+            return Err(NotifyError::Failed("connection refused".into()));
+        }
+        self.kinds.borrow_mut().push(n.kind);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_channel_that_was_down_gets_each_alert_in_order() {
+    // An alert fires and completes while the webhook is down.
+    let mut e = hook_evaluator();
+    let ns = feed(&mut e, &script(8, &[(1, 3)]));
+    assert_eq!(kinds(&ns), [Fired, Completed]);
+    let now = 1_700_000_000_000;
+    let sent = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let mut hook: Vec<Box<dyn Notifier>> = vec![Box::new(Recorder {
+        fail_first: 1,
+        calls: 0,
+        kinds: sent.clone(),
+    })];
+    // Pass 1: `fired` fails; `completed` waits behind it instead of overtaking it.
+    let r = deliver_due(e.book_mut(), &mut hook, now);
+    assert_eq!((r.delivered, r.retrying, r.pending), (0, 1, 2));
+    let head = e
+        .book()
+        .outbox()
+        .iter()
+        .map(|d| d.next_attempt)
+        .max()
+        .unwrap();
+    assert!(head > now);
+    // Nothing is due before the head's retry, though `completed` never failed.
+    assert_eq!(e.book().next_due(), Some(head));
+    assert!(e.book().due(head - 1).is_empty());
+    // At the retry both go, `fired` first.
+    let r = deliver_due(e.book_mut(), &mut hook, head);
+    assert_eq!((r.delivered, r.pending), (2, 0));
+    assert_eq!(*sent.borrow(), [Fired, Completed]);
+}
