@@ -311,6 +311,7 @@ impl Aggregator {
     }
 
     /// Adds one record to one entity's accumulators of the interval at `start`.
+    #[inline]
     fn add_to(&mut self, start: i64, entity: Option<String>, values: &[Option<Scalar<'_>>]) {
         let (n, d) = (self.features.len(), self.dims.len());
         let entry = self
@@ -337,11 +338,14 @@ impl Aggregator {
         let mut moved = false;
         for (f, acc) in self.features.iter().zip(entry.accs.iter_mut()) {
             if let Some((field, accepted)) = &f.filter {
-                let pass = values[*field].as_ref().is_some_and(|v| {
-                    v.texts()
-                        .iter()
-                        .any(|t| accepted.iter().any(|a| a == t.as_ref()))
-                });
+                let accepts = |t: Option<Cow<'_, str>>| {
+                    t.is_some_and(|t| accepted.iter().any(|a| a == t.as_ref()))
+                };
+                let pass = match &values[*field] {
+                    None => false,
+                    Some(Scalar::List(items)) => items.iter().any(|v| accepts(v.as_text())),
+                    Some(v) => accepts(v.as_text()),
+                };
                 if !pass {
                     continue;
                 }
@@ -366,6 +370,17 @@ impl Aggregator {
                         moved = true;
                     }
                     // Numeric aggregations take each element of an array path.
+                    (Some(Scalar::Num(x)), _) => {
+                        let x = *x;
+                        if acc.count == 0 {
+                            (acc.min, acc.max) = (x, x);
+                        }
+                        acc.count += 1;
+                        acc.sum += x;
+                        acc.min = acc.min.min(x);
+                        acc.max = acc.max.max(x);
+                        moved |= x != 0.0;
+                    }
                     (Some(v), _) => {
                         for x in v.items().iter().filter_map(Scalar::as_f64) {
                             if acc.count == 0 {

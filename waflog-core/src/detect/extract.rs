@@ -49,19 +49,14 @@ impl Scalar<'_> {
     /// list is its elements' texts joined by `,` (one category per combination, for
     /// the categorical detector, contributors and examples); category fields and
     /// filters use [`Scalar::texts`] instead.
+    #[inline]
     pub fn as_text(&self) -> Option<Cow<'_, str>> {
         match self {
             Scalar::Str(s) => Some(Cow::Borrowed(s.as_ref())),
             Scalar::Num(n) => Some(Cow::Owned(n.to_string())),
             Scalar::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
-            Scalar::List(items) => {
-                let texts: Vec<Cow<'_, str>> = items.iter().filter_map(Scalar::as_text).collect();
-                match texts.as_slice() {
-                    [] => None,
-                    [one] => Some(one.clone()),
-                    _ => Some(Cow::Owned(texts.join(","))),
-                }
-            }
+            // Out of line, so that the scalar cases (every record) stay inlinable.
+            Scalar::List(items) => list_text(items),
             _ => None,
         }
     }
@@ -92,6 +87,9 @@ struct Node {
     /// The path segment ended in `[]`: the value is an array, walked element by
     /// element, and the leaves below collect into [`Scalar::List`].
     each: bool,
+    /// The JSON key it reads: its segment without `[]` (`labels` and `labels[]` name
+    /// the same key; kept apart so the per-key look-up is one comparison).
+    key: String,
     leaf: Option<usize>,
     /// Part of the input contract ([`FieldSet::add_checked`]): a second occurrence
     /// of the key in its object is an error, and an interior node must be an object
@@ -162,8 +160,10 @@ impl FieldSet {
             let pos = match node.children.iter().position(|(k, _)| k == part) {
                 Some(p) => p,
                 None => {
+                    let key = part.strip_suffix("[]").unwrap_or(part);
                     let child = Node {
-                        each: part.ends_with("[]"),
+                        each: part.len() != key.len(),
+                        key: key.to_string(),
                         ..Node::default()
                     };
                     node.children.push((part.to_string(), child));
@@ -212,9 +212,15 @@ impl FieldSet {
     }
 }
 
-/// True when path segment `segment` (`labels` or `labels[]`) names JSON key `key`.
-fn names_key(segment: &str, key: &str) -> bool {
-    segment.strip_suffix("[]").unwrap_or(segment) == key
+/// [`Scalar::as_text`] of a list: its elements' texts joined by `,`.
+#[inline(never)]
+fn list_text<'s>(items: &'s [Scalar<'_>]) -> Option<Cow<'s, str>> {
+    let texts: Vec<Cow<'_, str>> = items.iter().filter_map(Scalar::as_text).collect();
+    match texts.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        _ => Some(Cow::Owned(texts.join(","))),
+    }
 }
 
 /// Stores a leaf value: replaces it, or appends it to the list under an array path.
@@ -325,7 +331,7 @@ impl<'de, 'n, 'o> Visitor<'de> for NodeSeed<'n, 'o, 'de> {
                 .node
                 .children
                 .iter()
-                .position(|(k, _)| names_key(k, &key))
+                .position(|(_, child)| child.key == *key)
             {
                 Some(pos) => {
                     let child = &self.node.children[pos].1;
@@ -344,7 +350,11 @@ impl<'de, 'n, 'o> Visitor<'de> for NodeSeed<'n, 'o, 'de> {
                         let v = map.next_value_seed(ScalarSeed {
                             status: child.status,
                         })?;
-                        put(&mut self.out[id], v, self.collect);
+                        if self.collect {
+                            put(&mut self.out[id], v, true);
+                        } else {
+                            self.out[id] = Some(v);
+                        }
                     } else {
                         map.next_value_seed(NodeSeed {
                             node: child,
@@ -444,6 +454,7 @@ impl ScalarSeed {
 
 impl<'de> DeserializeSeed<'de> for ScalarSeed {
     type Value = Scalar<'de>;
+    #[inline(always)]
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
