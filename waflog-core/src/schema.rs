@@ -362,8 +362,9 @@ fn absorb_extra<'de, A: MapAccess<'de>>(
     Ok(())
 }
 
-/// A map key, borrowed from the input when it has no escapes.
-struct KeySeed;
+/// A map key, borrowed from the input when it has no escapes (also the key reader
+/// of the detectors' field extraction).
+pub(crate) struct KeySeed;
 
 impl<'de> DeserializeSeed<'de> for KeySeed {
     type Value = Cow<'de, str>;
