@@ -586,6 +586,17 @@ impl StatusValue {
     pub fn from_text(raw: &str) -> StatusValue {
         raw_status(raw)
     }
+
+    /// A status given as a JSON number: the same as [`StatusValue::from_text`] of
+    /// the number's shortest text (`200` is a code; `200.5`, `-0` and `42` are not),
+    /// without formatting it.
+    pub fn from_number(n: f64) -> StatusValue {
+        if n.fract() == 0.0 && (100.0..=999.0).contains(&n) {
+            StatusValue::Code(n as u16)
+        } else {
+            StatusValue::Unreadable
+        }
+    }
 }
 
 fn raw_status(raw: &str) -> StatusValue {
@@ -603,6 +614,19 @@ fn raw_status(raw: &str) -> StatusValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_numeric_status_reads_as_its_text() {
+        for n in [
+            200.0, 100.0, 999.0, 99.0, 1000.0, 42.0, 0.0, -0.0, -200.0, 200.5, 1e300, 65736.0,
+        ] {
+            assert_eq!(
+                StatusValue::from_number(n),
+                StatusValue::from_text(&n.to_string()),
+                "{n}"
+            );
+        }
+    }
 
     fn ind(line: &str) -> Vec<(&'static str, u8)> {
         let map = FeatureMap::default();

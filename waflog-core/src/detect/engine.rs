@@ -607,7 +607,7 @@ impl Engine {
         let status = [2, 3].into_iter().find_map(|i| match &v[self.base[i]] {
             None | Some(Scalar::Null) => None,
             Some(Scalar::Str(s)) => Some(StatusValue::from_text(s)),
-            Some(Scalar::Num(n)) => Some(StatusValue::from_text(&n.to_string())),
+            Some(Scalar::Num(n)) => Some(StatusValue::from_number(*n)),
             Some(_) => Some(StatusValue::Unreadable),
         });
         let ind = crate::features::Indicators {

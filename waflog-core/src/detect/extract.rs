@@ -32,7 +32,10 @@ pub enum Scalar<'a> {
     /// An object or array (present, but not a scalar).
     Composite,
     /// The values of an array path (`labels[].name`), in record order; never empty.
-    List(Vec<Scalar<'a>>),
+    /// Boxed, so that a `Scalar` stays three words like the `Cow` it mostly holds
+    /// (an unboxed `Vec` makes every extracted value a word larger, and detection
+    /// about a fifth slower).
+    List(Box<Vec<Scalar<'a>>>),
 }
 
 impl Scalar<'_> {
@@ -99,6 +102,35 @@ struct Node {
     checked: bool,
     /// A status leaf ([`FieldSet::add_status`]): only an integer, a string or `null`.
     status: bool,
+    /// The children's positions by key length (insertion order within a length): a
+    /// record's key is compared only with the few children of its length.
+    by_len: Vec<Vec<usize>>,
+}
+
+impl Node {
+    /// The child that reads `key`: the first added, when `labels` and `labels[]`
+    /// both are.
+    #[inline]
+    fn child(&self, key: &str) -> Option<(usize, &Node)> {
+        let positions = self.by_len.get(key.len())?;
+        positions.iter().find_map(|&p| {
+            let child = &self.children[p].1;
+            (child.key == key).then_some((p, child))
+        })
+    }
+
+    /// Rebuilds [`Node::by_len`] here and below, after a path was added.
+    fn index_keys(&mut self) {
+        self.by_len.clear();
+        for (p, (_, child)) in self.children.iter_mut().enumerate() {
+            let len = child.key.len();
+            if self.by_len.len() <= len {
+                self.by_len.resize(len + 1, Vec::new());
+            }
+            self.by_len[len].push(p);
+            child.index_keys();
+        }
+    }
 }
 
 /// A set of field paths to extract; each gets a stable index.
@@ -106,6 +138,8 @@ struct Node {
 pub struct FieldSet {
     paths: Vec<String>,
     root: Node,
+    /// Some path walks an array (`labels[].name`).
+    arrays: bool,
 }
 
 impl FieldSet {
@@ -176,6 +210,8 @@ impl FieldSet {
             node.checked |= checked;
         }
         node.leaf = Some(id);
+        self.arrays |= path.split('.').any(|part| part.ends_with("[]"));
+        self.root.index_keys();
         id
     }
 
@@ -204,12 +240,23 @@ impl FieldSet {
         out.clear();
         out.resize(self.paths.len(), None);
         let mut de = serde_json::Deserializer::from_str(line);
-        NodeSeed {
-            node: &self.root,
-            out,
-            collect: false,
+        // Without array paths (the default detectors) the walk compiles without
+        // their branches: the per-key loop is the hottest code of detection.
+        if self.arrays {
+            NodeSeed::<true> {
+                node: &self.root,
+                out,
+                collect: false,
+            }
+            .deserialize(&mut de)?;
+        } else {
+            NodeSeed::<false> {
+                node: &self.root,
+                out,
+                collect: false,
+            }
+            .deserialize(&mut de)?;
         }
-        .deserialize(&mut de)?;
         de.end()
     }
 }
@@ -236,7 +283,7 @@ fn put<'a>(slot: &mut Option<Scalar<'a>>, v: Scalar<'a>, collect: bool) {
     }
     match slot {
         Some(Scalar::List(items)) => items.push(v),
-        _ => *slot = Some(Scalar::List(vec![v])),
+        _ => *slot = Some(Scalar::List(Box::new(vec![v]))),
     }
 }
 
@@ -266,7 +313,7 @@ impl<'de, 'n, 'o> Visitor<'de> for EachSeed<'n, 'o, 'de> {
             }
         } else {
             while seq
-                .next_element_seed(NodeSeed {
+                .next_element_seed(NodeSeed::<true> {
                     node: self.node,
                     out: self.out,
                     collect: true,
@@ -303,21 +350,22 @@ impl<'de, 'n, 'o> Visitor<'de> for EachSeed<'n, 'o, 'de> {
     }
 }
 
-struct NodeSeed<'n, 'o, 'a> {
+/// Walks one node of the trie; `ARRAYS` is false when no path has an array segment.
+struct NodeSeed<'n, 'o, 'a, const ARRAYS: bool> {
     node: &'n Node,
     out: &'o mut Vec<Option<Scalar<'a>>>,
     /// Inside an array path: leaves append to a list.
     collect: bool,
 }
 
-impl<'de, 'n, 'o> DeserializeSeed<'de> for NodeSeed<'n, 'o, 'de> {
+impl<'de, 'n, 'o, const ARRAYS: bool> DeserializeSeed<'de> for NodeSeed<'n, 'o, 'de, ARRAYS> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de, 'n, 'o> Visitor<'de> for NodeSeed<'n, 'o, 'de> {
+impl<'de, 'n, 'o, const ARRAYS: bool> Visitor<'de> for NodeSeed<'n, 'o, 'de, ARRAYS> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -328,22 +376,15 @@ impl<'de, 'n, 'o> Visitor<'de> for NodeSeed<'n, 'o, 'de> {
         // Which checked children were seen in this object (duplicates are errors).
         let mut seen = 0u128;
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            // `labels` and `labels[]` name the same key: the first added is walked.
-            match self
-                .node
-                .children
-                .iter()
-                .position(|(_, child)| child.key == *key)
-            {
-                Some(pos) => {
-                    let child = &self.node.children[pos].1;
+            match self.node.child(&key) {
+                Some((pos, child)) => {
                     if child.checked && pos < 128 {
                         if seen & (1 << pos) != 0 {
                             return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
                         }
                         seen |= 1 << pos;
                     }
-                    if child.each {
+                    if ARRAYS && child.each {
                         map.next_value_seed(EachSeed {
                             node: child,
                             out: self.out,
@@ -352,13 +393,13 @@ impl<'de, 'n, 'o> Visitor<'de> for NodeSeed<'n, 'o, 'de> {
                         let v = map.next_value_seed(ScalarSeed {
                             status: child.status,
                         })?;
-                        if self.collect {
+                        if ARRAYS && self.collect {
                             put(&mut self.out[id], v, true);
                         } else {
                             self.out[id] = Some(v);
                         }
                     } else {
-                        map.next_value_seed(NodeSeed {
+                        map.next_value_seed(NodeSeed::<ARRAYS> {
                             node: child,
                             out: self.out,
                             collect: self.collect,
@@ -402,7 +443,7 @@ impl<'de, 'n, 'o> Visitor<'de> for NodeSeed<'n, 'o, 'de> {
     }
 }
 
-impl NodeSeed<'_, '_, '_> {
+impl<const ARRAYS: bool> NodeSeed<'_, '_, '_, ARRAYS> {
     /// A checked interior node (such as `httpRequest`) holds an object or `null`.
     fn not_an_object<E: de::Error>(&self, found: &str) -> Result<(), E> {
         if self.node.checked {
