@@ -17,7 +17,8 @@ mod legacy_schema;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use waflog_core::WafLog;
-use waflog_core::features::{FeatureMap, RecordView};
+use waflog_core::features::FeatureMap;
+use waflog_core::parse::view::RecordView;
 use waflog_core::simulate::{Generator, Limit, Scenario};
 use waflog_core::transform::Transformer;
 

@@ -72,8 +72,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::SchemaError;
-use crate::schema::json_kind;
-use crate::transform::{DeadLetter, Transformer};
+use crate::parse::DeadLetter;
+use crate::parse::schema::json_kind;
+use crate::transform::Transformer;
 
 /// The largest response a Lambda function may return: 6 MB (6,291,456 bytes).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 6_291_456;
@@ -221,7 +222,7 @@ pub enum RecordError {
     /// The data is a CloudWatch Logs subscription payload (or gzip) that cannot be
     /// unpacked.
     #[error("{0}")]
-    Payload(crate::cloudwatch::PayloadError),
+    Payload(crate::parse::cloudwatch::PayloadError),
     /// A line of the decoded data (or a log event of a CloudWatch Logs payload: `line`
     /// is then its position) is not a record; the record's other lines are not
     /// delivered either.
@@ -490,14 +491,14 @@ fn answer(record_id: &str, result: RecordResult, data: &str) -> Vec<u8> {
 /// Transforms every non-blank line of a decoded payload into `out` (cleared first);
 /// returns the number of lines (`None` for a CloudWatch Logs control message, which is
 /// dropped), or the first line's error. A CloudWatch Logs subscription payload (gzip
-/// or not, see [`crate::cloudwatch`]) gives its log events' messages as the lines;
+/// or not, see [`crate::parse::cloudwatch`]) gives its log events' messages as the lines;
 /// other gzip data is decompressed.
 fn transform_data(
     transformer: &Transformer,
     data: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<Option<u64>, RecordError> {
-    use crate::cloudwatch::{self, Unpacked};
+    use crate::parse::cloudwatch::{self, Unpacked};
     // Firehose's own limit on a record is 1,000 KiB; a payload decompresses to a few
     // times that at most.
     const UNPACKED_LIMIT: usize = 64 << 20;

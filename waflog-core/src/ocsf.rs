@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 
 use crate::detect::AnomalyResult;
 use crate::error::SchemaError;
-use crate::schema::json_kind;
+use crate::parse::schema::json_kind;
 use crate::timestamp;
 
 /// The OCSF version of the events.

@@ -8,15 +8,14 @@
 //! the closing brace. A record that already carries indicators (transformed twice)
 //! takes a slower path that replaces them, so no key is ever duplicated.
 
-use std::borrow::Cow;
-
-use base64::Engine as _;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::SchemaError;
-use crate::features::{FeatureMap, RecordView};
+use crate::features::FeatureMap;
 use crate::names;
+use crate::parse::view::RecordView;
+use crate::parse::{field_error, object_text};
 use crate::timestamp;
 
 /// Turns raw WAF log lines into transformed lines.
@@ -110,103 +109,6 @@ impl Transformer {
             .map_err(|e| SchemaError::InvalidJson(e.to_string()))?;
         out.push(b'\n');
         Ok(())
-    }
-}
-
-pub(crate) use crate::record::object_text;
-
-/// Tells a syntax error from a well-formed record with a field of the wrong type.
-pub(crate) fn field_error(text: &str, e: serde_json::Error) -> SchemaError {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Data if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
-            SchemaError::InvalidField(e.to_string())
-        }
-        _ => SchemaError::InvalidJson(e.to_string()),
-    }
-}
-
-/// A line that could not be transformed, as written to the dead-letter output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DeadLetter<'a> {
-    /// Where the line came from (a path, `-` for stdin, later a URI).
-    pub source: &'a str,
-    /// 1-based line number in that source (where the record starts).
-    pub line: u64,
-    /// Byte offset in that source where the record starts, when known (several
-    /// records may share a line).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub offset: Option<u64>,
-    /// Why it was rejected.
-    pub reason: String,
-    /// The line as a string, when it is UTF-8.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub raw: Option<Cow<'a, str>>,
-    /// The line in standard base64, when it is not UTF-8.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub raw_base64: Option<String>,
-    /// Full length of the line in bytes when `raw` holds only its first part.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub truncated_from: Option<u64>,
-}
-
-impl<'a> DeadLetter<'a> {
-    /// A dead letter for `bytes` (the whole line, or the prefix of a long one).
-    pub fn new(source: &'a str, line: u64, reason: &SchemaError, bytes: &'a [u8]) -> Self {
-        let too_long = matches!(reason, SchemaError::LineTooLong { .. });
-        let mut d = DeadLetter::with_reason(source, line, reason.to_string(), bytes, too_long);
-        if let SchemaError::LineTooLong { len, .. } = reason {
-            d.truncated_from = Some(*len);
-        }
-        d
-    }
-
-    /// A dead letter for a reason that is not a schema error (an input that could
-    /// not be read to its end, a document an output rejected). `cut`: `bytes` is
-    /// the prefix of a longer line, so a character cut at its end is dropped
-    /// rather than making the whole line base64.
-    pub fn with_reason(
-        source: &'a str,
-        line: u64,
-        reason: String,
-        bytes: &'a [u8],
-        cut: bool,
-    ) -> Self {
-        let (raw, raw_base64) = match std::str::from_utf8(bytes) {
-            Ok(s) => (Some(Cow::Borrowed(s)), None),
-            // A long line's prefix may end inside a character: keep the valid part as text.
-            Err(e) if e.error_len().is_none() && cut => (
-                Some(String::from_utf8_lossy(&bytes[..e.valid_up_to()])),
-                None,
-            ),
-            Err(_) => (
-                None,
-                Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
-            ),
-        };
-        DeadLetter {
-            source,
-            line,
-            offset: None,
-            reason,
-            raw,
-            raw_base64,
-            truncated_from: None,
-        }
-    }
-
-    /// The same dead letter with the byte offset of its record.
-    pub fn at(mut self, offset: Option<u64>) -> Self {
-        self.offset = offset;
-        self
-    }
-
-    /// Appends this dead letter as one NDJSON line.
-    pub fn write_ndjson(&self, out: &mut Vec<u8>) {
-        // Serialising a struct of strings and integers cannot fail.
-        if crate::text::to_json_writer(&mut *out, self).is_ok() {
-            out.push(b'\n');
-        }
     }
 }
 
@@ -357,22 +259,5 @@ mod tests {
             .transform_line(b"{\"timestamp\":1,\"a\":\"\xff\"}", &mut Vec::new())
             .unwrap_err();
         assert_eq!(e, SchemaError::InvalidUtf8 { at: 20 });
-    }
-
-    #[test]
-    fn dead_letters_keep_the_raw_line() {
-        let e = SchemaError::MissingTimestamp;
-        let d = DeadLetter::new("in.ndjson", 3, &e, b"{\"a\":1}");
-        let mut out = Vec::new();
-        d.write_ndjson(&mut out);
-        let v: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"source":"in.ndjson","line":3,"reason":"missing timestamp","raw":"{\"a\":1}"})
-        );
-        let e = SchemaError::InvalidUtf8 { at: 0 };
-        let d = DeadLetter::new("-", 1, &e, b"\xff\xfe");
-        assert_eq!(d.raw_base64.as_deref(), Some("//4="));
-        assert!(d.raw.is_none());
     }
 }

@@ -2,10 +2,11 @@
 //! blanks, hand each line to the stage, dead-letter what the stage rejects, count.
 
 use anyhow::Context;
-use waflog_core::cloudwatch;
 use waflog_core::error::SchemaError;
-use waflog_core::lines::{Line, LineReader};
-use waflog_core::transform::{DeadLetter, TransformStats};
+use waflog_core::parse::DeadLetter;
+use waflog_core::parse::cloudwatch;
+use waflog_core::parse::lines::{Line, LineReader};
+use waflog_core::transform::TransformStats;
 
 use crate::sink::file::Output;
 use crate::source::file::Input;
@@ -89,7 +90,7 @@ fn record(
     Ok(())
 }
 
-/// A CloudWatch Logs subscription payload (see [`waflog_core::cloudwatch`]) in place
+/// A CloudWatch Logs subscription payload (see [`waflog_core::parse::cloudwatch`]) in place
 /// of a record: each log event's message is a record (dead letters name the payload's
 /// line and offset), a control message is counted and skipped, a payload that cannot
 /// be read is one dead letter.

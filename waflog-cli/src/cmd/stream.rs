@@ -7,8 +7,8 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use waflog_core::cloudwatch::{self, Unpacked};
-use waflog_core::lines::{Line, LineReader};
+use waflog_core::parse::cloudwatch::{self, Unpacked};
+use waflog_core::parse::lines::{Line, LineReader};
 use waflog_core::transform::TransformStats;
 
 use super::records;

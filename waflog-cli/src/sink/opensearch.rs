@@ -20,7 +20,7 @@ use opensearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use opensearch::http::{Method, StatusCode, Url};
 use waflog_core::opensearch::{self as os, IndexSuffix, ItemOutcome};
-use waflog_core::transform::DeadLetter;
+use waflog_core::parse::DeadLetter;
 
 use crate::aws::{AwsContext, Backoff, LineBuffer};
 

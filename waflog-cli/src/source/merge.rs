@@ -11,7 +11,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, Read};
 
-use waflog_core::lines::{Line, LineReader};
+use waflog_core::parse::lines::{Line, LineReader};
 
 use super::file::{Failure, Input};
 

@@ -25,8 +25,8 @@ type HashSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 
 use serde::{Deserialize, Serialize};
 
-use super::extract::Scalar;
 use super::spec::{Aggregation, DetectorSpec};
+use crate::parse::fields::Scalar;
 
 /// A feature compiled against the extractor's path indices.
 #[derive(Debug, Clone)]

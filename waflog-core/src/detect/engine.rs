@@ -8,13 +8,14 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{self, Aggregator, ClosedInterval, CompiledFeature};
-use super::extract::{FieldSet, Scalar};
 use super::result::{self, AnomalyResult};
 use super::spec::{self, AlgorithmSpec, DetectorSpec, Missing};
 use super::{Detector, IntervalFeatures, TimeRules};
 use crate::error::{ConfigError, DetectError, SchemaError};
-use crate::features::{FeatureMap, StatusValue};
+use crate::features::FeatureMap;
 use crate::names;
+use crate::parse::fields::{FieldSet, Scalar};
+use crate::parse::view::StatusValue;
 
 /// Base fields the indicators are computed from, when a record does not carry them.
 const BASE_FIELDS: [&str; 6] = [
@@ -266,11 +267,11 @@ impl Engine {
     pub fn new(specs: &[DetectorSpec], map: FeatureMap) -> Result<Engine, ConfigError> {
         spec::validate_all(specs, std::path::Path::new("<detectors>"))?;
         let mut fields = FieldSet::new();
-        // The input contract's paths first (crate::record), so that the engine and
+        // The input contract's paths first (crate::parse), so that the engine and
         // the transform refuse the same records.
         let timestamp = fields.add_checked(names::TIMESTAMP);
         let base = BASE_FIELDS.map(|p| {
-            if crate::record::STATUS_PATHS.contains(&p) {
+            if crate::parse::STATUS_PATHS.contains(&p) {
                 fields.add_status(p)
             } else {
                 fields.add_checked(p)
@@ -477,7 +478,7 @@ impl Engine {
         line: &[u8],
         results: &mut Vec<AnomalyResult>,
     ) -> Result<(), SchemaError> {
-        let text = crate::transform::object_text(line)?;
+        let text = crate::parse::object_text(line)?;
         let mut values = Vec::with_capacity(self.fields.len());
         let ts = self.extract(text, &mut values)?;
         self.check_time(ts)?;
@@ -567,7 +568,7 @@ impl Engine {
     ) -> Result<i64, SchemaError> {
         self.fields
             .extract(text, local)
-            .map_err(|e| crate::transform::field_error(text, e))?;
+            .map_err(|e| crate::parse::field_error(text, e))?;
         let ts = match &local[self.timestamp] {
             None | Some(Scalar::Null) => return Err(SchemaError::MissingTimestamp),
             Some(Scalar::Num(n)) => crate::timestamp::from_f64(*n)?,

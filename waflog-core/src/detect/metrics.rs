@@ -9,6 +9,7 @@
 use super::result::AnomalyResult;
 use super::{AlgorithmSpec, Detector, IntervalFeatures};
 use crate::error::SchemaError;
+use crate::parse::csv::{MetricRow, metric_row};
 
 /// One metric series scored row by row.
 #[derive(Debug)]
@@ -38,43 +39,15 @@ impl MetricSeries {
 
     /// Feeds one CSV line; returns the row's result (`None` for a header or blank).
     pub fn push_line(&mut self, line: &str) -> Result<Option<AnomalyResult>, SchemaError> {
-        let line = line.trim();
-        if line.is_empty() {
-            return Ok(None);
-        }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() < 2 {
-            return Err(SchemaError::InvalidField(format!(
-                "expected timestamp,value[,value...], found {} field(s)",
-                fields.len()
-            )));
-        }
-        let ts = match crate::timestamp::from_str_series(fields[0].trim_matches('"')) {
-            Ok(ts) => ts,
-            Err(e) if self.rows == 0 && self.features.is_none() => {
-                // A header row: its names become the feature names.
-                if fields[1..].iter().all(|f| f.parse::<f64>().is_err()) {
-                    self.features = Some(
-                        fields[1..]
-                            .iter()
-                            .map(|f| f.trim_matches('"').to_string())
-                            .collect(),
-                    );
-                    return Ok(None);
-                }
-                return Err(e);
+        let header_allowed = self.rows == 0 && self.features.is_none();
+        let (ts, values) = match metric_row(line, header_allowed)? {
+            MetricRow::Blank => return Ok(None),
+            MetricRow::Header(names) => {
+                self.features = Some(names);
+                return Ok(None);
             }
-            Err(e) => return Err(e),
+            MetricRow::Values { time_ms, values } => (time_ms, values),
         };
-        let values = fields[1..]
-            .iter()
-            .map(|f| {
-                f.parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| SchemaError::InvalidField(format!("`{f}` is not a number")))
-            })
-            .collect::<Result<Vec<f64>, _>>()?;
         let names = self
             .features
             .get_or_insert_with(|| (1..=values.len()).map(|i| format!("value{i}")).collect());

@@ -39,7 +39,6 @@ pub mod categorical;
 pub mod engine;
 pub mod ensemble;
 pub mod ewma;
-pub mod extract;
 pub mod likelihood;
 pub mod metrics;
 pub mod rcf;
@@ -82,12 +81,12 @@ pub(crate) mod testutil {
     }
 }
 
+pub use crate::parse::fields::{FieldSet, Scalar};
 pub use aggregate::{Aggregator, ClosedInterval, CompiledFeature};
 pub use engine::{
     BYTES_PER_ENTITY, BuildModel, CONTRIBUTOR_FIELDS, DEFAULT_MAX_ENTITIES, Engine, EngineState,
     EngineStats, ModelFactory, STATE_VERSION,
 };
-pub use extract::{FieldSet, Scalar};
 pub use result::AnomalyResult;
 
 pub use spec::{

@@ -63,7 +63,7 @@ pub use state::{S3Current, STATE_VERSION, State, StateError};
 use crate::alert::{AlertBook, DeliveryReport, Evaluator, Notification, Notifier};
 use crate::detect::{AnomalyResult, Engine};
 use crate::error::SchemaError;
-use crate::transform::DeadLetter;
+use crate::parse::DeadLetter;
 
 /// Dead letters a pipeline keeps by default (the latest; all are counted).
 pub const DEFAULT_KEPT_DEAD_LETTERS: usize = 1_000;

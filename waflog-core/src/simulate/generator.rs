@@ -6,7 +6,7 @@ use rand_pcg::Pcg64Mcg;
 use super::profile::{SimField, Weighted};
 use super::{EpisodeKind, Limit, Scenario};
 use crate::error::ScenarioError;
-use crate::schema::Action;
+use crate::parse::schema::Action;
 
 const DAY_MS: f64 = 86_400_000.0;
 /// The daily cycle peaks at 14:00 UTC: sin(2*pi*(h - 8)/24) is 1 at h = 14.
@@ -474,7 +474,7 @@ fn write_hex(out: &mut Vec<u8>, v: u64, digits: u32) {
 mod tests {
     use super::super::{Episode, Profile};
     use super::*;
-    use crate::schema::WafLog;
+    use crate::parse::schema::WafLog;
     use std::collections::{HashMap, HashSet};
 
     const START: i64 = 1_700_000_000_000;
@@ -522,8 +522,8 @@ mod tests {
             SimField::Action => log.action.get().unwrap().clone(),
             SimField::HttpSourceName => log.http_source_name.get().unwrap().clone(),
             SimField::HttpStatus => match log.http_status.get().unwrap() {
-                crate::schema::Code::Text(s) => s.clone(),
-                crate::schema::Code::Number(n) => n.to_string(),
+                crate::parse::schema::Code::Text(s) => s.clone(),
+                crate::parse::schema::Code::Number(n) => n.to_string(),
             },
             SimField::Country => req.country.get().unwrap().clone(),
             SimField::HttpMethod => req.http_method.get().unwrap().clone(),

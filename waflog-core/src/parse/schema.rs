@@ -39,7 +39,7 @@
 //! - `timestamp` is normalised to integer epoch milliseconds (see [`crate::timestamp`]).
 //!
 //! ```
-//! use waflog_core::schema::{Action, WafLog};
+//! use waflog_core::parse::schema::{Action, WafLog};
 //! let line = r#"{"timestamp":1576280412771,"formatVersion":1,"action":"Block",
 //!   "httpSourceName":"-","responseCodeSent":null,
 //!   "httpRequest":{"clientIp":"1.1.1.1","country":"GB","headers":[{"name":"Host"}],
@@ -753,7 +753,7 @@ mod tests {
 
     #[test]
     fn aws_documentation_shaped_records_round_trip() {
-        let text = include_str!("../../fixtures/aws-examples.ndjson");
+        let text = include_str!("../../../fixtures/aws-examples.ndjson");
         let mut n = 0;
         for line in text.lines() {
             roundtrip(line);
@@ -769,13 +769,13 @@ mod tests {
         );
     }
 
-    const FIELDS: &str = include_str!("../../fixtures/aws-log-fields.ndjson");
+    const FIELDS: &str = include_str!("../../../fixtures/aws-log-fields.ndjson");
 
     /// Parse -> serialise -> parse is equal, and the output is the input as a JSON
     /// value; the known fields land in typed fields, not in `extra`.
     #[test]
     fn every_example_round_trips_with_no_unknown_fields() {
-        let examples = include_str!("../../fixtures/aws-examples.ndjson");
+        let examples = include_str!("../../../fixtures/aws-examples.ndjson");
         let mut n = 0;
         for line in examples.lines().chain(FIELDS.lines()) {
             roundtrip(line);
@@ -867,7 +867,7 @@ mod tests {
 
         // responseCodeSent and the CAPTCHA response of the older examples.
         let captcha = WafLog::from_json(
-            include_str!("../../fixtures/aws-examples.ndjson")
+            include_str!("../../../fixtures/aws-examples.ndjson")
                 .lines()
                 .nth(3)
                 .unwrap(),

@@ -1,6 +1,6 @@
 //! Pulls the values of a set of dotted field paths out of one JSON line.
 //!
-//! Like the transform's [`crate::features::RecordView`], this parses the whole line
+//! Like the transform's [`crate::parse::view::RecordView`], this parses the whole line
 //! (so it is validated) but keeps only what the detectors need, borrowed from the line
 //! where possible; the set of paths is only known at run time, from the detector
 //! configuration, so it is walked as a small trie instead of a derived struct.
@@ -16,7 +16,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::schema::KeySeed;
+use crate::parse::schema::KeySeed;
 
 /// One extracted value.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,7 +153,7 @@ impl FieldSet {
         self.add_with(path, false)
     }
 
-    /// Adds a path of the input contract (see [`crate::record`]): a record that
+    /// Adds a path of the input contract (see [`crate::parse`]): a record that
     /// repeats one of its keys is rejected, and its parents must be objects.
     pub fn add_checked(&mut self, path: &str) -> usize {
         self.add_with(path, true)
