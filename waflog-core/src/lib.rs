@@ -18,7 +18,7 @@
 //! - [`parse`]: records out of bytes, and what is dead-lettered and why;
 //! - [`features`]: the seed's indicators of a record; [`transform`] writes them out
 //!   line by line;
-//! - [`detect`]: per-interval aggregates ([`detect::aggregate`]) scored by the
+//! - [`detect`]: per-interval aggregates (`detect::aggregate`) scored by the
 //!   [`detect::Detector`] models, driven by the [`detect::Engine`];
 //! - [`alert`]: monitors and triggers over the results, the alert lifecycle and the
 //!   notifications due;

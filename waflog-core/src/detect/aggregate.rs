@@ -184,6 +184,7 @@ impl Aggregator {
     }
 
     /// Zero-fills at most `intervals` empty intervals per gap (at least one).
+    #[cfg(test)]
     pub fn with_max_fill(mut self, intervals: u64) -> Aggregator {
         self.max_fill = intervals.max(1);
         self

@@ -1,5 +1,5 @@
 //! The [`Engine`]: extraction, aggregation and detection for a set of detectors. It
-//! takes lines, keeps one [`Aggregator`] per detector and one model per detector and
+//! takes lines, keeps one aggregator per detector and one model per detector and
 //! entity, and gives [`AnomalyResult`]s as intervals close; its [`EngineState`]
 //! saves and restores all of it.
 

@@ -32,7 +32,7 @@
 //!     && r.data_start_time == 1_714_521_600_000 + 90 * 60_000));
 //! ```
 
-pub mod aggregate;
+pub(crate) mod aggregate;
 pub mod artime;
 pub mod cad;
 pub mod categorical;
@@ -81,8 +81,6 @@ pub(crate) mod testutil {
     }
 }
 
-pub use crate::parse::fields::{FieldSet, Scalar};
-pub use aggregate::{Aggregator, ClosedInterval, CompiledFeature};
 pub use engine::{
     BYTES_PER_ENTITY, BuildModel, CONTRIBUTOR_FIELDS, DEFAULT_MAX_ENTITIES, Engine, EngineState,
     EngineStats, ModelFactory, STATE_VERSION,
@@ -169,7 +167,7 @@ pub trait Detector: Send + std::fmt::Debug {
     }
 
     /// The stream had no records for `intervals` intervals that were not zero-filled
-    /// (a gap longer than the fill bound, see [`aggregate`]); the next interval does
+    /// (a gap longer than the fill bound, see `aggregate`); the next interval does
     /// not follow the last one. The default ignores it, as the built-in models do:
     /// after the bounded zero-fill they score the next interval as if it followed
     /// the last one. Models that depend on adjacency can restart here.

@@ -8,7 +8,7 @@
 //!   export lines);
 //! - [`view`]: the borrowed [`view::RecordView`] of the fields the indicators need
 //!   (the transform's fast path) and [`view::StatusValue`];
-//! - [`fields`]: the fields a detector configuration names, by dotted path
+//! - `fields`: the fields a detector configuration names, by dotted path
 //!   (`httpRequest.clientIp`, `labels[].name`), for the detection engine;
 //! - [`schema`]: the whole typed AWS WAF v2 record, [`schema::WafLog`];
 //! - [`csv`]: metric rows (`timestamp,value...`) for `detect --input-format csv`;
@@ -38,7 +38,7 @@
 
 pub mod cloudwatch;
 pub mod csv;
-pub mod fields;
+pub(crate) mod fields;
 pub mod lines;
 pub mod schema;
 pub mod view;
