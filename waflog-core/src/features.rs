@@ -159,7 +159,7 @@ pub enum Class {
 /// up to [`Vocabulary::LINEAR_MAX`] names are compared one by one, which beats
 /// hashing each value on the hot path; larger sets use a hash set.
 #[derive(Debug, Clone, Default)]
-pub struct Vocabulary {
+pub(crate) struct Vocabulary {
     names: Vec<String>,
     set: HashSet<String>,
     fold_case: bool,
@@ -167,7 +167,7 @@ pub struct Vocabulary {
 
 impl Vocabulary {
     /// Largest vocabulary searched linearly.
-    pub const LINEAR_MAX: usize = 16;
+    pub(crate) const LINEAR_MAX: usize = 16;
 
     /// Builds a vocabulary; with `fold_case`, lookups ignore ASCII case.
     pub fn new<I, S>(names: I, fold_case: bool) -> Vocabulary
@@ -216,19 +216,15 @@ impl Vocabulary {
     }
 
     /// Number of names.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.names.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
     }
 }
 
 /// A set of HTTP status codes given as classes (`5xx`) or exact codes (`503`).
 #[derive(Debug, Clone, Default)]
-pub struct StatusSet {
+pub(crate) struct StatusSet {
     classes: [bool; 10],
     codes: HashSet<u16>,
 }

@@ -30,7 +30,7 @@ use crate::parse::fields::Scalar;
 
 /// A feature compiled against the extractor's path indices.
 #[derive(Debug, Clone)]
-pub struct CompiledFeature {
+pub(crate) struct CompiledFeature {
     /// The aggregation.
     pub aggregation: Aggregation,
     /// Index of the aggregated field.
@@ -89,11 +89,11 @@ struct EntityAcc {
 }
 
 /// Example records kept per interval (see [`Aggregator::with_examples`]).
-pub const MAX_EXAMPLES: usize = 3;
+pub(crate) const MAX_EXAMPLES: usize = 3;
 
 /// One closed interval of one detector (and entity).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ClosedInterval {
+pub(crate) struct ClosedInterval {
     /// Start, epoch ms (inclusive).
     pub start_ms: i64,
     /// End, epoch ms (exclusive).
@@ -124,7 +124,7 @@ type EntityAccs = Vec<(Option<String>, EntityAcc)>;
 /// The saved state of an [`Aggregator`] (open intervals with their partial
 /// aggregates), for the `--state` file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AggregatorState {
+pub(crate) struct AggregatorState {
     open: Vec<(i64, EntityAccs)>,
     next_close: Option<i64>,
     watermark: i64,
@@ -134,11 +134,11 @@ pub struct AggregatorState {
 }
 
 /// Most empty intervals zero-filled in one gap.
-pub const MAX_FILLED: u64 = 1440;
+pub(crate) const MAX_FILLED: u64 = 1440;
 
 /// Aggregates records into the intervals of one detector.
 #[derive(Debug, Clone)]
-pub struct Aggregator {
+pub(crate) struct Aggregator {
     interval_ms: i64,
     delay_ms: i64,
     features: Vec<CompiledFeature>,

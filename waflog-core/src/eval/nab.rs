@@ -229,7 +229,7 @@ pub fn parse_profiles(json: &str) -> Result<BTreeMap<String, CostProfile>, NabEr
 /// NAB's anomaly windows (`labels/combined_windows.json`): series name (its path
 /// relative to `data/`, e.g. `realKnownCause/nyc_taxi.csv`) → its windows as
 /// `(start, end)` timestamps in epoch milliseconds, in the file's order.
-pub type Windows = BTreeMap<String, Vec<(i64, i64)>>;
+pub(crate) type Windows = BTreeMap<String, Vec<(i64, i64)>>;
 
 /// Parses NAB's `labels/combined_windows.json` (timestamps `2014-04-10 07:15:00.000000`,
 /// read as UTC).

@@ -20,7 +20,7 @@ use crate::parse::schema::KeySeed;
 
 /// One extracted value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Scalar<'a> {
+pub(crate) enum Scalar<'a> {
     /// JSON `null`.
     Null,
     /// A boolean.
@@ -136,7 +136,7 @@ impl Node {
 
 /// A set of field paths to extract; each gets a stable index.
 #[derive(Debug, Clone, Default)]
-pub struct FieldSet {
+pub(crate) struct FieldSet {
     paths: Vec<String>,
     root: Node,
     /// Some path walks an array (`labels[].name`).
