@@ -425,7 +425,7 @@ impl Dashboard {
             hosts: allowed_hosts(bound, extra_hosts),
             acks_enabled,
         });
-        let runtime = crate::aws::io_runtime("dashboard")?;
+        let runtime = crate::net::io_runtime("dashboard")?;
         let app = router(Arc::clone(&shared));
         let listener = {
             let _guard = runtime.enter();

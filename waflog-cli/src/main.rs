@@ -19,6 +19,7 @@ mod files;
 mod interrupt;
 mod location;
 mod logging;
+mod net;
 mod progress;
 mod sink;
 mod source;

@@ -13,7 +13,8 @@ use waflog_core::alert::{
 };
 use waflog_core::timestamp::parse_duration_ms;
 
-use crate::aws::{Aws, AwsContext, Backoff, error_text};
+use crate::aws::{Aws, AwsContext};
+use crate::net::{Backoff, error_text};
 
 /// Builds one notifier per channel. `results_on_stdout`: a `stdout` channel then
 /// writes to stderr, so alerts never mix with the results.

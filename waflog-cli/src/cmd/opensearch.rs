@@ -85,7 +85,7 @@ fn step(method: Method, path: String, body: Option<Value>) -> Step {
 pub fn run(global: &GlobalArgs, args: &OpenSearchArgs) -> anyhow::Result<Finished> {
     let config = super::load_config(global)?;
     let url = crate::location::parse_cluster(&args.url).context("invalid --url")?;
-    let rt = crate::aws::io_runtime("opensearch")?;
+    let rt = crate::net::io_runtime("opensearch")?;
     let mut aws = AwsContext::new(global.aws_settings());
     let dry_run = matches!(args.action, OpenSearchAction::Setup { dry_run: true, .. });
     let cluster = if dry_run {

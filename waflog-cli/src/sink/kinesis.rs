@@ -14,8 +14,9 @@ use anyhow::Context;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 
-use crate::aws::{Aws, Backoff, CallError, Class, LineBuffer, Trouble};
+use crate::aws::{Aws, CallError, Class, Trouble};
 use crate::interrupt::Interrupted;
+use crate::net::{Backoff, LineBuffer};
 
 /// Most records in one `PutRecords` call.
 pub const MAX_BATCH_RECORDS: usize = 500;

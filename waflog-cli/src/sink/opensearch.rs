@@ -22,7 +22,8 @@ use opensearch::http::{Method, StatusCode, Url};
 use waflog_core::opensearch::{self as os, IndexSuffix, ItemOutcome};
 use waflog_core::transform::DeadLetter;
 
-use crate::aws::{AwsContext, Backoff, LineBuffer};
+use crate::aws::AwsContext;
+use crate::net::{Backoff, LineBuffer};
 
 /// What the documents are: they choose the index template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -191,7 +192,7 @@ impl OpenSearchSink {
         aws: &mut AwsContext,
     ) -> anyhow::Result<OpenSearchSink> {
         os::validate_index_name(index).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let rt = crate::aws::io_runtime("opensearch")?;
+        let rt = crate::net::io_runtime("opensearch")?;
         let cluster = {
             let _guard = rt.enter();
             Cluster::new(url, options, aws)?

@@ -15,8 +15,9 @@ use anyhow::Context;
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::ShardIteratorType;
 
-use crate::aws::{Aws, Backoff, CallError, Class, Trouble, retry};
+use crate::aws::{Aws, CallError, Class, Trouble, retry};
 use crate::interrupt::Interrupted;
+use crate::net::Backoff;
 
 /// Where reading a shard without a checkpoint starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
