@@ -13,7 +13,6 @@ mod alerts;
 mod aws;
 mod cli;
 mod cmd;
-mod dashboard;
 mod exit;
 mod files;
 mod interrupt;

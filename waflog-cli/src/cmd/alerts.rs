@@ -10,6 +10,7 @@ use crate::alerts::{self, Ack};
 use crate::aws::AwsContext;
 use crate::cli::{AlertsAction, AlertsArgs, GlobalArgs};
 use crate::exit::Finished;
+use crate::sink::notifiers;
 
 /// Runs the subcommand.
 pub fn run(global: &GlobalArgs, args: &AlertsArgs) -> anyhow::Result<Finished> {
@@ -53,7 +54,7 @@ pub fn run(global: &GlobalArgs, args: &AlertsArgs) -> anyhow::Result<Finished> {
             })?;
             line.push(b'\n');
             let acks = alerts::acks_path(state);
-            alerts::notifiers::append(&acks, &line)
+            notifiers::append(&acks, &line)
                 .with_context(|| format!("cannot write {}", acks.display()))?;
             crate::term::err_line(&format!(
                 "alert {} ({} / {}) acknowledged; `waflog detect --state {}` takes it in at its next tick or start",
@@ -79,7 +80,7 @@ pub fn run(global: &GlobalArgs, args: &AlertsArgs) -> anyhow::Result<Finished> {
                 .cloned()
                 .collect();
             let mut aws = AwsContext::new(global.aws_settings());
-            let mut notifiers = alerts::notifiers::build(&chosen, &mut aws, false)?;
+            let mut notifiers = notifiers::build(&chosen, &mut aws, false)?;
             let n = notifiers
                 .iter_mut()
                 .find(|n| n.name() == channel)

@@ -81,7 +81,7 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
     board.set_input(events, 0, 0, rate);
     board.sort();
     let snapshot = board.snapshot_at(crate::alerts::now_ms());
-    let html = crate::dashboard::report_html(&snapshot)?;
+    let html = crate::sink::dashboard::report_html(&snapshot)?;
     if args.output == Path::new("-") {
         crate::term::raw_out(html.as_bytes())?;
     } else {

@@ -46,13 +46,13 @@ use waflog_core::dashboard::{AlertView, Board, Snapshot};
 use crate::alerts::AckRefusal;
 
 /// The page template: three lines in it load the assets, which the report inlines.
-pub const INDEX_HTML: &str = include_str!("../assets/dashboard/index.html");
+pub const INDEX_HTML: &str = include_str!("../../assets/dashboard/index.html");
 /// The page's script.
-pub const APP_JS: &str = include_str!("../assets/dashboard/app.js");
+pub const APP_JS: &str = include_str!("../../assets/dashboard/app.js");
 /// The page's styles.
-pub const APP_CSS: &str = include_str!("../assets/dashboard/app.css");
+pub const APP_CSS: &str = include_str!("../../assets/dashboard/app.css");
 /// Chart.js 4.6.1 (MIT), from the npm package's `dist/chart.umd.min.js`.
-pub const CHART_JS: &str = include_str!("../assets/vendor/chart.umd.min.js");
+pub const CHART_JS: &str = include_str!("../../assets/vendor/chart.umd.min.js");
 
 const CSS_LINK: &str = r#"<link rel="stylesheet" href="assets/app.css">"#;
 const CHART_TAG: &str = r#"<script src="assets/chart.umd.min.js"></script>"#;
