@@ -20,6 +20,7 @@ mod location;
 mod logging;
 mod net;
 mod progress;
+mod records;
 mod sink;
 mod source;
 mod term;

@@ -9,9 +9,9 @@ use waflog_core::detect::AnomalyResult;
 use waflog_core::error::SchemaError;
 use waflog_core::transform::TransformStats;
 
-use super::records;
 use crate::cli::{GlobalArgs, ReportArgs};
 use crate::exit::Finished;
+use crate::records;
 use crate::sink::file as file_sink;
 use crate::source::file as file_source;
 

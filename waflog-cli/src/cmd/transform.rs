@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 use waflog_core::pipeline::{S3Current, State};
 use waflog_core::transform::{TransformStats, Transformer};
 
-use super::{records, stream};
 use crate::aws::AwsContext;
 use crate::cli::{GlobalArgs, TransformArgs};
 use crate::exit::Finished;
 use crate::location::Location;
+use crate::records;
 use crate::sink::file::{self as file_sink, Output};
+use crate::source::follow::{self, FollowStage};
 use crate::source::{Plan, S3Range};
 
 /// Output is written in blocks of about this size.
@@ -68,7 +69,7 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
                 resume.len()
             );
         }
-        let (rx, stop) = stream::read_kinesis(&mut aws, stream, &args.input, resume, max_line)?;
+        let (rx, stop) = super::read_kinesis(&mut aws, stream, &args.input, resume, max_line)?;
         // S3 objects are uploaded when their span closes: only the end of the run
         // makes what was written durable there.
         let durable_on_flush = !matches!(
@@ -90,7 +91,7 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
             durable_on_flush,
         };
         let source = format!("kinesis://{stream}");
-        let outcome = stream::follow(
+        let outcome = follow::follow(
             &rx, &source, max_line, &mut stats, &mut dead, idle_exit, &stop, &mut stage,
         );
         stop.store(true, Ordering::SeqCst);
@@ -220,7 +221,7 @@ struct FollowTransform<'a> {
     durable_on_flush: bool,
 }
 
-impl stream::FollowStage for FollowTransform<'_> {
+impl FollowStage for FollowTransform<'_> {
     fn line(&mut self, line: &[u8]) -> records::LineOutcome {
         let outcome = self.transformer.transform_line(line, self.buf);
         if self.buf.len() >= OUT_BLOCK {

@@ -1,20 +1,24 @@
 //! Amazon Kinesis Data Streams source.
 //!
-//! Reads every shard of a stream on a thread of its own, from
+//! Reads every shard of a stream on a thread of its own ([`Reader`]), from
 //! `TRIM_HORIZON`, `LATEST`, a timestamp or a checkpoint (the last processed
 //! sequence number per shard), drains parent shards before their children after a
-//! reshard, and handles throttling and expired iterators.
+//! reshard, and handles throttling and expired iterators; [`lines`] cuts the
+//! records into the numbered lines a followed input hands over
+//! (`crate::source::follow`), with a checkpoint after each record.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{self, SyncSender};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::ShardIteratorType;
+use waflog_core::cloudwatch::{self, Unpacked};
 
+use super::follow::Msg;
 use crate::aws::{Aws, CallError, Class, Trouble, retry};
 use crate::interrupt::Interrupted;
 use crate::net::Backoff;
@@ -456,6 +460,116 @@ fn parents_done(shards: &BTreeMap<String, Shard>, s: &Shard) -> bool {
 fn event_time(data: &[u8]) -> i64 {
     let first = data.split(|&b| b == b'\n').next().unwrap_or_default();
     super::merge::line_time(first)
+}
+
+/// The most a compressed Kinesis record may decompress to.
+const UNPACKED_LIMIT: usize = 64 << 20;
+
+/// Reads every shard of the stream `stream` on threads of their own (a
+/// [`Reader`] from `start`, or after the checkpoints in `checkpoints`; only the
+/// shards of `consumer` k of n when given) until `stop`: each record's lines,
+/// then a checkpoint after it.
+pub fn lines(
+    aws: Arc<Aws>,
+    stream: &str,
+    start: StartPosition,
+    checkpoints: BTreeMap<String, String>,
+    max_line: usize,
+    consumer: Option<(u32, u32)>,
+    stop: &Arc<AtomicBool>,
+) -> mpsc::Receiver<Msg> {
+    let (etx, erx) = mpsc::sync_channel::<Event>(1024);
+    let mut reader = Reader::new(aws, stream, start, checkpoints);
+    reader.consumer = consumer;
+    let flag = Arc::clone(stop);
+    std::thread::spawn(move || reader.run(&etx, &flag));
+    let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
+    let mut split = RecordLines {
+        stream: stream.to_string(),
+        max_line,
+        number: 0,
+    };
+    std::thread::spawn(move || {
+        for event in erx {
+            let msgs = match event {
+                Event::Record {
+                    shard,
+                    sequence,
+                    data,
+                } => split.record(&shard, sequence, &data),
+                Event::CaughtUp => vec![Msg::CaughtUp],
+                Event::Failed(e) => vec![Msg::Failed(e)],
+            };
+            for m in msgs {
+                if tx.send(m).is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = tx.send(Msg::End);
+    });
+    rx
+}
+
+/// Cuts the records of a stream into numbered lines.
+struct RecordLines {
+    stream: String,
+    max_line: usize,
+    /// The number of the last line.
+    number: u64,
+}
+
+impl RecordLines {
+    /// The messages of one record of `shard`: its lines, then a checkpoint after
+    /// it. A CloudWatch Logs subscription payload (gzip) gives its log events'
+    /// messages; other gzip data is decompressed.
+    fn record(&mut self, shard: &str, sequence: String, data: &[u8]) -> Vec<Msg> {
+        let mut v: Vec<Msg> = Vec::new();
+        match cloudwatch::unpack(data, UNPACKED_LIMIT) {
+            None => self.split(data, &mut v),
+            Some(Ok(Unpacked::Decompressed(bytes))) => self.split(&bytes, &mut v),
+            Some(Ok(Unpacked::Payload(p))) => {
+                if p.is_control() {
+                    tracing::debug!(
+                        "{}/{shard}: a CloudWatch Logs control message, skipped",
+                        self.stream
+                    );
+                } else {
+                    for event in p.log_events {
+                        self.number += 1;
+                        v.push(Msg::Line(self.number, event.message.into_bytes()));
+                    }
+                }
+            }
+            Some(Err(e)) => v.push(Msg::Unreadable(
+                format!("kinesis://{}/{shard} record {sequence}", self.stream),
+                self.number + 1,
+                e.to_string(),
+            )),
+        }
+        v.push(Msg::Checkpoint(
+            format!("{}/{shard}", self.stream),
+            sequence,
+        ));
+        v
+    }
+
+    /// The non-blank lines of `data` into `v` (over `max_line`: too long).
+    fn split(&mut self, data: &[u8], v: &mut Vec<Msg>) {
+        let max_line = self.max_line;
+        v.extend(
+            data.split(|&b| b == b'\n')
+                .filter(|l| !l.trim_ascii().is_empty())
+                .map(|l| {
+                    self.number += 1;
+                    if l.len() > max_line {
+                        Msg::TooLong(self.number, l[..max_line].to_vec(), l.len() as u64)
+                    } else {
+                        Msg::Line(self.number, l.to_vec())
+                    }
+                }),
+        );
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! streams ([`kinesis`], read by the commands that follow a stream).
 
 pub mod file;
+pub mod follow;
 pub mod kinesis;
 pub mod merge;
 pub mod s3;
@@ -52,7 +53,7 @@ pub type Inputs = Box<dyn Iterator<Item = anyhow::Result<file::Input>>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     /// One `kinesis://` stream, the only input: every shard, followed until
-    /// `--idle-exit` or Ctrl-C (see `crate::cmd::stream`).
+    /// `--idle-exit` or Ctrl-C (see [`follow`]).
     Kinesis(String),
     /// Files or stdin followed as they grow (`--follow`).
     Follow(Vec<String>),
@@ -102,7 +103,7 @@ impl Plan {
 /// becomes every object under its prefix, in delivery-time order, and when the
 /// prefix holds several delivery folders (web ACLs), one input that merges them
 /// line by line in event time. `kinesis://` names are streams, which only
-/// `--follow`-style readers take: an error here.
+/// the readers of followed inputs take: an error here.
 ///
 /// The S3 inputs named in `done` (objects `s3://bucket/key`, or a merged prefix
 /// by its name) are left out: what `transform --state` has already written.
