@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 
@@ -178,92 +179,117 @@ impl KinesisSink {
         let mut pending: Vec<usize> = (0..batch.len()).collect();
         let mut first_failure: Option<Instant> = None;
         loop {
-            let entries = pending
-                .iter()
-                .map(|&i| {
-                    PutRecordsRequestEntry::builder()
-                        .data(Blob::new(batch[i].0.clone()))
-                        .partition_key(&batch[i].1)
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .context("cannot build a PutRecords entry")?;
-            self.stats.calls += 1;
-            let outcome = self.aws.call(
-                self.client
-                    .put_records()
-                    .stream_name(&self.stream)
-                    .set_records(Some(entries))
-                    .send(),
-            );
-            let Ok(outcome) = outcome else {
-                return Err(self
-                    .gave_up(pending.len(), "interrupted")
-                    .context(Interrupted));
+            let Some(failure) = self.put_records(&batch, &mut pending)? else {
+                self.committed += batch.len() as u64 + std::mem::take(&mut self.skipped_in_batch);
+                return Ok(());
             };
-            let failure = match outcome {
-                Ok(out) => {
-                    let failed: Vec<usize> = out
-                        .records()
-                        .iter()
-                        .zip(&pending)
-                        .filter(|(r, _)| r.error_code().is_some())
-                        .map(|(_, &i)| i)
-                        .collect();
-                    let reason = out
-                        .records()
-                        .iter()
-                        .find_map(|r| r.error_code().map(str::to_string));
-                    self.stats.records += (pending.len() - failed.len()) as u64;
-                    if failed.is_empty() {
-                        self.trouble.succeeded();
-                        self.committed +=
-                            batch.len() as u64 + std::mem::take(&mut self.skipped_in_batch);
-                        return Ok(());
-                    }
-                    self.stats.retried += failed.len() as u64;
-                    let code = reason.unwrap_or_default();
-                    let e = CallError {
-                        class: crate::aws::classify(Some(&code), None),
-                        text: format!(
-                            "{} of {} records rejected ({code})",
-                            failed.len(),
-                            pending.len()
-                        ),
-                        code: Some(code),
-                    };
-                    pending = failed;
-                    e
-                }
-                Err(e) => CallError::from_sdk(&e),
-            };
-            if failure.class == Class::Permanent {
-                return Err(self.gave_up(
-                    pending.len(),
-                    &format!("{}; {}", failure.text, failure.hint()),
-                ));
-            }
-            let since = *first_failure.get_or_insert_with(Instant::now);
-            if since.elapsed() >= self.aws.timeouts.operation {
-                self.trouble.end("gave up");
-                return Err(self.gave_up(
-                    pending.len(),
-                    &format!(
-                        "still failing after {} attempts over {:.1?} (--operation-timeout): {}",
-                        backoff.attempts() + 1,
-                        since.elapsed(),
-                        failure.text
-                    ),
-                ));
-            }
-            let delay = backoff.next_delay();
-            self.trouble.failed(&failure, delay);
-            if self.aws.sleep(delay).is_err() {
-                return Err(self
-                    .gave_up(pending.len(), "interrupted")
-                    .context(Interrupted));
-            }
+            self.wait_to_resend(&failure, pending.len(), &mut backoff, &mut first_failure)?;
         }
+    }
+
+    /// One `PutRecords` call with the `pending` records of `batch`: `None` when
+    /// the stream accepted them all, else why not, with `pending` narrowed to the
+    /// records to send again.
+    fn put_records(
+        &mut self,
+        batch: &[(Vec<u8>, String)],
+        pending: &mut Vec<usize>,
+    ) -> anyhow::Result<Option<CallError>> {
+        let entries = pending
+            .iter()
+            .map(|&i| {
+                PutRecordsRequestEntry::builder()
+                    .data(Blob::new(batch[i].0.clone()))
+                    .partition_key(&batch[i].1)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .context("cannot build a PutRecords entry")?;
+        self.stats.calls += 1;
+        let outcome = self.aws.call(
+            self.client
+                .put_records()
+                .stream_name(&self.stream)
+                .set_records(Some(entries))
+                .send(),
+        );
+        let Ok(outcome) = outcome else {
+            return Err(self
+                .gave_up(pending.len(), "interrupted")
+                .context(Interrupted));
+        };
+        match outcome {
+            Ok(out) => Ok(self.rejected(&out, pending)),
+            Err(e) => Ok(Some(CallError::from_sdk(&e))),
+        }
+    }
+
+    /// Counts the records a `PutRecords` answer accepted; `None` when that is
+    /// all of them, else the error of those it failed, left in `pending`.
+    fn rejected(&mut self, out: &PutRecordsOutput, pending: &mut Vec<usize>) -> Option<CallError> {
+        let failed: Vec<usize> = out
+            .records()
+            .iter()
+            .zip(pending.iter())
+            .filter(|(r, _)| r.error_code().is_some())
+            .map(|(_, &i)| i)
+            .collect();
+        let reason = out
+            .records()
+            .iter()
+            .find_map(|r| r.error_code().map(str::to_string));
+        self.stats.records += (pending.len() - failed.len()) as u64;
+        if failed.is_empty() {
+            self.trouble.succeeded();
+            return None;
+        }
+        self.stats.retried += failed.len() as u64;
+        let code = reason.unwrap_or_default();
+        let e = CallError {
+            class: crate::aws::classify(Some(&code), None),
+            text: format!(
+                "{} of {} records rejected ({code})",
+                failed.len(),
+                pending.len()
+            ),
+            code: Some(code),
+        };
+        *pending = failed;
+        Some(e)
+    }
+
+    /// After a failed call with `pending` records still to send: the error that
+    /// stops the sink (a permanent failure, failures for --operation-timeout
+    /// since the first, Ctrl-C), or a wait with backoff before they are resent.
+    fn wait_to_resend(
+        &mut self,
+        failure: &CallError,
+        pending: usize,
+        backoff: &mut Backoff,
+        first_failure: &mut Option<Instant>,
+    ) -> anyhow::Result<()> {
+        if failure.class == Class::Permanent {
+            return Err(self.gave_up(pending, &format!("{}; {}", failure.text, failure.hint())));
+        }
+        let since = *first_failure.get_or_insert_with(Instant::now);
+        if since.elapsed() >= self.aws.timeouts.operation {
+            self.trouble.end("gave up");
+            return Err(self.gave_up(
+                pending,
+                &format!(
+                    "still failing after {} attempts over {:.1?} (--operation-timeout): {}",
+                    backoff.attempts() + 1,
+                    since.elapsed(),
+                    failure.text
+                ),
+            ));
+        }
+        let delay = backoff.next_delay();
+        self.trouble.failed(failure, delay);
+        if self.aws.sleep(delay).is_err() {
+            return Err(self.gave_up(pending, "interrupted").context(Interrupted));
+        }
+        Ok(())
     }
 
     /// The error of a sink that stops: exactly how many records it was given,

@@ -14,6 +14,7 @@ use std::sync::mpsc::{self, SyncSender};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use aws_sdk_kinesis::operation::get_records::GetRecordsOutput;
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use waflog_core::cloudwatch::{self, Unpacked};
@@ -260,6 +261,8 @@ impl Reader {
         .map_err(|g| g.into_error(what))
     }
 
+    /// Reads the shards until `stop` or the receiver is gone: polls those ready,
+    /// hands over what they read, says when every shard is at its tip.
     fn poll_loop(&mut self, tx: &SyncSender<Event>, stop: &AtomicBool) -> anyhow::Result<()> {
         let client = self.aws.kinesis();
         let mut shards = BTreeMap::new();
@@ -270,128 +273,11 @@ impl Reader {
                 self.list_shards(&client, &mut shards, stop)?;
                 listed = Instant::now();
             }
-            let ids: Vec<String> = shards.keys().cloned().collect();
-            let mut busy = false;
-            for id in ids {
-                let ready = {
-                    let s = &shards[&id];
-                    !s.finished
-                        && s.next_poll.is_none_or(|t| Instant::now() >= t)
-                        && s.parents
-                            .iter()
-                            .all(|p| shards.get(p).is_none_or(|ps| ps.finished))
-                };
-                if !ready {
-                    continue;
-                }
-                let child = shards[&id].child;
-                let Some(shard) = shards.get_mut(&id) else {
-                    continue;
-                };
-                if shard.iterator.is_none() {
-                    let after = shard.last_read.as_ref();
-                    shard.iterator = self.iterator(&client, &id, after, child, stop)?;
-                    if shard.iterator.is_none() {
-                        shard.finished = true;
-                        continue;
-                    }
-                }
-                let Some(it) = shard.iterator.clone() else {
-                    continue;
-                };
-                let got = self
-                    .aws
-                    .call(client.get_records().shard_iterator(it).limit(10_000).send())
-                    .map_err(|i| {
-                        anyhow::Error::new(i).context(format!("kinesis://{}", self.stream))
-                    })?;
-                match got {
-                    Ok(out) => {
-                        shard.backoff_attempts = 0;
-                        shard.failing_since = None;
-                        self.trouble.succeeded();
-                        if let Some(r) = out.records().last() {
-                            shard.last_read = Some(r.sequence_number().to_string());
-                        }
-                        for r in out.records() {
-                            let data = r.data().as_ref().to_vec();
-                            shard.queue.push_back((
-                                event_time(&data),
-                                r.sequence_number().to_string(),
-                                data,
-                            ));
-                        }
-                        shard.caught_up = out.records().is_empty();
-                        shard.iterator = out.next_shard_iterator().map(str::to_string);
-                        if shard.iterator.is_none() {
-                            shard.finished = true;
-                            tracing::info!("kinesis://{}/{id}: closed shard drained", self.stream);
-                            self.list_shards(&client, &mut shards, stop)?;
-                            listed = Instant::now();
-                            busy = true;
-                            break;
-                        }
-                        if out.records().is_empty() {
-                            shard.next_poll = Some(Instant::now() + self.idle_poll);
-                        } else {
-                            busy = true;
-                            shard.next_poll = None;
-                        }
-                    }
-                    Err(e) => {
-                        let e = CallError::from_sdk(&e);
-                        if e.code.as_deref() == Some("ExpiredIteratorException") {
-                            tracing::debug!(
-                                "kinesis://{}/{id}: iterator expired, renewing",
-                                self.stream
-                            );
-                            shard.iterator = None;
-                        } else if e.class == Class::Permanent {
-                            anyhow::bail!(
-                                "cannot read kinesis://{}/{id}: {}; {}",
-                                self.stream,
-                                e.text,
-                                e.hint()
-                            );
-                        } else {
-                            // Throttling (ProvisionedThroughputExceeded), 5xx, timeouts.
-                            let since = *shard.failing_since.get_or_insert_with(Instant::now);
-                            if since.elapsed() >= self.aws.timeouts.operation {
-                                self.trouble.end("gave up");
-                                anyhow::bail!(
-                                    "cannot read kinesis://{}/{id}: still failing after {} attempts over {:.1?} (--operation-timeout): {}",
-                                    self.stream,
-                                    shard.backoff_attempts + 1,
-                                    since.elapsed(),
-                                    e.text
-                                );
-                            }
-                            let mut b = Backoff::new(
-                                Duration::from_millis(200),
-                                Duration::from_secs(10),
-                                0x2545_f491_4f6c_dd1d ^ u64::from(shard.backoff_attempts),
-                            );
-                            for _ in 0..shard.backoff_attempts {
-                                b.next_delay();
-                            }
-                            shard.backoff_attempts += 1;
-                            let delay = b.next_delay();
-                            self.trouble.failed(&e, delay);
-                            shard.next_poll = Some(Instant::now() + delay);
-                        }
-                    }
-                }
-            }
+            let busy = self.poll_round(&client, &mut shards, &mut listed, stop)?;
             if !drain(&mut self.checkpoints, &mut shards, tx) {
                 return Ok(());
             }
-            let at_tip = shards.values().all(|s| {
-                s.queue.is_empty()
-                    && (s.finished
-                        || s.caught_up
-                        || (s.iterator.is_none() && !parents_done(&shards, s)))
-            });
-            if at_tip && !busy && tx.send(Event::CaughtUp).is_err() {
+            if at_tip(&shards) && !busy && tx.send(Event::CaughtUp).is_err() {
                 return Ok(());
             }
             if !busy {
@@ -400,6 +286,174 @@ impl Reader {
         }
         Ok(())
     }
+
+    /// Polls once every shard that is due (its parents read to their end); a
+    /// shard that closes ends the round with a new listing (`listed`: when).
+    /// True when a shard returned records or closed.
+    fn poll_round(
+        &self,
+        client: &aws_sdk_kinesis::Client,
+        shards: &mut BTreeMap<String, Shard>,
+        listed: &mut Instant,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<bool> {
+        let ids: Vec<String> = shards.keys().cloned().collect();
+        let mut busy = false;
+        for id in ids {
+            let ready = {
+                let s = &shards[&id];
+                !s.finished
+                    && s.next_poll.is_none_or(|t| Instant::now() >= t)
+                    && s.parents
+                        .iter()
+                        .all(|p| shards.get(p).is_none_or(|ps| ps.finished))
+            };
+            if !ready {
+                continue;
+            }
+            let Some(shard) = shards.get_mut(&id) else {
+                continue;
+            };
+            match self.poll_shard(client, &id, shard, stop)? {
+                Polled::Nothing => {}
+                Polled::Records => busy = true,
+                Polled::Closed => {
+                    self.list_shards(client, shards, stop)?;
+                    *listed = Instant::now();
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(busy)
+    }
+
+    /// One `GetRecords` call on the shard `id` (renewing its iterator first when
+    /// it has none): its records queued, or its failure handled.
+    fn poll_shard(
+        &self,
+        client: &aws_sdk_kinesis::Client,
+        id: &str,
+        shard: &mut Shard,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<Polled> {
+        if shard.iterator.is_none() {
+            let after = shard.last_read.as_ref();
+            shard.iterator = self.iterator(client, id, after, shard.child, stop)?;
+            if shard.iterator.is_none() {
+                shard.finished = true;
+                return Ok(Polled::Nothing);
+            }
+        }
+        let Some(it) = shard.iterator.clone() else {
+            return Ok(Polled::Nothing);
+        };
+        let got = self
+            .aws
+            .call(client.get_records().shard_iterator(it).limit(10_000).send())
+            .map_err(|i| anyhow::Error::new(i).context(format!("kinesis://{}", self.stream)))?;
+        match got {
+            Ok(out) => Ok(self.queue_records(id, shard, &out)),
+            Err(e) => {
+                self.read_failed(id, shard, &CallError::from_sdk(&e))?;
+                Ok(Polled::Nothing)
+            }
+        }
+    }
+
+    /// Queues the records of a `GetRecords` answer on `shard` and moves its
+    /// iterator on.
+    fn queue_records(&self, id: &str, shard: &mut Shard, out: &GetRecordsOutput) -> Polled {
+        shard.backoff_attempts = 0;
+        shard.failing_since = None;
+        self.trouble.succeeded();
+        if let Some(r) = out.records().last() {
+            shard.last_read = Some(r.sequence_number().to_string());
+        }
+        for r in out.records() {
+            let data = r.data().as_ref().to_vec();
+            shard
+                .queue
+                .push_back((event_time(&data), r.sequence_number().to_string(), data));
+        }
+        shard.caught_up = out.records().is_empty();
+        shard.iterator = out.next_shard_iterator().map(str::to_string);
+        if shard.iterator.is_none() {
+            shard.finished = true;
+            tracing::info!("kinesis://{}/{id}: closed shard drained", self.stream);
+            return Polled::Closed;
+        }
+        if out.records().is_empty() {
+            shard.next_poll = Some(Instant::now() + self.idle_poll);
+            Polled::Nothing
+        } else {
+            shard.next_poll = None;
+            Polled::Records
+        }
+    }
+
+    /// A failed `GetRecords` call on `shard`: an expired iterator is renewed, a
+    /// permanent error stops the reader, others (throttling, 5xx, timeouts) are
+    /// retried with backoff until --operation-timeout.
+    fn read_failed(&self, id: &str, shard: &mut Shard, e: &CallError) -> anyhow::Result<()> {
+        if e.code.as_deref() == Some("ExpiredIteratorException") {
+            tracing::debug!("kinesis://{}/{id}: iterator expired, renewing", self.stream);
+            shard.iterator = None;
+            return Ok(());
+        }
+        if e.class == Class::Permanent {
+            anyhow::bail!(
+                "cannot read kinesis://{}/{id}: {}; {}",
+                self.stream,
+                e.text,
+                e.hint()
+            );
+        }
+        // Throttling (ProvisionedThroughputExceeded), 5xx, timeouts.
+        let since = *shard.failing_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= self.aws.timeouts.operation {
+            self.trouble.end("gave up");
+            anyhow::bail!(
+                "cannot read kinesis://{}/{id}: still failing after {} attempts over {:.1?} (--operation-timeout): {}",
+                self.stream,
+                shard.backoff_attempts + 1,
+                since.elapsed(),
+                e.text
+            );
+        }
+        let mut b = Backoff::new(
+            Duration::from_millis(200),
+            Duration::from_secs(10),
+            0x2545_f491_4f6c_dd1d ^ u64::from(shard.backoff_attempts),
+        );
+        for _ in 0..shard.backoff_attempts {
+            b.next_delay();
+        }
+        shard.backoff_attempts += 1;
+        let delay = b.next_delay();
+        self.trouble.failed(e, delay);
+        shard.next_poll = Some(Instant::now() + delay);
+        Ok(())
+    }
+}
+
+/// What one poll of a shard gave.
+enum Polled {
+    /// No record (or none yet: an iterator renewed, a retry waiting).
+    Nothing,
+    /// Records, queued.
+    Records,
+    /// The shard is closed and read to its end (a reshard): the shards are
+    /// listed again.
+    Closed,
+}
+
+/// True when no shard holds records back: every queue is empty and every shard
+/// is read to its end, caught up, or waits for its parents.
+fn at_tip(shards: &BTreeMap<String, Shard>) -> bool {
+    shards.values().all(|s| {
+        s.queue.is_empty()
+            && (s.finished || s.caught_up || (s.iterator.is_none() && !parents_done(shards, s)))
+    })
 }
 
 /// Hands over queued records in event-time order across shards, as long as no
