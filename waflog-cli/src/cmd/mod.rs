@@ -1,4 +1,6 @@
-//! One module per subcommand: build from flags, run, report.
+//! The subcommands' glue, one module each: build the pieces from the flags, run
+//! them, report. This module holds what they share: the configuration, the
+//! `--state` file, the Kinesis flags, summaries and exit status.
 
 pub mod alerts;
 pub mod detect;
