@@ -603,7 +603,7 @@ pub struct DetectArgs {
     /// within a second. Read-only but for acknowledgements; requests with a
     /// foreign Host or Origin are refused. Before an input file name write
     /// `--dashboard=ADDR` (a bare `--dashboard FILE` takes FILE as the address).
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::dashboard::DEFAULT_ADDR)]
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::sink::dashboard::DEFAULT_ADDR)]
     pub dashboard: Option<String>,
     /// Another Host name the dashboard answers to (repeatable), e.g. the machine's
     /// name when it listens on 0.0.0.0. Only localhost and IP addresses are

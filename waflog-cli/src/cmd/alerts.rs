@@ -10,87 +10,96 @@ use crate::alerts::{self, Ack};
 use crate::aws::AwsContext;
 use crate::cli::{AlertsAction, AlertsArgs, GlobalArgs};
 use crate::exit::Finished;
+use crate::sink::notifiers;
 
 /// Runs the subcommand.
 pub fn run(global: &GlobalArgs, args: &AlertsArgs) -> anyhow::Result<Finished> {
     match &args.action {
-        AlertsAction::List { json, all } => {
-            let state = need_state(args)?;
-            let mut book = load_book(state)?;
-            // Acknowledgements not yet taken in by detect show as applied.
-            for ack in alerts::read_acks(&alerts::acks_path(state))? {
-                let _ = book.acknowledge(&ack.id, ack.at);
-            }
-            let list: Vec<&Alert> = book
-                .list()
-                .into_iter()
-                .filter(|a| *all || a.is_open())
-                .collect();
-            if *json {
-                let mut out = Vec::new();
-                for a in &list {
-                    waflog_core::text::to_json_writer(&mut out, a)?;
-                    out.push(b'\n');
-                }
-                crate::term::raw_out(&out)?;
-            } else {
-                crate::term::out(&table(&list))?;
-            }
-            Ok(Finished::Ok)
-        }
-        AlertsAction::Ack { id } => {
-            let state = need_state(args)?;
-            let book = load_book(state)?;
-            let alert = book
-                .get(id)
-                .with_context(|| format!("cannot acknowledge {id}"))?;
-            if !alert.is_open() {
-                anyhow::bail!("alert {} is {} already", alert.id, alert.state());
-            }
-            let mut line = serde_json::to_vec(&Ack {
-                id: alert.id.clone(),
-                at: alerts::now_ms(),
-            })?;
-            line.push(b'\n');
-            let acks = alerts::acks_path(state);
-            alerts::notifiers::append(&acks, &line)
-                .with_context(|| format!("cannot write {}", acks.display()))?;
-            crate::term::err_line(&format!(
-                "alert {} ({} / {}) acknowledged; `waflog detect --state {}` takes it in at its next tick or start",
-                alert.id,
-                alert.monitor,
-                alert.trigger,
-                state.display()
-            ));
-            Ok(Finished::Ok)
-        }
-        AlertsAction::Test { channel } => {
-            let config = super::load_config(global)?;
-            let monitors = alerts::monitors(&config, true);
-            let channels = config.channel_specs();
-            let eval = Evaluator::new(&monitors, &channels).context("invalid [[monitors]]")?;
-            let note = eval.test_notification(channel, alerts::now_ms())?;
-            // Only the channel tested is built: another one (an SNS topic without
-            // AWS credentials at hand) neither fails the test nor loads the AWS
-            // configuration (whose chain may try the EC2 metadata endpoint).
-            let chosen: Vec<_> = channels
-                .iter()
-                .filter(|c| c.name() == channel)
-                .cloned()
-                .collect();
-            let mut aws = AwsContext::new(global.aws_settings());
-            let mut notifiers = alerts::notifiers::build(&chosen, &mut aws, false)?;
-            let n = notifiers
-                .iter_mut()
-                .find(|n| n.name() == channel)
-                .with_context(|| format!("no channel named {channel}"))?;
-            n.send(&note).map_err(|e| {
-                anyhow::anyhow!("test notification to channel {channel} failed: {e}")
-            })?;
-            crate::term::err_line(&format!("test notification sent to channel {channel}"));
-            Ok(Finished::Ok)
-        }
+        AlertsAction::List { json, all } => list(args, *json, *all),
+        AlertsAction::Ack { id } => ack(args, id),
+        AlertsAction::Test { channel } => test(global, channel),
     }
+}
+
+/// `list`: the open alerts (every one with `all`), as a table or JSON lines.
+fn list(args: &AlertsArgs, json: bool, all: bool) -> anyhow::Result<Finished> {
+    let state = need_state(args)?;
+    let mut book = load_book(state)?;
+    // Acknowledgements not yet taken in by detect show as applied.
+    for ack in alerts::read_acks(&alerts::acks_path(state))? {
+        let _ = book.acknowledge(&ack.id, ack.at);
+    }
+    let list: Vec<&Alert> = book
+        .list()
+        .into_iter()
+        .filter(|a| all || a.is_open())
+        .collect();
+    if json {
+        let mut out = Vec::new();
+        for a in &list {
+            waflog_core::text::to_json_writer(&mut out, a)?;
+            out.push(b'\n');
+        }
+        crate::term::raw_out(&out)?;
+    } else {
+        crate::term::out(&table(&list))?;
+    }
+    Ok(Finished::Ok)
+}
+
+/// `ack ID`: the acknowledgement appended to the state file's side file, for
+/// `waflog detect` to take in.
+fn ack(args: &AlertsArgs, id: &str) -> anyhow::Result<Finished> {
+    let state = need_state(args)?;
+    let book = load_book(state)?;
+    let alert = book
+        .get(id)
+        .with_context(|| format!("cannot acknowledge {id}"))?;
+    if !alert.is_open() {
+        anyhow::bail!("alert {} is {} already", alert.id, alert.state());
+    }
+    let mut line = serde_json::to_vec(&Ack {
+        id: alert.id.clone(),
+        at: alerts::now_ms(),
+    })?;
+    line.push(b'\n');
+    let acks = alerts::acks_path(state);
+    notifiers::append(&acks, &line).with_context(|| format!("cannot write {}", acks.display()))?;
+    crate::term::err_line(&format!(
+        "alert {} ({} / {}) acknowledged; `waflog detect --state {}` takes it in at its next tick or start",
+        alert.id,
+        alert.monitor,
+        alert.trigger,
+        state.display()
+    ));
+    Ok(Finished::Ok)
+}
+
+/// `test CHANNEL`: a test notification sent through that channel alone.
+fn test(global: &GlobalArgs, channel: &str) -> anyhow::Result<Finished> {
+    let config = super::load_config(global)?;
+    let monitors = alerts::monitors(&config, true);
+    let channels = config.channel_specs();
+    let eval = Evaluator::new(&monitors, &channels).context("invalid [[monitors]]")?;
+    let note = eval.test_notification(channel, alerts::now_ms())?;
+    // Only the channel tested is built: another one (an SNS topic without
+    // AWS credentials at hand) neither fails the test nor loads the AWS
+    // configuration (whose chain may try the EC2 metadata endpoint).
+    let chosen: Vec<_> = channels
+        .iter()
+        .filter(|c| c.name() == channel)
+        .cloned()
+        .collect();
+    let mut aws = AwsContext::new(global.aws_settings());
+    let mut notifiers = notifiers::build(&chosen, &mut aws, false)?;
+    let n = notifiers
+        .iter_mut()
+        .find(|n| n.name() == channel)
+        .with_context(|| format!("no channel named {channel}"))?;
+    n.send(&note)
+        .map_err(|e| anyhow::anyhow!("test notification to channel {channel} failed: {e}"))?;
+    crate::term::err_line(&format!("test notification sent to channel {channel}"));
+    Ok(Finished::Ok)
 }
 
 fn need_state(args: &AlertsArgs) -> anyhow::Result<&Path> {

@@ -15,16 +15,17 @@ use waflog_core::features::FeatureMap;
 use waflog_core::pipeline::{Pipeline, ResultObserver, State};
 use waflog_core::transform::TransformStats;
 
-use super::{records, stream};
 use crate::alerts::{self, AckRefusal, AlertCounts, Alerting};
 use crate::aws::AwsContext;
 use crate::cli::{DetectArgs, GlobalArgs, InputFormat};
-use crate::dashboard::{self, Dashboard};
 use crate::exit::Finished;
 use crate::interrupt::Interrupted;
+use crate::records;
+use crate::sink::dashboard::{self, Dashboard};
 use crate::sink::file::{self as file_sink, Output};
 use crate::sink::opensearch::DocKind;
 use crate::source::file as file_source;
+use crate::source::follow::{self, FollowStage};
 use crate::source::{self, Plan, S3Range};
 
 const OUT_BLOCK: usize = 1 << 16;
@@ -416,8 +417,7 @@ impl Run {
             anyhow::bail!("--input-format csv reads files, not kinesis://{stream}");
         }
         let checkpoints = self.pipeline.stream_checkpoints(stream);
-        let (rx, stop) =
-            stream::read_kinesis(aws, stream, &args.input, checkpoints, self.max_line)?;
+        let (rx, stop) = super::read_kinesis(aws, stream, &args.input, checkpoints, self.max_line)?;
         let mut stage = FollowDetect {
             pipeline: &mut self.pipeline,
             alerting: self.alerting.as_mut(),
@@ -426,7 +426,7 @@ impl Run {
             mid_record: false,
         };
         let source = format!("kinesis://{stream}");
-        let outcome = stream::follow(
+        let outcome = follow::follow(
             &rx,
             &source,
             self.max_line,
@@ -518,7 +518,7 @@ impl Run {
     /// Follows a file or stdin (`--follow`) until `--idle-exit` or Ctrl-C.
     fn follow_file(&mut self, input: file_source::Input, dead: &mut Output) -> anyhow::Result<()> {
         let source = input.name.clone();
-        let rx = stream::spawn_line_reader(input, self.max_line);
+        let rx = follow::spawn_line_reader(input, self.max_line);
         let stop = crate::interrupt::stop_on_ctrl_c()?;
         let mut stage = FollowDetect {
             pipeline: &mut self.pipeline,
@@ -527,7 +527,7 @@ impl Run {
             stream: false,
             mid_record: false,
         };
-        stream::follow(
+        follow::follow(
             &rx,
             &source,
             self.max_line,
@@ -895,7 +895,7 @@ struct FollowDetect<'a> {
     mid_record: bool,
 }
 
-impl stream::FollowStage for FollowDetect<'_> {
+impl FollowStage for FollowDetect<'_> {
     fn line(&mut self, line: &[u8]) -> records::LineOutcome {
         self.mid_record = self.stream;
         Ok(self.pipeline.push_line(line)?.into_result().map(|_| ()))

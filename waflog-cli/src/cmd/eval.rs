@@ -6,9 +6,9 @@ use waflog_core::eval::episodes;
 use waflog_core::simulate::TruthEpisode;
 use waflog_core::transform::TransformStats;
 
-use super::records;
 use crate::cli::{EvalArgs, GlobalArgs};
 use crate::exit::Finished;
+use crate::records;
 use crate::sink::file as file_sink;
 use crate::source::file as file_source;
 

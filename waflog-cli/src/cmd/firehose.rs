@@ -1,10 +1,10 @@
 //! `waflog transform --firehose`: one Kinesis Data Firehose data-transformation event
 //! in, its response out (see `waflog_core::firehose` for the rules).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use waflog_core::firehose;
+use waflog_core::firehose::{self, FirehoseStats};
 use waflog_core::transform::Transformer;
 
 use crate::cli::{GlobalArgs, TransformArgs};
@@ -15,21 +15,7 @@ use crate::source::file as file_source;
 /// Answers the event on stdin (or the one input file) on stdout (or `--output`).
 pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished> {
     let given = args.input.all();
-    let name = match given.as_slice() {
-        [] => "-",
-        [one] => one.as_str(),
-        _ => anyhow::bail!(
-            "--firehose reads one event: give at most one input (a file, or `-` / nothing for stdin)"
-        ),
-    };
-    for location in [Some(name), args.output.as_deref().and_then(|p| p.to_str())]
-        .into_iter()
-        .flatten()
-    {
-        if location.contains("://") {
-            anyhow::bail!("--firehose reads and writes files or stdin/stdout, not `{location}`");
-        }
-    }
+    let name = event_input(&given, args)?;
     let config = super::load_config(global)?;
     let transformer = Transformer::new(config.feature_map()?)
         .with_ocsf(args.output_format == crate::cli::OutputFormat::Ocsf);
@@ -73,6 +59,38 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
     dead.write_block(&dead_buf)?;
     dead.finish()?;
 
+    log_summary(&stats, args, started.elapsed());
+    if global.strict && stats.failed + stats.failed_for_size > 0 {
+        Ok(Finished::DeadLettered)
+    } else {
+        Ok(Finished::Ok)
+    }
+}
+
+/// The one input of the event (stdin when none is given); the input and the
+/// output are files or stdin/stdout.
+fn event_input<'a>(given: &'a [String], args: &TransformArgs) -> anyhow::Result<&'a str> {
+    let name = match given {
+        [] => "-",
+        [one] => one.as_str(),
+        _ => anyhow::bail!(
+            "--firehose reads one event: give at most one input (a file, or `-` / nothing for stdin)"
+        ),
+    };
+    for location in [Some(name), args.output.as_deref().and_then(|p| p.to_str())]
+        .into_iter()
+        .flatten()
+    {
+        if location.contains("://") {
+            anyhow::bail!("--firehose reads and writes files or stdin/stdout, not `{location}`");
+        }
+    }
+    Ok(name)
+}
+
+/// The answer's summary: records answered, how, and the bytes; a warning when
+/// records failed for the response's size.
+fn log_summary(stats: &FirehoseStats, args: &TransformArgs, elapsed: Duration) {
     if stats.failed_for_size > 0 {
         tracing::warn!(
             failed_for_size = stats.failed_for_size,
@@ -112,12 +130,7 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         stats.failed_for_size,
         stats.bytes_in,
         stats.bytes_out,
-        started.elapsed().as_secs_f64(),
+        elapsed.as_secs_f64(),
         dead_note
     );
-    if global.strict && stats.failed + stats.failed_for_size > 0 {
-        Ok(Finished::DeadLettered)
-    } else {
-        Ok(Finished::Ok)
-    }
 }

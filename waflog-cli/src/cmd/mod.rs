@@ -1,4 +1,6 @@
-//! One module per subcommand: build from flags, run, report.
+//! The subcommands' glue, one module each: build the pieces from the flags, run
+//! them, report. This module holds what they share: the configuration, the
+//! `--state` file, the Kinesis flags, summaries and exit status.
 
 pub mod alerts;
 pub mod detect;
@@ -6,9 +8,7 @@ pub mod eval;
 pub mod firehose;
 pub mod generate;
 pub mod opensearch;
-pub mod records;
 pub mod report;
-pub mod stream;
 pub mod transform;
 
 use anyhow::Context;
@@ -61,6 +61,35 @@ pub fn idle_exit(input: &crate::cli::InputArgs) -> anyhow::Result<Option<std::ti
         .as_deref()
         .map(|d| humantime::parse_duration(d).map_err(|e| anyhow::anyhow!("--idle-exit {d}: {e}")))
         .transpose()
+}
+
+/// Starts reading the Kinesis stream `stream` as the input flags say
+/// (`--kinesis-start` for shards without a checkpoint in `checkpoints`,
+/// `--kinesis-consumer`): its lines, and the flag that stops its readers (Ctrl-C
+/// sets it).
+pub fn read_kinesis(
+    aws: &mut crate::aws::AwsContext,
+    stream: &str,
+    input: &crate::cli::InputArgs,
+    checkpoints: std::collections::BTreeMap<String, String>,
+    max_line: usize,
+) -> anyhow::Result<(
+    std::sync::mpsc::Receiver<crate::source::follow::Msg>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+)> {
+    use crate::source::kinesis::{self, StartPosition};
+    let start = StartPosition::parse(&input.kinesis_start).context("invalid --kinesis-start")?;
+    let stop = crate::interrupt::stop_on_ctrl_c()?;
+    let rx = kinesis::lines(
+        aws.get()?,
+        stream,
+        start,
+        checkpoints,
+        max_line,
+        input.consumer()?,
+        &stop,
+    );
+    Ok((rx, stop))
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename;

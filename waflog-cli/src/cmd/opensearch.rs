@@ -9,6 +9,7 @@ use std::io::Write;
 use anyhow::Context;
 use opensearch::http::Method;
 use serde_json::Value;
+use waflog_core::detect::DetectorSpec;
 use waflog_core::opensearch::{self as os, paths};
 
 use crate::alerts;
@@ -85,7 +86,7 @@ fn step(method: Method, path: String, body: Option<Value>) -> Step {
 pub fn run(global: &GlobalArgs, args: &OpenSearchArgs) -> anyhow::Result<Finished> {
     let config = super::load_config(global)?;
     let url = crate::location::parse_cluster(&args.url).context("invalid --url")?;
-    let rt = crate::aws::io_runtime("opensearch")?;
+    let rt = crate::net::io_runtime("opensearch")?;
     let mut aws = AwsContext::new(global.aws_settings());
     let dry_run = matches!(args.action, OpenSearchAction::Setup { dry_run: true, .. });
     let cluster = if dry_run {
@@ -119,6 +120,8 @@ pub fn run(global: &GlobalArgs, args: &OpenSearchArgs) -> anyhow::Result<Finishe
     }
 }
 
+/// `setup`: the index templates, the detectors, the notification channels, the
+/// monitors and the Dashboards saved objects, in that order.
 fn setup(
     client: &mut Client,
     config: &waflog_core::Config,
@@ -128,8 +131,54 @@ fn setup(
 ) -> anyhow::Result<Finished> {
     let specs = config.detector_specs();
     let logs_pattern = format!("{}*", args.logs_index);
-    let ack = serde_json::json!({ "acknowledged": true });
-    // 1. Index templates.
+    let results_pattern = format!("{}*", args.results_index);
+    put_templates(client, args)?;
+    let (detector_ids, skipped) = put_detectors(client, &specs, &logs_pattern)?;
+    let channel_ids = put_channels(client, config)?;
+    for monitor in alerts::monitors(config, true) {
+        if !detector_ids.contains_key(monitor.detector()) {
+            tracing::warn!(
+                "monitor {}: skipped, its detector is not in the cluster",
+                monitor.name
+            );
+            continue;
+        }
+        let body = os::monitor_body(
+            &monitor,
+            &specs,
+            &detector_ids,
+            &channel_ids,
+            &results_pattern,
+        )?;
+        put_monitor(client, &monitor.name, body)?;
+    }
+    let ndjson = os::dashboards_ndjson(&logs_pattern, &results_pattern, &specs);
+    write_dashboards(client, &ndjson, dashboards_file)?;
+    if let Some(url) = dashboards_url {
+        import_dashboards(client, url, &ndjson)?;
+    }
+    if !skipped.is_empty() {
+        tracing::warn!(
+            "{} detectors skipped (no Anomaly Detection equivalent): {}",
+            skipped.len(),
+            skipped.join(", ")
+        );
+    }
+    Ok(Finished::Ok)
+}
+
+/// What a dry run answers a request that is acknowledged.
+fn acknowledged() -> Value {
+    serde_json::json!({ "acknowledged": true })
+}
+
+/// What a dry run answers a search.
+fn no_hits() -> Value {
+    serde_json::json!({ "hits": { "total": { "value": 0 }, "hits": [] } })
+}
+
+/// Setup step 1: the index templates of the logs and the results.
+fn put_templates(client: &mut Client, args: &OpenSearchArgs) -> anyhow::Result<()> {
     for (name, body) in [
         (
             os::logs_template_name(&args.logs_index),
@@ -146,77 +195,35 @@ fn setup(
                 format!("{}/{name}", paths::INDEX_TEMPLATE),
                 Some(body),
             ),
-            &ack,
+            &acknowledged(),
             false,
         )?;
         tracing::info!("index template {name}");
     }
-    // 2. Detectors, matched by name: created or updated, then started.
+    Ok(())
+}
+
+/// Setup step 2: the detectors, matched by name: created or updated, then started.
+/// Their IDs by name, and the names of those skipped (no Anomaly Detection
+/// equivalent).
+fn put_detectors(
+    client: &mut Client,
+    specs: &[DetectorSpec],
+    logs_pattern: &str,
+) -> anyhow::Result<(BTreeMap<String, String>, Vec<String>)> {
     let mut detector_ids = BTreeMap::new();
     let mut skipped = Vec::new();
-    for spec in &specs {
-        let body = match os::detector_body(spec, &logs_pattern, "timestamp")? {
-            Some(b) => b,
-            None => {
-                let why = os::ad_unsupported_reason(spec).unwrap_or_default();
-                tracing::warn!(
-                    "detector {}: skipped, no Anomaly Detection equivalent ({why})",
-                    spec.name
-                );
-                skipped.push(spec.name.clone());
-                continue;
-            }
+    for spec in specs {
+        let Some(body) = os::detector_body(spec, logs_pattern, "timestamp")? else {
+            let why = os::ad_unsupported_reason(spec).unwrap_or_default();
+            tracing::warn!(
+                "detector {}: skipped, no Anomaly Detection equivalent ({why})",
+                spec.name
+            );
+            skipped.push(spec.name.clone());
+            continue;
         };
-        let found = client.ok(
-            &step(
-                Method::Post,
-                format!("{}/_search", paths::AD_DETECTORS),
-                Some(os::detector_search_by_name(&spec.name)),
-            ),
-            &serde_json::json!({ "hits": { "total": { "value": 0 }, "hits": [] } }),
-            true,
-        )?;
-        let found = match found {
-            Some(b) => os::parse_detector_search(&b, &spec.name)?,
-            None => None,
-        };
-        let id = match found {
-            Some((id, _)) => {
-                // A running detector cannot be updated: stop, update, start.
-                client.call(
-                    &step(
-                        Method::Post,
-                        format!("{}/{id}/_stop", paths::AD_DETECTORS),
-                        None,
-                    ),
-                    &ack,
-                )?;
-                client.ok(
-                    &step(
-                        Method::Put,
-                        format!("{}/{id}", paths::AD_DETECTORS),
-                        Some(body),
-                    ),
-                    &serde_json::json!({ "_id": id }),
-                    false,
-                )?;
-                tracing::info!("detector {} updated ({id})", spec.name);
-                id
-            }
-            None => {
-                let dry_id = format!("dry-run-{}", spec.name);
-                let created = client
-                    .ok(
-                        &step(Method::Post, paths::AD_DETECTORS.to_string(), Some(body)),
-                        &serde_json::json!({ "_id": dry_id }),
-                        false,
-                    )?
-                    .unwrap_or_default();
-                let id = os::parse_created_id(&created)?;
-                tracing::info!("detector {} created ({id})", spec.name);
-                id
-            }
-        };
+        let id = put_detector(client, &spec.name, body)?;
         client.ok(
             &step(
                 Method::Post,
@@ -228,7 +235,65 @@ fn setup(
         )?;
         detector_ids.insert(spec.name.clone(), id);
     }
-    // 3. Notification channels (webhook, SNS), by a stable config_id.
+    Ok((detector_ids, skipped))
+}
+
+/// The detector `name` with `body`: updated when one by that name exists
+/// (stopped first: a running detector cannot be updated), else created. Its ID.
+fn put_detector(client: &mut Client, name: &str, body: Value) -> anyhow::Result<String> {
+    let found = client.ok(
+        &step(
+            Method::Post,
+            format!("{}/_search", paths::AD_DETECTORS),
+            Some(os::detector_search_by_name(name)),
+        ),
+        &no_hits(),
+        true,
+    )?;
+    let found = match found {
+        Some(b) => os::parse_detector_search(&b, name)?,
+        None => None,
+    };
+    if let Some((id, _)) = found {
+        client.call(
+            &step(
+                Method::Post,
+                format!("{}/{id}/_stop", paths::AD_DETECTORS),
+                None,
+            ),
+            &acknowledged(),
+        )?;
+        client.ok(
+            &step(
+                Method::Put,
+                format!("{}/{id}", paths::AD_DETECTORS),
+                Some(body),
+            ),
+            &serde_json::json!({ "_id": id }),
+            false,
+        )?;
+        tracing::info!("detector {name} updated ({id})");
+        return Ok(id);
+    }
+    let dry_id = format!("dry-run-{name}");
+    let created = client
+        .ok(
+            &step(Method::Post, paths::AD_DETECTORS.to_string(), Some(body)),
+            &serde_json::json!({ "_id": dry_id }),
+            false,
+        )?
+        .unwrap_or_default();
+    let id = os::parse_created_id(&created)?;
+    tracing::info!("detector {name} created ({id})");
+    Ok(id)
+}
+
+/// Setup step 3: the notification channels (webhook, SNS), by a stable config_id:
+/// their IDs by name.
+fn put_channels(
+    client: &mut Client,
+    config: &waflog_core::Config,
+) -> anyhow::Result<BTreeMap<String, String>> {
     let mut channel_ids = BTreeMap::new();
     for channel in config.channel_specs() {
         let Some(body) = os::channel_config_body(&channel)? else {
@@ -263,60 +328,62 @@ fn setup(
         tracing::info!("notification channel {} ({id})", channel.name());
         channel_ids.insert(channel.name().to_string(), id);
     }
-    // 4. Monitors, matched by name.
-    for monitor in alerts::monitors(config, true) {
-        if !detector_ids.contains_key(monitor.detector()) {
-            tracing::warn!(
-                "monitor {}: skipped, its detector is not in the cluster",
-                monitor.name
-            );
-            continue;
+    Ok(channel_ids)
+}
+
+/// Setup step 4: the monitor `name` with `body`, matched by name: updated or
+/// created.
+fn put_monitor(client: &mut Client, name: &str, body: Value) -> anyhow::Result<()> {
+    let found = client.ok(
+        &step(
+            Method::Post,
+            format!("{}/_search", paths::ALERTING_MONITORS),
+            Some(os::monitor_search_by_name(name)),
+        ),
+        &no_hits(),
+        true,
+    )?;
+    let found = match found {
+        Some(b) => os::parse_monitor_search(&b, name)?,
+        None => None,
+    };
+    match found {
+        Some((id, _)) => {
+            client.ok(
+                &step(
+                    Method::Put,
+                    format!("{}/{id}", paths::ALERTING_MONITORS),
+                    Some(body),
+                ),
+                &serde_json::json!({ "_id": id }),
+                false,
+            )?;
+            tracing::info!("monitor {name} updated ({id})");
         }
-        let results = format!("{}*", args.results_index);
-        let body = os::monitor_body(&monitor, &specs, &detector_ids, &channel_ids, &results)?;
-        let found = client.ok(
-            &step(
-                Method::Post,
-                format!("{}/_search", paths::ALERTING_MONITORS),
-                Some(os::monitor_search_by_name(&monitor.name)),
-            ),
-            &serde_json::json!({ "hits": { "total": { "value": 0 }, "hits": [] } }),
-            true,
-        )?;
-        let found = match found {
-            Some(b) => os::parse_monitor_search(&b, &monitor.name)?,
-            None => None,
-        };
-        match found {
-            Some((id, _)) => {
-                client.ok(
-                    &step(
-                        Method::Put,
-                        format!("{}/{id}", paths::ALERTING_MONITORS),
-                        Some(body),
-                    ),
-                    &serde_json::json!({ "_id": id }),
-                    false,
-                )?;
-                tracing::info!("monitor {} updated ({id})", monitor.name);
-            }
-            None => {
-                client.ok(
-                    &step(
-                        Method::Post,
-                        paths::ALERTING_MONITORS.to_string(),
-                        Some(body),
-                    ),
-                    &serde_json::json!({ "_id": "dry-run" }),
-                    false,
-                )?;
-                tracing::info!("monitor {} created", monitor.name);
-            }
+        None => {
+            client.ok(
+                &step(
+                    Method::Post,
+                    paths::ALERTING_MONITORS.to_string(),
+                    Some(body),
+                ),
+                &serde_json::json!({ "_id": "dry-run" }),
+                false,
+            )?;
+            tracing::info!("monitor {name} created");
         }
     }
-    // 5. Dashboards saved objects: a file to import, and the import when asked.
-    let ndjson = os::dashboards_ndjson(&logs_pattern, &format!("{}*", args.results_index), &specs);
-    std::fs::write(dashboards_file, &ndjson)
+    Ok(())
+}
+
+/// Setup step 5: the Dashboards saved objects: a file to import (also printed by a
+/// dry run).
+fn write_dashboards(
+    client: &mut Client,
+    ndjson: &str,
+    dashboards_file: &std::path::Path,
+) -> anyhow::Result<()> {
+    std::fs::write(dashboards_file, ndjson)
         .with_context(|| format!("cannot write {}", dashboards_file.display()))?;
     if client.cluster.is_none() {
         writeln!(
@@ -328,19 +395,10 @@ fn setup(
         "Dashboards saved objects written to {} (import: Dashboards Management > Saved objects > Import)",
         dashboards_file.display()
     );
-    if let Some(url) = dashboards_url {
-        import_dashboards(client, url, &ndjson)?;
-    }
-    if !skipped.is_empty() {
-        tracing::warn!(
-            "{} detectors skipped (no Anomaly Detection equivalent): {}",
-            skipped.len(),
-            skipped.join(", ")
-        );
-    }
-    Ok(Finished::Ok)
+    Ok(())
 }
 
+/// The saved objects imported into Dashboards at `url` (`--dashboards-url`).
 fn import_dashboards(client: &mut Client, url: &str, ndjson: &str) -> anyhow::Result<()> {
     let (content_type, body) =
         os::saved_objects_multipart(ndjson, "waflog-boundary-7d1c", "waflog.ndjson")?;

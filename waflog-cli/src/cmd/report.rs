@@ -9,9 +9,9 @@ use waflog_core::detect::AnomalyResult;
 use waflog_core::error::SchemaError;
 use waflog_core::transform::TransformStats;
 
-use super::records;
 use crate::cli::{GlobalArgs, ReportArgs};
 use crate::exit::Finished;
+use crate::records;
 use crate::sink::file as file_sink;
 use crate::source::file as file_source;
 
@@ -31,57 +31,29 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
     }
     let mut stats = TransformStats::default();
     let mut dead = file_sink::create_or_stderr(args.dead_letter.as_deref())?;
-    // Records per detector (the busiest non-entity detector saw every record).
-    let mut records: std::collections::HashMap<String, (u64, bool)> = Default::default();
-    let mut span: Option<(i64, i64)> = None;
-    let mut all = false;
+    let mut seen = Seen::default();
     for name in &names {
         let input = file_source::open(name)?;
         records::each_line(input, max_line, &mut stats, &mut dead, |line| {
-            let r: AnomalyResult = match serde_json::from_slice(line) {
-                Ok(r) => r,
-                Err(e) => {
-                    return Ok(Err(SchemaError::InvalidJson(format!(
-                        "not a waflog detect result: {e}"
-                    ))));
-                }
-            };
-            let e = records.entry(r.detector_name.clone()).or_default();
-            e.0 = e.0.saturating_add(r.records);
-            e.1 |= r.entity.is_some();
-            all |= !r.is_anomaly();
-            span = Some(span.map_or((r.data_start_time, r.data_end_time), |(a, b)| {
-                (a.min(r.data_start_time), b.max(r.data_end_time))
-            }));
-            board.push(&r);
-            Ok(Ok(()))
+            Ok(seen.result(line).map(|r| board.push(&r)))
         })?;
     }
     dead.finish()?;
     if stats.records_out == 0 {
         anyhow::bail!("no result documents in {}", names.join(", "));
     }
-    if !all {
+    if !seen.all {
         tracing::warn!(
             "the results hold anomalies only: the charts show only anomalous intervals; write them with `waflog detect --all` for whole series"
         );
     }
-    let events = records
-        .values()
-        .filter(|(_, per_entity)| !per_entity)
-        .map(|(n, _)| *n)
-        .max()
-        .unwrap_or(0);
-    let rate = match span {
-        Some((a, b)) if b > a && all => events as f64 * 1000.0 / (b as f64 - a as f64),
-        _ => 0.0,
-    };
+    let (events, rate) = seen.input();
     board.set_input_done();
     // The average rate in event time (the report has no wall clock to go by).
     board.set_input(events, 0, 0, rate);
     board.sort();
     let snapshot = board.snapshot_at(crate::alerts::now_ms());
-    let html = crate::dashboard::report_html(&snapshot)?;
+    let html = crate::sink::dashboard::report_html(&snapshot)?;
     if args.output == Path::new("-") {
         crate::term::raw_out(html.as_bytes())?;
     } else {
@@ -98,6 +70,54 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
         records::dead_letter_note(&stats, args.dead_letter.as_deref())
     );
     Ok(super::finished(global, &stats))
+}
+
+/// What the results read so far say about the input they came from.
+#[derive(Default)]
+struct Seen {
+    /// Records per detector, and whether it is per entity (the busiest
+    /// non-entity detector saw every record).
+    records: std::collections::HashMap<String, (u64, bool)>,
+    /// The event time the results span.
+    span: Option<(i64, i64)>,
+    /// Some result is not an anomaly (written with `--all`).
+    all: bool,
+}
+
+impl Seen {
+    /// The result on `line`, counted (an error for a line that is not one).
+    fn result(&mut self, line: &[u8]) -> Result<AnomalyResult, SchemaError> {
+        let r: AnomalyResult = serde_json::from_slice(line)
+            .map_err(|e| SchemaError::InvalidJson(format!("not a waflog detect result: {e}")))?;
+        let e = self.records.entry(r.detector_name.clone()).or_default();
+        e.0 = e.0.saturating_add(r.records);
+        e.1 |= r.entity.is_some();
+        self.all |= !r.is_anomaly();
+        self.span = Some(
+            self.span
+                .map_or((r.data_start_time, r.data_end_time), |(a, b)| {
+                    (a.min(r.data_start_time), b.max(r.data_end_time))
+                }),
+        );
+        Ok(r)
+    }
+
+    /// The input's events and their average rate per second in event time
+    /// (none without whole series).
+    fn input(&self) -> (u64, f64) {
+        let events = self
+            .records
+            .values()
+            .filter(|(_, per_entity)| !per_entity)
+            .map(|(n, _)| *n)
+            .max()
+            .unwrap_or(0);
+        let rate = match self.span {
+            Some((a, b)) if b > a && self.all => events as f64 * 1000.0 / (b as f64 - a as f64),
+            _ => 0.0,
+        };
+        (events, rate)
+    }
 }
 
 /// The alerts of a `waflog detect --state` file.

@@ -8,18 +8,22 @@ use std::time::{Duration, Instant};
 use waflog_core::pipeline::{S3Current, State};
 use waflog_core::transform::{TransformStats, Transformer};
 
-use super::{records, stream};
 use crate::aws::AwsContext;
 use crate::cli::{GlobalArgs, TransformArgs};
 use crate::exit::Finished;
 use crate::location::Location;
+use crate::records;
 use crate::sink::file::{self as file_sink, Output};
-use crate::source::{Plan, S3Range};
+use crate::source::file as file_source;
+use crate::source::follow::{self, FollowStage};
+use crate::source::{Inputs, Plan, S3Range};
 
 /// Output is written in blocks of about this size.
 const OUT_BLOCK: usize = 1 << 20;
 
-/// Runs the subcommand.
+/// Runs the subcommand: reads the inputs the plan names (a Kinesis stream, or
+/// files, stdin and S3 prefixes read to their end) into the output, resuming
+/// from `--state` and saving the position there, then reports.
 pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished> {
     if args.firehose {
         return super::firehose::run(global, args);
@@ -30,8 +34,7 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         .with_ocsf(args.output_format == crate::cli::OutputFormat::Ocsf);
     let mut aws = AwsContext::new(global.aws_settings());
     let range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
-    let inputs_given = args.input.all();
-    let plan = Plan::new(&inputs_given, false)?;
+    let plan = Plan::new(&args.input.all(), false)?;
     // `--state` with S3 inputs: the objects already written are left out, and the
     // one in progress resumes after its records already written.
     let mut s3_state = match (&args.state, &plan) {
@@ -43,18 +46,63 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         .map(|f| f.s3_done.clone())
         .unwrap_or_default();
     let inputs = plan.inputs_skipping(&mut aws, &range, max_line, &done)?;
-    let mut sink_options = args.sink.options()?;
-    // A rerun with --state adds to the output file instead of truncating it.
-    sink_options.append = args.state.as_deref().is_some_and(Path::exists);
-    let mut out = file_sink::create_location(args.output.as_deref(), &mut aws, &sink_options)?;
-    let mut dead = file_sink::create_or_stderr(args.input.dead_letter.as_deref())?;
+    let mut run = Run {
+        transformer,
+        out: open_output(args, &mut aws)?,
+        dead: file_sink::create_or_stderr(args.input.dead_letter.as_deref())?,
+        buf: Vec::with_capacity(OUT_BLOCK + (64 << 10)),
+        stats: TransformStats::default(),
+        max_line,
+        state: args.state.as_deref(),
+    };
     let started = Instant::now();
-    let mut stats = TransformStats::default();
-    let mut buf = Vec::with_capacity(OUT_BLOCK + (64 << 10));
-    let mut pending_checkpoints = BTreeMap::new();
-    if let Plan::Kinesis(stream) = &plan {
+    let checkpoints = match &plan {
+        Plan::Kinesis(stream) => run.read_stream(stream, &mut aws, args)?,
+        Plan::Follow(_) | Plan::Batch(_) => BTreeMap::new(),
+    };
+    let ledger = run.read_inputs(inputs, s3_state.as_mut())?;
+    let stats = run.end(s3_state.as_mut(), ledger, checkpoints)?;
+    log_summary(&stats, started.elapsed(), args.input.dead_letter.as_deref());
+    Ok(super::finished(global, &stats))
+}
+
+/// The output (`--output`, stdout by default); a rerun with `--state` adds to
+/// it instead of truncating it.
+fn open_output(args: &TransformArgs, aws: &mut AwsContext) -> anyhow::Result<Output> {
+    let mut sink_options = args.sink.options()?;
+    sink_options.append = args.state.as_deref().is_some_and(Path::exists);
+    file_sink::create_location(args.output.as_deref(), aws, &sink_options)
+}
+
+/// The S3 inputs of a run: (name, records written before this run, output
+/// records of this run before it).
+type Ledger = Vec<(String, u64, u64)>;
+
+/// A transform under way: the transformer, where its records go and its counts.
+struct Run<'a> {
+    transformer: Transformer,
+    out: Output,
+    dead: Output,
+    /// Transformed records not yet written (written in blocks of [`OUT_BLOCK`]).
+    buf: Vec<u8>,
+    stats: TransformStats,
+    max_line: usize,
+    /// `--state`.
+    state: Option<&'a Path>,
+}
+
+impl Run<'_> {
+    /// Follows the Kinesis stream `stream` (resuming after the checkpoints in the
+    /// state file) until its end, `--idle-exit` or Ctrl-C; returns the
+    /// checkpoints of records handed to the output but not yet saved.
+    fn read_stream(
+        &mut self,
+        stream: &str,
+        aws: &mut AwsContext,
+        args: &TransformArgs,
+    ) -> anyhow::Result<BTreeMap<String, String>> {
         let idle_exit = super::idle_exit(&args.input)?;
-        let mut file = match &args.state {
+        let mut file = match self.state {
             Some(p) => Some(load_state(p)?),
             None => None,
         };
@@ -68,7 +116,7 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
                 resume.len()
             );
         }
-        let (rx, stop) = stream::read_kinesis(&mut aws, stream, &args.input, resume, max_line)?;
+        let (rx, stop) = super::read_kinesis(aws, stream, &args.input, resume, self.max_line)?;
         // S3 objects are uploaded when their span closes: only the end of the run
         // makes what was written durable there.
         let durable_on_flush = !matches!(
@@ -79,117 +127,182 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
             Some(Location::S3 { .. })
         );
         let mut stage = FollowTransform {
-            transformer: &transformer,
-            out: &mut out,
-            buf: &mut buf,
+            transformer: &self.transformer,
+            out: &mut self.out,
+            buf: &mut self.buf,
             last_write: Instant::now(),
             checkpoints: BTreeMap::new(),
             file: file
                 .as_mut()
-                .map(|f| (f, args.state.as_deref().unwrap_or(Path::new("")))),
+                .map(|f| (f, self.state.unwrap_or(Path::new("")))),
             durable_on_flush,
         };
         let source = format!("kinesis://{stream}");
-        let outcome = stream::follow(
-            &rx, &source, max_line, &mut stats, &mut dead, idle_exit, &stop, &mut stage,
+        let outcome = follow::follow(
+            &rx,
+            &source,
+            self.max_line,
+            &mut self.stats,
+            &mut self.dead,
+            idle_exit,
+            &stop,
+            &mut stage,
         );
         stop.store(true, Ordering::SeqCst);
         outcome?;
-        pending_checkpoints = std::mem::take(&mut stage.checkpoints);
+        Ok(std::mem::take(&mut stage.checkpoints))
     }
-    // S3 inputs of this run: (name, records written before this run, output
-    // records of this run before it).
-    let mut ledger: Vec<(String, u64, u64)> = Vec::new();
-    for input in inputs {
-        let input = input?;
-        let name = input.name.clone();
-        let resume = s3_state
-            .as_ref()
-            .and_then(|f| f.s3_current.as_ref())
-            .filter(|c| c.input == name)
-            .map_or(0, |c| c.written);
-        if resume > 0 {
-            tracing::info!("{name}: resuming after its first {resume} records (--state)");
+
+    /// Reads the inputs one after another into the output; an S3 input in
+    /// progress in `s3_state` (`--state`) resumes after its records already
+    /// written, and each one all in the output is saved there as done. On an
+    /// error the position reached is saved first. Returns the S3 inputs read.
+    fn read_inputs(
+        &mut self,
+        inputs: Inputs,
+        mut s3_state: Option<&mut State>,
+    ) -> anyhow::Result<Ledger> {
+        let mut ledger: Ledger = Vec::new();
+        for input in inputs {
+            let input = input?;
+            let name = input.name.clone();
+            let resume = s3_state
+                .as_ref()
+                .and_then(|f| f.s3_current.as_ref())
+                .filter(|c| c.input == name)
+                .map_or(0, |c| c.written);
+            if resume > 0 {
+                tracing::info!("{name}: resuming after its first {resume} records (--state)");
+            }
+            if name.starts_with("s3://") {
+                ledger.push((name.clone(), resume, self.stats.records_out));
+            }
+            if let Err(e) = self.read_input(input, resume) {
+                let note = match (s3_state.as_deref_mut(), self.state) {
+                    (Some(file), Some(path)) if !ledger.is_empty() => save_s3_position(
+                        file,
+                        path,
+                        &ledger,
+                        &mut self.out,
+                        &mut self.buf,
+                        &self.stats,
+                    ),
+                    _ => String::new(),
+                };
+                self.log_stopped(&e, &note);
+                return Err(e);
+            }
+            // The input is all in the output once a flush succeeds (files, Kinesis):
+            // the position moves past it.
+            if let (Some(file), Some(path), true) = (
+                s3_state.as_deref_mut(),
+                self.state,
+                name.starts_with("s3://") && self.out.ordered_flush(),
+            ) {
+                self.out.write_block(&self.buf)?;
+                self.buf.clear();
+                self.out.flush()?;
+                file.s3_done.insert(name);
+                file.s3_current = None;
+                super::write_state(path, file)?;
+            }
         }
-        if name.starts_with("s3://") {
-            ledger.push((name.clone(), resume, stats.records_out));
-        }
+        Ok(ledger)
+    }
+
+    /// Transforms `input` into the output, its first `resume` records left out
+    /// (written by an earlier run: neither written nor dead-lettered again).
+    fn read_input(&mut self, input: file_source::Input, resume: u64) -> anyhow::Result<()> {
+        let Run {
+            transformer,
+            out,
+            dead,
+            buf,
+            stats,
+            max_line,
+            ..
+        } = self;
         let mut to_skip = resume;
         let mut skipped_lines = 0u64;
-        let read = records::each_line(input, max_line, &mut stats, &mut dead, |line| {
+        let read = records::each_line(input, *max_line, stats, dead, |line| {
             if to_skip > 0 {
                 // Written by an earlier run: neither written nor dead-lettered again.
                 let before = buf.len();
-                let good = transformer.transform_line(line, &mut buf).is_ok();
+                let good = transformer.transform_line(line, buf).is_ok();
                 buf.truncate(before);
                 to_skip -= u64::from(good);
                 skipped_lines += 1;
                 return Ok(Ok(()));
             }
-            let outcome = transformer.transform_line(line, &mut buf);
+            let outcome = transformer.transform_line(line, buf);
             if buf.len() >= OUT_BLOCK {
-                out.write_block(&buf)?;
+                out.write_block(buf)?;
                 buf.clear();
             }
             Ok(outcome)
         });
         stats.records_in -= skipped_lines;
         stats.records_out -= skipped_lines;
-        if let Err(e) = read {
-            let note = match (&mut s3_state, &args.state) {
-                (Some(file), Some(path)) if !ledger.is_empty() => {
-                    save_s3_position(file, path, &ledger, &mut out, &mut buf, &stats)
-                }
-                _ => String::new(),
-            };
-            // Where the run stopped, before the error itself (a closed stdout is a
-            // normal way to stop: nothing to report).
-            if !crate::exit::is_broken_pipe(&e) {
-                tracing::warn!(
-                    records_in = stats.records_in,
-                    records_out = stats.records_out,
-                    "stopped after reading {} records and handing {} to {}{note}",
-                    stats.records_in,
-                    stats.records_out,
-                    out.name
-                );
-            }
-            return Err(e);
+        read
+    }
+
+    /// Says where a run that stopped on `e` stopped (`note`: where a rerun
+    /// resumes), before the error itself; a closed stdout is a normal way to
+    /// stop: nothing to report.
+    fn log_stopped(&self, e: &anyhow::Error, note: &str) {
+        if !crate::exit::is_broken_pipe(e) {
+            tracing::warn!(
+                records_in = self.stats.records_in,
+                records_out = self.stats.records_out,
+                "stopped after reading {} records and handing {} to {}{note}",
+                self.stats.records_in,
+                self.stats.records_out,
+                self.out.name
+            );
         }
-        // The input is all in the output once a flush succeeds (files, Kinesis):
-        // the position moves past it.
-        if let (Some(file), Some(path), true) = (
-            &mut s3_state,
-            &args.state,
-            name.starts_with("s3://") && out.ordered_flush(),
-        ) {
-            out.write_block(&buf)?;
-            buf.clear();
-            out.flush()?;
-            file.s3_done.insert(name);
+    }
+
+    /// Finishes the output and the dead letters, then saves in the state file
+    /// the S3 inputs read (`ledger`, with `s3_state`) and the stream checkpoints
+    /// now covered by the output. The run's counts.
+    fn end(
+        self,
+        s3_state: Option<&mut State>,
+        ledger: Ledger,
+        checkpoints: BTreeMap<String, String>,
+    ) -> anyhow::Result<TransformStats> {
+        let Run {
+            mut out,
+            mut dead,
+            buf,
+            mut stats,
+            state,
+            ..
+        } = self;
+        out.write_block(&buf)?;
+        let (rejects, rejected) = out.finish_with_rejects()?;
+        if rejected > 0 {
+            stats.dead_lettered += rejected;
+            dead.write_block(&rejects)?;
+        }
+        dead.finish()?;
+        if let (Some(file), Some(path)) = (s3_state, state) {
+            file.s3_done.extend(ledger.into_iter().map(|(n, _, _)| n));
             file.s3_current = None;
             super::write_state(path, file)?;
         }
+        // Everything read is in the output now: the checkpoints can move.
+        if let (Some(path), false) = (state, checkpoints.is_empty()) {
+            let mut file = load_state(path)?;
+            file.checkpoints.extend(checkpoints);
+            super::write_state(path, &file)?;
+        }
+        Ok(stats)
     }
-    out.write_block(&buf)?;
-    let (rejects, rejected) = out.finish_with_rejects()?;
-    if rejected > 0 {
-        stats.dead_lettered += rejected;
-        dead.write_block(&rejects)?;
-    }
-    dead.finish()?;
-    if let (Some(file), Some(path)) = (&mut s3_state, &args.state) {
-        file.s3_done.extend(ledger.into_iter().map(|(n, _, _)| n));
-        file.s3_current = None;
-        super::write_state(path, file)?;
-    }
-    // Everything read is in the output now: the checkpoints can move.
-    if let (Some(path), false) = (&args.state, pending_checkpoints.is_empty()) {
-        let mut file = load_state(path)?;
-        file.checkpoints.extend(pending_checkpoints);
-        super::write_state(path, &file)?;
-    }
-    let elapsed = started.elapsed();
+}
+
+/// The run's summary: records, speed, dead letters.
+fn log_summary(stats: &TransformStats, elapsed: Duration, dead_letter: Option<&Path>) {
     tracing::info!(
         records_in = stats.records_in,
         records_out = stats.records_out,
@@ -200,9 +313,8 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         elapsed.as_secs_f64(),
         super::per_second(stats.records_in, elapsed),
         super::per_second(stats.bytes_in, elapsed) / 1e6,
-        records::dead_letter_note(&stats, args.input.dead_letter.as_deref())
+        records::dead_letter_note(stats, dead_letter)
     );
-    Ok(super::finished(global, &stats))
 }
 
 /// A followed stream: transformed lines are written in blocks, and at least once a
@@ -220,7 +332,7 @@ struct FollowTransform<'a> {
     durable_on_flush: bool,
 }
 
-impl stream::FollowStage for FollowTransform<'_> {
+impl FollowStage for FollowTransform<'_> {
     fn line(&mut self, line: &[u8]) -> records::LineOutcome {
         let outcome = self.transformer.transform_line(line, self.buf);
         if self.buf.len() >= OUT_BLOCK {

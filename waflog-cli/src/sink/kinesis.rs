@@ -11,11 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use waflog_core::parse::FieldText;
 
-use crate::aws::{Aws, Backoff, CallError, Class, LineBuffer, Trouble};
+use crate::aws::{Aws, CallError, Class, Trouble};
 use crate::interrupt::Interrupted;
+use crate::net::{Backoff, LineBuffer};
 
 /// Most records in one `PutRecords` call.
 pub const MAX_BATCH_RECORDS: usize = 500;
@@ -42,7 +45,7 @@ pub struct KinesisSink {
     aws: Arc<Aws>,
     client: aws_sdk_kinesis::Client,
     stream: String,
-    key_path: Vec<String>,
+    key: FieldText,
     batch: Vec<(Vec<u8>, String)>,
     batch_bytes: usize,
     lines: LineBuffer,
@@ -68,23 +71,11 @@ impl std::fmt::Debug for KinesisSink {
     }
 }
 
-/// The partition key of a record: the string (or number) at `path`, or a hash of
+/// The partition key of a record: the string (or number) at `key`, or a hash of
 /// the line when it has none (so records still spread over the shards).
-fn partition_key(line: &[u8], path: &[String]) -> String {
-    let found = serde_json::from_slice::<serde_json::Value>(line)
-        .ok()
-        .and_then(|v| {
-            let mut cur = &v;
-            for p in path {
-                cur = cur.get(p)?;
-            }
-            match cur {
-                serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            }
-        });
-    match found {
+fn partition_key(line: &[u8], key: &FieldText) -> String {
+    // The one field only: the line is validated, not parsed into values.
+    match key.read(line) {
         Some(mut k) => {
             if k.len() > 256 {
                 let mut end = 256;
@@ -111,7 +102,7 @@ impl KinesisSink {
             client: aws.kinesis(),
             aws,
             stream: stream.to_string(),
-            key_path: key_field.split('.').map(str::to_string).collect(),
+            key: FieldText::new(key_field),
             batch: Vec::new(),
             batch_bytes: 0,
             lines: LineBuffer::default(),
@@ -136,7 +127,7 @@ impl KinesisSink {
 
     fn add(&mut self, line: &[u8]) -> anyhow::Result<()> {
         self.handed += 1;
-        let key = partition_key(line, &self.key_path);
+        let key = partition_key(line, &self.key);
         let size = line.len() + key.len();
         if size > MAX_RECORD_BYTES {
             self.stats.too_large += 1;
@@ -177,92 +168,117 @@ impl KinesisSink {
         let mut pending: Vec<usize> = (0..batch.len()).collect();
         let mut first_failure: Option<Instant> = None;
         loop {
-            let entries = pending
-                .iter()
-                .map(|&i| {
-                    PutRecordsRequestEntry::builder()
-                        .data(Blob::new(batch[i].0.clone()))
-                        .partition_key(&batch[i].1)
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .context("cannot build a PutRecords entry")?;
-            self.stats.calls += 1;
-            let outcome = self.aws.call(
-                self.client
-                    .put_records()
-                    .stream_name(&self.stream)
-                    .set_records(Some(entries))
-                    .send(),
-            );
-            let Ok(outcome) = outcome else {
-                return Err(self
-                    .gave_up(pending.len(), "interrupted")
-                    .context(Interrupted));
+            let Some(failure) = self.put_records(&batch, &mut pending)? else {
+                self.committed += batch.len() as u64 + std::mem::take(&mut self.skipped_in_batch);
+                return Ok(());
             };
-            let failure = match outcome {
-                Ok(out) => {
-                    let failed: Vec<usize> = out
-                        .records()
-                        .iter()
-                        .zip(&pending)
-                        .filter(|(r, _)| r.error_code().is_some())
-                        .map(|(_, &i)| i)
-                        .collect();
-                    let reason = out
-                        .records()
-                        .iter()
-                        .find_map(|r| r.error_code().map(str::to_string));
-                    self.stats.records += (pending.len() - failed.len()) as u64;
-                    if failed.is_empty() {
-                        self.trouble.succeeded();
-                        self.committed +=
-                            batch.len() as u64 + std::mem::take(&mut self.skipped_in_batch);
-                        return Ok(());
-                    }
-                    self.stats.retried += failed.len() as u64;
-                    let code = reason.unwrap_or_default();
-                    let e = CallError {
-                        class: crate::aws::classify(Some(&code), None),
-                        text: format!(
-                            "{} of {} records rejected ({code})",
-                            failed.len(),
-                            pending.len()
-                        ),
-                        code: Some(code),
-                    };
-                    pending = failed;
-                    e
-                }
-                Err(e) => CallError::from_sdk(&e),
-            };
-            if failure.class == Class::Permanent {
-                return Err(self.gave_up(
-                    pending.len(),
-                    &format!("{}; {}", failure.text, failure.hint()),
-                ));
-            }
-            let since = *first_failure.get_or_insert_with(Instant::now);
-            if since.elapsed() >= self.aws.timeouts.operation {
-                self.trouble.end("gave up");
-                return Err(self.gave_up(
-                    pending.len(),
-                    &format!(
-                        "still failing after {} attempts over {:.1?} (--operation-timeout): {}",
-                        backoff.attempts() + 1,
-                        since.elapsed(),
-                        failure.text
-                    ),
-                ));
-            }
-            let delay = backoff.next_delay();
-            self.trouble.failed(&failure, delay);
-            if self.aws.sleep(delay).is_err() {
-                return Err(self
-                    .gave_up(pending.len(), "interrupted")
-                    .context(Interrupted));
-            }
+            self.wait_to_resend(&failure, pending.len(), &mut backoff, &mut first_failure)?;
         }
+    }
+
+    /// One `PutRecords` call with the `pending` records of `batch`: `None` when
+    /// the stream accepted them all, else why not, with `pending` narrowed to the
+    /// records to send again.
+    fn put_records(
+        &mut self,
+        batch: &[(Vec<u8>, String)],
+        pending: &mut Vec<usize>,
+    ) -> anyhow::Result<Option<CallError>> {
+        let entries = pending
+            .iter()
+            .map(|&i| {
+                PutRecordsRequestEntry::builder()
+                    .data(Blob::new(batch[i].0.clone()))
+                    .partition_key(&batch[i].1)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .context("cannot build a PutRecords entry")?;
+        self.stats.calls += 1;
+        let outcome = self.aws.call(
+            self.client
+                .put_records()
+                .stream_name(&self.stream)
+                .set_records(Some(entries))
+                .send(),
+        );
+        let Ok(outcome) = outcome else {
+            return Err(self
+                .gave_up(pending.len(), "interrupted")
+                .context(Interrupted));
+        };
+        match outcome {
+            Ok(out) => Ok(self.rejected(&out, pending)),
+            Err(e) => Ok(Some(CallError::from_sdk(&e))),
+        }
+    }
+
+    /// Counts the records a `PutRecords` answer accepted; `None` when that is
+    /// all of them, else the error of those it failed, left in `pending`.
+    fn rejected(&mut self, out: &PutRecordsOutput, pending: &mut Vec<usize>) -> Option<CallError> {
+        let failed: Vec<usize> = out
+            .records()
+            .iter()
+            .zip(pending.iter())
+            .filter(|(r, _)| r.error_code().is_some())
+            .map(|(_, &i)| i)
+            .collect();
+        let reason = out
+            .records()
+            .iter()
+            .find_map(|r| r.error_code().map(str::to_string));
+        self.stats.records += (pending.len() - failed.len()) as u64;
+        if failed.is_empty() {
+            self.trouble.succeeded();
+            return None;
+        }
+        self.stats.retried += failed.len() as u64;
+        let code = reason.unwrap_or_default();
+        let e = CallError {
+            class: crate::aws::classify(Some(&code), None),
+            text: format!(
+                "{} of {} records rejected ({code})",
+                failed.len(),
+                pending.len()
+            ),
+            code: Some(code),
+        };
+        *pending = failed;
+        Some(e)
+    }
+
+    /// After a failed call with `pending` records still to send: the error that
+    /// stops the sink (a permanent failure, failures for --operation-timeout
+    /// since the first, Ctrl-C), or a wait with backoff before they are resent.
+    fn wait_to_resend(
+        &mut self,
+        failure: &CallError,
+        pending: usize,
+        backoff: &mut Backoff,
+        first_failure: &mut Option<Instant>,
+    ) -> anyhow::Result<()> {
+        if failure.class == Class::Permanent {
+            return Err(self.gave_up(pending, &format!("{}; {}", failure.text, failure.hint())));
+        }
+        let since = *first_failure.get_or_insert_with(Instant::now);
+        if since.elapsed() >= self.aws.timeouts.operation {
+            self.trouble.end("gave up");
+            return Err(self.gave_up(
+                pending,
+                &format!(
+                    "still failing after {} attempts over {:.1?} (--operation-timeout): {}",
+                    backoff.attempts() + 1,
+                    since.elapsed(),
+                    failure.text
+                ),
+            ));
+        }
+        let delay = backoff.next_delay();
+        self.trouble.failed(failure, delay);
+        if self.aws.sleep(delay).is_err() {
+            return Err(self.gave_up(pending, "interrupted").context(Interrupted));
+        }
+        Ok(())
     }
 
     /// The error of a sink that stops: exactly how many records it was given,
@@ -340,7 +356,7 @@ mod tests {
 
     #[test]
     fn partition_keys() {
-        let path: Vec<String> = vec!["httpRequest".into(), "clientIp".into()];
+        let path = FieldText::new("httpRequest.clientIp");
         assert_eq!(
             partition_key(br#"{"httpRequest":{"clientIp":"1.2.3.4"}}"#, &path),
             "1.2.3.4"
@@ -348,8 +364,8 @@ mod tests {
         let k = partition_key(b"{\"x\":1}", &path);
         assert_eq!(k.len(), 8);
         assert_eq!(k, partition_key(b"{\"x\":1}", &path));
-        assert_eq!(partition_key(br#"{"a":17}"#, &["a".to_string()]), "17");
+        assert_eq!(partition_key(br#"{"a":17}"#, &FieldText::new("a")), "17");
         let long = format!(r#"{{"a":"{}"}}"#, "é".repeat(300));
-        assert!(partition_key(long.as_bytes(), &["a".to_string()]).len() <= 256);
+        assert!(partition_key(long.as_bytes(), &FieldText::new("a")).len() <= 256);
     }
 }

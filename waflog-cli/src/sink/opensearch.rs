@@ -22,7 +22,8 @@ use opensearch::http::{Method, StatusCode, Url};
 use waflog_core::opensearch::{self as os, IndexSuffix, ItemOutcome};
 use waflog_core::parse::DeadLetter;
 
-use crate::aws::{AwsContext, Backoff, LineBuffer};
+use crate::aws::AwsContext;
+use crate::net::{Backoff, LineBuffer};
 
 /// What the documents are: they choose the index template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,6 +82,17 @@ struct Done {
     stats: BulkStats,
     /// Dead-letter lines (NDJSON) of the rejected documents.
     rejects: Vec<u8>,
+}
+
+impl Done {
+    /// Adds the outcome of another batch (or part of one).
+    fn add(&mut self, other: Done) {
+        self.stats.indexed += other.stats.indexed;
+        self.stats.retried += other.stats.retried;
+        self.stats.rejected += other.stats.rejected;
+        self.stats.requests += other.stats.requests;
+        self.rejects.extend_from_slice(&other.rejects);
+    }
 }
 
 /// A client for one cluster (shared by the sink and `waflog opensearch`).
@@ -191,7 +203,7 @@ impl OpenSearchSink {
         aws: &mut AwsContext,
     ) -> anyhow::Result<OpenSearchSink> {
         os::validate_index_name(index).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let rt = crate::aws::io_runtime("opensearch")?;
+        let rt = crate::net::io_runtime("opensearch")?;
         let cluster = {
             let _guard = rt.enter();
             Cluster::new(url, options, aws)?
@@ -425,23 +437,7 @@ async fn send_batch(
             Ok((s, b)) if s.is_success() => {
                 let outcomes = os::parse_bulk_response(&b, pending.len())
                     .map_err(|e| anyhow::anyhow!("{}: bad _bulk answer: {e}", cluster.url))?;
-                let mut retry = Vec::new();
-                let mut first_reason = String::new();
-                for (item, outcome) in pending.into_iter().zip(outcomes) {
-                    match outcome {
-                        ItemOutcome::Ok => done.stats.indexed += 1,
-                        ItemOutcome::Retry { status, reason } => {
-                            if first_reason.is_empty() {
-                                first_reason = format!("HTTP {status} {reason}");
-                            }
-                            retry.push(item);
-                        }
-                        ItemOutcome::Reject { status, reason } => {
-                            done.stats.rejected += 1;
-                            reject(&mut done.rejects, &source, status, &reason, &item);
-                        }
-                    }
-                }
+                let (retry, first_reason) = sort_items(pending, outcomes, &source, &mut done);
                 if retry.is_empty() {
                     return Ok(done);
                 }
@@ -451,23 +447,7 @@ async fn send_batch(
             }
             Ok((s, _)) if s.as_u16() == 413 && pending.len() > 1 => {
                 // Too large for the cluster: halve it (both halves are sent here).
-                let second = pending.split_off(pending.len() / 2);
-                let halves = [pending.concat(), second.concat()];
-                let mut parts = Vec::new();
-                for (i, half) in halves.into_iter().enumerate() {
-                    let c = Arc::clone(&cluster);
-                    parts.push(
-                        Box::pin(send_batch(c, half, source.clone(), seed ^ (i as u64 + 1)))
-                            .await?,
-                    );
-                }
-                for d in parts {
-                    done.stats.indexed += d.stats.indexed;
-                    done.stats.retried += d.stats.retried;
-                    done.stats.rejected += d.stats.rejected;
-                    done.stats.requests += d.stats.requests;
-                    done.rejects.extend_from_slice(&d.rejects);
-                }
+                done.add(send_halves(cluster, pending, source, seed).await?);
                 return Ok(done);
             }
             Ok((s, b)) if s.as_u16() == 429 || s.is_server_error() => {
@@ -500,6 +480,53 @@ async fn send_batch(
         );
         tokio::time::sleep(d).await;
     }
+}
+
+/// Sorts the items of a `_bulk` request by their outcomes: indexed ones are
+/// counted, rejected ones dead-lettered into `done`; returns those to resend
+/// and the reason of the first of them.
+fn sort_items(
+    items: Vec<Vec<u8>>,
+    outcomes: Vec<ItemOutcome>,
+    source: &str,
+    done: &mut Done,
+) -> (Vec<Vec<u8>>, String) {
+    let mut retry = Vec::new();
+    let mut first_reason = String::new();
+    for (item, outcome) in items.into_iter().zip(outcomes) {
+        match outcome {
+            ItemOutcome::Ok => done.stats.indexed += 1,
+            ItemOutcome::Retry { status, reason } => {
+                if first_reason.is_empty() {
+                    first_reason = format!("HTTP {status} {reason}");
+                }
+                retry.push(item);
+            }
+            ItemOutcome::Reject { status, reason } => {
+                done.stats.rejected += 1;
+                reject(&mut done.rejects, source, status, &reason, &item);
+            }
+        }
+    }
+    (retry, first_reason)
+}
+
+/// Sends the items in two batches of half the size, one after the other (a
+/// request the cluster found too large).
+async fn send_halves(
+    cluster: Arc<Cluster>,
+    mut items: Vec<Vec<u8>>,
+    source: String,
+    seed: u64,
+) -> anyhow::Result<Done> {
+    let second = items.split_off(items.len() / 2);
+    let halves = [items.concat(), second.concat()];
+    let mut done = Done::default();
+    for (i, half) in halves.into_iter().enumerate() {
+        let c = Arc::clone(&cluster);
+        done.add(Box::pin(send_batch(c, half, source.clone(), seed ^ (i as u64 + 1))).await?);
+    }
+    Ok(done)
 }
 
 /// Adds a dead-letter line for a rejected item (its source line is the raw text).

@@ -15,7 +15,8 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-use crate::aws::{Aws, CallError, LineBuffer, Trouble, retry};
+use crate::aws::{Aws, CallError, Trouble, retry};
+use crate::net::LineBuffer;
 
 /// Object parts are uploaded once this much compressed data is buffered (S3's
 /// minimum part size is 5 MiB).

@@ -1,22 +1,28 @@
 //! Amazon Kinesis Data Streams source.
 //!
-//! Reads every shard of a stream on a thread of its own, from
+//! Reads every shard of a stream on a thread of its own ([`Reader`]), from
 //! `TRIM_HORIZON`, `LATEST`, a timestamp or a checkpoint (the last processed
 //! sequence number per shard), drains parent shards before their children after a
-//! reshard, and handles throttling and expired iterators.
+//! reshard, and handles throttling and expired iterators; [`lines`] cuts the
+//! records into the numbered lines a followed input hands over
+//! (`crate::source::follow`), with a checkpoint after each record.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{self, SyncSender};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use aws_sdk_kinesis::operation::get_records::GetRecordsOutput;
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::ShardIteratorType;
+use waflog_core::parse::cloudwatch::{self, Unpacked};
 
-use crate::aws::{Aws, Backoff, CallError, Class, Trouble, retry};
+use super::follow::Msg;
+use crate::aws::{Aws, CallError, Class, Trouble, retry};
 use crate::interrupt::Interrupted;
+use crate::net::Backoff;
 
 /// Where reading a shard without a checkpoint starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +261,8 @@ impl Reader {
         .map_err(|g| g.into_error(what))
     }
 
+    /// Reads the shards until `stop` or the receiver is gone: polls those ready,
+    /// hands over what they read, says when every shard is at its tip.
     fn poll_loop(&mut self, tx: &SyncSender<Event>, stop: &AtomicBool) -> anyhow::Result<()> {
         let client = self.aws.kinesis();
         let mut shards = BTreeMap::new();
@@ -265,128 +273,11 @@ impl Reader {
                 self.list_shards(&client, &mut shards, stop)?;
                 listed = Instant::now();
             }
-            let ids: Vec<String> = shards.keys().cloned().collect();
-            let mut busy = false;
-            for id in ids {
-                let ready = {
-                    let s = &shards[&id];
-                    !s.finished
-                        && s.next_poll.is_none_or(|t| Instant::now() >= t)
-                        && s.parents
-                            .iter()
-                            .all(|p| shards.get(p).is_none_or(|ps| ps.finished))
-                };
-                if !ready {
-                    continue;
-                }
-                let child = shards[&id].child;
-                let Some(shard) = shards.get_mut(&id) else {
-                    continue;
-                };
-                if shard.iterator.is_none() {
-                    let after = shard.last_read.as_ref();
-                    shard.iterator = self.iterator(&client, &id, after, child, stop)?;
-                    if shard.iterator.is_none() {
-                        shard.finished = true;
-                        continue;
-                    }
-                }
-                let Some(it) = shard.iterator.clone() else {
-                    continue;
-                };
-                let got = self
-                    .aws
-                    .call(client.get_records().shard_iterator(it).limit(10_000).send())
-                    .map_err(|i| {
-                        anyhow::Error::new(i).context(format!("kinesis://{}", self.stream))
-                    })?;
-                match got {
-                    Ok(out) => {
-                        shard.backoff_attempts = 0;
-                        shard.failing_since = None;
-                        self.trouble.succeeded();
-                        if let Some(r) = out.records().last() {
-                            shard.last_read = Some(r.sequence_number().to_string());
-                        }
-                        for r in out.records() {
-                            let data = r.data().as_ref().to_vec();
-                            shard.queue.push_back((
-                                event_time(&data),
-                                r.sequence_number().to_string(),
-                                data,
-                            ));
-                        }
-                        shard.caught_up = out.records().is_empty();
-                        shard.iterator = out.next_shard_iterator().map(str::to_string);
-                        if shard.iterator.is_none() {
-                            shard.finished = true;
-                            tracing::info!("kinesis://{}/{id}: closed shard drained", self.stream);
-                            self.list_shards(&client, &mut shards, stop)?;
-                            listed = Instant::now();
-                            busy = true;
-                            break;
-                        }
-                        if out.records().is_empty() {
-                            shard.next_poll = Some(Instant::now() + self.idle_poll);
-                        } else {
-                            busy = true;
-                            shard.next_poll = None;
-                        }
-                    }
-                    Err(e) => {
-                        let e = CallError::from_sdk(&e);
-                        if e.code.as_deref() == Some("ExpiredIteratorException") {
-                            tracing::debug!(
-                                "kinesis://{}/{id}: iterator expired, renewing",
-                                self.stream
-                            );
-                            shard.iterator = None;
-                        } else if e.class == Class::Permanent {
-                            anyhow::bail!(
-                                "cannot read kinesis://{}/{id}: {}; {}",
-                                self.stream,
-                                e.text,
-                                e.hint()
-                            );
-                        } else {
-                            // Throttling (ProvisionedThroughputExceeded), 5xx, timeouts.
-                            let since = *shard.failing_since.get_or_insert_with(Instant::now);
-                            if since.elapsed() >= self.aws.timeouts.operation {
-                                self.trouble.end("gave up");
-                                anyhow::bail!(
-                                    "cannot read kinesis://{}/{id}: still failing after {} attempts over {:.1?} (--operation-timeout): {}",
-                                    self.stream,
-                                    shard.backoff_attempts + 1,
-                                    since.elapsed(),
-                                    e.text
-                                );
-                            }
-                            let mut b = Backoff::new(
-                                Duration::from_millis(200),
-                                Duration::from_secs(10),
-                                0x2545_f491_4f6c_dd1d ^ u64::from(shard.backoff_attempts),
-                            );
-                            for _ in 0..shard.backoff_attempts {
-                                b.next_delay();
-                            }
-                            shard.backoff_attempts += 1;
-                            let delay = b.next_delay();
-                            self.trouble.failed(&e, delay);
-                            shard.next_poll = Some(Instant::now() + delay);
-                        }
-                    }
-                }
-            }
+            let busy = self.poll_round(&client, &mut shards, &mut listed, stop)?;
             if !drain(&mut self.checkpoints, &mut shards, tx) {
                 return Ok(());
             }
-            let at_tip = shards.values().all(|s| {
-                s.queue.is_empty()
-                    && (s.finished
-                        || s.caught_up
-                        || (s.iterator.is_none() && !parents_done(&shards, s)))
-            });
-            if at_tip && !busy && tx.send(Event::CaughtUp).is_err() {
+            if at_tip(&shards) && !busy && tx.send(Event::CaughtUp).is_err() {
                 return Ok(());
             }
             if !busy {
@@ -395,6 +286,174 @@ impl Reader {
         }
         Ok(())
     }
+
+    /// Polls once every shard that is due (its parents read to their end); a
+    /// shard that closes ends the round with a new listing (`listed`: when).
+    /// True when a shard returned records or closed.
+    fn poll_round(
+        &self,
+        client: &aws_sdk_kinesis::Client,
+        shards: &mut BTreeMap<String, Shard>,
+        listed: &mut Instant,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<bool> {
+        let ids: Vec<String> = shards.keys().cloned().collect();
+        let mut busy = false;
+        for id in ids {
+            let ready = {
+                let s = &shards[&id];
+                !s.finished
+                    && s.next_poll.is_none_or(|t| Instant::now() >= t)
+                    && s.parents
+                        .iter()
+                        .all(|p| shards.get(p).is_none_or(|ps| ps.finished))
+            };
+            if !ready {
+                continue;
+            }
+            let Some(shard) = shards.get_mut(&id) else {
+                continue;
+            };
+            match self.poll_shard(client, &id, shard, stop)? {
+                Polled::Nothing => {}
+                Polled::Records => busy = true,
+                Polled::Closed => {
+                    self.list_shards(client, shards, stop)?;
+                    *listed = Instant::now();
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(busy)
+    }
+
+    /// One `GetRecords` call on the shard `id` (renewing its iterator first when
+    /// it has none): its records queued, or its failure handled.
+    fn poll_shard(
+        &self,
+        client: &aws_sdk_kinesis::Client,
+        id: &str,
+        shard: &mut Shard,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<Polled> {
+        if shard.iterator.is_none() {
+            let after = shard.last_read.as_ref();
+            shard.iterator = self.iterator(client, id, after, shard.child, stop)?;
+            if shard.iterator.is_none() {
+                shard.finished = true;
+                return Ok(Polled::Nothing);
+            }
+        }
+        let Some(it) = shard.iterator.clone() else {
+            return Ok(Polled::Nothing);
+        };
+        let got = self
+            .aws
+            .call(client.get_records().shard_iterator(it).limit(10_000).send())
+            .map_err(|i| anyhow::Error::new(i).context(format!("kinesis://{}", self.stream)))?;
+        match got {
+            Ok(out) => Ok(self.queue_records(id, shard, &out)),
+            Err(e) => {
+                self.read_failed(id, shard, &CallError::from_sdk(&e))?;
+                Ok(Polled::Nothing)
+            }
+        }
+    }
+
+    /// Queues the records of a `GetRecords` answer on `shard` and moves its
+    /// iterator on.
+    fn queue_records(&self, id: &str, shard: &mut Shard, out: &GetRecordsOutput) -> Polled {
+        shard.backoff_attempts = 0;
+        shard.failing_since = None;
+        self.trouble.succeeded();
+        if let Some(r) = out.records().last() {
+            shard.last_read = Some(r.sequence_number().to_string());
+        }
+        for r in out.records() {
+            let data = r.data().as_ref().to_vec();
+            shard
+                .queue
+                .push_back((event_time(&data), r.sequence_number().to_string(), data));
+        }
+        shard.caught_up = out.records().is_empty();
+        shard.iterator = out.next_shard_iterator().map(str::to_string);
+        if shard.iterator.is_none() {
+            shard.finished = true;
+            tracing::info!("kinesis://{}/{id}: closed shard drained", self.stream);
+            return Polled::Closed;
+        }
+        if out.records().is_empty() {
+            shard.next_poll = Some(Instant::now() + self.idle_poll);
+            Polled::Nothing
+        } else {
+            shard.next_poll = None;
+            Polled::Records
+        }
+    }
+
+    /// A failed `GetRecords` call on `shard`: an expired iterator is renewed, a
+    /// permanent error stops the reader, others (throttling, 5xx, timeouts) are
+    /// retried with backoff until --operation-timeout.
+    fn read_failed(&self, id: &str, shard: &mut Shard, e: &CallError) -> anyhow::Result<()> {
+        if e.code.as_deref() == Some("ExpiredIteratorException") {
+            tracing::debug!("kinesis://{}/{id}: iterator expired, renewing", self.stream);
+            shard.iterator = None;
+            return Ok(());
+        }
+        if e.class == Class::Permanent {
+            anyhow::bail!(
+                "cannot read kinesis://{}/{id}: {}; {}",
+                self.stream,
+                e.text,
+                e.hint()
+            );
+        }
+        // Throttling (ProvisionedThroughputExceeded), 5xx, timeouts.
+        let since = *shard.failing_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= self.aws.timeouts.operation {
+            self.trouble.end("gave up");
+            anyhow::bail!(
+                "cannot read kinesis://{}/{id}: still failing after {} attempts over {:.1?} (--operation-timeout): {}",
+                self.stream,
+                shard.backoff_attempts + 1,
+                since.elapsed(),
+                e.text
+            );
+        }
+        let mut b = Backoff::new(
+            Duration::from_millis(200),
+            Duration::from_secs(10),
+            0x2545_f491_4f6c_dd1d ^ u64::from(shard.backoff_attempts),
+        );
+        for _ in 0..shard.backoff_attempts {
+            b.next_delay();
+        }
+        shard.backoff_attempts += 1;
+        let delay = b.next_delay();
+        self.trouble.failed(e, delay);
+        shard.next_poll = Some(Instant::now() + delay);
+        Ok(())
+    }
+}
+
+/// What one poll of a shard gave.
+enum Polled {
+    /// No record (or none yet: an iterator renewed, a retry waiting).
+    Nothing,
+    /// Records, queued.
+    Records,
+    /// The shard is closed and read to its end (a reshard): the shards are
+    /// listed again.
+    Closed,
+}
+
+/// True when no shard holds records back: every queue is empty and every shard
+/// is read to its end, caught up, or waits for its parents.
+fn at_tip(shards: &BTreeMap<String, Shard>) -> bool {
+    shards.values().all(|s| {
+        s.queue.is_empty()
+            && (s.finished || s.caught_up || (s.iterator.is_none() && !parents_done(shards, s)))
+    })
 }
 
 /// Hands over queued records in event-time order across shards, as long as no
@@ -455,6 +514,116 @@ fn parents_done(shards: &BTreeMap<String, Shard>, s: &Shard) -> bool {
 fn event_time(data: &[u8]) -> i64 {
     let first = data.split(|&b| b == b'\n').next().unwrap_or_default();
     super::merge::line_time(first)
+}
+
+/// The most a compressed Kinesis record may decompress to.
+const UNPACKED_LIMIT: usize = 64 << 20;
+
+/// Reads every shard of the stream `stream` on threads of their own (a
+/// [`Reader`] from `start`, or after the checkpoints in `checkpoints`; only the
+/// shards of `consumer` k of n when given) until `stop`: each record's lines,
+/// then a checkpoint after it.
+pub fn lines(
+    aws: Arc<Aws>,
+    stream: &str,
+    start: StartPosition,
+    checkpoints: BTreeMap<String, String>,
+    max_line: usize,
+    consumer: Option<(u32, u32)>,
+    stop: &Arc<AtomicBool>,
+) -> mpsc::Receiver<Msg> {
+    let (etx, erx) = mpsc::sync_channel::<Event>(1024);
+    let mut reader = Reader::new(aws, stream, start, checkpoints);
+    reader.consumer = consumer;
+    let flag = Arc::clone(stop);
+    std::thread::spawn(move || reader.run(&etx, &flag));
+    let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
+    let mut split = RecordLines {
+        stream: stream.to_string(),
+        max_line,
+        number: 0,
+    };
+    std::thread::spawn(move || {
+        for event in erx {
+            let msgs = match event {
+                Event::Record {
+                    shard,
+                    sequence,
+                    data,
+                } => split.record(&shard, sequence, &data),
+                Event::CaughtUp => vec![Msg::CaughtUp],
+                Event::Failed(e) => vec![Msg::Failed(e)],
+            };
+            for m in msgs {
+                if tx.send(m).is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = tx.send(Msg::End);
+    });
+    rx
+}
+
+/// Cuts the records of a stream into numbered lines.
+struct RecordLines {
+    stream: String,
+    max_line: usize,
+    /// The number of the last line.
+    number: u64,
+}
+
+impl RecordLines {
+    /// The messages of one record of `shard`: its lines, then a checkpoint after
+    /// it. A CloudWatch Logs subscription payload (gzip) gives its log events'
+    /// messages; other gzip data is decompressed.
+    fn record(&mut self, shard: &str, sequence: String, data: &[u8]) -> Vec<Msg> {
+        let mut v: Vec<Msg> = Vec::new();
+        match cloudwatch::unpack(data, UNPACKED_LIMIT) {
+            None => self.split(data, &mut v),
+            Some(Ok(Unpacked::Decompressed(bytes))) => self.split(&bytes, &mut v),
+            Some(Ok(Unpacked::Payload(p))) => {
+                if p.is_control() {
+                    tracing::debug!(
+                        "{}/{shard}: a CloudWatch Logs control message, skipped",
+                        self.stream
+                    );
+                } else {
+                    for event in p.log_events {
+                        self.number += 1;
+                        v.push(Msg::Line(self.number, event.message.into_bytes()));
+                    }
+                }
+            }
+            Some(Err(e)) => v.push(Msg::Unreadable(
+                format!("kinesis://{}/{shard} record {sequence}", self.stream),
+                self.number + 1,
+                e.to_string(),
+            )),
+        }
+        v.push(Msg::Checkpoint(
+            format!("{}/{shard}", self.stream),
+            sequence,
+        ));
+        v
+    }
+
+    /// The non-blank lines of `data` into `v` (over `max_line`: too long).
+    fn split(&mut self, data: &[u8], v: &mut Vec<Msg>) {
+        let max_line = self.max_line;
+        v.extend(
+            data.split(|&b| b == b'\n')
+                .filter(|l| !l.trim_ascii().is_empty())
+                .map(|l| {
+                    self.number += 1;
+                    if l.len() > max_line {
+                        Msg::TooLong(self.number, l[..max_line].to_vec(), l.len() as u64)
+                    } else {
+                        Msg::Line(self.number, l.to_vec())
+                    }
+                }),
+        );
+    }
 }
 
 #[cfg(test)]

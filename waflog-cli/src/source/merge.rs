@@ -153,35 +153,10 @@ impl Read for Merged {
     }
 }
 
-/// A line's `timestamp` in epoch ms; lines without one sort first. AWS WAF writes
-/// `{"timestamp":<ms>,` first, read without parsing the line; anything else goes
-/// through the JSON parser.
+/// A line's `timestamp` in epoch ms ([`waflog_core::parse::event_time`]); lines
+/// without one sort first.
 pub fn line_time(line: &[u8]) -> i64 {
-    if let Some(rest) = line.strip_prefix(b"{\"timestamp\":") {
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits > 0 && rest.get(digits).is_some_and(|&b| b == b',' || b == b'}') {
-            if let Some(ms) = std::str::from_utf8(&rest[..digits])
-                .ok()
-                .and_then(|d| d.parse::<i64>().ok())
-            {
-                return ms;
-            }
-        }
-    }
-    #[derive(serde::Deserialize)]
-    struct Head<'a> {
-        #[serde(borrow, default)]
-        timestamp: Option<&'a serde_json::value::RawValue>,
-    }
-    serde_json::from_slice::<Head<'_>>(line)
-        .ok()
-        .and_then(|h| h.timestamp)
-        .and_then(|t| {
-            waflog_core::timestamp::from_json_text(t.get())
-                .ok()
-                .flatten()
-        })
-        .unwrap_or(i64::MIN)
+    waflog_core::parse::event_time(line).unwrap_or(i64::MIN)
 }
 
 #[cfg(test)]

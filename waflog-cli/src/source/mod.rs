@@ -3,13 +3,14 @@
 //! streams ([`kinesis`], read by the commands that follow a stream).
 
 pub mod file;
+pub mod follow;
 pub mod kinesis;
 pub mod merge;
 pub mod s3;
 
 use std::sync::Arc;
 
-use crate::aws::AwsContext;
+use crate::aws::{Aws, AwsContext};
 use crate::location::Location;
 
 /// Which S3 objects to read, by the delivery time in their key path
@@ -52,7 +53,7 @@ pub type Inputs = Box<dyn Iterator<Item = anyhow::Result<file::Input>>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     /// One `kinesis://` stream, the only input: every shard, followed until
-    /// `--idle-exit` or Ctrl-C (see `crate::cmd::stream`).
+    /// `--idle-exit` or Ctrl-C (see [`follow`]).
     Kinesis(String),
     /// Files or stdin followed as they grow (`--follow`).
     Follow(Vec<String>),
@@ -102,7 +103,7 @@ impl Plan {
 /// becomes every object under its prefix, in delivery-time order, and when the
 /// prefix holds several delivery folders (web ACLs), one input that merges them
 /// line by line in event time. `kinesis://` names are streams, which only
-/// `--follow`-style readers take: an error here.
+/// the readers of followed inputs take: an error here.
 ///
 /// The S3 inputs named in `done` (objects `s3://bucket/key`, or a merged prefix
 /// by its name) are left out: what `transform --state` has already written.
@@ -118,7 +119,7 @@ pub fn inputs_skipping(
     } else {
         names.to_vec()
     };
-    let mut parts: Vec<Box<dyn Iterator<Item = anyhow::Result<file::Input>>>> = Vec::new();
+    let mut parts: Vec<Inputs> = Vec::new();
     for name in names {
         match Location::parse(&name)? {
             Location::S3 { bucket, prefix } => {
@@ -127,60 +128,8 @@ pub fn inputs_skipping(
                     tracing::info!("{name}: already read (--state)");
                     continue;
                 }
-                let mut objects = s3::list(
-                    &aws,
-                    &bucket,
-                    &prefix,
-                    range.from.as_deref(),
-                    range.to.as_deref(),
-                )?;
-                let listed = objects.len();
-                objects.retain(|o| !done.contains(&format!("s3://{bucket}/{}", o.key)));
-                if objects.len() < listed {
-                    tracing::info!(
-                        "{name}: {} objects already read (--state) left out",
-                        listed - objects.len()
-                    );
-                }
-                let total: u64 = objects.iter().map(|o| o.size).sum();
-                tracing::info!(
-                    "{name}: {} objects, {:.1} MB",
-                    objects.len(),
-                    total as f64 / 1e6
-                );
-                let mut channels: Vec<(String, Vec<_>)> = Vec::new();
-                for o in objects {
-                    let ch = s3::channel(&o.key).to_string();
-                    match channels.iter_mut().find(|(c, _)| *c == ch) {
-                        Some((_, v)) => v.push(o),
-                        None => channels.push((ch, vec![o])),
-                    }
-                }
-                if channels.len() <= 1 {
-                    let objects = channels.pop().map(|(_, v)| v).unwrap_or_default();
-                    parts.push(Box::new(s3::stream(aws, &bucket, objects).map(Ok)));
-                    continue;
-                }
-                tracing::info!(
-                    "{name}: merging {} delivery folders in event time",
-                    channels.len()
-                );
-                let streams = channels
-                    .into_iter()
-                    .map(|(_, objects)| {
-                        Box::new(s3::stream(Arc::clone(&aws), &bucket, objects))
-                            as Box<dyn Iterator<Item = file::Input> + Send>
-                    })
-                    .collect();
-                let merged = merge::Merged::new(streams, max_line);
-                let failure = merged.failure();
-                let input = file::Input {
-                    name,
-                    reader: Box::new(merged),
-                    size: None,
-                    failure: Some(failure),
-                };
-                parts.push(Box::new(std::iter::once(Ok(input))));
+                let objects = s3_objects(&aws, &name, &bucket, &prefix, range, done)?;
+                parts.push(s3_inputs(aws, name, &bucket, objects, max_line));
             }
             Location::OpenSearch { .. } => {
                 anyhow::bail!("{name}: OpenSearch is an output here, not an input")
@@ -196,6 +145,91 @@ pub fn inputs_skipping(
         }
     }
     Ok(Box::new(parts.into_iter().flatten()))
+}
+
+/// The objects under `s3://bucket/prefix` (the input `name`) delivered in
+/// `range`, less those in `done`, in delivery-time order.
+fn s3_objects(
+    aws: &Aws,
+    name: &str,
+    bucket: &str,
+    prefix: &str,
+    range: &S3Range,
+    done: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<Vec<s3::ObjectInfo>> {
+    let mut objects = s3::list(
+        aws,
+        bucket,
+        prefix,
+        range.from.as_deref(),
+        range.to.as_deref(),
+    )?;
+    let listed = objects.len();
+    objects.retain(|o| !done.contains(&format!("s3://{bucket}/{}", o.key)));
+    if objects.len() < listed {
+        tracing::info!(
+            "{name}: {} objects already read (--state) left out",
+            listed - objects.len()
+        );
+    }
+    let total: u64 = objects.iter().map(|o| o.size).sum();
+    tracing::info!(
+        "{name}: {} objects, {:.1} MB",
+        objects.len(),
+        total as f64 / 1e6
+    );
+    Ok(objects)
+}
+
+/// The S3 objects of the input `name` as inputs, one per object; when they
+/// are in several delivery folders (web ACLs), one input that merges the
+/// folders line by line in event time.
+fn s3_inputs(
+    aws: Arc<Aws>,
+    name: String,
+    bucket: &str,
+    objects: Vec<s3::ObjectInfo>,
+    max_line: usize,
+) -> Inputs {
+    let mut channels = by_channel(objects);
+    if channels.len() <= 1 {
+        let objects = channels.pop().unwrap_or_default();
+        return Box::new(s3::stream(aws, bucket, objects).map(Ok));
+    }
+    tracing::info!(
+        "{name}: merging {} delivery folders in event time",
+        channels.len()
+    );
+    let streams = channels
+        .into_iter()
+        .map(|objects| {
+            Box::new(s3::stream(Arc::clone(&aws), bucket, objects))
+                as Box<dyn Iterator<Item = file::Input> + Send>
+        })
+        .collect();
+    let merged = merge::Merged::new(streams, max_line);
+    let failure = merged.failure();
+    let input = file::Input {
+        name,
+        reader: Box::new(merged),
+        size: None,
+        failure: Some(failure),
+    };
+    Box::new(std::iter::once(Ok(input)))
+}
+
+/// The objects by delivery folder ([`s3::channel`]), the folders in the order
+/// of their first object.
+fn by_channel(objects: Vec<s3::ObjectInfo>) -> Vec<Vec<s3::ObjectInfo>> {
+    let mut channels: Vec<(String, Vec<_>)> = Vec::new();
+    for o in objects {
+        let ch = s3::channel(&o.key).to_string();
+        match channels.iter_mut().find(|(c, _)| *c == ch) {
+            Some((_, v)) => v.push(o),
+            None => channels.push((ch, vec![o])),
+        }
+    }
+    channels.into_iter().map(|(_, v)| v).collect()
 }
 
 /// The Kinesis stream when `names` is exactly one `kinesis://` location.

@@ -13,8 +13,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use flate2::read::MultiGzDecoder;
 
 use super::file::{Failure, Input};
-use crate::aws::{Aws, Backoff, CallError, Class, GaveUp, Trouble, error_text, retry};
+use crate::aws::{Aws, CallError, Class, GaveUp, Trouble, retry};
 use crate::interrupt::Interrupted;
+use crate::net::{Backoff, error_text};
 
 /// Decompressed bytes are handed to the parser in blocks of this size.
 const BLOCK: usize = 1 << 20;

@@ -1,5 +1,6 @@
-//! The channels' I/O: console and file writers, the webhook (HTTP POST with
-//! retries) and Amazon SNS. The bookkeeping (what is due, retries across runs,
+//! Where alerts go: the I/O of the configured channels (console and file
+//! writers, the webhook: an HTTP POST with retries, and Amazon SNS), one
+//! [`Notifier`] per channel built by [`build`]. The bookkeeping (what is due, retries across runs,
 //! giving up) is the core's [`waflog_core::alert::deliver_due`].
 
 use std::io::Write;
@@ -13,7 +14,8 @@ use waflog_core::alert::{
 };
 use waflog_core::timestamp::parse_duration_ms;
 
-use crate::aws::{Aws, AwsContext, Backoff, error_text};
+use crate::aws::{Aws, AwsContext};
+use crate::net::{Backoff, error_text};
 
 /// Builds one notifier per channel. `results_on_stdout`: a `stdout` channel then
 /// writes to stderr, so alerts never mix with the results.

@@ -1,22 +1,19 @@
-//! Line streams read on threads of their own, for the subcommands that follow an
-//! input: a followed file or stdin, and every shard of a Kinesis stream.
+//! Following an input: lines read on threads of their own ([`Msg`]; a followed
+//! file or stdin by [`spawn_line_reader`], every shard of a Kinesis stream by
+//! `crate::source::kinesis::lines`) and the loop that hands them to a
+//! subcommand's [`FollowStage`] until the input ends, `--idle-exit` or Ctrl-C
+//! ([`follow`]).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use waflog_core::parse::cloudwatch::{self, Unpacked};
 use waflog_core::parse::lines::{Line, LineReader};
 use waflog_core::transform::TransformStats;
 
-use super::records;
-use crate::aws::{Aws, AwsContext};
-use crate::cli::InputArgs;
+use super::file as file_source;
+use crate::records;
 use crate::sink::file::Output;
-use crate::source::file as file_source;
-use crate::source::kinesis::{Event, Reader, StartPosition};
 
 /// What a reader thread hands over.
 pub enum Msg {
@@ -80,121 +77,6 @@ pub fn spawn_line_reader(input: file_source::Input, max_line: usize) -> mpsc::Re
                 break;
             }
         }
-    });
-    rx
-}
-
-/// The most a compressed Kinesis record may decompress to.
-const UNPACKED_LIMIT: usize = 64 << 20;
-
-/// Starts reading the Kinesis stream `stream` as the input flags say
-/// (`--kinesis-start` for shards without a checkpoint in `checkpoints`,
-/// `--consumer`): its lines, and the flag that stops its readers (Ctrl-C sets it).
-pub fn read_kinesis(
-    aws: &mut AwsContext,
-    stream: &str,
-    input: &InputArgs,
-    checkpoints: BTreeMap<String, String>,
-    max_line: usize,
-) -> anyhow::Result<(mpsc::Receiver<Msg>, Arc<AtomicBool>)> {
-    let start = StartPosition::parse(&input.kinesis_start).context("invalid --kinesis-start")?;
-    let stop = crate::interrupt::stop_on_ctrl_c()?;
-    let rx = kinesis_lines(
-        aws.get()?,
-        stream,
-        start,
-        checkpoints,
-        max_line,
-        input.consumer()?,
-        &stop,
-    );
-    Ok((rx, stop))
-}
-
-/// Reads every shard of a Kinesis stream on threads of their own: each record's
-/// lines, then a checkpoint after it.
-fn kinesis_lines(
-    aws: Arc<Aws>,
-    stream: &str,
-    start: StartPosition,
-    checkpoints: BTreeMap<String, String>,
-    max_line: usize,
-    consumer: Option<(u32, u32)>,
-    stop: &Arc<AtomicBool>,
-) -> mpsc::Receiver<Msg> {
-    let (etx, erx) = mpsc::sync_channel::<Event>(1024);
-    let mut reader = Reader::new(aws, stream, start, checkpoints);
-    reader.consumer = consumer;
-    let flag = Arc::clone(stop);
-    std::thread::spawn(move || reader.run(&etx, &flag));
-    let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
-    let stream = stream.to_string();
-    std::thread::spawn(move || {
-        let mut number = 0u64;
-        for event in erx {
-            let msgs = match event {
-                Event::Record {
-                    shard,
-                    sequence,
-                    data,
-                } => {
-                    // A CloudWatch Logs subscription payload (gzip) gives its log
-                    // events' messages; other gzip data is decompressed.
-                    let mut v: Vec<Msg> = Vec::new();
-                    let unpacked;
-                    let data: &[u8] = match cloudwatch::unpack(&data, UNPACKED_LIMIT) {
-                        None => &data,
-                        Some(Ok(Unpacked::Decompressed(bytes))) => {
-                            unpacked = bytes;
-                            &unpacked
-                        }
-                        Some(Ok(Unpacked::Payload(p))) => {
-                            if p.is_control() {
-                                tracing::debug!(
-                                    "{stream}/{shard}: a CloudWatch Logs control message, skipped"
-                                );
-                            } else {
-                                for event in p.log_events {
-                                    number += 1;
-                                    v.push(Msg::Line(number, event.message.into_bytes()));
-                                }
-                            }
-                            b""
-                        }
-                        Some(Err(e)) => {
-                            v.push(Msg::Unreadable(
-                                format!("kinesis://{stream}/{shard} record {sequence}"),
-                                number + 1,
-                                e.to_string(),
-                            ));
-                            b""
-                        }
-                    };
-                    v.extend(
-                        data.split(|&b| b == b'\n')
-                            .filter(|l| !l.trim_ascii().is_empty())
-                            .map(|l| {
-                                number += 1;
-                                if l.len() > max_line {
-                                    Msg::TooLong(number, l[..max_line].to_vec(), l.len() as u64)
-                                } else {
-                                    Msg::Line(number, l.to_vec())
-                                }
-                            }),
-                    );
-                    v.push(Msg::Checkpoint(format!("{stream}/{shard}"), sequence));
-                    v
-                }
-                Event::CaughtUp => vec![Msg::CaughtUp],
-                Event::Failed(e) => vec![Msg::Failed(e)],
-            };
-            for m in msgs {
-                if tx.send(m).is_err() {
-                    return;
-                }
-            }
-        }
-        let _ = tx.send(Msg::End);
     });
     rx
 }

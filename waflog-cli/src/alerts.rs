@@ -1,13 +1,12 @@
 //! Alerting in the CLI: the core's [`Evaluator`] fed with detection results, its
-//! notifications delivered through the configured channels, acknowledgements
+//! notifications delivered through the configured channels
+//! (`crate::sink::notifiers`), acknowledgements
 //! from `waflog alerts ack` picked up from a side file.
 //!
 //! Acknowledgements: `waflog alerts ack ID --state S` appends a line to `S.acks`;
 //! a running `waflog detect --state S` applies and removes that file at its next
 //! tick, and a later run applies it at start, so an ack is never lost to the two
 //! processes writing the same state file.
-
-pub mod notifiers;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +18,7 @@ use waflog_core::alert::{
 use waflog_core::pipeline::{Pipeline, ResultObserver};
 
 use crate::aws::AwsContext;
+use crate::sink::notifiers;
 
 /// Milliseconds since the epoch, the delivery clock.
 pub fn now_ms() -> i64 {
