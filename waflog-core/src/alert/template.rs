@@ -42,7 +42,7 @@ pub const DEFAULT_SUBJECT: &str =
 /// A value a template can insert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub(crate) enum Placeholder {
+pub enum Placeholder {
     /// `{{monitor}}`
     Monitor,
     /// `{{trigger}}`
@@ -74,7 +74,7 @@ pub(crate) enum Placeholder {
 }
 
 /// Every placeholder with its name.
-pub(crate) const PLACEHOLDERS: [(&str, Placeholder); 14] = [
+pub const PLACEHOLDERS: [(&str, Placeholder); 14] = [
     ("monitor", Placeholder::Monitor),
     ("trigger", Placeholder::Trigger),
     ("severity", Placeholder::Severity),
@@ -108,7 +108,7 @@ enum Part {
 
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Template {
+pub struct Template {
     parts: Vec<Part>,
 }
 
@@ -174,8 +174,7 @@ impl Template {
     }
 
     /// True when the template uses `p`.
-    #[cfg(test)]
-    fn uses(&self, p: Placeholder) -> bool {
+    pub fn uses(&self, p: Placeholder) -> bool {
         self.parts.contains(&Part::Field(p))
     }
 }
