@@ -368,11 +368,14 @@ struct LeftContexts {
     /// Bit `r` set: a context (this left, right semi-context `r`) exists, `r` below
     /// [`LOW_RIGHTS`].
     present: u64,
-    /// Those contexts in the order of `r`: the one of `r` is at the rank of bit `r`
-    /// in `present`.
-    low: Vec<u32>,
-    /// Contexts of right semi-contexts from [`LOW_RIGHTS`] on: (right, context).
-    high: Vec<(u32, u32)>,
+    /// Those contexts in the order of `r` as (count, context): the one of `r` is at
+    /// the rank of bit `r` in `present`. While the index is built, the counts are
+    /// here, not in [`Model::contexts`] (where a selected left semi-context's loop
+    /// would miss the cache).
+    low: Vec<(u64, u32)>,
+    /// Contexts of right semi-contexts from [`LOW_RIGHTS`] on: (count, right,
+    /// context).
+    high: Vec<(u64, u32, u32)>,
 }
 
 impl LeftContexts {
@@ -383,8 +386,39 @@ impl LeftContexts {
 
     /// The context of right semi-context `r` (below [`LOW_RIGHTS`]).
     fn low_get(&self, r: u32) -> Option<u32> {
-        (self.present >> r & 1 == 1).then(|| self.low[self.rank(r)])
+        (self.present >> r & 1 == 1).then(|| self.low[self.rank(r)].1)
     }
+}
+
+/// A left part of the row's proposals (see [`Model::left_part`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Part {
+    /// The row it is of (`Index::row`; 0: empty).
+    row: u32,
+    /// Its left semi-context.
+    id: u32,
+    /// Its held sensor facts as a mask, and the positions of its neuron facts among
+    /// the row's left facts as bits.
+    sensors: u64,
+    neurons: u64,
+    /// The right semi-contexts (below [`LOW_RIGHTS`]) already proposed with it on the
+    /// row, as bits: a repeat is neither stored nor a new distinct proposal.
+    rights: u64,
+}
+
+/// A left semi-context with zero-level contexts, as the proposal scan reads it (in
+/// one place rather than through its id).
+#[derive(Debug, Clone, Copy)]
+struct ZeroSemi {
+    /// Its sensor mask.
+    mask: u64,
+    /// The left semi-context, and its number of facts.
+    l: u32,
+    len: u32,
+    /// Its first zero-level context (context, right semi-context), and how many it
+    /// has (all of them are in [`Index::zero`]).
+    first: (u32, u32),
+    n: u32,
 }
 
 /// Look-up tables and scratch space derived from the memory: rebuilt after a restore,
@@ -397,32 +431,31 @@ struct Index {
     right_map: AHashMap<u64, u32>,
     /// Contexts whose right semi-context is [`LOW_RIGHTS`] or above, by (left, right).
     pairs: AHashMap<(u32, u32), u32>,
-    /// Per left semi-context: its Python hash, signature, sensor mask, and contexts.
+    /// Per left semi-context: its Python hash, sensor mask, and contexts.
     left_hash: Vec<i64>,
-    left_sig: Vec<u64>,
     left_mask: Vec<u64>,
     left_contexts: Vec<LeftContexts>,
     /// Per right semi-context: its Python hash and its facts as a sensor mask (right
     /// semi-contexts hold sensor facts only, so the mask is the set).
     right_hash: Vec<i64>,
     right_mask: Vec<u64>,
-    /// Left semi-contexts by their largest fact.
-    anchor: Vec<Vec<u32>>,
+    /// Left semi-contexts by their largest fact, with their signatures: (signature,
+    /// left semi-context).
+    anchor: Vec<Vec<(u64, u32)>>,
     /// Per left semi-context, its zero-level contexts (context, right semi-context) in
     /// creation order.
     zero: Vec<Vec<(u32, u32)>>,
     /// Left semi-contexts with zero-level contexts, in creation order.
-    zero_semis: Vec<u32>,
+    zero_semis: Vec<ZeroSemi>,
     /// Those left semi-contexts by each of their neuron facts (index: context id).
     zero_by_neuron: Vec<Vec<u32>>,
     /// Scratch: neuron facts each left semi-context shares with the left facts, and
     /// their positions among the left facts as bits (when there are at most 64).
     shared: Vec<u32>,
     held_pos: Vec<u64>,
-    /// The row's left parts: (row, sensor mask, neuron positions among the left facts,
-    /// left semi-context) in an open-addressing table; entries of other rows are
+    /// The row's left parts in an open-addressing table; entries of other rows are
     /// empty.
-    parts: Vec<(u32, u64, u64, u32)>,
+    parts: Vec<Part>,
     /// Entries of `parts` added on this row, and the most on one row.
     parts_len: usize,
     parts_peak: usize,
@@ -448,6 +481,8 @@ struct Scratch {
     rights: Vec<(u64, u32)>,
     left: Vec<Fact>,
     right: Vec<Fact>,
+    /// The left facts of the row before, reused for the next row's.
+    next: Vec<Fact>,
 }
 
 impl Scratch {
@@ -467,7 +502,7 @@ impl PartialEq for Index {
 
 /// One CAD model: the context memory of one value stream (CAD OSE's `ContextOperator`
 /// and `ContextualAnomalyDetectorOSE.step`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct Model {
     /// Facts of the left semi-contexts, sorted.
     left: Vec<Vec<Fact>>,
@@ -480,7 +515,53 @@ struct Model {
     ix: Index,
 }
 
+/// [`Model`] as serialised (the fields in the same order).
+#[derive(Serialize)]
+struct ModelView<'a> {
+    left: &'a [Vec<Fact>],
+    right: &'a [Vec<Fact>],
+    contexts: Vec<Context>,
+    left_facts: &'a [Fact],
+}
+
+impl Serialize for Model {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ModelView {
+            left: &self.left,
+            right: &self.right,
+            contexts: self.contexts_now(),
+            left_facts: &self.left_facts,
+        }
+        .serialize(s)
+    }
+}
+
+impl PartialEq for Model {
+    fn eq(&self, other: &Model) -> bool {
+        self.left == other.left
+            && self.right == other.right
+            && self.left_facts == other.left_facts
+            && self.contexts_now() == other.contexts_now()
+    }
+}
+
 impl Model {
+    /// The contexts with their current counts (kept in the index while it is built).
+    fn contexts_now(&self) -> Vec<Context> {
+        let mut contexts = self.contexts.clone();
+        if self.ix.built {
+            for lc in &self.ix.left_contexts {
+                for &(count, c) in &lc.low {
+                    contexts[c as usize].count = count;
+                }
+                for &(count, _, c) in &lc.high {
+                    contexts[c as usize].count = count;
+                }
+            }
+        }
+        contexts
+    }
+
     fn new() -> Model {
         Model {
             left: Vec::new(),
@@ -495,10 +576,13 @@ impl Model {
     fn index_left(ix: &mut Index, id: u32, facts: &[Fact]) {
         ix.left_map.insert(fact_hash(facts), id);
         if let Some(&last) = facts.last() {
-            push_at(&mut ix.anchor, last as usize, id);
+            let at = last as usize;
+            if ix.anchor.len() <= at {
+                ix.anchor.resize_with(at + 1, Vec::new);
+            }
+            ix.anchor[at].push((signature(facts), id));
         }
         ix.left_hash.push(py_tuple_hash(facts));
-        ix.left_sig.push(signature(facts));
         ix.left_mask.push(sensor_mask(facts));
         ix.left_contexts.push(LeftContexts::default());
         ix.zero.push(Vec::new());
@@ -514,14 +598,14 @@ impl Model {
     }
 
     /// Registers context `c` of left semi-context `l` and right semi-context `r`.
-    fn index_pair(ix: &mut Index, l: u32, r: u32, c: u32) {
+    fn index_pair(ix: &mut Index, l: u32, r: u32, c: u32, count: u64) {
         let lc = &mut ix.left_contexts[l as usize];
         if r < LOW_RIGHTS {
             let at = lc.rank(r);
-            lc.low.insert(at, c);
+            lc.low.insert(at, (count, c));
             lc.present |= 1 << r;
         } else {
-            lc.high.push((r, c));
+            lc.high.push((count, r, c));
             ix.pairs.insert((l, r), c);
         }
     }
@@ -539,15 +623,28 @@ impl Model {
     /// semi-context `l`.
     fn index_zero(ix: &mut Index, left: &[Vec<Fact>], l: u32, c: u32, r: u32) {
         let zero = &mut ix.zero[l as usize];
+        let at = ix.zero_semis.partition_point(|z| z.l < l);
         if zero.is_empty() {
-            let at = ix.zero_semis.partition_point(|&s| s < l);
-            ix.zero_semis.insert(at, l);
-            for &f in left[l as usize].iter().filter(|&&f| f >= NEURON) {
+            let facts = &left[l as usize];
+            ix.zero_semis.insert(
+                at,
+                ZeroSemi {
+                    mask: ix.left_mask[l as usize],
+                    l,
+                    len: facts.len() as u32,
+                    first: (c, r),
+                    n: 0,
+                },
+            );
+            for &f in facts.iter().filter(|&&f| f >= NEURON) {
                 push_at(&mut ix.zero_by_neuron, (f - NEURON) as usize, l);
             }
         }
-        let at = zero.partition_point(|&(x, _)| x < c);
-        zero.insert(at, (c, r));
+        let pos = zero.partition_point(|&(x, _)| x < c);
+        zero.insert(pos, (c, r));
+        let z = &mut ix.zero_semis[at];
+        z.first = zero[0];
+        z.n = zero.len() as u32;
     }
 
     /// Builds the index (of a fresh or restored model).
@@ -566,7 +663,7 @@ impl Model {
             Self::index_right(&mut ix, id as u32, facts);
         }
         for (id, c) in self.contexts.iter().enumerate() {
-            Self::index_pair(&mut ix, c.left, c.right, id as u32);
+            Self::index_pair(&mut ix, c.left, c.right, id as u32, c.count);
             if c.zero_level {
                 Self::index_zero(&mut ix, &self.left, c.left, id as u32, c.right);
             }
@@ -622,12 +719,20 @@ impl Model {
             left: l,
             right: r,
         });
-        Self::index_pair(&mut self.ix, l, r, c);
+        Self::index_pair(&mut self.ix, l, r, c, 0);
         self.ix.proposed_at.push(0);
         if zero_level {
             Self::index_zero(&mut self.ix, &self.left, l, c, r);
         }
         (c, true)
+    }
+
+    /// Marks context `c` proposed on this row: whether it was not yet.
+    fn first_proposal(&mut self, c: u32) -> bool {
+        let at = &mut self.ix.proposed_at[c as usize];
+        let first = *at != self.ix.row;
+        *at = self.ix.row;
+        first
     }
 
     /// The right semi-context of the sensor facts in `part` (a sensor mask), through
@@ -645,24 +750,25 @@ impl Model {
 
     /// The left semi-context of the sensor facts in `sensors` (a mask) and the facts
     /// of `left_facts` (at most 64) at the positions in `neurons`, through the row's
-    /// table of left parts.
+    /// table of left parts: (left semi-context, its entry in the table or
+    /// `usize::MAX`).
     fn left_part(
         &mut self,
         sensors: u64,
         neurons: u64,
         left_facts: &[Fact],
         buf: &mut Vec<Fact>,
-    ) -> u32 {
+    ) -> (u32, usize) {
         let row = self.ix.row;
         let size = self.ix.parts.len();
         let wrap = size - 1;
         let h = (sensors ^ neurons.wrapping_mul(0x517c_c1b7_2722_0a95))
             .wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut i = (h >> 32) as usize & wrap;
-        while self.ix.parts[i].0 == row {
-            let (_, s, n, id) = self.ix.parts[i];
-            if s == sensors && n == neurons {
-                return id;
+        while self.ix.parts[i].row == row {
+            let p = &self.ix.parts[i];
+            if p.sensors == sensors && p.neurons == neurons {
+                return (p.id, i);
             }
             i = (i + 1) & wrap;
         }
@@ -679,20 +785,20 @@ impl Model {
         }
         let id = self.semi_id(true, buf);
         // At most half the table is used on a row; a fuller row grows it for the next.
-        if 2 * (self.ix.parts_len + 1) <= size {
-            self.ix.parts[i] = (row, sensors, neurons, id);
-            self.ix.parts_len += 1;
-        }
         self.ix.parts_peak = self.ix.parts_peak.max(self.ix.parts_len + 1);
-        id
-    }
-
-    /// Marks context `c` proposed on this row: whether it was not yet.
-    fn first_proposal(&mut self, c: u32) -> bool {
-        let at = &mut self.ix.proposed_at[c as usize];
-        let first = *at != self.ix.row;
-        *at = self.ix.row;
-        first
+        if 2 * (self.ix.parts_len + 1) <= size {
+            self.ix.parts[i] = Part {
+                row,
+                id,
+                sensors,
+                neurons,
+                rights: 0,
+            };
+            self.ix.parts_len += 1;
+            (id, i)
+        } else {
+            (id, usize::MAX)
+        }
     }
 
     /// One row with sensor facts `sens` (sorted, distinct, not empty): the raw anomaly
@@ -703,11 +809,11 @@ impl Model {
         if self.ix.row == 1 {
             self.ix.proposed_at.fill(0);
             self.ix.held_at.fill(0);
-            self.ix.parts.fill((0, 0, 0, 0));
+            self.ix.parts.fill(Part::default());
         }
         let want = (4 * self.ix.parts_peak).next_power_of_two().max(64);
         if self.ix.parts.len() < want {
-            self.ix.parts = vec![(0, 0, 0, 0); want];
+            self.ix.parts = vec![Part::default(); want];
         }
         self.ix.parts_len = 0;
         // Right semi-contexts hold sensor facts only: one holds when its mask is within
@@ -767,35 +873,34 @@ impl Model {
         let mut selected = 0_usize;
         let sig = signature(&left_facts);
         for &f in &left_facts {
-            for &l in self.ix.anchor.get(f as usize).map_or(&[][..], |v| &v[..]) {
-                if l >= boundary
-                    || self.ix.left_sig[l as usize] & !sig != 0
+            for &(lsig, l) in self.ix.anchor.get(f as usize).map_or(&[][..], |v| &v[..]) {
+                if lsig & !sig != 0
+                    || l >= boundary
                     || !self.left[l as usize].iter().all(|&f| held_at(&self.ix, f))
                 {
                     continue;
                 }
-                let lc = &self.ix.left_contexts[l as usize];
+                let lc = &mut self.ix.left_contexts[l as usize];
                 selected += lc.low.len() + lc.high.len() - usize::from(l == skip_left);
                 let lh = self.ix.left_hash[l as usize];
                 let mut bits = lc.present & holds;
                 while bits != 0 {
                     let r = bits.trailing_zeros();
                     bits &= bits - 1;
-                    let c = lc.low[lc.rank(r)];
-                    if c == new_context {
+                    let at = lc.rank(r);
+                    let (count, c) = &mut lc.low[at];
+                    if *c == new_context {
                         continue;
                     }
-                    let ctx = &mut self.contexts[c as usize];
-                    ctx.count += 1;
+                    *count += 1;
                     let rh = self.ix.right_hash[r as usize];
-                    scratch.active.push((ctx.count, lh, rh, c));
+                    scratch.active.push((*count, lh, rh, *c));
                 }
-                for &(r, c) in &lc.high {
-                    if c != new_context && self.ix.right_mask[r as usize] & !sens_mask == 0 {
-                        let ctx = &mut self.contexts[c as usize];
-                        ctx.count += 1;
-                        let rh = self.ix.right_hash[r as usize];
-                        scratch.active.push((ctx.count, lh, rh, c));
+                for (count, r, c) in &mut lc.high {
+                    if *c != new_context && self.ix.right_mask[*r as usize] & !sens_mask == 0 {
+                        *count += 1;
+                        let rh = self.ix.right_hash[*r as usize];
+                        scratch.active.push((*count, lh, rh, *c));
                     }
                 }
             }
@@ -822,18 +927,24 @@ impl Model {
                     }
                 }
             }
-            for &l in &self.ix.zero_semis {
+            for z in &self.ix.zero_semis {
+                let l = z.l;
                 if l >= boundary {
                     break;
                 }
-                let held = (self.ix.left_mask[l as usize] & mask).count_ones() as usize
-                    + self.ix.shared[l as usize] as usize;
+                let held =
+                    (z.mask & mask).count_ones() as usize + self.ix.shared[l as usize] as usize;
                 if held == 0 || held > params.max_left_len {
                     continue;
                 }
-                let full = held == self.left[l as usize].len();
+                let full = held == z.len as usize;
                 let neurons = self.ix.held_pos[l as usize];
-                for &(c, r) in &self.ix.zero[l as usize] {
+                let zero = if z.n == 1 {
+                    std::slice::from_ref(&z.first)
+                } else {
+                    &self.ix.zero[l as usize][..]
+                };
+                for &(c, r) in zero {
                     let right = self.ix.right_mask[r as usize];
                     if c == new_context
                         || right & sens_mask == 0
@@ -862,7 +973,8 @@ impl Model {
             active.select_nth_unstable(cut);
             active.drain(..cut);
         }
-        let mut next = Vec::with_capacity(sens.len() + active.len());
+        let mut next = std::mem::take(&mut scratch.next);
+        next.clear();
         next.extend_from_slice(sens);
         next.extend(active.iter().map(|a| NEURON + a.3));
         next.sort_unstable();
@@ -873,7 +985,7 @@ impl Model {
         // sensor facts, so each is looked up once per row.
         let mut added = usize::from(new_row);
         let left_mask = sensor_mask(&left_facts);
-        let mut last = (u32::MAX, 0);
+        let mut last = (u32::MAX, 0, usize::MAX);
         for i in 0..scratch.proposed.len() {
             let (l, r, neurons) = scratch.proposed[i];
             if last.0 != l {
@@ -881,18 +993,27 @@ impl Model {
                 // at the held positions of the left facts, the same for many left
                 // semi-contexts, so looked up once per row.
                 let sensors = self.ix.left_mask[l as usize] & left_mask;
-                let id = if left_facts.len() > 64 {
+                let (id, slot) = if left_facts.len() > 64 {
                     scratch.left.clear();
                     let facts = self.left[l as usize].iter().copied();
                     scratch.left.extend(facts.filter(|&f| held_at(&self.ix, f)));
-                    self.semi_id(true, &scratch.left)
+                    (self.semi_id(true, &scratch.left), usize::MAX)
                 } else {
                     self.left_part(sensors, neurons, &left_facts, &mut scratch.left)
                 };
-                last = (l, id);
+                last = (l, id, slot);
             }
             let part = self.ix.right_mask[r as usize] & sens_mask;
             let right = self.right_part(part, &mut scratch.rights, &mut scratch.right);
+            // The same (left part, right part) again on this row: the context is
+            // stored and proposed already.
+            if right < LOW_RIGHTS && last.2 != usize::MAX {
+                let rights = &mut self.ix.parts[last.2].rights;
+                if *rights >> right & 1 == 1 {
+                    continue;
+                }
+                *rights |= 1 << right;
+            }
             let (c, stored) = self.context_of(last.1, right, false);
             added += usize::from(stored);
             distinct += usize::from(self.first_proposal(c));
@@ -902,6 +1023,7 @@ impl Model {
         } else {
             0.0
         };
+        scratch.next = left_facts;
         self.ix.scratch = scratch;
         (1.0 - active_share + added_share) / 2.0
     }
