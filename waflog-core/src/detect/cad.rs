@@ -82,10 +82,10 @@
 //! defaults were chosen on the whole corpus among 60 settings of rest period, margin
 //! and history; a two-fold cross-validation of that choice (choose on half the files,
 //! score the other half) gives 69.5 and 69.9 on the held-out halves, so expect about
-//! 70 on data it was not tuned on. About 184,000 values per second of CPU on one core
+//! 70 on data it was not tuned on. About 240,000 values per second of CPU on one core
 //! over the corpus (white noise, which stores contexts fastest and so rebuilds at its
-//! context cap most often, 14,000); a model's snapshot is 44 kB for the median NAB
-//! file, 325 kB at most.
+//! context cap most often, 27,000: about half its steps replay the history); a
+//! model's snapshot is 44 kB for the median NAB file, 325 kB at most.
 //!
 //! # Differences from NAB's code
 //!
