@@ -82,10 +82,10 @@
 //! defaults were chosen on the whole corpus among 60 settings of rest period, margin
 //! and history; a two-fold cross-validation of that choice (choose on half the files,
 //! score the other half) gives 69.5 and 69.9 on the held-out halves, so expect about
-//! 70 on data it was not tuned on. About 184,000 values per second of CPU on one core
+//! 70 on data it was not tuned on. About 240,000 values per second of CPU on one core
 //! over the corpus (white noise, which stores contexts fastest and so rebuilds at its
-//! context cap most often, 14,000); a model's snapshot is 44 kB for the median NAB
-//! file, 325 kB at most.
+//! context cap most often, 27,000: about half its steps replay the history); a
+//! model's snapshot is 44 kB for the median NAB file, 325 kB at most.
 //!
 //! # Differences from NAB's code
 //!
@@ -96,11 +96,15 @@
 //!   previous left facts through their largest fact; the zero-level ones, only on new
 //!   rows, through a bit mask of their sensor facts and lists per neuron fact). Right
 //!   semi-contexts hold sensor facts only, so each is also kept as a bit mask: whether
-//!   it holds, or partly holds, is one mask test. A proposal's left part depends only
-//!   on its left semi-context and its right part is one of the few subsets of the
-//!   row's sensor facts, so each part is looked up once per row, not once per
-//!   proposal. The results are the same; the cost per row no longer grows with the
-//!   memory on rows that are not new.
+//!   it holds, or partly holds, is one mask test. Each left semi-context keeps its
+//!   contexts by right semi-context (a bit per right semi-context, the first 64), so
+//!   its active contexts are the bits of the right semi-contexts that hold now and
+//!   the others are only counted. A proposal's left part is the held sensor facts
+//!   and the held neuron facts, a pair of bit masks over the row's facts, and its
+//!   right part one of the few subsets of the row's sensor facts, so each distinct
+//!   part is looked up once per row, not once per proposal. The results are the
+//!   same; the cost per row no longer grows with the memory on rows that are not
+//!   new.
 //! - Python's `newContextID`, reset to `False`, compares equal to context id 0, so in
 //!   NAB's code the first context stored never takes part (on a constant series the
 //!   score then stays at 0.5 for ever). Here it takes part, unless
@@ -284,35 +288,177 @@ fn push_at(lists: &mut Vec<Vec<u32>>, i: usize, id: u32) {
     lists[i].push(id);
 }
 
+/// A 64-bit hash of a fact list, with FxHash's step (rotate, xor the word, multiply;
+/// rustc-hash's `FxHasher`).
+fn fact_hash(facts: &[Fact]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let h = facts.iter().fold(facts.len() as u64, |h, &f| {
+        (h.rotate_left(5) ^ u64::from(f)).wrapping_mul(K)
+    });
+    h ^ (h >> 32)
+}
+
+/// Semi-contexts by their facts: an open-addressing table (linear probing) of
+/// (hash, id) whose hash matches are checked against the stored facts, so sets that
+/// share a hash stay apart.
+#[derive(Debug, Clone, Default)]
+struct FactTable {
+    /// (hash, id) per slot, `u32::MAX` ids empty; a power of two of slots, at most
+    /// half of them used.
+    slots: Vec<(u64, u32)>,
+    len: usize,
+}
+
+impl FactTable {
+    /// The first slot to probe for hash `h` (Fibonacci hashing of `h`).
+    fn start(&self, h: u64) -> usize {
+        let bits = self.slots.len().trailing_zeros();
+        (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+    }
+
+    /// The id of the set `facts` (of hash `h`) among `semis`, if stored.
+    fn get(&self, h: u64, facts: &[Fact], semis: &[Vec<Fact>]) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let wrap = self.slots.len() - 1;
+        let mut i = self.start(h);
+        loop {
+            let (sh, id) = self.slots[i];
+            if id == u32::MAX {
+                return None;
+            }
+            if sh == h {
+                let stored = &semis[id as usize];
+                if stored.len() == facts.len() && stored.iter().zip(facts).all(|(a, b)| a == b) {
+                    return Some(id);
+                }
+            }
+            i = (i + 1) & wrap;
+        }
+    }
+
+    /// Adds `id`, of hash `h` (not stored yet).
+    fn insert(&mut self, h: u64, id: u32) {
+        if 2 * (self.len + 1) > self.slots.len() {
+            let size = (2 * self.slots.len()).max(16);
+            let old = std::mem::replace(&mut self.slots, vec![(0, u32::MAX); size]);
+            self.len = 0;
+            for (oh, oid) in old.into_iter().filter(|s| s.1 != u32::MAX) {
+                self.insert(oh, oid);
+            }
+        }
+        let wrap = self.slots.len() - 1;
+        let mut i = self.start(h);
+        while self.slots[i].1 != u32::MAX {
+            i = (i + 1) & wrap;
+        }
+        self.slots[i] = (h, id);
+        self.len += 1;
+    }
+}
+
+/// Right semi-contexts with an id below this are indexed by a bit in
+/// [`LeftContexts::present`] (with 3 value bits there are at most 29 of them).
+const LOW_RIGHTS: u32 = 64;
+
+/// The contexts of one left semi-context, by right semi-context.
+#[derive(Debug, Clone, Default)]
+struct LeftContexts {
+    /// Bit `r` set: a context (this left, right semi-context `r`) exists, `r` below
+    /// [`LOW_RIGHTS`].
+    present: u64,
+    /// Those contexts in the order of `r` as (count, context): the one of `r` is at
+    /// the rank of bit `r` in `present`. While the index is built, the counts are
+    /// here, not in [`Model::contexts`] (where a selected left semi-context's loop
+    /// would miss the cache).
+    low: Vec<(u64, u32)>,
+    /// Contexts of right semi-contexts from [`LOW_RIGHTS`] on: (count, right,
+    /// context).
+    high: Vec<(u64, u32, u32)>,
+}
+
+impl LeftContexts {
+    /// Position of right semi-context `r` (below [`LOW_RIGHTS`]) in `low`.
+    fn rank(&self, r: u32) -> usize {
+        (self.present & ((1 << r) - 1)).count_ones() as usize
+    }
+
+    /// The context of right semi-context `r` (below [`LOW_RIGHTS`]).
+    fn low_get(&self, r: u32) -> Option<u32> {
+        (self.present >> r & 1 == 1).then(|| self.low[self.rank(r)].1)
+    }
+}
+
+/// A left part of the row's proposals (see [`Model::left_part`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Part {
+    /// The row it is of (`Index::row`; 0: empty).
+    row: u32,
+    /// Its left semi-context.
+    id: u32,
+    /// Its held sensor facts as a mask, and the positions of its neuron facts among
+    /// the row's left facts as bits.
+    sensors: u64,
+    neurons: u64,
+    /// The right semi-contexts (below [`LOW_RIGHTS`]) already proposed with it on the
+    /// row, as bits: a repeat is neither stored nor a new distinct proposal.
+    rights: u64,
+}
+
+/// A left semi-context with zero-level contexts, as the proposal scan reads it (in
+/// one place rather than through its id).
+#[derive(Debug, Clone, Copy)]
+struct ZeroSemi {
+    /// Its sensor mask.
+    mask: u64,
+    /// The left semi-context, and its number of facts.
+    l: u32,
+    len: u32,
+    /// Its first zero-level context (context, right semi-context), and how many it
+    /// has (all of them are in [`Index::zero`]).
+    first: (u32, u32),
+    n: u32,
+}
+
 /// Look-up tables and scratch space derived from the memory: rebuilt after a restore,
 /// not serialised.
 #[derive(Debug, Clone, Default)]
 struct Index {
     built: bool,
-    left_map: AHashMap<Vec<Fact>, u32>,
-    right_map: AHashMap<Vec<Fact>, u32>,
+    left_map: FactTable,
+    /// Right semi-contexts by their sensor mask (which is their fact set).
+    right_map: AHashMap<u64, u32>,
+    /// Contexts whose right semi-context is [`LOW_RIGHTS`] or above, by (left, right).
     pairs: AHashMap<(u32, u32), u32>,
-    /// Per left semi-context: its Python hash, signature, sensor mask, and
-    /// (right semi-context, context) pairs in creation order.
+    /// Per left semi-context: its Python hash, sensor mask, and contexts.
     left_hash: Vec<i64>,
-    left_sig: Vec<u64>,
     left_mask: Vec<u64>,
-    left_contexts: Vec<Vec<(u32, u32)>>,
+    left_contexts: Vec<LeftContexts>,
     /// Per right semi-context: its Python hash and its facts as a sensor mask (right
     /// semi-contexts hold sensor facts only, so the mask is the set).
     right_hash: Vec<i64>,
     right_mask: Vec<u64>,
-    /// Left semi-contexts by their largest fact.
-    anchor: Vec<Vec<u32>>,
+    /// Left semi-contexts by their largest fact, with their signatures: (signature,
+    /// left semi-context).
+    anchor: Vec<Vec<(u64, u32)>>,
     /// Per left semi-context, its zero-level contexts (context, right semi-context) in
     /// creation order.
     zero: Vec<Vec<(u32, u32)>>,
     /// Left semi-contexts with zero-level contexts, in creation order.
-    zero_semis: Vec<u32>,
+    zero_semis: Vec<ZeroSemi>,
     /// Those left semi-contexts by each of their neuron facts (index: context id).
     zero_by_neuron: Vec<Vec<u32>>,
-    /// Scratch: neuron facts each left semi-context shares with the left facts.
+    /// Scratch: neuron facts each left semi-context shares with the left facts, and
+    /// their positions among the left facts as bits (when there are at most 64).
     shared: Vec<u32>,
+    held_pos: Vec<u64>,
+    /// The row's left parts in an open-addressing table; entries of other rows are
+    /// empty.
+    parts: Vec<Part>,
+    /// Entries of `parts` added on this row, and the most on one row.
+    parts_len: usize,
+    parts_peak: usize,
     /// Per context, the last row (`row`) that proposed it: counts distinct proposals.
     proposed_at: Vec<u32>,
     /// Per fact, the last row whose previous left facts held it.
@@ -328,15 +474,15 @@ struct Scratch {
     /// Active contexts: (count, left hash, right hash, id).
     active: Vec<(u64, i64, i64, u32)>,
     /// Proposed contexts as (left, right) semi-contexts whose held facts they take,
-    /// grouped by left semi-context, and whether the left part holds neuron facts.
-    proposed: Vec<(u32, u32, bool)>,
+    /// grouped by left semi-context, and the positions of the neuron facts held in
+    /// the left semi-context (the first 64) as bits.
+    proposed: Vec<(u32, u32, u64)>,
     /// The row's right parts so far: (sensor mask, right semi-context).
     rights: Vec<(u64, u32)>,
-    /// The row's left parts of sensor facts only so far: (sensor mask, left
-    /// semi-context).
-    lefts: Vec<(u64, u32)>,
     left: Vec<Fact>,
     right: Vec<Fact>,
+    /// The left facts of the row before, reused for the next row's.
+    next: Vec<Fact>,
 }
 
 impl Scratch {
@@ -344,7 +490,6 @@ impl Scratch {
         self.active.clear();
         self.proposed.clear();
         self.rights.clear();
-        self.lefts.clear();
     }
 }
 
@@ -357,7 +502,7 @@ impl PartialEq for Index {
 
 /// One CAD model: the context memory of one value stream (CAD OSE's `ContextOperator`
 /// and `ContextualAnomalyDetectorOSE.step`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct Model {
     /// Facts of the left semi-contexts, sorted.
     left: Vec<Vec<Fact>>,
@@ -370,7 +515,53 @@ struct Model {
     ix: Index,
 }
 
+/// [`Model`] as serialised (the fields in the same order).
+#[derive(Serialize)]
+struct ModelView<'a> {
+    left: &'a [Vec<Fact>],
+    right: &'a [Vec<Fact>],
+    contexts: Vec<Context>,
+    left_facts: &'a [Fact],
+}
+
+impl Serialize for Model {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ModelView {
+            left: &self.left,
+            right: &self.right,
+            contexts: self.contexts_now(),
+            left_facts: &self.left_facts,
+        }
+        .serialize(s)
+    }
+}
+
+impl PartialEq for Model {
+    fn eq(&self, other: &Model) -> bool {
+        self.left == other.left
+            && self.right == other.right
+            && self.left_facts == other.left_facts
+            && self.contexts_now() == other.contexts_now()
+    }
+}
+
 impl Model {
+    /// The contexts with their current counts (kept in the index while it is built).
+    fn contexts_now(&self) -> Vec<Context> {
+        let mut contexts = self.contexts.clone();
+        if self.ix.built {
+            for lc in &self.ix.left_contexts {
+                for &(count, c) in &lc.low {
+                    contexts[c as usize].count = count;
+                }
+                for &(count, _, c) in &lc.high {
+                    contexts[c as usize].count = count;
+                }
+            }
+        }
+        contexts
+    }
+
     fn new() -> Model {
         Model {
             left: Vec::new(),
@@ -383,38 +574,77 @@ impl Model {
 
     /// Registers left semi-context `id`.
     fn index_left(ix: &mut Index, id: u32, facts: &[Fact]) {
-        ix.left_map.insert(facts.to_vec(), id);
+        ix.left_map.insert(fact_hash(facts), id);
         if let Some(&last) = facts.last() {
-            push_at(&mut ix.anchor, last as usize, id);
+            let at = last as usize;
+            if ix.anchor.len() <= at {
+                ix.anchor.resize_with(at + 1, Vec::new);
+            }
+            ix.anchor[at].push((signature(facts), id));
         }
         ix.left_hash.push(py_tuple_hash(facts));
-        ix.left_sig.push(signature(facts));
         ix.left_mask.push(sensor_mask(facts));
-        ix.left_contexts.push(Vec::new());
+        ix.left_contexts.push(LeftContexts::default());
         ix.zero.push(Vec::new());
         ix.shared.push(0);
+        ix.held_pos.push(0);
     }
 
     /// Registers right semi-context `id`.
     fn index_right(ix: &mut Index, id: u32, facts: &[Fact]) {
-        ix.right_map.insert(facts.to_vec(), id);
+        ix.right_map.insert(sensor_mask(facts), id);
         ix.right_hash.push(py_tuple_hash(facts));
         ix.right_mask.push(sensor_mask(facts));
+    }
+
+    /// Registers context `c` of left semi-context `l` and right semi-context `r`.
+    fn index_pair(ix: &mut Index, l: u32, r: u32, c: u32, count: u64) {
+        let lc = &mut ix.left_contexts[l as usize];
+        if r < LOW_RIGHTS {
+            let at = lc.rank(r);
+            lc.low.insert(at, (count, c));
+            lc.present |= 1 << r;
+        } else {
+            lc.high.push((count, r, c));
+            ix.pairs.insert((l, r), c);
+        }
+    }
+
+    /// The context of left semi-context `l` and right semi-context `r`, if stored.
+    fn find_pair(ix: &Index, l: u32, r: u32) -> Option<u32> {
+        if r < LOW_RIGHTS {
+            ix.left_contexts[l as usize].low_get(r)
+        } else {
+            ix.pairs.get(&(l, r)).copied()
+        }
     }
 
     /// Registers context `c` (right semi-context `r`) as a zero-level one of left
     /// semi-context `l`.
     fn index_zero(ix: &mut Index, left: &[Vec<Fact>], l: u32, c: u32, r: u32) {
         let zero = &mut ix.zero[l as usize];
+        let at = ix.zero_semis.partition_point(|z| z.l < l);
         if zero.is_empty() {
-            let at = ix.zero_semis.partition_point(|&s| s < l);
-            ix.zero_semis.insert(at, l);
-            for &f in left[l as usize].iter().filter(|&&f| f >= NEURON) {
+            let facts = &left[l as usize];
+            ix.zero_semis.insert(
+                at,
+                ZeroSemi {
+                    mask: ix.left_mask[l as usize],
+                    l,
+                    len: facts.len() as u32,
+                    first: (c, r),
+                    n: 0,
+                },
+            );
+            for &f in facts.iter().filter(|&&f| f >= NEURON) {
                 push_at(&mut ix.zero_by_neuron, (f - NEURON) as usize, l);
             }
         }
-        let at = zero.partition_point(|&(x, _)| x < c);
-        zero.insert(at, (c, r));
+        let pos = zero.partition_point(|&(x, _)| x < c);
+        zero.insert(pos, (c, r));
+        let z = &mut ix.zero_semis[at];
+        z.first = zero[0];
+        z.n = zero.len() as u32;
     }
 
     /// Builds the index (of a fresh or restored model).
@@ -433,8 +663,7 @@ impl Model {
             Self::index_right(&mut ix, id as u32, facts);
         }
         for (id, c) in self.contexts.iter().enumerate() {
-            ix.pairs.insert((c.left, c.right), id as u32);
-            ix.left_contexts[c.left as usize].push((c.right, id as u32));
+            Self::index_pair(&mut ix, c.left, c.right, id as u32, c.count);
             if c.zero_level {
                 Self::index_zero(&mut ix, &self.left, c.left, id as u32, c.right);
             }
@@ -445,22 +674,25 @@ impl Model {
 
     /// The left (`true`) or right semi-context with `facts`, stored if new.
     fn semi_id(&mut self, left_side: bool, facts: &[Fact]) -> u32 {
-        let (map, semis) = if left_side {
-            (&self.ix.left_map, &mut self.left)
+        let found = if left_side {
+            self.ix.left_map.get(fact_hash(facts), facts, &self.left)
         } else {
-            (&self.ix.right_map, &mut self.right)
+            self.ix.right_map.get(&sensor_mask(facts)).copied()
         };
-        if let Some(&id) = map.get(facts) {
+        if let Some(id) = found {
             return id;
         }
-        let id = semis.len() as u32;
-        semis.push(facts.to_vec());
         if left_side {
+            let id = self.left.len() as u32;
+            self.left.push(facts.to_vec());
             Self::index_left(&mut self.ix, id, facts);
+            id
         } else {
+            let id = self.right.len() as u32;
+            self.right.push(facts.to_vec());
             Self::index_right(&mut self.ix, id, facts);
+            id
         }
-        id
     }
 
     /// `getContextByFacts` for one context: (context id, whether it was stored now).
@@ -472,7 +704,7 @@ impl Model {
 
     /// [`Model::context`] for stored semi-contexts `l` and `r`.
     fn context_of(&mut self, l: u32, r: u32, zero_level: bool) -> (u32, bool) {
-        if let Some(&c) = self.ix.pairs.get(&(l, r)) {
+        if let Some(c) = Self::find_pair(&self.ix, l, r) {
             let ctx = &mut self.contexts[c as usize];
             if zero_level && !ctx.zero_level {
                 ctx.zero_level = true;
@@ -487,33 +719,12 @@ impl Model {
             left: l,
             right: r,
         });
-        self.ix.pairs.insert((l, r), c);
-        self.ix.left_contexts[l as usize].push((r, c));
+        Self::index_pair(&mut self.ix, l, r, c, 0);
         self.ix.proposed_at.push(0);
         if zero_level {
             Self::index_zero(&mut self.ix, &self.left, l, c, r);
         }
         (c, true)
-    }
-
-    /// The left (`true`) or right semi-context of the sensor facts of `facts` in
-    /// `part` (a sensor mask), through `cache`, the row's semi-contexts by mask.
-    fn part_id(
-        &mut self,
-        left_side: bool,
-        part: u64,
-        facts: &[Fact],
-        cache: &mut Vec<(u64, u32)>,
-        buf: &mut Vec<Fact>,
-    ) -> u32 {
-        if let Some(&(_, id)) = cache.iter().find(|&&(m, _)| m == part) {
-            return id;
-        }
-        buf.clear();
-        buf.extend(facts.iter().filter(|&&f| sensor_bit(f) & part != 0));
-        let id = self.semi_id(left_side, buf);
-        cache.push((part, id));
-        id
     }
 
     /// Marks context `c` proposed on this row: whether it was not yet.
@@ -524,6 +735,72 @@ impl Model {
         first
     }
 
+    /// The right semi-context of the sensor facts in `part` (a sensor mask), through
+    /// `cache`, the row's right semi-contexts by mask.
+    fn right_part(&mut self, part: u64, cache: &mut Vec<(u64, u32)>, buf: &mut Vec<Fact>) -> u32 {
+        if let Some(&(_, id)) = cache.iter().find(|&&(m, _)| m == part) {
+            return id;
+        }
+        buf.clear();
+        buf.extend((0..NEURON).filter(|&f| sensor_bit(f) & part != 0));
+        let id = self.semi_id(false, buf);
+        cache.push((part, id));
+        id
+    }
+
+    /// The left semi-context of the sensor facts in `sensors` (a mask) and the facts
+    /// of `left_facts` (at most 64) at the positions in `neurons`, through the row's
+    /// table of left parts: (left semi-context, its entry in the table or
+    /// `usize::MAX`).
+    fn left_part(
+        &mut self,
+        sensors: u64,
+        neurons: u64,
+        left_facts: &[Fact],
+        buf: &mut Vec<Fact>,
+    ) -> (u32, usize) {
+        let row = self.ix.row;
+        let size = self.ix.parts.len();
+        let wrap = size - 1;
+        let h = (sensors ^ neurons.wrapping_mul(0x517c_c1b7_2722_0a95))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut i = (h >> 32) as usize & wrap;
+        while self.ix.parts[i].row == row {
+            let p = &self.ix.parts[i];
+            if p.sensors == sensors && p.neurons == neurons {
+                return (p.id, i);
+            }
+            i = (i + 1) & wrap;
+        }
+        buf.clear();
+        let mut bits = sensors;
+        while bits != 0 {
+            buf.push(bits.trailing_zeros());
+            bits &= bits - 1;
+        }
+        let mut bits = neurons;
+        while bits != 0 {
+            buf.push(left_facts[bits.trailing_zeros() as usize]);
+            bits &= bits - 1;
+        }
+        let id = self.semi_id(true, buf);
+        // At most half the table is used on a row; a fuller row grows it for the next.
+        self.ix.parts_peak = self.ix.parts_peak.max(self.ix.parts_len + 1);
+        if 2 * (self.ix.parts_len + 1) <= size {
+            self.ix.parts[i] = Part {
+                row,
+                id,
+                sensors,
+                neurons,
+                rights: 0,
+            };
+            self.ix.parts_len += 1;
+            (id, i)
+        } else {
+            (id, usize::MAX)
+        }
+    }
+
     /// One row with sensor facts `sens` (sorted, distinct, not empty): the raw anomaly
     /// score in [0, 1]; then learns the row.
     fn step(&mut self, sens: &[Fact], params: &CadParams) -> f64 {
@@ -532,7 +809,13 @@ impl Model {
         if self.ix.row == 1 {
             self.ix.proposed_at.fill(0);
             self.ix.held_at.fill(0);
+            self.ix.parts.fill(Part::default());
         }
+        let want = (4 * self.ix.parts_peak).next_power_of_two().max(64);
+        if self.ix.parts.len() < want {
+            self.ix.parts = vec![Part::default(); want];
+        }
+        self.ix.parts_len = 0;
         // Right semi-contexts hold sensor facts only: one holds when its mask is within
         // the row's, and partly holds when the two meet.
         let sens_mask = sensor_mask(sens);
@@ -568,29 +851,56 @@ impl Model {
 
         // Selected and active contexts: those of the left semi-contexts wholly among the
         // previous left facts, each found once, under its largest fact.
+        // The right semi-contexts below LOW_RIGHTS that hold, as bits; a selected left
+        // semi-context's active contexts are those of its present rights among them.
+        let mut holds = 0_u64;
+        for (r, &m) in self
+            .ix
+            .right_mask
+            .iter()
+            .take(LOW_RIGHTS as usize)
+            .enumerate()
+        {
+            if m & !sens_mask == 0 {
+                holds |= 1 << r;
+            }
+        }
+        // The context that takes no part, and its left semi-context.
+        let skip_left = self
+            .contexts
+            .get(new_context as usize)
+            .map_or(u32::MAX, |c| c.left);
         let mut selected = 0_usize;
         let sig = signature(&left_facts);
         for &f in &left_facts {
-            for &l in self.ix.anchor.get(f as usize).map_or(&[][..], |v| &v[..]) {
-                if l >= boundary
-                    || self.ix.left_sig[l as usize] & !sig != 0
+            for &(lsig, l) in self.ix.anchor.get(f as usize).map_or(&[][..], |v| &v[..]) {
+                if lsig & !sig != 0
+                    || l >= boundary
                     || !self.left[l as usize].iter().all(|&f| held_at(&self.ix, f))
                 {
                     continue;
                 }
-                for &(r, c) in &self.ix.left_contexts[l as usize] {
-                    if c == new_context {
+                let lc = &mut self.ix.left_contexts[l as usize];
+                selected += lc.low.len() + lc.high.len() - usize::from(l == skip_left);
+                let lh = self.ix.left_hash[l as usize];
+                let mut bits = lc.present & holds;
+                while bits != 0 {
+                    let r = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    let at = lc.rank(r);
+                    let (count, c) = &mut lc.low[at];
+                    if *c == new_context {
                         continue;
                     }
-                    selected += 1;
-                    if self.ix.right_mask[r as usize] & !sens_mask == 0 {
-                        let ctx = &mut self.contexts[c as usize];
-                        ctx.count += 1;
-                        let (lh, rh) = (
-                            self.ix.left_hash[l as usize],
-                            self.ix.right_hash[r as usize],
-                        );
-                        scratch.active.push((ctx.count, lh, rh, c));
+                    *count += 1;
+                    let rh = self.ix.right_hash[r as usize];
+                    scratch.active.push((*count, lh, rh, *c));
+                }
+                for (count, r, c) in &mut lc.high {
+                    if *c != new_context && self.ix.right_mask[*r as usize] & !sens_mask == 0 {
+                        *count += 1;
+                        let rh = self.ix.right_hash[*r as usize];
+                        scratch.active.push((*count, lh, rh, *c));
                     }
                 }
             }
@@ -602,29 +912,39 @@ impl Model {
         };
 
         // Proposals, only on a new row: from the zero-level contexts whose left and
-        // right facts partly hold. `shared` counts the neuron facts held.
+        // right facts partly hold. `shared` counts the neuron facts held, `held_pos`
+        // marks which of the left facts they are.
         if new_row {
             let mask = sensor_mask(&left_facts);
-            let neurons = || left_facts.iter().filter(|&&f| f >= NEURON);
-            for &f in neurons() {
+            let neurons = || left_facts.iter().enumerate().filter(|&(_, &f)| f >= NEURON);
+            for (pos, &f) in neurons() {
                 if let Some(list) = self.ix.zero_by_neuron.get((f - NEURON) as usize) {
                     for &l in list {
                         self.ix.shared[l as usize] += 1;
+                        if pos < 64 {
+                            self.ix.held_pos[l as usize] |= 1 << pos;
+                        }
                     }
                 }
             }
-            for &l in &self.ix.zero_semis {
+            for z in &self.ix.zero_semis {
+                let l = z.l;
                 if l >= boundary {
                     break;
                 }
-                let held = (self.ix.left_mask[l as usize] & mask).count_ones() as usize
-                    + self.ix.shared[l as usize] as usize;
+                let held =
+                    (z.mask & mask).count_ones() as usize + self.ix.shared[l as usize] as usize;
                 if held == 0 || held > params.max_left_len {
                     continue;
                 }
-                let full = held == self.left[l as usize].len();
-                let neurons = self.ix.shared[l as usize] > 0;
-                for &(c, r) in &self.ix.zero[l as usize] {
+                let full = held == z.len as usize;
+                let neurons = self.ix.held_pos[l as usize];
+                let zero = if z.n == 1 {
+                    std::slice::from_ref(&z.first)
+                } else {
+                    &self.ix.zero[l as usize][..]
+                };
+                for &(c, r) in zero {
                     let right = self.ix.right_mask[r as usize];
                     if c == new_context
                         || right & sens_mask == 0
@@ -635,10 +955,11 @@ impl Model {
                     scratch.proposed.push((l, r, neurons));
                 }
             }
-            for &f in neurons() {
+            for (_, &f) in neurons() {
                 if let Some(list) = self.ix.zero_by_neuron.get((f - NEURON) as usize) {
                     for &l in list {
                         self.ix.shared[l as usize] = 0;
+                        self.ix.held_pos[l as usize] = 0;
                     }
                 }
             }
@@ -652,7 +973,8 @@ impl Model {
             active.select_nth_unstable(cut);
             active.drain(..cut);
         }
-        let mut next = Vec::with_capacity(sens.len() + active.len());
+        let mut next = std::mem::take(&mut scratch.next);
+        next.clear();
         next.extend_from_slice(sens);
         next.extend(active.iter().map(|a| NEURON + a.3));
         next.sort_unstable();
@@ -663,29 +985,35 @@ impl Model {
         // sensor facts, so each is looked up once per row.
         let mut added = usize::from(new_row);
         let left_mask = sensor_mask(&left_facts);
-        let mut last = (u32::MAX, 0);
+        let mut last = (u32::MAX, 0, usize::MAX);
         for i in 0..scratch.proposed.len() {
             let (l, r, neurons) = scratch.proposed[i];
             if last.0 != l {
-                let id = if neurons {
+                // The left part: the held sensor facts (a mask) and the neuron facts
+                // at the held positions of the left facts, the same for many left
+                // semi-contexts, so looked up once per row.
+                let sensors = self.ix.left_mask[l as usize] & left_mask;
+                let (id, slot) = if left_facts.len() > 64 {
                     scratch.left.clear();
                     let facts = self.left[l as usize].iter().copied();
                     scratch.left.extend(facts.filter(|&f| held_at(&self.ix, f)));
-                    self.semi_id(true, &scratch.left)
+                    (self.semi_id(true, &scratch.left), usize::MAX)
                 } else {
-                    let part = self.ix.left_mask[l as usize] & left_mask;
-                    self.part_id(
-                        true,
-                        part,
-                        &left_facts,
-                        &mut scratch.lefts,
-                        &mut scratch.left,
-                    )
+                    self.left_part(sensors, neurons, &left_facts, &mut scratch.left)
                 };
-                last = (l, id);
+                last = (l, id, slot);
             }
             let part = self.ix.right_mask[r as usize] & sens_mask;
-            let right = self.part_id(false, part, sens, &mut scratch.rights, &mut scratch.right);
+            let right = self.right_part(part, &mut scratch.rights, &mut scratch.right);
+            // The same (left part, right part) again on this row: the context is
+            // stored and proposed already.
+            if right < LOW_RIGHTS && last.2 != usize::MAX {
+                let rights = &mut self.ix.parts[last.2].rights;
+                if *rights >> right & 1 == 1 {
+                    continue;
+                }
+                *rights |= 1 << right;
+            }
             let (c, stored) = self.context_of(last.1, right, false);
             added += usize::from(stored);
             distinct += usize::from(self.first_proposal(c));
@@ -695,6 +1023,7 @@ impl Model {
         } else {
             0.0
         };
+        scratch.next = left_facts;
         self.ix.scratch = scratch;
         (1.0 - active_share + added_share) / 2.0
     }
