@@ -8,7 +8,9 @@
 //!
 //! - fired, no open alert: a new ACTIVE alert and a `Fired` notification;
 //! - fired, alert ACTIVE: no message, unless the trigger's throttle has passed since
-//!   the last one (`Renotify`, with the periods it has been active);
+//!   the last one (`Renotify`, with the periods it has been active); while an alert
+//!   is open its trigger also fires on grades from half its `min_grade` (hysteresis:
+//!   an episode whose grade hovers around `min_grade` stays one alert);
 //! - fired, alert ACKNOWLEDGED: nothing;
 //! - not fired: one more quiet period; at `complete_after` consecutive quiet periods
 //!   the alert is COMPLETED (`Completed` notification) and moves to the history;
@@ -405,7 +407,16 @@ fn observe_one(
                 else {
                     continue;
                 };
-                if !(r.anomaly_grade >= min_grade && r.confidence >= min_confidence) {
+                // Hysteresis: an open alert keeps firing while the detector still
+                // grades the interval at half the trigger's grade, so an episode whose
+                // grade hovers around `min_grade` stays one alert.
+                let open = || {
+                    book.open
+                        .contains_key(&(m.name.clone(), t.name.clone(), entity.clone()))
+                };
+                let grade_ok = r.anomaly_grade >= min_grade
+                    || (r.anomaly_grade > 0.0 && r.anomaly_grade >= min_grade / 2.0 && open());
+                if !(grade_ok && r.confidence >= min_confidence) {
                     continue;
                 }
                 let key = (t.name.clone(), entity.clone());

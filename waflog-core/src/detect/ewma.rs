@@ -34,8 +34,13 @@
 //!   baseline holds, so the episode keeps its grade for as long as it lasts and the
 //!   first normal interval after it scores as normal.
 //!
-//! **Genuine level shifts** (`accept_shift_after`, default 24 h): while intervals are
-//! held (`|z| >= 2T`; a run ends after [`RUN_END`] intervals in a row that are not),
+//! Once an interval is held, a run is open: until it ends, anomalous intervals
+//! (`|z| >= T`) are not learnt at all, so an episode whose |z| hovers near `2T` is
+//! not absorbed by its weaker intervals; the run ends after [`RUN_END`] normal
+//! intervals (`|z| < T`) in a row.
+//!
+//! **Genuine level shifts** (`accept_shift_after`, default 24 h): while a run is
+//! open,
 //! the model learns the held values in a shadow mean and variance (same half-life).
 //! When the run has lasted `accept_shift_after` in event time, the shadow becomes
 //! the baseline: the new level is the new normal. The result of that interval has
@@ -54,8 +59,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Detector, IntervalFeatures, Score};
 
-/// Intervals in a row that are not held (`|z| < 2T`) after which a run of held
-/// intervals ends (the shift it tracked did not last).
+/// Normal intervals (`|z| < T`) in a row after which a run of held intervals ends
+/// (the shift it tracked did not last).
 pub const RUN_END: u32 = 3;
 
 /// Default `accept_shift_after`: one day.
@@ -323,15 +328,24 @@ impl Ewma {
                 self.accepted = true;
                 return;
             }
-        } else if let Some(run) = &mut self.run {
+        } else if grade == 0.0
+            && let Some(run) = &mut self.run
+        {
             run.quiet += 1;
             if run.quiet >= RUN_END {
                 self.run = None;
             }
         }
+        // While a run is open, an anomalous interval is not learnt even below 2T, so
+        // an episode whose |z| hovers near 2T is not absorbed by its weaker intervals.
+        let holding = self.run.is_some();
         for (i, &xi) in x.iter().enumerate().take(n) {
             let a = if grade > 0.0 { z[i].abs() } else { 0.0 };
-            let w = self.weight(a);
+            let w = if holding && a >= self.threshold {
+                0.0
+            } else {
+                self.weight(a)
+            };
             if w <= 0.0 {
                 continue;
             }
@@ -399,6 +413,9 @@ mod tests {
         feed_holding(&mut c, &[10.0 + 12.0 * sd]);
         assert_eq!((c.mean[0], c.var[0]), (10.0, 0.0));
         assert_eq!(c.run.as_ref().map(|r| (r.since_ms, r.n)), Some((0, 1)));
+        // With the run open, a borderline interval is not learnt either.
+        feed_holding(&mut c, &[10.0 + 7.5 * sd]);
+        assert_eq!((c.mean[0], c.var[0]), (10.0, 0.0));
         // |z| = 4 (normal): full weight, unclipped.
         let mut n = d.clone();
         feed_holding(&mut n, &[10.0 + 4.0 * sd]);
