@@ -329,6 +329,7 @@ mod tests {
             contributors: None,
             examples: None,
             feature_imputed: None,
+            shift_accepted: false,
         }
     }
 
