@@ -20,8 +20,7 @@
 //! Spaces inside the braces are allowed (`{{ monitor }}`); an unknown name is an error
 //! that names it. `{{explanation}}` spans lines, so it is not allowed in a subject.
 //!
-//! ```ignore
-//! // Crate-internal types (see `Evaluator` for the public face).
+//! ```
 //! use waflog_core::alert::template::{Placeholder, Template, TemplateSlot};
 //! let t = Template::parse("{{monitor}} fired ({{ severity }})", TemplateSlot::Subject).unwrap();
 //! let text = t.render(|p| match p {
