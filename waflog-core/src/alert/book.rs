@@ -696,15 +696,11 @@ pub enum NotificationKind {
     Error,
     /// `waflog alerts test`: a dry run of a trigger without data.
     Test,
-    /// The detector took the level of a sustained anomaly as the new normal (its
-    /// `accept_shift_after` passed): one message on the open alert, which then
-    /// completes as usual when its trigger stops firing.
-    Accepted,
 }
 
 impl NotificationKind {
     /// A short word for subjects (`{{kind}}`): `alert`, `still active`, `completed`,
-    /// `error`, `test`, `new normal`.
+    /// `error`, `test`.
     pub fn label(self) -> &'static str {
         match self {
             NotificationKind::Fired => "alert",
@@ -712,7 +708,6 @@ impl NotificationKind {
             NotificationKind::Completed => "completed",
             NotificationKind::Error => "error",
             NotificationKind::Test => "test",
-            NotificationKind::Accepted => "new normal",
         }
     }
 }
@@ -815,10 +810,6 @@ pub(crate) struct MonitorState {
     /// Query inputs: why the open period cannot be evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
-    /// Detector inputs: entities whose model accepted a shift as the new normal in
-    /// the open period.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
-    pub(crate) accepted: std::collections::BTreeSet<Option<String>>,
 }
 
 #[cfg(test)]

@@ -8,16 +8,10 @@
 //!
 //! - fired, no open alert: a new ACTIVE alert and a `Fired` notification;
 //! - fired, alert ACTIVE: no message, unless the trigger's throttle has passed since
-//!   the last one (`Renotify`, with the periods it has been active); while an alert
-//!   is open its trigger also fires on grades from half its `min_grade` (hysteresis:
-//!   an episode whose grade hovers around `min_grade` stays one alert);
+//!   the last one (`Renotify`, with the periods it has been active);
 //! - fired, alert ACKNOWLEDGED: nothing;
 //! - not fired: one more quiet period; at `complete_after` consecutive quiet periods
-//!   the alert is COMPLETED (`Completed` notification) and moves to the history;
-//! - a result of the period accepted a sustained shift as the new normal
-//!   ([`AnomalyResult::shift_accepted`]): one `Accepted` notification on the open
-//!   alert saying so (it then completes as usual when the monitor stops firing);
-//!   that period opens no new alert.
+//!   the alert is COMPLETED (`Completed` notification) and moves to the history.
 //!
 //! Periods without any result (a gap in the stream) are evaluated as empty. At most
 //! [`MAX_CATCH_UP`] periods are evaluated per call; beyond, the monitor jumps ahead.
@@ -396,9 +390,6 @@ fn observe_one(
             if m.entity.is_some() && entity != m.entity {
                 return;
             }
-            if r.shift_accepted {
-                st.accepted.insert(entity.clone());
-            }
             for t in &m.triggers {
                 let Condition::Anomaly {
                     min_grade,
@@ -407,16 +398,7 @@ fn observe_one(
                 else {
                     continue;
                 };
-                // Hysteresis: an open alert keeps firing while the detector still
-                // grades the interval at half the trigger's grade, so an episode whose
-                // grade hovers around `min_grade` stays one alert.
-                let open = || {
-                    book.open
-                        .contains_key(&(m.name.clone(), t.name.clone(), entity.clone()))
-                };
-                let grade_ok = r.anomaly_grade >= min_grade
-                    || (r.anomaly_grade > 0.0 && r.anomaly_grade >= min_grade / 2.0 && open());
-                if !(grade_ok && r.confidence >= min_confidence) {
+                if !(r.anomaly_grade >= min_grade && r.confidence >= min_confidence) {
                     continue;
                 }
                 let key = (t.name.clone(), entity.clone());
@@ -528,7 +510,6 @@ fn close_through(
             let next = start.saturating_add(skip.saturating_mul(period));
             st.next_start = Some(next);
             st.candidates.clear();
-            st.accepted.clear();
             if let Some(q) = &m.query {
                 let horizon = next.saturating_sub(q.window_ms);
                 st.window.retain(|s| s.end > horizon);
@@ -549,30 +530,6 @@ enum Verdict {
     Failed(String),
 }
 
-/// The detector took the level of the open alert `key` as the new normal: one
-/// `Accepted` notification (not for an alert in ERROR).
-fn notify_accepted(
-    m: &CompiledMonitor,
-    t: &CompiledTrigger,
-    book: &mut AlertBook,
-    key: &AlertKey,
-    period: (i64, i64),
-    out: &mut Vec<Notification>,
-) {
-    let Some(a) = book.open.get_mut(key) else {
-        return;
-    };
-    if a.lifecycle == AlertState::Error {
-        return;
-    }
-    let n = render(m, t, a, NotificationKind::Accepted, period);
-    a.notifications = a.notifications.saturating_add(1);
-    if !n.channels.is_empty() {
-        book.enqueue(&n);
-    }
-    out.push(n);
-}
-
 fn evaluate_period(
     m: &CompiledMonitor,
     book: &mut AlertBook,
@@ -585,7 +542,6 @@ fn evaluate_period(
     match &m.query {
         None => {
             let mut candidates = std::mem::take(&mut st.candidates);
-            let accepted = std::mem::take(&mut st.accepted);
             for t in &m.triggers {
                 let open: Vec<AlertKey> = book
                     .open
@@ -598,16 +554,11 @@ fn evaluate_period(
                         Some(c) => Verdict::Fired(Box::new(c.explanation)),
                         None => Verdict::Quiet,
                     };
-                    let shift = accepted.contains(&key.2);
-                    apply(m, t, book, key.clone(), verdict, period, out);
-                    if shift {
-                        notify_accepted(m, t, book, &key, period, out);
-                    }
+                    apply(m, t, book, key, verdict, period, out);
                 }
-                // A period that accepted a shift opens no alert for that entity.
                 let fired: Vec<Candidate> = candidates
                     .iter()
-                    .filter(|((tn, e), _)| tn == &t.name && !accepted.contains(e))
+                    .filter(|((tn, _), _)| tn == &t.name)
                     .map(|(_, c)| c.clone())
                     .collect();
                 for c in fired {
@@ -854,10 +805,6 @@ fn render(
                     .as_ref()
                     .map_or("unknown error", |e| e.reason.as_str())
             )
-        ),
-        NotificationKind::Accepted => format!(
-            "Monitor {}{for_entity}: detector {} has taken the level held since {since} as the new normal (it lasted its accept_shift_after, {} periods active); the alert completes when the monitor stops firing.",
-            a.monitor, a.detector, a.periods_active
         ),
         NotificationKind::Test => format!(
             "Test notification from waflog for monitor {}: no data was evaluated, nothing to investigate.",

@@ -329,7 +329,6 @@ mod tests {
             contributors: None,
             examples: None,
             feature_imputed: None,
-            shift_accepted: false,
         }
     }
 
