@@ -48,6 +48,21 @@ struct Acc {
     distinct: HashSet<String>,
 }
 
+impl Acc {
+    /// Adds one numeric value; true when it moves the feature (it is not zero).
+    #[inline]
+    fn add(&mut self, x: f64) -> bool {
+        if self.count == 0 {
+            (self.min, self.max) = (x, x);
+        }
+        self.count += 1;
+        self.sum += x;
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+        x != 0.0
+    }
+}
+
 impl Default for Acc {
     fn default() -> Self {
         Acc {
@@ -371,27 +386,10 @@ impl Aggregator {
                         moved = true;
                     }
                     // Numeric aggregations take each element of an array path.
-                    (Some(Scalar::Num(x)), _) => {
-                        let x = *x;
-                        if acc.count == 0 {
-                            (acc.min, acc.max) = (x, x);
-                        }
-                        acc.count += 1;
-                        acc.sum += x;
-                        acc.min = acc.min.min(x);
-                        acc.max = acc.max.max(x);
-                        moved |= x != 0.0;
-                    }
+                    (Some(Scalar::Num(x)), _) => moved |= acc.add(*x),
                     (Some(v), _) => {
                         for x in v.items().iter().filter_map(Scalar::as_f64) {
-                            if acc.count == 0 {
-                                (acc.min, acc.max) = (x, x);
-                            }
-                            acc.count += 1;
-                            acc.sum += x;
-                            acc.min = acc.min.min(x);
-                            acc.max = acc.max.max(x);
-                            moved |= x != 0.0;
+                            moved |= acc.add(x);
                         }
                     }
                 },
