@@ -210,6 +210,11 @@ impl Aws {
         aws_sdk_kinesis::Client::new(&self.config)
     }
 
+    /// A CloudWatch Logs client.
+    pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
+        aws_sdk_cloudwatchlogs::Client::new(&self.config)
+    }
+
     /// Runs `f` to completion on the runtime (from a thread outside it).
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.runtime.block_on(f)

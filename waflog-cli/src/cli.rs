@@ -297,20 +297,35 @@ pub struct GenerateArgs {
 /// Inputs of the subcommands that read WAF logs.
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// NDJSON inputs (plain or gzip): files, `-` or none for stdin, s3://bucket/prefix
-    /// (every object under the prefix, in delivery-time order, gunzipped on the fly),
-    /// or one kinesis://stream (every shard, followed until --idle-exit or Ctrl-C).
+    /// Inputs (plain or gzip, detected by content): files, `-` or none for stdin,
+    /// directories (every file below, in path order, skipping hidden files and
+    /// folders and files that are not logs by name: .md, .html, .pdf, pictures,
+    /// other archives, checksums, partial downloads, editor leftovers,
+    /// aws-logs-write-test), glob patterns expanded by waflog when quoted
+    /// ('logs/**/*.gz': `*` within a folder, `**` across folders; hidden files
+    /// skipped), s3://bucket/prefix (every object under the prefix, in
+    /// delivery-time order, gunzipped on the fly),
+    /// cloudwatch://LOG_GROUP[?prefix=STREAM_PREFIX] (a CloudWatch Logs group's
+    /// events, its streams interleaved in event time), or one kinesis://stream (every
+    /// shard, followed until --idle-exit or Ctrl-C). Several local files are merged
+    /// line by line in event time (each file opened when the merge reaches its
+    /// first record), as the delivery folders of an S3 prefix are.
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<String>,
     /// An input given as a flag (repeatable), the same as a positional INPUT:
     /// `--source s3://bucket/prefix`, `--source kinesis://stream`.
     #[arg(long = "source", value_name = "INPUT")]
     pub sources: Vec<String>,
-    /// S3 inputs: skip objects delivered before this time (RFC 3339), by the
-    /// YYYY/MM/dd/HH/mm of their key.
+    /// S3 inputs, and files found in a directory or by a glob: skip objects
+    /// delivered before this time (RFC 3339), by the date path of their key
+    /// (WAF's YYYY/MM/dd/HH/mm/, or Firehose's YYYY/MM/dd/HH/, whose objects count
+    /// for their whole hour). Keys without a date path are read. CloudWatch Logs
+    /// inputs: events before this event time.
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// S3 inputs: skip objects delivered at or after this time (RFC 3339).
+    /// S3 inputs, and files found in a directory or by a glob: skip objects
+    /// delivered at or after this time (RFC 3339), as --since. CloudWatch Logs
+    /// inputs: events at or after this event time.
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
     /// Kinesis input: where shards without a checkpoint start: trim-horizon (the
@@ -543,9 +558,13 @@ pub struct DetectArgs {
     /// is in docs/ocsf.md.
     #[arg(long, value_enum, default_value_t = OutputFormat::Ndjson)]
     pub output_format: OutputFormat,
-    /// Live input (a pipe from `waflog generate --realtime`, a growing stream): the
-    /// watermark also advances with the wall clock while no record arrives, so an
-    /// interval closes even when traffic stops, and results are flushed at once.
+    /// Live input (a pipe from `waflog generate --realtime`, a growing file or
+    /// stream): the watermark also advances with the wall clock while no record
+    /// arrives, so an interval closes even when traffic stops, and results are
+    /// flushed at once. A file is followed like `tail -F`: lines appended later are
+    /// read, and when it is rotated (renamed or removed and created anew) or
+    /// truncated, the new file is read from its start; a cloudwatch:// group is
+    /// polled for new events every 2 s; it is followed until --idle-exit or Ctrl-C.
     #[arg(long)]
     pub follow: bool,
     /// State file: the open intervals, models and baselines are restored from it at
@@ -619,9 +638,9 @@ pub struct DetectArgs {
 /// Flags of `waflog report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Result files written by `waflog detect --all` (NDJSON, `.gz` read
-    /// transparently, `-` for stdin). Without --all only anomalies are there, and
-    /// the charts show only them.
+    /// Results written by `waflog detect --all`: NDJSON files (`.gz` read
+    /// transparently), `-` for stdin, or `s3://bucket/prefix/` (every object under
+    /// it). Without --all only anomalies are there, and the charts show only them.
     #[arg(value_name = "RESULTS", required = true)]
     pub results: Vec<String>,
     /// The HTML file to write (stdout when `-`).
@@ -661,7 +680,9 @@ pub enum InputFormat {
 /// Flags of `waflog eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Result files written by `waflog detect` (NDJSON; `-` or none reads stdin).
+    /// Results written by `waflog detect`: NDJSON files (`.gz` read
+    /// transparently), `s3://bucket/prefix/` (every object under it), `-` or none
+    /// for stdin.
     #[arg(value_name = "RESULTS")]
     pub results: Vec<String>,
     /// Ground truth written by `waflog generate --truth`.

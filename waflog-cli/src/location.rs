@@ -1,5 +1,6 @@
-//! Where data comes from or goes to: a path, `-` (stdin/stdout), `s3://bucket/prefix`
-//! or `kinesis://stream-name`. Every input argument and `--output` takes one.
+//! Where data comes from or goes to: a path, `-` (stdin/stdout), `s3://bucket/prefix`,
+//! `kinesis://stream-name` or `cloudwatch://log-group` (an input only). Every input
+//! argument and `--output` takes one.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -22,6 +23,13 @@ pub enum Location {
     Kinesis {
         /// Stream name.
         stream: String,
+    },
+    /// A CloudWatch Logs log group (`cloudwatch://GROUP[?prefix=STREAM_PREFIX]`).
+    CloudWatch {
+        /// Log group name (`aws-waf-logs-...` for WAF).
+        group: String,
+        /// Only the log streams whose names start with this.
+        prefix: Option<String>,
     },
     /// An index of an OpenSearch cluster.
     OpenSearch {
@@ -71,6 +79,7 @@ impl Location {
                     stream: stream.to_string(),
                 })
             }
+            "cloudwatch" => cloudwatch(text, rest),
             "file" => Ok(Location::File(PathBuf::from(rest))),
             "opensearch" | "opensearch+https" | "opensearch+http" => {
                 let (host, index) = rest.split_once('/').unwrap_or((rest, ""));
@@ -86,10 +95,39 @@ impl Location {
                 })
             }
             other => anyhow::bail!(
-                "`{text}`: unknown scheme `{other}://` (use a path, `-`, s3://bucket/prefix, kinesis://stream or opensearch://host:port/index)"
+                "`{text}`: unknown scheme `{other}://` (use a path, `-`, s3://bucket/prefix, kinesis://stream, cloudwatch://log-group or opensearch://host:port/index)"
             ),
         }
     }
+}
+
+/// `cloudwatch://GROUP[?prefix=STREAM_PREFIX]` (`rest` after the scheme).
+fn cloudwatch(text: &str, rest: &str) -> anyhow::Result<Location> {
+    let (group, query) = rest.split_once('?').unwrap_or((rest, ""));
+    // Log group names: 1-512 of a-z, A-Z, 0-9, `_`, `-`, `/`, `.`, `#`.
+    if group.is_empty()
+        || group.len() > 512
+        || !group
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-/.#".contains(&b))
+    {
+        anyhow::bail!(
+            "`{text}`: `{group}` is not a CloudWatch Logs group name (1-512 characters: a-z, A-Z, 0-9, `_`, `-`, `/`, `.`, `#`)"
+        );
+    }
+    let prefix = match query {
+        "" => None,
+        q => match q.strip_prefix("prefix=") {
+            Some(p) if !p.is_empty() && !p.contains('&') => Some(p.to_string()),
+            _ => anyhow::bail!(
+                "`{text}`: expected cloudwatch://LOG_GROUP or cloudwatch://LOG_GROUP?prefix=STREAM_PREFIX"
+            ),
+        },
+    };
+    Ok(Location::CloudWatch {
+        group: group.to_string(),
+        prefix,
+    })
 }
 
 /// `https://host:port/` (`http://` for `opensearch+http`), port 9200 by default.
@@ -141,6 +179,14 @@ impl fmt::Display for Location {
             Location::File(p) => write!(f, "{}", p.display()),
             Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
             Location::Kinesis { stream } => write!(f, "kinesis://{stream}"),
+            Location::CloudWatch {
+                group,
+                prefix: None,
+            } => write!(f, "cloudwatch://{group}"),
+            Location::CloudWatch {
+                group,
+                prefix: Some(p),
+            } => write!(f, "cloudwatch://{group}?prefix={p}"),
             Location::OpenSearch { url, index } => write!(f, "{url}{index}"),
         }
     }
@@ -193,6 +239,20 @@ mod tests {
             }
         );
         assert_eq!(
+            Location::parse("cloudwatch://aws-waf-logs-shop").unwrap(),
+            Location::CloudWatch {
+                group: "aws-waf-logs-shop".into(),
+                prefix: None
+            }
+        );
+        assert_eq!(
+            Location::parse("cloudwatch:///aws/waf#x?prefix=us-east-1_acl_").unwrap(),
+            Location::CloudWatch {
+                group: "/aws/waf#x".into(),
+                prefix: Some("us-east-1_acl_".into())
+            }
+        );
+        assert_eq!(
             parse_cluster("opensearch+http://127.0.0.1:9201/").unwrap(),
             "http://127.0.0.1:9201/"
         );
@@ -214,6 +274,10 @@ mod tests {
             ("kinesis://", "not a Kinesis stream"),
             ("kinesis://a b", "not a Kinesis stream"),
             ("ftp://host/x", "unknown scheme `ftp://`"),
+            ("cloudwatch://", "not a CloudWatch Logs group"),
+            ("cloudwatch://a b", "not a CloudWatch Logs group"),
+            ("cloudwatch://g?stream=x", "expected cloudwatch://LOG_GROUP"),
+            ("cloudwatch://g?prefix=", "expected cloudwatch://LOG_GROUP"),
             ("opensearch://host", "expected opensearch://HOST"),
             ("opensearch://host/a/b", "expected opensearch://HOST"),
         ] {

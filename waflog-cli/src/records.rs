@@ -9,7 +9,7 @@ use waflog_core::parse::lines::{Line, LineReader};
 use waflog_core::transform::TransformStats;
 
 use crate::sink::file::Output;
-use crate::source::file::Input;
+use crate::source::file::{Input, Origin};
 
 /// What a stage says about one line: `Ok(Err(_))` dead-letters it, `Err(_)` (an
 /// output error) stops the run.
@@ -134,6 +134,7 @@ pub fn each_line(
     let progress = crate::progress::bar(input.size, "bytes", false);
     let source = input.name.clone();
     let failure = input.failure.clone();
+    let origins = input.origins.clone();
     let mut lines = LineReader::new(input.reader, max_line);
     let mut since_tick = 0u32;
     let mut lines_seen = 0u64;
@@ -142,7 +143,17 @@ pub fn each_line(
             .next_line()
             .with_context(|| format!("cannot read input {source}"))?;
         let Some(line) = line else { break };
-        handle(line, &source, max_line, stats, dead, &mut stage)?;
+        // A merged line is named by the input and line it comes from.
+        match origins
+            .as_ref()
+            .and_then(|o| o.lock().ok().and_then(|mut q| q.pop_front()))
+        {
+            Some(origin) => {
+                let line = at_origin(line, &origin);
+                handle(line, &origin.name, max_line, stats, dead, &mut stage)?;
+            }
+            None => handle(line, &source, max_line, stats, dead, &mut stage)?,
+        }
         lines_seen += 1;
         since_tick += 1;
         if since_tick == 1 << 16 {
@@ -160,6 +171,23 @@ pub fn each_line(
         unreadable(&name, line, &reason, stats, dead)?;
     }
     Ok(())
+}
+
+/// `line` with the line number and offset of its origin.
+fn at_origin<'a>(line: Line<'a>, origin: &Origin) -> Line<'a> {
+    match line {
+        Line::Ok { bytes, .. } => Line::Ok {
+            number: origin.line,
+            bytes,
+            offset: origin.offset,
+        },
+        Line::TooLong { prefix, len, .. } => Line::TooLong {
+            number: origin.line,
+            prefix,
+            len,
+            offset: origin.offset,
+        },
+    }
 }
 
 /// An input stopped early (a corrupt S3 object, a damaged gzip member): what was

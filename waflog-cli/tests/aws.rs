@@ -336,6 +336,80 @@ fn generate_to_s3_to_kinesis_to_detect_keeps_every_record_intact() {
 }
 
 #[test]
+fn since_and_until_keep_every_hour_of_firehose_delivered_objects() {
+    // Three hours of records as Firehose delivers them to S3: `prefix/YYYY/MM/dd/HH/`
+    // with no minute folder, records concatenated without a delimiter, two objects
+    // per hour (the first gzip-compressed).
+    let dir = tempfile::tempdir().unwrap();
+    let b = common::unique_name("waflog-fh");
+    boto(&format!("s3.create_bucket(Bucket='{b}')"));
+    let local = dir.path().join("local.ndjson");
+    let (code, _, err) = run(waflog()
+        .args([
+            "generate",
+            "--seed",
+            "12",
+            "--start",
+            "2024-05-01T00:00:00Z",
+        ])
+        .args(["--duration", "3h", "--rate", "0.2", "-o"])
+        .arg(&local));
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&local).unwrap();
+    let mut hours: Vec<Vec<&str>> = vec![Vec::new(); 3];
+    for l in text.lines() {
+        let t: serde_json::Value = serde_json::from_str(l).unwrap();
+        let hour = (t["timestamp"].as_i64().unwrap() - 1_714_521_600_000) / 3_600_000;
+        hours[usize::try_from(hour).unwrap()].push(l);
+    }
+    let mut puts = String::new();
+    for (h, records) in hours.iter().enumerate() {
+        let half = records.len() / 2;
+        for (i, part) in [&records[..half], &records[half..]].iter().enumerate() {
+            let path = dir.path().join(format!("{h}-{i}"));
+            std::fs::write(&path, part.concat()).unwrap();
+            let key = format!(
+                "fh/2024/05/01/{h:02}/aws-waf-logs-s-1-2024-05-01-{h:02}-{:02}-00-{i}",
+                i * 30
+            );
+            let body = if i == 0 {
+                "gzip.compress(open(p, 'rb').read())"
+            } else {
+                "open(p, 'rb').read()"
+            };
+            puts += &format!(
+                "p = '{}'\ns3.put_object(Bucket='{b}', Key='{key}', Body={body})\n",
+                path.display()
+            );
+        }
+    }
+    boto(&puts);
+    let out = dir.path().join("out.ndjson");
+    let transform = |range: &[&str]| {
+        let (code, _, err) = run(waflog()
+            .args(["transform", &format!("s3://{b}/fh/"), "-o"])
+            .arg(&out)
+            .args(range));
+        assert_eq!(code, 0, "{err}");
+        lines(&out)
+    };
+    assert_eq!(
+        transform(&[]).len(),
+        hours.iter().map(Vec::len).sum::<usize>()
+    );
+    // 00:30 to 01:30: the objects of hours 00 and 01, every record of them.
+    let got = transform(&[
+        "--since",
+        "2024-05-01T00:30:00Z",
+        "--until",
+        "2024-05-01T01:30:00Z",
+    ]);
+    assert_eq!(got.len(), hours[0].len() + hours[1].len());
+    let got = transform(&["--since", "2024-05-01T02:59:00Z"]);
+    assert_eq!(got.len(), hours[2].len());
+}
+
+#[test]
 fn several_web_acls_under_one_prefix_are_merged_in_event_time() {
     let dir = tempfile::tempdir().unwrap();
     let bucket = common::unique_name("waflog-acls");
@@ -440,4 +514,64 @@ kinesis.put_record(StreamName='{s}', PartitionKey='a', Data=payload("DATA_MESSAG
             .contains("gzip data that does not decompress"),
         "{dead:?}"
     );
+}
+
+/// `eval` and `report` read results from S3 like any other input (issue 16: one
+/// input plan for every subcommand), and refuse a stream with a clear error.
+#[test]
+fn eval_and_report_read_results_from_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = common::unique_name("waflog-results");
+    boto(&format!("s3.create_bucket(Bucket='{b}')"));
+    let logs = dir.path().join("logs.ndjson");
+    let truth = dir.path().join("truth.json");
+    let (code, _, err) = run(waflog()
+        .args(GEN)
+        .arg("--truth")
+        .arg(&truth)
+        .arg("-o")
+        .arg(&logs));
+    assert_eq!(code, 0, "{err}");
+    let results = dir.path().join("results.ndjson");
+    let (code, _, err) = run(waflog()
+        .args(["detect", "--all", "-o"])
+        .arg(&results)
+        .arg(&logs));
+    assert_eq!(code, 0, "{err}");
+    let n = lines(&results).len();
+    assert!(n > 100, "{n} results");
+    // The results in two objects, one of them compressed.
+    boto(&format!(
+        "data = open('{}', 'rb').read().splitlines(keepends=True)\n\
+         half = len(data) // 2\n\
+         s3.put_object(Bucket='{b}', Key='runs/a.ndjson', Body=b''.join(data[:half]))\n\
+         s3.put_object(Bucket='{b}', Key='runs/b.ndjson.gz', Body=gzip.compress(b''.join(data[half:])))",
+        results.display()
+    ));
+    let eval = |input: &str| {
+        let (code, out, err) = run(waflog()
+            .args(["eval", "--json", "--truth"])
+            .arg(&truth)
+            .arg(input));
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let local = eval(&results.display().to_string());
+    assert_eq!(eval(&format!("s3://{b}/runs/")), local);
+    assert!(local.to_string().contains("recall"), "{local}");
+
+    let html = dir.path().join("report.html");
+    let (code, _, err) = run(waflog()
+        .args(["report", &format!("s3://{b}/runs/"), "-o"])
+        .arg(&html));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("report of {n} results")), "{err}");
+    assert!(std::fs::read_to_string(&html).unwrap().contains("<html"));
+
+    let (code, _, err) = run(waflog()
+        .args(["eval", "--truth"])
+        .arg(&truth)
+        .arg("kinesis://some-stream"));
+    assert_ne!(code, 0);
+    assert!(err.contains("not from a stream"), "{err}");
 }

@@ -531,8 +531,15 @@ fn detect_flags_the_injected_episode_with_ad_shaped_results() {
             "approx_anomaly_start_time",
             "records",
             "contributors",
-            "examples"
+            "examples",
+            "incident_id"
         ]
+    );
+    // The ten intervals of the episode are one incident.
+    assert!(
+        country
+            .iter()
+            .all(|r| r["incident_id"] == country[0]["incident_id"])
     );
     // The explanation: the injected unknown countries lead the country contributors.
     let countries = country[0]["contributors"]

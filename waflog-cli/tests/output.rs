@@ -231,6 +231,7 @@ fn closed_pipes_and_full_disks_never_panic() {
 fn control_characters_from_records_are_escaped_in_alert_text() {
     let dir = tempfile::tempdir().unwrap();
     let clean = dir.path().join("clean.ndjson");
+    let truth = dir.path().join("truth.json");
     let (code, _, err) = run(waflog()
         .args([
             "generate",
@@ -240,7 +241,9 @@ fn control_characters_from_records_are_escaped_in_alert_text() {
             "2024-05-01T00:00:00Z",
         ])
         .args(["--duration", "3h", "--inject", "flood:1h:20m:8", "-o"])
-        .arg(&clean));
+        .arg(&clean)
+        .arg("--truth")
+        .arg(&truth));
     assert_eq!(code, 0, "{err}");
     // The flood's URI becomes an escape sequence that retitles the terminal,
     // rings the bell and clears the screen.
@@ -262,7 +265,9 @@ fn control_characters_from_records_are_escaped_in_alert_text() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("alerts: 3 fired"), "{err}");
+    // One flood from one client: one incident, one alert (issue 17), naming the
+    // client.
+    assert!(err.contains("alerts: 1 fired"), "{err}");
     for (what, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
         assert!(
             !bytes.iter().any(|b| *b == 0x1b || *b == 0x07),
@@ -277,6 +282,21 @@ fn control_characters_from_records_are_escaped_in_alert_text() {
     assert!(
         alerts.contains(r"uri \u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}, country"),
         "{alerts}"
+    );
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&truth).unwrap()).unwrap();
+    let ip = truth[0]["client_ip"].as_str().unwrap();
+    assert!(
+        alerts.contains(&format!(
+            "one client carries most of the excess requests: {ip} ("
+        )),
+        "{alerts}"
+    );
+    // The state keeps the incidents.
+    assert!(
+        std::fs::read_to_string(&state)
+            .unwrap()
+            .contains(r#""incidents":"#)
     );
     // The saved alerts, listed as text.
     let out = waflog()

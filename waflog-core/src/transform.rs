@@ -67,7 +67,11 @@ impl Transformer {
     /// [`Transformer::transform_line`] for WAF records out.
     fn transform_waf(&self, line: &[u8], out: &mut Vec<u8>) -> Result<(), SchemaError> {
         let text = object_text(line)?;
-        let view: RecordView<'_> = serde_json::from_str(text).map_err(|e| field_error(text, e))?;
+        // The scanner reads usual records; serde_json the rest, and words errors.
+        let view = match RecordView::skim(text) {
+            Some(v) => v,
+            None => serde_json::from_str(text).map_err(|e| field_error(text, e))?,
+        };
         let raw_ts = view.timestamp.ok_or(SchemaError::MissingTimestamp)?;
         let ms = timestamp::from_json_text(raw_ts.get())?.ok_or(SchemaError::MissingTimestamp)?;
         view.check_statuses()?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use waflog_core::Config;
-use waflog_core::alert::{AlertBook, DeliveryReport, Notification};
+use waflog_core::alert::{AlertBook, DeliveryReport, Incident, Notification};
 use waflog_core::dashboard::Board;
 use waflog_core::detect::metrics::MetricSeries;
 use waflog_core::detect::{AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, TimeRules};
@@ -44,6 +44,8 @@ struct Results {
     dashboard: Option<Dashboard>,
     /// Alert counters of this run, for its summary.
     counts: AlertCounts,
+    /// Write the incident documents (with --alerts).
+    incidents: bool,
 }
 
 impl ResultObserver for Results {
@@ -96,6 +98,20 @@ impl ResultObserver for Results {
         alerts::log_delivery(&mut self.counts, report, alerts);
     }
 
+    /// With --alerts, each incident as it closes: one `"type":"incident"` line
+    /// among the results (`waflog eval` and `waflog report` read them).
+    fn incidents(&mut self, incidents: &[Incident]) {
+        if !self.incidents || self.ocsf {
+            return;
+        }
+        for i in incidents {
+            let doc = waflog_core::alert::incident::IncidentDocument::new(i);
+            if waflog_core::text::to_json_writer(&mut self.buf, &doc).is_ok() {
+                self.buf.push(b'\n');
+            }
+        }
+    }
+
     fn flush(&mut self) -> anyhow::Result<()> {
         self.flush_buf()
     }
@@ -121,7 +137,14 @@ impl Results {
                 delivered,
                 ..AlertCounts::default()
             },
+            incidents: false,
         }
+    }
+
+    /// Writes incident documents too (with alerting).
+    fn with_incidents(mut self, on: bool) -> Results {
+        self.incidents = on;
+        self
     }
 
     fn flush_buf(&mut self) -> anyhow::Result<()> {
@@ -165,13 +188,16 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         .transpose()?;
     let out = open_output(args, &mut aws)?;
     let mut run = Run {
-        pipeline: pipeline.with_observer(Results::new(
-            out,
-            args.all,
-            args.output_format == crate::cli::OutputFormat::Ocsf,
-            dashboard,
-            delivered_at_start,
-        )),
+        pipeline: pipeline.with_observer(
+            Results::new(
+                out,
+                args.all,
+                args.output_format == crate::cli::OutputFormat::Ocsf,
+                dashboard,
+                delivered_at_start,
+            )
+            .with_incidents(alerting.is_some()),
+        ),
         alerting,
         store,
         stats: TransformStats::default(),
@@ -181,7 +207,9 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     let mut dead = file_sink::create_or_stderr(args.input.dead_letter.as_deref())?;
     let started = Instant::now();
     run.train(&args.history, &mut dead)?;
-    let inputs = plan.inputs(&mut aws, &range, run.max_line)?;
+    // CSV series are each their own, not merged.
+    let merge = args.input_format != InputFormat::Csv;
+    let inputs = plan.inputs(&mut aws, &range, run.max_line, merge)?;
     let keep_last_save = match &plan {
         Plan::Kinesis(stream) => run.read_stream(stream, &mut aws, args, &mut dead)?,
         Plan::Follow(_) | Plan::Batch(_) => false,

@@ -1,16 +1,17 @@
 //! `waflog eval`: detection results + ground truth -> recall, precision, delay.
 
+use waflog_core::alert::incident::IncidentDocument;
 use waflog_core::detect::AnomalyResult;
 use waflog_core::error::SchemaError;
 use waflog_core::eval::episodes;
 use waflog_core::simulate::TruthEpisode;
 use waflog_core::transform::TransformStats;
 
+use crate::aws::AwsContext;
 use crate::cli::{EvalArgs, GlobalArgs};
 use crate::exit::Finished;
 use crate::records;
 use crate::sink::file as file_sink;
-use crate::source::file as file_source;
 
 /// Runs the subcommand.
 pub fn run(global: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<Finished> {
@@ -29,9 +30,21 @@ pub fn run(global: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<Finished> {
     let mut stats = TransformStats::default();
     let mut dead = file_sink::create_or_stderr(args.dead_letter.as_deref())?;
     let mut results = Vec::new();
-    for name in records::input_names(&args.results) {
-        let input = file_source::open(&name)?;
-        records::each_line(input, max_line, &mut stats, &mut dead, |line| {
+    let mut incidents = Vec::new();
+    let mut aws = AwsContext::new(global.aws_settings());
+    for input in crate::source::documents(&args.results, &mut aws, max_line, "detect results")? {
+        records::each_line(input?, max_line, &mut stats, &mut dead, |line| {
+            if let Some(doc) = IncidentDocument::from_line(line) {
+                return Ok(match doc {
+                    Ok(i) => {
+                        incidents.push(i);
+                        Ok(())
+                    }
+                    Err(e) => Err(SchemaError::InvalidJson(format!(
+                        "not a waflog incident document: {e}"
+                    ))),
+                });
+            }
             match serde_json::from_slice::<AnomalyResult>(line) {
                 Ok(r) => {
                     results.push(r);
@@ -57,7 +70,8 @@ pub fn run(global: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<Finished> {
             "the results hold anomalies only: the simulated span (and so false alarms per day) is estimated from them; run `waflog detect --all` for exact figures"
         );
     }
-    let report = episodes::evaluate(&truth, &results, &specs, args.warmup);
+    let mut report = episodes::evaluate(&truth, &results, &specs, args.warmup);
+    report.add_alerts(&truth, &incidents);
     if args.json {
         let mut text = serde_json::to_string_pretty(&report)?;
         text.push('\n');

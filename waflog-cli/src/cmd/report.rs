@@ -9,11 +9,11 @@ use waflog_core::detect::AnomalyResult;
 use waflog_core::error::SchemaError;
 use waflog_core::transform::TransformStats;
 
+use crate::aws::AwsContext;
 use crate::cli::{GlobalArgs, ReportArgs};
 use crate::exit::Finished;
 use crate::records;
 use crate::sink::file as file_sink;
-use crate::source::file as file_source;
 
 /// Runs the subcommand.
 pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
@@ -32,9 +32,16 @@ pub fn run(global: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<Finished> {
     let mut stats = TransformStats::default();
     let mut dead = file_sink::create_or_stderr(args.dead_letter.as_deref())?;
     let mut seen = Seen::default();
-    for name in &names {
-        let input = file_source::open(name)?;
-        records::each_line(input, max_line, &mut stats, &mut dead, |line| {
+    let mut aws = AwsContext::new(global.aws_settings());
+    for input in crate::source::documents(&names, &mut aws, max_line, "detect results")? {
+        records::each_line(input?, max_line, &mut stats, &mut dead, |line| {
+            // Incident documents (`detect --alerts`) are not charted: the alerts
+            // of `--state` show what was notified.
+            if let Some(doc) = waflog_core::alert::incident::IncidentDocument::from_line(line) {
+                return Ok(doc.map(|_| ()).map_err(|e| {
+                    SchemaError::InvalidJson(format!("not a waflog incident document: {e}"))
+                }));
+            }
             Ok(seen.result(line).map(|r| board.push(&r)))
         })?;
     }

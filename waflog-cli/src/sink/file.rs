@@ -96,6 +96,10 @@ pub fn create_location(
                 aws,
             )?)),
         }),
+        Location::CloudWatch { .. } => anyhow::bail!(
+            "{}: CloudWatch Logs is an input here, not an output",
+            path.display()
+        ),
         Location::Stdio => create(None),
         Location::File(p) if options.append => create_appending(&p),
         Location::File(p) => create(Some(&p)),

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use flate2::read::MultiGzDecoder;
+use waflog_core::parse::lines::{Line, LineReader};
 
 /// An opened input.
 pub struct Input {
@@ -21,10 +22,27 @@ pub struct Input {
     /// For inputs that can fail part way and let the run go on (S3 objects): what
     /// stopped early and why, filled by the reader; the caller reports it.
     pub failure: Option<Failure>,
+    /// For inputs that merge others ([`super::merge::Merged`]): where each line
+    /// comes from, one entry per line in order, for dead letters that name it.
+    pub origins: Option<Origins>,
 }
 
 /// Where readers record the inputs that stopped early: (input name, reason).
 pub type Failure = Arc<Mutex<Vec<(String, String)>>>;
+
+/// Where a merged line comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The input's name.
+    pub name: Arc<str>,
+    /// The line number it starts on there.
+    pub line: u64,
+    /// Its byte offset there, when known.
+    pub offset: Option<u64>,
+}
+
+/// The origins of the lines a merge has handed over and not yet taken.
+pub type Origins = Arc<Mutex<std::collections::VecDeque<Origin>>>;
 
 impl std::fmt::Debug for Input {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,6 +55,45 @@ const READ_BUFFER: usize = 1 << 20;
 
 /// Opens `name`: a path, or `-` for stdin.
 pub fn open(name: &str) -> anyhow::Result<Input> {
+    open_buffered(name, READ_BUFFER)
+}
+
+/// The event time (epoch ms) of the first record of the file `name`, reading no
+/// more than that record: where a merge opens the file ([`super::merge::Channel`]).
+/// `i64::MIN` when the first record has no time (the file is opened at once),
+/// `i64::MAX` when the file holds no record.
+pub fn first_time(name: &str, max_line: usize) -> anyhow::Result<i64> {
+    let input = open_buffered(name, PEEK)?;
+    let mut lines = LineReader::new(Sips(input.reader), max_line);
+    loop {
+        match lines
+            .next_line()
+            .with_context(|| format!("cannot read input {name}"))?
+        {
+            None => return Ok(i64::MAX),
+            Some(Line::Ok { bytes, .. }) if bytes.trim_ascii().is_empty() => {}
+            Some(Line::Ok { bytes, .. }) => return Ok(super::merge::line_time(bytes)),
+            Some(Line::TooLong { .. }) => return Ok(i64::MIN),
+        }
+    }
+}
+
+/// Bytes read at a time when looking at a file's first record.
+const PEEK: usize = 64 << 10;
+
+/// A reader handing over at most [`PEEK`] bytes per call, so a record splitter
+/// reads (and gunzips) little more than the first record.
+struct Sips<R>(R);
+
+impl<R: Read> Read for Sips<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(PEEK);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+/// [`open`] with a read buffer of `capacity` bytes.
+fn open_buffered(name: &str, capacity: usize) -> anyhow::Result<Input> {
     let (raw, size): (Box<dyn Read + Send>, Option<u64>) = if name == "-" {
         (Box::new(io::stdin()), None)
     } else {
@@ -55,7 +112,7 @@ pub fn open(name: &str) -> anyhow::Result<Input> {
         inner: raw,
         count: Arc::clone(&consumed),
     };
-    let mut buffered = BufReader::with_capacity(READ_BUFFER, counted);
+    let mut buffered = BufReader::with_capacity(capacity, counted);
     let head = buffered
         .fill_buf()
         .with_context(|| format!("cannot read input {name}"))?;
@@ -80,6 +137,7 @@ pub fn open(name: &str) -> anyhow::Result<Input> {
         reader,
         size,
         failure,
+        origins: None,
     })
 }
 

@@ -4,10 +4,14 @@
 //! subcommand's [`FollowStage`] until the input ends, `--idle-exit` or Ctrl-C
 //! ([`follow`]).
 
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use waflog_core::parse::lines::{Line, LineReader};
 use waflog_core::transform::TransformStats;
 
@@ -34,6 +38,126 @@ pub enum Msg {
     Unreadable(String, u64, String),
     /// The end of the input.
     End,
+}
+
+/// How often a followed file at its end is looked at again.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Opens the file `name` to follow it as it grows, like `tail -F`: at its end
+/// the reader waits for more; when the file at that path is replaced (rotated:
+/// renamed or removed, and created anew) the new file is read from its start,
+/// and when it is truncated (copy-and-truncate rotation) it is read again from
+/// its start. A last line without its newline is ended before the new file's
+/// first. A gzip file is read to its end, as without `--follow`.
+pub fn tail(name: &str) -> anyhow::Result<file_source::Input> {
+    let input = file_source::open(name)?;
+    if input.failure.is_some() {
+        // Decompressed: a gzip file does not grow line by line.
+        return Ok(input);
+    }
+    let file = File::open(name).with_context(|| format!("cannot open input {name}"))?;
+    let id = file_id(
+        &file
+            .metadata()
+            .with_context(|| format!("cannot stat input {name}"))?,
+    );
+    Ok(file_source::Input {
+        name: name.to_string(),
+        reader: Box::new(Tail {
+            path: PathBuf::from(name),
+            file,
+            id,
+            pos: 0,
+            ended_line: true,
+        }),
+        size: None,
+        failure: None,
+        origins: None,
+    })
+}
+
+/// A file's identity: its device and inode (on Unix), to see that the path now
+/// names another file.
+#[cfg(unix)]
+fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+/// Elsewhere only truncation is seen.
+#[cfg(not(unix))]
+fn file_id(_meta: &std::fs::Metadata) -> (u64, u64) {
+    (0, 0)
+}
+
+/// A followed file (see [`tail`]).
+struct Tail {
+    path: PathBuf,
+    file: File,
+    id: (u64, u64),
+    /// Bytes read from `file`.
+    pos: u64,
+    /// The last byte handed over ended a line (or none was).
+    ended_line: bool,
+}
+
+impl Tail {
+    /// At the end of the file: whether the path now names a new file (opened)
+    /// or the file was truncated (read again from its start).
+    fn reopened(&mut self) -> io::Result<bool> {
+        let Ok(meta) = std::fs::metadata(&self.path) else {
+            // Renamed or removed, not created again yet.
+            return Ok(false);
+        };
+        if file_id(&meta) != self.id {
+            let Ok(file) = File::open(&self.path) else {
+                return Ok(false);
+            };
+            tracing::info!(
+                "{}: the file was replaced; reading the new one",
+                self.path.display()
+            );
+            self.id = file_id(&file.metadata()?);
+            self.file = file;
+            self.pos = 0;
+            return Ok(true);
+        }
+        if meta.len() < self.pos {
+            tracing::info!(
+                "{}: the file was truncated; reading it from its start",
+                self.path.display()
+            );
+            self.file.seek(SeekFrom::Start(0))?;
+            self.pos = 0;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+impl Read for Tail {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let n = self.file.read(buf)?;
+            if n > 0 {
+                self.pos += n as u64;
+                self.ended_line = buf[n - 1] == b'\n';
+                return Ok(n);
+            }
+            if self.reopened()? {
+                if !self.ended_line {
+                    self.ended_line = true;
+                    buf[0] = b'\n';
+                    return Ok(1);
+                }
+                continue;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
 }
 
 /// Reads `input` on a thread of its own, line by line.

@@ -33,6 +33,12 @@ pub struct ObjectInfo {
 /// Where a key's `YYYY/MM/dd/HH[/mm]` date path starts (byte offset) and its
 /// `YYYYMMDDHHmm` (minute 00 when absent).
 fn date_path(key: &str) -> Option<(usize, String)> {
+    date_path_hourly(key).map(|(at, t, _)| (at, t))
+}
+
+/// [`date_path`], and whether the path stops at the hour (`YYYY/MM/dd/HH/`, as
+/// Firehose writes) instead of naming the minute (`YYYY/MM/dd/HH/mm/`, as WAF does).
+fn date_path_hourly(key: &str) -> Option<(usize, String, bool)> {
     let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
     let parts: Vec<&str> = key.split('/').collect();
     let mut offset = 0;
@@ -40,10 +46,13 @@ fn date_path(key: &str) -> Option<(usize, String)> {
         let w = &parts[i..];
         if w.len() >= 4 && digits(w[0], 4) && digits(w[1], 2) && digits(w[2], 2) && digits(w[3], 2)
         {
-            let minute = w.get(4).filter(|m| digits(m, 2)).copied().unwrap_or("00");
+            // A minute folder is followed by more of the key (its objects); in
+            // `.../HH/name` the name is not a minute even when it is two digits.
+            let minute = w.get(4).filter(|m| digits(m, 2) && w.len() > 5).copied();
             return Some((
                 offset,
-                format!("{}{}{}{}{}", w[0], w[1], w[2], w[3], minute),
+                format!("{}{}{}{}{}", w[0], w[1], w[2], w[3], minute.unwrap_or("00")),
+                minute.is_none(),
             ));
         }
         offset += parts[i].len() + 1;
@@ -55,6 +64,23 @@ fn date_path(key: &str) -> Option<(usize, String)> {
 /// it has one: the delivery time used to order and filter objects.
 pub fn key_time(key: &str) -> Option<String> {
     date_path(key).map(|(_, t)| t)
+}
+
+/// Whether the object `key` was delivered in [`from`, `to`) (`YYYYMMDDHHmm`, as
+/// [`super::S3Range`] holds them) by its date path: a minute folder (WAF's layout)
+/// is that minute; an hour folder (Firehose's `prefix/YYYY/MM/dd/HH/`) is the whole
+/// hour, so `--since 10:30` keeps the objects of 10 (they may hold records from
+/// 10:30 on) and no hour is skipped. Keys without a date path are kept.
+pub fn delivered_in(key: &str, from: Option<&str>, to: Option<&str>) -> bool {
+    let Some((_, first, hourly)) = date_path_hourly(key) else {
+        return true;
+    };
+    let last = if hourly {
+        format!("{}59", &first[..10])
+    } else {
+        first.clone()
+    };
+    from.is_none_or(|f| last.as_str() >= f) && to.is_none_or(|u| first.as_str() < u)
 }
 
 /// The part of a key before its date path: in the WAF layout, one web ACL's
@@ -113,10 +139,7 @@ pub fn list(
             break;
         }
     }
-    objects.retain(|o| match key_time(&o.key) {
-        Some(t) => from.is_none_or(|f| t.as_str() >= f) && to.is_none_or(|u| t.as_str() < u),
-        None => true,
-    });
+    objects.retain(|o| delivered_in(&o.key, from, to));
     sort_by_time(&mut objects);
     Ok(objects)
 }
@@ -200,6 +223,7 @@ pub fn stream(aws: Arc<Aws>, bucket: &str, objects: Vec<ObjectInfo>) -> ObjectSt
                     trouble: &mut trouble,
                     failed: None,
                     seed: 0x51ed_270b_2729_4e3b ^ i as u64,
+                    ended: false,
                 };
                 let end = match download(body, o.size, &tx) {
                     Ok(()) => Chunk::End,
@@ -331,6 +355,9 @@ struct ObjectBody<'a> {
     trouble: &'a mut Trouble,
     failed: Option<Failed>,
     seed: u64,
+    /// The body has ended: later reads return 0 (another GET would ask for a
+    /// range past the end, which S3 refuses with 416 InvalidRange).
+    ended: bool,
 }
 
 impl ObjectBody<'_> {
@@ -393,6 +420,9 @@ impl Read for ObjectBody<'_> {
             self.seed.rotate_left(7),
         );
         while self.chunk.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
             let mut body = match self.body.take() {
                 Some(b) => b,
                 None => match self.open() {
@@ -406,7 +436,10 @@ impl Read for ObjectBody<'_> {
                 .call(async { tokio::time::timeout(read, body.next()).await });
             let failure = match next {
                 Err(Interrupted) => return Err(self.fail(Failed::Interrupted)),
-                Ok(Ok(None)) => return Ok(0),
+                Ok(Ok(None)) => {
+                    self.ended = true;
+                    return Ok(0);
+                }
                 Ok(Ok(Some(Ok(c)))) => {
                     self.offset += c.len() as u64;
                     self.chunk = c;
@@ -476,6 +509,7 @@ impl Iterator for ObjectStream {
             }),
             size: None,
             failure: Some(failure),
+            origins: None,
         })
     }
 }
@@ -559,6 +593,36 @@ impl Read for ObjectReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_and_until_keep_every_hour_of_the_firehose_layout() {
+        let (from, to) = (Some("202405011030"), Some("202405011215"));
+        let firehose = |h: &str| format!("fh/2024/05/01/{h}/waf-stream-1-2024-05-01-{h}-59-02-abc");
+        // 10: holds 10:30..10:59; 11 and 12 (12:00..12:14) too; 09 and 13 not.
+        for (hour, kept) in [
+            ("09", false),
+            ("10", true),
+            ("11", true),
+            ("12", true),
+            ("13", false),
+        ] {
+            assert_eq!(delivered_in(&firehose(hour), from, to), kept, "{hour}");
+        }
+        // WAF's minute folders are their minute.
+        let waf = |hm: &str| format!("AWSLogs/1/WAFLogs/us-east-1/acl/2024/05/01/{hm}/x.log.gz");
+        for (hm, kept) in [
+            ("10/25", false),
+            ("10/30", true),
+            ("12/10", true),
+            ("12/15", false),
+        ] {
+            assert_eq!(delivered_in(&waf(hm), from, to), kept, "{hm}");
+        }
+        // A two-digit object name under an hour folder is not a minute.
+        assert!(delivered_in("fh/2024/05/01/10/59", from, to));
+        assert!(delivered_in("no/date/path.gz", from, to));
+        assert!(delivered_in(&firehose("09"), None, None));
+    }
 
     #[test]
     fn key_times_and_order() {

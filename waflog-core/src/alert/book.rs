@@ -120,6 +120,14 @@ pub struct Alert {
     /// Why it fired, from its latest firing period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
+    /// The incident it fired on (see [`crate::alert::incident`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    /// For an alert on an incident another alert already notified: that alert's
+    /// ID. Such an alert is merged into it: it sends no notification of its own, and
+    /// the alert it is merged into stays open until it completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
 }
 
 impl Alert {
@@ -289,7 +297,7 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// FNV-1a, 64 bits: stable across platforms and versions (unlike std's hasher).
-fn fnv1a(parts: &[&[u8]]) -> u64 {
+pub(crate) fn fnv1a(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xCBF2_9CE4_8422_2325;
     for p in parts {
         for &b in *p {
@@ -340,6 +348,14 @@ impl AlertBook {
         open.sort_by(|a, b| (a.start_time, &a.id).cmp(&(b.start_time, &b.id)));
         open.extend(self.history.iter().rev());
         open
+    }
+
+    /// The alert that notified incident `id` (open or completed), if any.
+    pub fn incident_alert(&self, id: &str) -> Option<&Alert> {
+        self.open
+            .values()
+            .chain(self.history.iter())
+            .find(|a| a.merged_into.is_none() && a.incident_id.as_deref() == Some(id))
     }
 
     /// Open alerts, by monitor, trigger and entity.
@@ -696,11 +712,15 @@ pub enum NotificationKind {
     Error,
     /// `waflog alerts test`: a dry run of a trigger without data.
     Test,
+    /// The detector took the level of a sustained anomaly as the new normal (its
+    /// `accept_shift_after` passed): one message on the open alert, which then
+    /// completes as usual when its trigger stops firing.
+    Accepted,
 }
 
 impl NotificationKind {
     /// A short word for subjects (`{{kind}}`): `alert`, `still active`, `completed`,
-    /// `error`, `test`.
+    /// `error`, `test`, `new normal`.
     pub fn label(self) -> &'static str {
         match self {
             NotificationKind::Fired => "alert",
@@ -708,6 +728,7 @@ impl NotificationKind {
             NotificationKind::Completed => "completed",
             NotificationKind::Error => "error",
             NotificationKind::Test => "test",
+            NotificationKind::Accepted => "new normal",
         }
     }
 }
@@ -810,6 +831,10 @@ pub(crate) struct MonitorState {
     /// Query inputs: why the open period cannot be evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
+    /// Detector inputs: entities whose model accepted a shift as the new normal in
+    /// the open period.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub(crate) accepted: std::collections::BTreeSet<Option<String>>,
 }
 
 #[cfg(test)]

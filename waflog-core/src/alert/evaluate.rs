@@ -8,10 +8,16 @@
 //!
 //! - fired, no open alert: a new ACTIVE alert and a `Fired` notification;
 //! - fired, alert ACTIVE: no message, unless the trigger's throttle has passed since
-//!   the last one (`Renotify`, with the periods it has been active);
+//!   the last one (`Renotify`, with the periods it has been active); while an alert
+//!   is open its trigger also fires on grades from half its `min_grade` (hysteresis:
+//!   an episode whose grade hovers around `min_grade` stays one alert);
 //! - fired, alert ACKNOWLEDGED: nothing;
 //! - not fired: one more quiet period; at `complete_after` consecutive quiet periods
-//!   the alert is COMPLETED (`Completed` notification) and moves to the history.
+//!   the alert is COMPLETED (`Completed` notification) and moves to the history;
+//! - a result of the period accepted a sustained shift as the new normal
+//!   ([`AnomalyResult::shift_accepted`]): one `Accepted` notification on the open
+//!   alert saying so (it then completes as usual when the monitor stops firing);
+//!   that period opens no new alert.
 //!
 //! Periods without any result (a gap in the stream) are evaluated as empty. At most
 //! [`MAX_CATCH_UP`] periods are evaluated per call; beyond, the monitor jumps ahead.
@@ -246,10 +252,24 @@ impl Evaluator {
     /// detector). Returns the notifications of the periods this closed; they are also
     /// queued in the book's outbox, one delivery per channel.
     pub fn observe(&mut self, r: &AnomalyResult) -> Vec<Notification> {
+        self.observe_in(r, None)
+    }
+
+    /// [`Evaluator::observe`] for a result of `incident` (its `incident_id`'s, as
+    /// the [`crate::alert::Correlator`] holds it): the monitors alert on the
+    /// incident. The first alert of an incident notifies it (its explanation
+    /// names the cause and lists every detector and feature it moved); alerts of
+    /// other monitors on it are merged into that one (no notification of their own,
+    /// see [`Alert::merged_into`]), and it stays open until they complete.
+    pub fn observe_in(
+        &mut self,
+        r: &AnomalyResult,
+        incident: Option<&crate::alert::Incident>,
+    ) -> Vec<Notification> {
         let mut out = Vec::new();
         for m in &self.monitors {
             if m.detector == r.detector_name {
-                observe_one(m, &mut self.book, r, &mut out);
+                observe_one(m, &mut self.book, r, incident, &mut out);
             }
         }
         out
@@ -336,6 +356,8 @@ impl Evaluator {
             failures: 0,
             lost: 0,
             explanation: None,
+            incident_id: None,
+            merged_into: None,
         };
         let mut n = render(
             m,
@@ -357,6 +379,7 @@ fn observe_one(
     m: &CompiledMonitor,
     book: &mut AlertBook,
     r: &AnomalyResult,
+    incident: Option<&crate::alert::Incident>,
     out: &mut Vec<Notification>,
 ) {
     let st = book.monitors.entry(m.name.clone()).or_default();
@@ -390,6 +413,9 @@ fn observe_one(
             if m.entity.is_some() && entity != m.entity {
                 return;
             }
+            if r.shift_accepted {
+                st.accepted.insert(entity.clone());
+            }
             for t in &m.triggers {
                 let Condition::Anomaly {
                     min_grade,
@@ -398,7 +424,16 @@ fn observe_one(
                 else {
                     continue;
                 };
-                if !(r.anomaly_grade >= min_grade && r.confidence >= min_confidence) {
+                // Hysteresis: an open alert keeps firing while the detector still
+                // grades the interval at half the trigger's grade, so an episode whose
+                // grade hovers around `min_grade` stays one alert.
+                let open = || {
+                    book.open
+                        .contains_key(&(m.name.clone(), t.name.clone(), entity.clone()))
+                };
+                let grade_ok = r.anomaly_grade >= min_grade
+                    || (r.anomaly_grade > 0.0 && r.anomaly_grade >= min_grade / 2.0 && open());
+                if !(grade_ok && r.confidence >= min_confidence) {
                     continue;
                 }
                 let key = (t.name.clone(), entity.clone());
@@ -413,7 +448,7 @@ fn observe_one(
                             trigger: t.name.clone(),
                             entity: entity.clone(),
                             grade: r.anomaly_grade,
-                            explanation: Explanation::from_result(r),
+                            explanation: Explanation::in_incident(r, incident),
                         },
                     );
                 }
@@ -451,7 +486,7 @@ fn observe_one(
                 }
             };
             let top = (r.anomaly_grade > 0.0 && r.anomaly_grade.is_finite())
-                .then(|| (r.anomaly_grade, Explanation::from_result(r)));
+                .then(|| (r.anomaly_grade, Explanation::in_incident(r, incident)));
             match st.window.back_mut() {
                 Some(s) if s.start == r.data_start_time && s.end == r.data_end_time => {
                     s.sum += value;
@@ -510,6 +545,7 @@ fn close_through(
             let next = start.saturating_add(skip.saturating_mul(period));
             st.next_start = Some(next);
             st.candidates.clear();
+            st.accepted.clear();
             if let Some(q) = &m.query {
                 let horizon = next.saturating_sub(q.window_ms);
                 st.window.retain(|s| s.end > horizon);
@@ -530,6 +566,30 @@ enum Verdict {
     Failed(String),
 }
 
+/// The detector took the level of the open alert `key` as the new normal: one
+/// `Accepted` notification (not for an alert in ERROR).
+fn notify_accepted(
+    m: &CompiledMonitor,
+    t: &CompiledTrigger,
+    book: &mut AlertBook,
+    key: &AlertKey,
+    period: (i64, i64),
+    out: &mut Vec<Notification>,
+) {
+    let Some(a) = book.open.get_mut(key) else {
+        return;
+    };
+    if a.lifecycle == AlertState::Error || a.merged_into.is_some() {
+        return;
+    }
+    let n = render(m, t, a, NotificationKind::Accepted, period);
+    a.notifications = a.notifications.saturating_add(1);
+    if !n.channels.is_empty() {
+        book.enqueue(&n);
+    }
+    out.push(n);
+}
+
 fn evaluate_period(
     m: &CompiledMonitor,
     book: &mut AlertBook,
@@ -542,6 +602,7 @@ fn evaluate_period(
     match &m.query {
         None => {
             let mut candidates = std::mem::take(&mut st.candidates);
+            let accepted = std::mem::take(&mut st.accepted);
             for t in &m.triggers {
                 let open: Vec<AlertKey> = book
                     .open
@@ -554,11 +615,16 @@ fn evaluate_period(
                         Some(c) => Verdict::Fired(Box::new(c.explanation)),
                         None => Verdict::Quiet,
                     };
-                    apply(m, t, book, key, verdict, period, out);
+                    let shift = accepted.contains(&key.2);
+                    apply(m, t, book, key.clone(), verdict, period, out);
+                    if shift {
+                        notify_accepted(m, t, book, &key, period, out);
+                    }
                 }
+                // A period that accepted a shift opens no alert for that entity.
                 let fired: Vec<Candidate> = candidates
                     .iter()
-                    .filter(|((tn, _), _)| tn == &t.name)
+                    .filter(|((tn, e), _)| tn == &t.name && !accepted.contains(e))
                     .map(|(_, c)| c.clone())
                     .collect();
                 for c in fired {
@@ -623,6 +689,7 @@ fn evaluate_period(
                             threshold,
                         }),
                         anomaly: top.as_ref().and_then(|e| e.anomaly.clone()),
+                        incident: top.as_ref().and_then(|e| e.incident.clone()),
                     }))
                 } else {
                     Verdict::Quiet
@@ -668,6 +735,15 @@ fn apply(
             ),
         };
         let fired = lifecycle == AlertState::Active;
+        let incident_id = explanation
+            .as_ref()
+            .and_then(|e| e.incident_id())
+            .map(str::to_string);
+        // An incident another alert notified: merged into that one, silently.
+        let merged_into = incident_id
+            .as_deref()
+            .and_then(|id| book.incident_alert(id))
+            .map(|lead| lead.id.clone());
         let mut a = Alert {
             id: book.new_id(&key, start),
             monitor: key.0.clone(),
@@ -690,8 +766,12 @@ fn apply(
             failures: 0,
             lost: 0,
             explanation,
+            incident_id,
+            merged_into,
         };
-        emit(book, &mut a, kind);
+        if a.merged_into.is_none() {
+            emit(book, &mut a, kind);
+        }
         book.open.insert(key, a);
         return;
     };
@@ -739,7 +819,7 @@ fn apply(
                     let due = t.throttle_ms.is_some_and(|th| {
                         a.last_notified.is_none_or(|l| end.saturating_sub(l) >= th)
                     });
-                    if a.lifecycle == AlertState::Active && due {
+                    if a.lifecycle == AlertState::Active && due && a.merged_into.is_none() {
                         a.last_notified = Some(end);
                         emit(book, &mut a, NotificationKind::Renotify);
                     }
@@ -756,10 +836,22 @@ fn apply(
                 return;
             }
             a.quiet_periods = a.quiet_periods.saturating_add(1);
-            if a.quiet_periods >= t.complete_after {
+            // An incident's alert stays open while an alert merged into it fired
+            // within its last `complete_after` periods.
+            let recent = end.saturating_sub(
+                i64::from(t.complete_after).saturating_mul(end.saturating_sub(start)),
+            );
+            let held = a.merged_into.is_none()
+                && book.open.values().any(|o| {
+                    o.merged_into.as_ref() == Some(&a.id)
+                        && o.last_fired.is_some_and(|l| l > recent)
+                });
+            if a.quiet_periods >= t.complete_after && !held {
                 a.lifecycle = AlertState::Completed;
                 a.end_time = Some(end);
-                emit(book, &mut a, NotificationKind::Completed);
+                if a.merged_into.is_none() {
+                    emit(book, &mut a, NotificationKind::Completed);
+                }
                 book.archive(a);
                 return;
             }
@@ -805,6 +897,10 @@ fn render(
                     .as_ref()
                     .map_or("unknown error", |e| e.reason.as_str())
             )
+        ),
+        NotificationKind::Accepted => format!(
+            "Monitor {}{for_entity}: detector {} has taken the level held since {since} as the new normal (it lasted its accept_shift_after, {} periods active); the alert completes when the monitor stops firing.",
+            a.monitor, a.detector, a.periods_active
         ),
         NotificationKind::Test => format!(
             "Test notification from waflog for monitor {}: no data was evaluated, nothing to investigate.",

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::{CompareOp, QueryAggregation};
+use super::incident::Incident;
 use crate::detect::AnomalyResult;
 use crate::detect::result::{Contributors, EntityValue, ExampleRecord};
 use crate::timestamp::to_rfc3339;
@@ -27,6 +28,10 @@ pub struct Explanation {
     /// monitors the highest-graded result in the window, if any was anomalous.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anomaly: Option<AnomalyDetail>,
+    /// The incident of the result that fired, as it stood then: its cause and every
+    /// detector and feature it moved (see [`crate::alert::incident`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Box<Incident>>,
 }
 
 /// A query monitor's evaluated value.
@@ -153,7 +158,21 @@ impl Explanation {
             entity: r.entity.clone(),
             query: None,
             anomaly: Some(AnomalyDetail::from_result(r)),
+            incident: None,
         }
+    }
+
+    /// The explanation of a detector monitor firing on `r`, which belongs to
+    /// `incident`.
+    pub fn in_incident(r: &AnomalyResult, incident: Option<&Incident>) -> Explanation {
+        let mut e = Explanation::from_result(r);
+        e.incident = incident.map(|i| Box::new(i.clone()));
+        e
+    }
+
+    /// The incident's ID, if it belongs to one.
+    pub fn incident_id(&self) -> Option<&str> {
+        self.incident.as_ref().map(|i| i.incident_id.as_str())
     }
 
     /// `name=value, ...` of the entity, empty without one.
@@ -170,7 +189,11 @@ impl Explanation {
     /// characters of record-derived values are escaped
     /// ([`crate::text::escape_control`]).
     pub fn render(&self) -> String {
-        let mut lines = vec![format!("Detector: {}", self.detector)];
+        let mut lines = Vec::new();
+        if let Some(i) = &self.incident {
+            lines.extend(i.render().lines().map(str::to_string));
+        }
+        lines.push(format!("Detector: {}", self.detector));
         if self.entity.is_some() {
             lines.push(format!("Entity: {}", self.entity_label()));
         }

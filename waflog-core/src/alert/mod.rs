@@ -55,6 +55,7 @@ pub mod book;
 pub mod config;
 pub mod evaluate;
 pub mod explain;
+pub mod incident;
 pub mod notify;
 pub mod template;
 
@@ -72,6 +73,7 @@ pub use config::{
 };
 pub use evaluate::{Evaluator, entity_key};
 pub use explain::{AnomalyDetail, Explanation, FeatureMove, QueryValue};
+pub use incident::{Cause, Correlator, Incident, IncidentState};
 pub use notify::{
     DeliveryReport, Notification, NotificationKind, Notifier, WriteFormat, WriteNotifier,
     deliver_due, deliver_pending,

@@ -12,7 +12,7 @@
 //! | `{{explanation}}`    | several lines: what moved, how far, who drove it             |
 //! | `{{periods_active}}` | periods from the alert's first firing to its last            |
 //! | `{{state}}`          | `ACTIVE`, `ACKNOWLEDGED`, `COMPLETED` or `ERROR`             |
-//! | `{{kind}}`           | `alert`, `still active`, `completed`, `error` or `test`      |
+//! | `{{kind}}`           | `alert`, `still active`, `completed`, `error`, `test` or `new normal` |
 //! | `{{alert_id}}`       | the alert ID (`waflog alerts ack ID`)                        |
 //! | `{{start_time}}`     | start of the alert's first firing period, RFC 3339 UTC       |
 //! | `{{headline}}`       | the first sentence, by kind: the seed's "Monitor X just entered alert status. Please investigate the issue." for a new alert |

@@ -813,3 +813,74 @@ fn a_channel_that_was_down_gets_each_alert_in_order() {
     assert_eq!((r.delivered, r.pending), (2, 0));
     assert_eq!(*sent.borrow(), [Fired, Completed]);
 }
+
+/// Two monitors on two detectors moved by one cause: one incident, one alert. The
+/// first monitor's alert notifies it (naming both detectors); the other's is merged
+/// into it silently and holds it open while it still fires; one completion.
+#[test]
+fn alerts_on_one_incident_are_one_notification() {
+    let monitor = |name: &str, detector: &str| Monitor {
+        name: name.into(),
+        period: Some("1m".into()),
+        input: MonitorInput::Detector {
+            detector: detector.into(),
+            entity: None,
+        },
+        triggers: vec![Trigger::new(&format!("{name}-trigger"), 2)],
+    };
+    let mut eval = evaluator(&[monitor("a", DETECTOR), monitor("b", "other-detector")]);
+    let mut correlator = Correlator::new();
+    let mut notes = Vec::new();
+    for minute in 0..14 {
+        let grade = |range: std::ops::Range<i64>| if range.contains(&minute) { 0.9 } else { 0.0 };
+        let a = result(
+            minute,
+            grade(2..4),
+            if grade(2..4) > 0.0 { 240.0 } else { 2.0 },
+            None,
+        );
+        let mut b = result(
+            minute,
+            grade(2..7),
+            if grade(2..7) > 0.0 { 240.0 } else { 2.0 },
+            None,
+        );
+        b.detector_id = "other-detector".into();
+        b.detector_name = "other-detector".into();
+        let mut batch = vec![a, b];
+        correlator.correlate(&mut batch);
+        for r in &batch {
+            let incident = r.incident_id.as_deref().and_then(|id| correlator.get(id));
+            notes.extend(eval.observe_in(r, incident));
+        }
+    }
+    let kinds: Vec<(&str, NotificationKind)> =
+        notes.iter().map(|n| (n.monitor.as_str(), n.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("a", NotificationKind::Fired),
+            ("a", NotificationKind::Completed)
+        ]
+    );
+    assert!(notes[0].text.contains("Incident inc-"), "{}", notes[0].text);
+    assert!(
+        notes[0]
+            .text
+            .contains("  - other-detector: UNK_source = 240"),
+        "{}",
+        notes[0].text
+    );
+    // Held open until the merged alert had been quiet for two periods.
+    assert_eq!(notes[1].period_end, at(9));
+    let merged: Vec<&Alert> = eval
+        .book()
+        .history()
+        .filter(|a| a.merged_into.is_some())
+        .collect();
+    assert_eq!(merged.len(), 1);
+    assert_eq!(
+        merged[0].merged_into.as_deref(),
+        Some(notes[0].alert_id.as_str())
+    );
+}

@@ -747,6 +747,7 @@ impl Engine {
                 values: &c.values,
                 categories: &c.categories,
             });
+            let shift_accepted = model.shift_accepted();
             let approx_start = if s.anomaly_grade > 0.0 {
                 Some(
                     *slot
@@ -803,6 +804,7 @@ impl Engine {
             });
             result.approx_anomaly_start_time = approx_start;
             result.records = c.records;
+            result.shift_accepted = shift_accepted;
             if contributors.is_some() {
                 result.examples = Some(
                     c.examples

@@ -174,6 +174,14 @@ pub trait Detector: Send + std::fmt::Debug {
     fn gap(&mut self, intervals: u64) {
         let _ = intervals;
     }
+
+    /// True when the last [`Detector::process`] took a sustained shift as the new
+    /// normal (`ewma`'s `accept_shift_after`): its result says so
+    /// ([`AnomalyResult::shift_accepted`]) and the monitors' open alerts close with
+    /// one `accepted` notification. The default: never.
+    fn shift_accepted(&self) -> bool {
+        false
+    }
 }
 
 /// How event time may move: the rules that keep one bad timestamp from moving the
@@ -213,9 +221,23 @@ impl AlgorithmSpec {
     /// A model restored from [`Detector::snapshot`] output.
     pub fn restore(&self, state: serde_json::Value) -> Result<Box<dyn Detector>, String> {
         match self {
-            AlgorithmSpec::Ewma { .. } => serde_json::from_value::<ewma::Ewma>(state)
-                .map(|m| Box::new(m) as Box<dyn Detector>)
-                .map_err(|e| e.to_string()),
+            AlgorithmSpec::Ewma {
+                accept_shift_after_ms,
+                ..
+            } => {
+                // A model saved before the sustained-anomaly rule takes the spec's.
+                let before_rule = state.get("accept_shift_after_ms").is_none();
+                serde_json::from_value::<ewma::Ewma>(state)
+                    .map(|m| {
+                        let m = if before_rule {
+                            m.with_accept_shift_after(Some(*accept_shift_after_ms))
+                        } else {
+                            m
+                        };
+                        Box::new(m) as Box<dyn Detector>
+                    })
+                    .map_err(|e| e.to_string())
+            }
             AlgorithmSpec::Categorical { .. } => {
                 serde_json::from_value::<categorical::Categorical>(state)
                     .map(|m| Box::new(m) as Box<dyn Detector>)
@@ -255,12 +277,11 @@ impl AlgorithmSpec {
                 half_life,
                 threshold,
                 min_intervals,
-            } => Box::new(ewma::Ewma::new(
-                features,
-                half_life,
-                threshold,
-                min_intervals,
-            )),
+                accept_shift_after_ms,
+            } => Box::new(
+                ewma::Ewma::new(features, half_life, threshold, min_intervals)
+                    .with_accept_shift_after(Some(accept_shift_after_ms)),
+            ),
             AlgorithmSpec::Categorical {
                 half_life,
                 threshold,

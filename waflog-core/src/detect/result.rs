@@ -143,6 +143,17 @@ pub struct AnomalyResult {
     /// interval had records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feature_imputed: Option<Vec<FeatureImputed>>,
+    /// True on the interval at which the model took a sustained shift as the new
+    /// normal (`ewma`'s `accept_shift_after`, see [`crate::detect::ewma`]): later
+    /// intervals are scored against the new level. Absent when false (a waflog
+    /// addition).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shift_accepted: bool,
+    /// For anomalies: the incident they belong to, with the other anomalies of the
+    /// same cause (see [`crate::alert::incident`]). Absent otherwise (a waflog
+    /// addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
 }
 
 /// Whether a feature's value was imputed (see [`AnomalyResult::feature_imputed`]).
@@ -256,6 +267,8 @@ impl AnomalyResult {
             contributors: None,
             examples: None,
             feature_imputed: None,
+            shift_accepted: false,
+            incident_id: None,
         }
     }
 
@@ -308,7 +321,7 @@ impl AnomalyResult {
             })
             .collect();
         format!(
-            "{}{} {}: {} = {} (expected {:.1}), grade {:.2}, confidence {:.2}{}",
+            "{}{} {}: {} = {} (expected {:.1}), grade {:.2}, confidence {:.2}{}{}",
             self.detector_name,
             entity,
             crate::timestamp::to_rfc3339(self.data_start_time),
@@ -321,6 +334,11 @@ impl AnomalyResult {
                 String::new()
             } else {
                 format!("; top: {}", top.join(", "))
+            },
+            if self.shift_accepted {
+                "; the level has lasted accept_shift_after: accepted as the new normal"
+            } else {
+                ""
             }
         )
     }

@@ -115,6 +115,19 @@ pub enum AlgorithmSpec {
         /// Intervals seen before results are graded.
         #[serde(default = "default_min_intervals")]
         min_intervals: u32,
+        /// How long a clearly anomalous level (|z| at least twice the threshold)
+        /// must last before the model takes it as the new normal (TOML
+        /// `accept_shift_after`, a duration: `24h` by default, 1m to 30d). Until
+        /// then such intervals are not learnt, so a sustained attack stays anomalous;
+        /// the interval that accepts the shift says so (`shift_accepted`) and its
+        /// monitors send one `accepted` notification (see [`crate::detect::ewma`]).
+        #[serde(
+            rename = "accept_shift_after",
+            default = "default_accept_shift_after",
+            skip_serializing_if = "is_default_accept_shift_after",
+            with = "duration_text_serde"
+        )]
+        accept_shift_after_ms: u64,
     },
     /// Compares each interval's distribution of one field's values with a decayed
     /// baseline (see [`crate::detect::categorical`]); needs no vocabulary.
@@ -335,6 +348,31 @@ fn default_min_shift() -> f64 {
     0.02
 }
 
+fn default_accept_shift_after() -> u64 {
+    crate::detect::ewma::DEFAULT_ACCEPT_SHIFT_AFTER_MS
+}
+fn is_default_accept_shift_after(ms: &u64) -> bool {
+    *ms == default_accept_shift_after()
+}
+
+/// Longest `accept_shift_after`: 30 days.
+pub const MAX_ACCEPT_SHIFT_AFTER_MS: u64 = 30 * 86_400_000;
+
+/// A duration in ms written as text (`24h`) in TOML and JSON.
+mod duration_text_serde {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(ms: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::duration_text(*ms))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(d)?;
+        let ms = super::duration_ms(&text).map_err(D::Error::custom)?;
+        u64::try_from(ms).map_err(|_| D::Error::custom(format!("`{text}` is negative")))
+    }
+}
+
 fn default_half_life() -> f64 {
     60.0
 }
@@ -354,6 +392,7 @@ impl AlgorithmSpec {
                 half_life,
                 threshold,
                 min_intervals,
+                ..
             }
             | AlgorithmSpec::Categorical {
                 half_life,
@@ -511,6 +550,7 @@ impl Default for AlgorithmSpec {
             half_life: default_half_life(),
             threshold: default_threshold(),
             min_intervals: default_min_intervals(),
+            accept_shift_after_ms: default_accept_shift_after(),
         }
     }
 }
@@ -894,6 +934,22 @@ impl DetectorSpec {
                     format!("{time_decay} must be in [0, 1)"),
                 ));
             }
+        }
+        if let AlgorithmSpec::Ewma {
+            accept_shift_after_ms,
+            ..
+        } = self.algorithm
+            && !(60_000.max(self.interval_ms)..=MAX_ACCEPT_SHIFT_AFTER_MS)
+                .contains(&accept_shift_after_ms)
+        {
+            return Err(invalid(
+                "algorithm.accept_shift_after".into(),
+                format!(
+                    "`{}` must be between {} (and at least the interval) and 30d",
+                    duration_text(accept_shift_after_ms),
+                    duration_text(60_000.max(self.interval_ms))
+                ),
+            ));
         }
         let (half_life, threshold, min_intervals) = self.algorithm.common_params();
         if let Some(half_life) = half_life

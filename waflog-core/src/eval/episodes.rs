@@ -12,6 +12,7 @@
 
 use serde::Serialize;
 
+use crate::alert::Incident;
 use crate::detect::{Aggregation, AnomalyResult, DetectorSpec};
 use crate::simulate::TruthEpisode;
 
@@ -35,7 +36,28 @@ pub struct EpisodeOutcome {
     /// Delay from the episode start to the start of the first flagged interval, in
     /// intervals of the flagging detector (0 = the interval holding the start).
     pub delay_intervals: Option<i64>,
+    /// Alerts (notified incidents) on it, when the results hold incident
+    /// documents ([`Report::add_alerts`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<usize>,
 }
+
+/// What the alerts said: from the incident documents of `waflog detect --alerts`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertFigures {
+    /// Incidents that raised an alert.
+    pub alerts: usize,
+    /// Of those, alerts overlapping an episode (from its start to
+    /// [`ALERT_REACH_MS`] after its end).
+    pub true_alerts: usize,
+    /// `true_alerts / alerts` (None without alerts).
+    pub precision: Option<f64>,
+    /// Incidents, alerted or not.
+    pub incidents: usize,
+}
+
+/// How long after an episode's end an alert still counts as its alert.
+pub const ALERT_REACH_MS: i64 = 15 * 60_000;
 
 /// Per-detector figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -77,6 +99,10 @@ pub struct Report {
     pub precision: Option<f64>,
     /// Over all detectors, per detector-day.
     pub false_alarms_per_detector_day: f64,
+    /// Alerts per episode and alert precision, when the results hold incident
+    /// documents ([`Report::add_alerts`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertFigures>,
 }
 
 /// The indicator and raw fields an episode field moves.
@@ -131,6 +157,7 @@ pub fn evaluate(
             detected: false,
             first_flag_ms: None,
             delay_intervals: None,
+            alerts: None,
         })
         .collect();
     let mut detectors = Vec::new();
@@ -233,10 +260,38 @@ pub fn evaluate(
             0.0
         },
         detectors,
+        alerts: None,
     }
 }
 
 impl Report {
+    /// Adds the alert figures: each incident that raised an alert (`alert_id`)
+    /// counts for every episode it overlaps (from the episode's start to
+    /// [`ALERT_REACH_MS`] after its end); an alert overlapping none is a false
+    /// alert. Without incidents, nothing is added.
+    pub fn add_alerts(&mut self, truth: &[TruthEpisode], incidents: &[Incident]) {
+        if incidents.is_empty() {
+            return;
+        }
+        let alerted: Vec<&Incident> = incidents.iter().filter(|i| i.alert_id.is_some()).collect();
+        let overlaps = |i: &Incident, t: &TruthEpisode| {
+            i.data_end_time > t.start_ms && i.data_start_time < t.end_ms + ALERT_REACH_MS
+        };
+        for (e, t) in self.episodes.iter_mut().zip(truth) {
+            e.alerts = Some(alerted.iter().filter(|i| overlaps(i, t)).count());
+        }
+        let true_alerts = alerted
+            .iter()
+            .filter(|i| truth.iter().any(|t| overlaps(i, t)))
+            .count();
+        self.alerts = Some(AlertFigures {
+            alerts: alerted.len(),
+            true_alerts,
+            precision: (!alerted.is_empty()).then(|| true_alerts as f64 / alerted.len() as f64),
+            incidents: incidents.len(),
+        });
+    }
+
     /// The report as a plain-text table.
     pub fn table(&self) -> String {
         let pct = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{:.2}", x));
@@ -274,9 +329,18 @@ impl Report {
             self.false_alarms_per_detector_day,
             self.days
         );
+        if let Some(a) = &self.alerts {
+            s += &format!(
+                "alerts: {} ({} on an episode, alert precision {}) from {} incidents\n",
+                a.alerts,
+                a.true_alerts,
+                pct(a.precision),
+                a.incidents
+            );
+        }
         for e in &self.episodes {
             s += &format!(
-                "  {:<15} {:>5.2} {} .. {}  {}\n",
+                "  {:<15} {:>5.2} {} .. {}  {}{}\n",
                 e.field,
                 e.intensity,
                 crate::timestamp::to_rfc3339(e.start_ms),
@@ -285,7 +349,9 @@ impl Report {
                     Some(d) => format!("detected after {d} interval(s)"),
                     None if e.detectors.is_empty() => "no detector covers this field".into(),
                     None => "MISSED".into(),
-                }
+                },
+                e.alerts
+                    .map_or(String::new(), |n| format!(", {n} alert(s)"))
             );
         }
         s
@@ -329,6 +395,8 @@ mod tests {
             contributors: None,
             examples: None,
             feature_imputed: None,
+            shift_accepted: false,
+            incident_id: None,
         }
     }
 

@@ -273,7 +273,8 @@ pub fn results_template(base: &str) -> Value {
                     "feature_imputed": {"type": "nested", "properties": {
                         "feature_id": {"type": "keyword"},
                         "imputed": {"type": "boolean"}
-                    }}
+                    }},
+                    "shift_accepted": {"type": "boolean"}
                 }
             }
         }
@@ -455,6 +456,8 @@ mod tests {
                 // mapping example.
                 "properties.feature_imputed",
                 "properties.feature_imputed.*",
+                // A sustained shift taken as the new normal (`ewma`).
+                "properties.shift_accepted",
             ],
             &optional.iter().map(String::as_str).collect::<Vec<_>>(),
         );

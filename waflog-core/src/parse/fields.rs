@@ -18,6 +18,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use crate::parse::schema::KeySeed;
 
+mod skim;
+
 /// One extracted value.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Scalar<'a> {
@@ -228,7 +230,25 @@ impl FieldSet {
 
     /// Parses `line` (a JSON object) and fills `out[i]` with the value of path `i`
     /// (`None` when absent). The whole line is validated as JSON.
+    ///
+    /// Usual records take a byte-level fast path ([`skim`]); whatever it leaves
+    /// (errors included) is read by serde_json, so values and errors are the same
+    /// either way.
     pub fn extract<'a>(
+        &self,
+        line: &'a str,
+        out: &mut Vec<Option<Scalar<'a>>>,
+    ) -> Result<(), serde_json::Error> {
+        out.clear();
+        out.resize(self.paths.len(), None);
+        if !self.arrays && skim::extract(&self.root, line, out).is_ok() {
+            return Ok(());
+        }
+        self.extract_serde(line, out)
+    }
+
+    /// [`FieldSet::extract`] by serde_json alone.
+    fn extract_serde<'a>(
         &self,
         line: &'a str,
         out: &mut Vec<Option<Scalar<'a>>>,

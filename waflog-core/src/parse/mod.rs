@@ -41,6 +41,7 @@ pub mod csv;
 pub(crate) mod fields;
 pub mod lines;
 pub mod schema;
+pub(crate) mod skim;
 pub mod view;
 
 use std::borrow::Cow;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::names;
+use crate::parse::skim::{Bail, Skim, Step};
 
 /// A status as found in a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +24,7 @@ pub enum StatusValue {
 ///
 /// This is what makes the transform fast: no allocation for plain strings, no
 /// re-serialisation of the record.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct RecordView<'a> {
     /// Raw text of `timestamp`.
     #[serde(borrow, default)]
@@ -99,7 +100,7 @@ fn request_object<'de: 'a, 'a, D: serde::Deserializer<'de>>(
 }
 
 /// The `httpRequest` part of a [`RecordView`].
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct RequestView<'a> {
     /// `httpRequest.country`.
     #[serde(borrow, default)]
@@ -109,7 +110,112 @@ pub struct RequestView<'a> {
     pub http_method: Option<Cow<'a, str>>,
 }
 
+impl<'a> RecordView<'a> {
+    /// The view of the JSON object `text` by the byte-level scanner
+    /// (`parse::skim`, crate-internal), or `None` when serde_json must read the line (an
+    /// error to word, an escaped string, a rare form). When it is `Some`, it is
+    /// the view serde_json gives.
+    pub fn skim(text: &'a str) -> Option<RecordView<'a>> {
+        skim_view(text).ok()
+    }
+}
+
+/// [`RecordView::skim`]; a repeated field bails, as serde's derived
+/// `Deserialize` refuses it.
+fn skim_view(text: &str) -> Step<RecordView<'_>> {
+    let mut s = Skim::new(text)?;
+    let mut v = RecordView::default();
+    let mut seen = 0u32;
+    s.members(1, |s, key| {
+        let bit = match key {
+            "timestamp" => 0,
+            "action" => 1,
+            "httpSourceName" => 2,
+            "httpStatus" => 3,
+            "responseCodeSent" => 4,
+            "httpRequest" => 5,
+            _ => match names::INDICATORS.iter().position(|n| *n == key) {
+                Some(i) => 6 + i,
+                None => return s.skip(1),
+            },
+        };
+        if seen & (1 << bit) != 0 {
+            return Err(Bail);
+        }
+        seen |= 1 << bit;
+        match bit {
+            0 => v.timestamp = raw_or_null(s)?,
+            1 => v.action = s.text_or_null()?.map(Cow::Borrowed),
+            2 => v.http_source_name = s.text_or_null()?.map(Cow::Borrowed),
+            3 => v.http_status = raw_or_null(s)?,
+            4 => v.response_code_sent = raw_or_null(s)?,
+            5 => v.http_request = skim_request(s)?,
+            _ => {
+                s.skip(1)?;
+                v.set_indicator(bit - 6);
+            }
+        }
+        Ok(())
+    })?;
+    s.end()?;
+    Ok(v)
+}
+
+/// A value kept raw; `null` is absent, as for serde's `Option`.
+fn raw_or_null<'a>(s: &mut Skim<'a>) -> Step<Option<&'a RawValue>> {
+    if s.peek()? == b'n' {
+        return s.literal(b"null").map(|()| None);
+    }
+    let raw = s.raw(1)?;
+    serde_json::from_str(raw).map(Some).map_err(|_| Bail)
+}
+
+/// `httpRequest`: an object or `null` ([`request_object`]).
+fn skim_request<'a>(s: &mut Skim<'a>) -> Step<Option<RequestView<'a>>> {
+    if s.peek()? == b'n' {
+        return s.literal(b"null").map(|()| None);
+    }
+    let mut r = RequestView::default();
+    let mut seen = 0u8;
+    s.members(2, |s, key| {
+        let bit = match key {
+            "country" => 1,
+            "httpMethod" => 2,
+            _ => return s.skip(2),
+        };
+        if seen & bit != 0 {
+            return Err(Bail);
+        }
+        seen |= bit;
+        let text = s.text_or_null()?.map(Cow::Borrowed);
+        if bit == 1 {
+            r.country = text;
+        } else {
+            r.http_method = text;
+        }
+        Ok(())
+    })?;
+    Ok(Some(r))
+}
+
 impl RecordView<'_> {
+    /// Marks the indicator `names::INDICATORS[i]` as present.
+    fn set_indicator(&mut self, i: usize) {
+        let flag = match i {
+            0 => &mut self.k_country,
+            1 => &mut self.unk_country,
+            2 => &mut self.k_action,
+            3 => &mut self.b_action,
+            4 => &mut self.o_httpstatus,
+            5 => &mut self.b_httpstatus,
+            6 => &mut self.common_method,
+            7 => &mut self.uncommon_method,
+            8 => &mut self.k_source,
+            _ => &mut self.unk_source,
+        };
+        *flag = true;
+    }
+
     /// True when the record already carries indicator fields (it was transformed
     /// before); such records take the slow path that replaces them.
     pub fn has_indicators(&self) -> bool {
@@ -179,5 +285,68 @@ fn raw_status(raw: &str) -> StatusValue {
     match digits.parse::<u16>() {
         Ok(c) if (100..=999).contains(&c) => StatusValue::Code(c),
         _ => StatusValue::Unreadable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = r#"{"timestamp":1714521600000,"formatVersion":1,"action":"BLOCK","httpSourceName":"ALB","ruleGroupList":[{"ruleGroupId":"AWS#Common","terminatingRule":null}],"httpRequest":{"clientIp":"203.0.113.7","country":"FR","headers":[{"name":"Host","value":"a.example"}],"httpMethod":"GET","uri":"/"},"httpStatus":"403","responseCodeSent":null,"K_country":1,"labels":[]}"#;
+
+    /// serde_json's view, as text.
+    fn serde_view(line: &str) -> Result<String, String> {
+        serde_json::from_str::<RecordView<'_>>(line)
+            .map(|v| format!("{v:?}"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_scanner_gives_serde_jsons_view() {
+        let v = RecordView::skim(LINE).expect("a usual record is scanned");
+        assert_eq!(Ok(format!("{v:?}")), serde_view(LINE));
+        assert_eq!(v.timestamp.map(RawValue::get), Some("1714521600000"));
+        assert_eq!(v.http_status.map(RawValue::get), Some("\"403\""));
+        assert!(v.response_code_sent.is_none());
+        assert_eq!(
+            v.http_request.and_then(|r| r.http_method),
+            Some(Cow::Borrowed("GET"))
+        );
+        for name in names::INDICATORS {
+            let line = format!(r#"{{"timestamp":1,"{name}":null}}"#);
+            let v = RecordView::skim(&line).expect("scanned");
+            assert!(v.has_indicators(), "{name}");
+            assert_eq!(Ok(format!("{v:?}")), serde_view(&line), "{name}");
+        }
+    }
+
+    #[test]
+    fn what_serde_refuses_or_decodes_is_left_to_it() {
+        for line in [
+            r#"{"timestamp":1,"timestamp":2}"#,
+            r#"{"timestamp":1,"B_action":1,"B_action":1}"#,
+            r#"{"timestamp":1,"httpRequest":{"country":"US","country":"FR"}}"#,
+            r#"{"timestamp":1,"httpRequest":[1]}"#,
+            r#"{"timestamp":1,"action":5}"#,
+            r#"{"timestamp":1,"action":"BL\"OCK"}"#,
+            r#"{"timestamp":1,"x":1,}"#,
+        ] {
+            assert!(RecordView::skim(line).is_none(), "{line}");
+        }
+    }
+
+    /// Whenever the scanner gives a view, serde_json gives the same one: random
+    /// edits of a record, fixed seed.
+    #[test]
+    fn random_edits_never_make_the_scanner_and_serde_disagree() {
+        let alphabet = b"{}[]:,\"\\ -+.eE0123456789tfnulrs/";
+        let mut scanned = 0;
+        crate::parse::skim::each_random_edit(LINE, alphabet, 5, 40_000, |line| {
+            if let Some(v) = RecordView::skim(line) {
+                scanned += 1;
+                assert_eq!(Ok(format!("{v:?}")), serde_view(line), "{line}");
+            }
+        });
+        assert!(scanned > 2_000, "only {scanned} edits were scanned");
     }
 }

@@ -60,7 +60,9 @@ use std::convert::Infallible;
 
 pub use state::{S3Current, STATE_VERSION, State, StateError};
 
-use crate::alert::{AlertBook, DeliveryReport, Evaluator, Notification, Notifier};
+use crate::alert::{
+    AlertBook, Correlator, DeliveryReport, Evaluator, Incident, Notification, Notifier,
+};
 use crate::detect::{AnomalyResult, Engine};
 use crate::error::SchemaError;
 use crate::parse::DeadLetter;
@@ -93,6 +95,13 @@ pub trait ResultObserver {
     /// [`Pipeline::deliver`]); `alerts` is the book after it.
     fn delivered(&mut self, report: &DeliveryReport, alerts: &AlertBook) {
         let _ = (report, alerts);
+    }
+
+    /// Incidents that closed (their last anomaly is [`crate::alert::incident::QUIET_MS`]
+    /// of event time behind, or the input ended), after the results that closed
+    /// them; with alerting, `alert_id` names the alert that notified each.
+    fn incidents(&mut self, incidents: &[Incident]) {
+        let _ = incidents;
     }
 
     /// The last results of a run have been given ([`Pipeline::finish`] and
@@ -137,6 +146,10 @@ where
     fn delivered(&mut self, report: &DeliveryReport, alerts: &AlertBook) {
         self.0.delivered(report, alerts);
         self.1.delivered(report, alerts);
+    }
+    fn incidents(&mut self, incidents: &[Incident]) {
+        self.0.incidents(incidents);
+        self.1.incidents(incidents);
     }
     fn flush(&mut self) -> Result<(), A::Error> {
         self.0.flush()?;
@@ -268,6 +281,8 @@ impl Alerting {
 pub struct Pipeline<O = ()> {
     engine: Engine,
     alerting: Option<Alerting>,
+    /// Groups anomalies into incidents (see [`crate::alert::incident`]).
+    correlator: Correlator,
     observer: O,
     pending: Vec<AnomalyResult>,
     stats: PipelineStats,
@@ -285,6 +300,7 @@ impl Pipeline<()> {
         Pipeline {
             engine,
             alerting: None,
+            correlator: Correlator::new(),
             observer: (),
             pending: Vec::new(),
             stats: PipelineStats::default(),
@@ -301,6 +317,7 @@ impl<O: ResultObserver> Pipeline<O> {
         Pipeline {
             engine: self.engine,
             alerting: self.alerting,
+            correlator: self.correlator,
             observer,
             pending: self.pending,
             stats: self.stats,
@@ -342,6 +359,9 @@ impl<O: ResultObserver> Pipeline<O> {
     pub fn with_state(mut self, mut state: State) -> Self {
         state.engine = None;
         state.alerts = None;
+        if let Some(c) = state.incidents.take() {
+            self.correlator = c;
+        }
         self.carried = state;
         self
     }
@@ -437,6 +457,9 @@ impl<O: ResultObserver> Pipeline<O> {
     /// as [`Pipeline::suspend`].
     pub fn finish(&mut self) -> Result<Finished, O::Error> {
         let unscored = self.engine.finish(&mut self.pending);
+        self.emit()?;
+        let open = self.correlator.close_all();
+        self.hand_on_incidents(open);
         self.end(unscored)
     }
 
@@ -468,15 +491,38 @@ impl<O: ResultObserver> Pipeline<O> {
         Ok(done)
     }
 
-    /// Results to the monitors (delivering what is due), then to the observer.
+    /// Closed incidents to the observer, with the alerts that notified them.
+    fn hand_on_incidents(&mut self, mut closed: Vec<Incident>) {
+        if closed.is_empty() {
+            return;
+        }
+        if let Some(a) = &self.alerting {
+            for inc in &mut closed {
+                inc.alert_id = a
+                    .eval
+                    .book()
+                    .incident_alert(&inc.incident_id)
+                    .map(|al| al.id.clone());
+            }
+        }
+        self.observer.incidents(&closed);
+    }
+
+    /// Results to the correlator (incidents), the monitors (delivering what is
+    /// due), then to the observer.
     fn emit(&mut self) -> Result<(), O::Error> {
+        let closed = self.correlator.correlate(&mut self.pending);
         if let Some(a) = &mut self.alerting {
             for r in &self.pending {
                 a.max_end = Some(
                     a.max_end
                         .map_or(r.data_end_time, |m| m.max(r.data_end_time)),
                 );
-                let notes = a.eval.observe(r);
+                let incident = r
+                    .incident_id
+                    .as_deref()
+                    .and_then(|id| self.correlator.get(id));
+                let notes = a.eval.observe_in(r, incident);
                 if !notes.is_empty() {
                     self.observer.notifications(&notes);
                 }
@@ -488,7 +534,9 @@ impl<O: ResultObserver> Pipeline<O> {
             .observer
             .results(&self.pending, self.alerting.as_ref().map(|a| a.eval.book()));
         self.pending.clear();
-        outcome
+        outcome?;
+        self.hand_on_incidents(closed);
+        Ok(())
     }
 
     /// Every line of the input to the stream position `sequence` of `shard`
@@ -509,7 +557,13 @@ impl<O: ResultObserver> Pipeline<O> {
         s.engine = Some(self.engine.snapshot());
         s.records = self.carried.records + self.engine.stats().records;
         s.alerts = self.alerting.as_ref().map(|a| a.eval.book().clone());
+        s.incidents = Some(self.correlator.clone());
         s
+    }
+
+    /// The open incidents (see [`crate::alert::incident`]).
+    pub fn incidents(&self) -> &[Incident] {
+        self.correlator.open()
     }
 
     /// Records the models took in before this run (from the state carried over).

@@ -4,7 +4,7 @@
 //! The layout is the `--state` file of the CLI (JSON, version 1): the detection
 //! engine's fields at the top level (`detectors`, `max_event_ms`, `slots`), then
 //! `checkpoints` (stream positions), `records`, `alerts` (the alert book and its
-//! outbox), and the S3 positions of `waflog transform --state` (`s3_done`,
+//! outbox), `incidents` (the open incidents, see [`crate::alert::incident`]), and the S3 positions of `waflog transform --state` (`s3_done`,
 //! `s3_current`). Every part is optional but the version, so the files written by
 //! `detect --state` and by `transform --state` both read as a `State`.
 //!
@@ -28,7 +28,7 @@ use std::io::{Read, Write};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{AlertBook, AlertError};
+use crate::alert::{AlertBook, AlertError, Correlator};
 use crate::detect::engine::SlotState;
 use crate::detect::{DetectorSpec, EngineState};
 
@@ -91,6 +91,8 @@ pub struct State {
     pub s3_done: BTreeSet<String>,
     /// The S3 input being read when a transform stopped.
     pub s3_current: Option<S3Current>,
+    /// The open incidents (absent in states written before incidents).
+    pub incidents: Option<Correlator>,
 }
 
 /// The document as written: the engine's fields flattened at the top level.
@@ -113,6 +115,8 @@ struct Wire {
     s3_done: BTreeSet<String>,
     #[serde(default)]
     s3_current: Option<S3Current>,
+    #[serde(default)]
+    incidents: Option<Correlator>,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +184,7 @@ impl State {
             alerts: wire.alerts,
             s3_done: wire.s3_done,
             s3_current: wire.s3_current,
+            incidents: wire.incidents,
         })
     }
 
@@ -237,6 +242,9 @@ impl Serialize for State {
         }
         if let Some(c) = &self.s3_current {
             m.serialize_entry("s3_current", c)?;
+        }
+        if let Some(c) = &self.incidents {
+            m.serialize_entry("incidents", c)?;
         }
         m.end()
     }
