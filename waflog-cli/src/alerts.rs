@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use waflog_core::Config;
 use waflog_core::alert::{
-    AlertBook, DeliveryReport, Evaluator, Monitor, Notification, NotificationKind, Notifier,
+    AlertBook, DeliveryReport, Evaluator, Label, Monitor, Notification, NotificationKind, Notifier,
 };
-use waflog_core::pipeline::{Pipeline, ResultObserver};
+use waflog_core::pipeline::{Feedback, Pipeline, ResultObserver};
 
 use crate::aws::AwsContext;
 use crate::sink::notifiers;
@@ -48,11 +48,18 @@ pub struct Ack {
     pub id: String,
     /// When, epoch ms.
     pub at: i64,
+    /// The responder's verdict (`--not-anomaly`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
 }
 
-/// Applies the acknowledgements waiting in `path` to `book` and removes the file.
-/// Unknown or already closed alerts are reported and skipped.
-pub fn apply_acks(book: &mut AlertBook, path: &Path) -> anyhow::Result<usize> {
+/// Applies the acknowledgements waiting in `path` to the pipeline's alerts (and,
+/// with a label, its detectors) and removes the file. Unknown or already closed
+/// alerts are reported and skipped.
+pub fn apply_acks<O: ResultObserver>(
+    pipeline: &mut Pipeline<O>,
+    path: &Path,
+) -> anyhow::Result<usize> {
     // Renamed first, so an ack appended meanwhile goes to a new file, not lost.
     let taken = path.with_extension("acks.applying");
     match std::fs::rename(path, &taken) {
@@ -62,14 +69,9 @@ pub fn apply_acks(book: &mut AlertBook, path: &Path) -> anyhow::Result<usize> {
     }
     let mut applied = 0;
     for ack in read_acks(&taken)? {
-        match book.acknowledge(&ack.id, ack.at) {
-            Ok(a) => {
-                tracing::info!(
-                    "alert {} ({} / {}) acknowledged",
-                    a.id,
-                    a.monitor,
-                    a.trigger
-                );
+        match pipeline.acknowledge(&ack.id, ack.at, ack.label) {
+            Ok(feedback) => {
+                log_feedback(&feedback);
                 applied += 1;
             }
             Err(e) => tracing::warn!("acknowledgement of {}: {e}", ack.id),
@@ -77,6 +79,33 @@ pub fn apply_acks(book: &mut AlertBook, path: &Path) -> anyhow::Result<usize> {
     }
     let _ = std::fs::remove_file(&taken);
     Ok(applied)
+}
+
+/// Logs what an acknowledgement changed.
+pub fn log_feedback(feedback: &[Feedback]) {
+    for f in feedback {
+        let a = &f.alert;
+        match f.label {
+            None => tracing::info!(
+                "alert {} ({} / {}) acknowledged",
+                a.id,
+                a.monitor,
+                a.trigger
+            ),
+            Some(label) => tracing::info!(
+                "alert {} ({} / {}) completed as {label}; detector {} {}",
+                a.id,
+                a.monitor,
+                a.trigger,
+                a.detector,
+                if f.learnt {
+                    "learnt its level as normal"
+                } else {
+                    "kept its model (it takes no feedback, or no longer has this model)"
+                }
+            ),
+        }
+    }
 }
 
 /// The acknowledgements in an acks file (none when it does not exist); bad lines
@@ -161,15 +190,15 @@ pub fn start(
         acks: state.map(acks_path),
         last_tick: std::time::Instant::now(),
     };
-    side.take_acks(eval.book_mut())?;
     Ok((eval, notifiers, side))
 }
 
 impl Alerting {
-    /// Applies waiting acknowledgements.
-    pub fn take_acks(&self, book: &mut AlertBook) -> anyhow::Result<()> {
+    /// Applies waiting acknowledgements (at start, once the pipeline has its
+    /// alerting, and at each tick).
+    pub fn take_acks<O: ResultObserver>(&self, pipeline: &mut Pipeline<O>) -> anyhow::Result<()> {
         if let Some(p) = &self.acks {
-            apply_acks(book, p)?;
+            apply_acks(pipeline, p)?;
         }
         Ok(())
     }
@@ -182,28 +211,34 @@ impl Alerting {
             return false;
         }
         self.last_tick = std::time::Instant::now();
-        if let Some(book) = pipeline.alerts_mut() {
-            if let Err(e) = self.take_acks(book) {
-                tracing::warn!("{e:#}");
-            }
+        if let Err(e) = self.take_acks(pipeline) {
+            tracing::warn!("{e:#}");
         }
         pipeline.deliver();
         true
     }
 }
 
-/// Acknowledges the alert with exactly this ID (from the dashboard).
-pub fn acknowledge_exact(
-    book: &mut AlertBook,
+/// Acknowledges the alert with exactly this ID (from the dashboard), with the
+/// responder's label if any.
+pub fn acknowledge_exact<O: ResultObserver>(
+    pipeline: &mut Pipeline<O>,
     id: &str,
+    label: Option<Label>,
 ) -> Result<waflog_core::dashboard::AlertView, AckRefusal> {
-    match book.get(id) {
-        Ok(a) if a.id == id => {}
-        _ => return Err(AckRefusal::Unknown(format!("no alert with ID `{id}`"))),
+    match pipeline.alerts().map(|b| b.get(id)) {
+        Some(Ok(a)) if a.id == id => {}
+        Some(_) => return Err(AckRefusal::Unknown(format!("no alert with ID `{id}`"))),
+        None => return Err(AckRefusal::Unknown("alerting is off".into())),
     }
-    book.acknowledge(id, now_ms())
-        .map(waflog_core::dashboard::AlertView::of)
-        .map_err(|e| AckRefusal::Conflict(e.to_string()))
+    let feedback = pipeline
+        .acknowledge(id, now_ms(), label)
+        .map_err(|e| AckRefusal::Conflict(e.to_string()))?;
+    log_feedback(&feedback);
+    feedback
+        .first()
+        .map(|f| waflog_core::dashboard::AlertView::of(&f.alert))
+        .ok_or_else(|| AckRefusal::Unknown(format!("no alert with ID `{id}`")))
 }
 
 /// Logs what the monitors raised and counts it.

@@ -227,9 +227,18 @@ pub enum AlertsAction {
         all: bool,
     },
     /// Acknowledge an open alert: no more re-notifications; it still completes.
+    /// With --not-anomaly, tell the detector it was normal.
     Ack {
         /// The alert ID, or a unique prefix of at least 4 characters.
         id: String,
+        /// The intervals it fired on were normal: the alert (and the alerts merged
+        /// into its incident) complete now with the label `not_anomaly`, and each
+        /// one's detector learns that level as normal at full weight (ewma
+        /// detectors; the others keep their model). The label stays on the alert,
+        /// its incident and a `feedback` document in the results (with --alerts),
+        /// which `waflog eval` reports.
+        #[arg(long)]
+        not_anomaly: bool,
     },
     /// Send a test notification through one channel (a dry run of a trigger with no
     /// data); exit 0 when it was delivered, 2 when not.

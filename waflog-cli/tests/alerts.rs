@@ -517,3 +517,128 @@ fn a_running_detect_takes_in_an_acknowledgement_within_seconds() {
         .collect();
     assert_eq!(kinds, ["fired", "completed"], "{err}");
 }
+
+/// Feedback (issue 17 part 5): `alerts ack ID --not-anomaly` between two runs on
+/// one state closes a sustained episode's alert with the label, the detector takes
+/// the level as normal (nothing fires again in the rest of the episode), the
+/// results carry a feedback document and `waflog eval` reports the label.
+#[test]
+fn not_anomaly_feedback_closes_the_alert_and_eval_keeps_the_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logs, truth) = (
+        dir.path().join("logs.ndjson"),
+        dir.path().join("truth.json"),
+    );
+    let (code, _, err) = run(waflog()
+        .args(["generate", "--seed", "7", "--start", "2024-05-01T00:00:00Z"])
+        .args([
+            "--duration",
+            "6h",
+            "--inject",
+            "country:1h:4h:0.3",
+            "--truth",
+        ])
+        .arg(&truth)
+        .arg("-o")
+        .arg(&logs));
+    assert_eq!(code, 0, "{err}");
+    // Two parts: up to 1h30m (the alert is open), and the rest.
+    let cut = 1_714_521_600_000i64 + 90 * 60_000;
+    let (mut first, mut second) = (String::new(), String::new());
+    for l in std::fs::read_to_string(&logs).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let part = if v["timestamp"].as_i64().unwrap() < cut {
+            &mut first
+        } else {
+            &mut second
+        };
+        part.push_str(l);
+        part.push('\n');
+    }
+    let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+    std::fs::write(&a, first).unwrap();
+    std::fs::write(&b, second).unwrap();
+    let file = dir.path().join("alerts.ndjson");
+    let cfg = dir.path().join("waflog.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[channels]]\nname = \"file\"\ntype = \"file\"\npath = \"{}\"\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state.json");
+    let detect = |input: &Path, out: &Path| {
+        run(waflog()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("detect")
+            .arg(input)
+            .args(["--alerts", "--state"])
+            .arg(&state)
+            .arg("-o")
+            .arg(out))
+    };
+    let (r1, r2) = (dir.path().join("r1.ndjson"), dir.path().join("r2.ndjson"));
+    let (code, _, err) = detect(&a, &r1);
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = alerts_cmd(&state, &["list", "--json"]);
+    let alert = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|a| a["monitor"] == "UNK_country-Monitor")
+        .unwrap_or_else(|| panic!("no country alert: {out}"));
+    assert_eq!(alert["lifecycle"], "ACTIVE", "{out}");
+    let id = alert["id"].as_str().unwrap().to_string();
+    let (code, _, err) = alerts_cmd(&state, &["ack", &id, "--not-anomaly"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("as not an anomaly"), "{err}");
+    let (code, _, err) = detect(&b, &r2);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("completed as not_anomaly"), "{err}");
+    assert!(err.contains("learnt its level as normal"), "{err}");
+    let country: Vec<serde_json::Value> = lines(&file)
+        .into_iter()
+        .filter(|n| n["monitor"] == "UNK_country-Monitor")
+        .collect();
+    let kinds: Vec<&str> = country
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["fired", "completed"], "{country:#?}");
+    assert!(
+        country[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("a responder marked it as not an anomaly")
+    );
+    let (_, out, _) = alerts_cmd(&state, &["list", "--all", "--json"]);
+    let done = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|a| a["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(done["label"], "not_anomaly", "{out}");
+    assert_eq!(done["lifecycle"], "COMPLETED", "{out}");
+    let feedback: Vec<serde_json::Value> = lines(&r2)
+        .into_iter()
+        .filter(|l| l["type"] == "feedback")
+        .collect();
+    assert_eq!(feedback.len(), 1, "{feedback:?}");
+    assert_eq!(feedback[0]["alert_id"], id.as_str());
+    assert_eq!(feedback[0]["label"], "not_anomaly");
+    assert_eq!(feedback[0]["learnt"], true);
+    let (code, out, err) = run(waflog()
+        .arg("eval")
+        .arg("--truth")
+        .arg(&truth)
+        .arg(&r1)
+        .arg(&r2));
+    assert_eq!(code, 0, "{err}");
+    // The truth disagrees with the responder: the episode was injected.
+    assert!(
+        out.contains("labelled not_anomaly by a responder: 1 (0 on no episode"),
+        "{out}"
+    );
+}

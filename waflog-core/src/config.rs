@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{Channel, Monitor};
 use crate::detect::DetectorSpec;
+use crate::detect::rules::{Rule, Window};
 use crate::error::ConfigError;
 pub use crate::features::{AWS_SOURCES, FeaturesConfig, Preset, ResolvedFeatures};
 use crate::features::{FeatureMap, StatusSet};
@@ -60,6 +61,14 @@ pub struct Config {
     /// `[[channels]]`; when absent, [`Channel::defaults`] (one `stdout` channel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<Vec<Channel>>,
+    /// `[[rules]]`: deviations that do not count, per detector and feature (see
+    /// [`crate::detect::rules`]); added to the detectors they name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+    /// `[[suppress]]`: suppression windows (see [`crate::detect::rules`]); added to
+    /// the detectors they name (every detector when they name none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppress: Vec<Window>,
 }
 
 /// The `[input]` section.
@@ -214,6 +223,7 @@ impl Config {
         if let Some(d) = &self.detectors {
             crate::detect::spec::validate_all(d, path)?;
         }
+        self.validate_scoped(path)?;
         crate::alert::config::validate(
             &self.monitors,
             &self.channel_specs(),
@@ -228,11 +238,82 @@ impl Config {
         self.channels.clone().unwrap_or_else(Channel::defaults)
     }
 
-    /// The detectors to run: `[[detectors]]`, or the built-in ones.
+    /// The detectors to run: `[[detectors]]`, or the built-in ones, each with the
+    /// top-level `[[rules]]` and `[[suppress]]` windows that name it.
     pub fn detector_specs(&self) -> Vec<DetectorSpec> {
-        self.detectors
+        let mut specs = self
+            .detectors
             .clone()
-            .unwrap_or_else(DetectorSpec::defaults)
+            .unwrap_or_else(DetectorSpec::defaults);
+        for s in &mut specs {
+            let name = s.name.clone();
+            s.rules.extend(
+                self.rules
+                    .iter()
+                    .filter(|r| r.detector.as_ref().is_none_or(|d| *d == name))
+                    .filter(|r| {
+                        r.feature
+                            .as_ref()
+                            .is_none_or(|f| s.features.iter().any(|g| g.name == *f))
+                    })
+                    .map(|r| Rule {
+                        detector: None,
+                        ..r.clone()
+                    }),
+            );
+            s.suppress.extend(
+                self.suppress
+                    .iter()
+                    .filter(|w| w.covers(&name))
+                    .map(|w| Window {
+                        detectors: Vec::new(),
+                        ..w.clone()
+                    }),
+            );
+        }
+        specs
+    }
+
+    /// Checks the top-level `[[rules]]` and `[[suppress]]`: the detectors and
+    /// features they name exist.
+    fn validate_scoped(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: String, reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            reason,
+        };
+        let specs = self
+            .detectors
+            .clone()
+            .unwrap_or_else(DetectorSpec::defaults);
+        let find = |name: &str| specs.iter().find(|s| s.name == name);
+        for (i, r) in self.rules.iter().enumerate() {
+            let on: Vec<&DetectorSpec> = match &r.detector {
+                Some(d) => vec![find(d).ok_or_else(|| {
+                    invalid(format!("rules[{i}].detector"), format!("no detector `{d}`"))
+                })?],
+                None => specs.iter().collect(),
+            };
+            if let Some(f) = &r.feature
+                && !on.iter().any(|s| s.features.iter().any(|g| &g.name == f))
+            {
+                return Err(invalid(
+                    format!("rules[{i}].feature"),
+                    format!("no detector here has a feature `{f}`"),
+                ));
+            }
+            r.check()
+                .map_err(|(field, reason)| invalid(format!("rules[{i}].{field}"), reason))?;
+        }
+        for (i, w) in self.suppress.iter().enumerate() {
+            if let Some(d) = w.detectors.iter().find(|d| find(d).is_none()) {
+                return Err(invalid(
+                    format!("suppress[{i}].detectors"),
+                    format!("no detector `{d}`"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The feature map this configuration describes.

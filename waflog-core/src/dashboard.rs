@@ -259,6 +259,9 @@ pub struct AlertView {
     pub acknowledged_time: Option<i64>,
     /// One line on why it fired.
     pub summary: Option<String>,
+    /// A responder's verdict (`not_anomaly`), when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl AlertView {
@@ -299,6 +302,7 @@ impl AlertView {
             end_time: alert.end_time,
             acknowledged_time: alert.acknowledged_time,
             summary,
+            label: alert.label.map(|l| l.to_string()),
         }
     }
 }

@@ -480,7 +480,10 @@
     var det = el('span', { className: 'sub' });
     var stateSpan = el('span', { className: 'alert-state state-pill' });
     var btn = el('button', { type: 'button', className: 'ack', text: 'Acknowledge' });
-    btn.addEventListener('click', function () { ackAlert(tr.getAttribute('data-alert-id'), btn); });
+    btn.addEventListener('click', function () { ackAlert(tr.getAttribute('data-alert-id'), btn, null); });
+    // Feedback: the detector learns the level as normal and the alert completes.
+    var normal = el('button', { type: 'button', className: 'ack not-anomaly', text: 'Not an anomaly' });
+    normal.addEventListener('click', function () { ackAlert(tr.getAttribute('data-alert-id'), normal, 'not_anomaly'); });
     tr.appendChild(el('td', null, [sev]));
     tr.appendChild(el('td', { className: 'mon-cell' }, [mon, det]));
     tr.appendChild(el('td', { className: 'mono ent' }));
@@ -488,8 +491,8 @@
     tr.appendChild(stateTd);
     tr.appendChild(el('td', { className: 'when' }));
     tr.appendChild(el('td', { className: 'summary' }));
-    tr.appendChild(el('td', { className: 'ack-col' }, [btn]));
-    tr._parts = { sev: sev, mon: mon, det: det, state: stateSpan, btn: btn };
+    tr.appendChild(el('td', { className: 'ack-col' }, [btn, normal]));
+    tr._parts = { sev: sev, mon: mon, det: det, state: stateSpan, btn: btn, normal: normal };
     return tr;
   }
 
@@ -503,7 +506,7 @@
     p.det.textContent = a.detector || '';
     p.mon.setAttribute('title', a.trigger ? 'trigger ' + a.trigger : '');
     cells[2].textContent = a.entity == null ? '—' : String(a.entity);
-    p.state.textContent = String(a.state);
+    p.state.textContent = String(a.state) + (a.label === 'not_anomaly' ? ' · not an anomaly' : '');
     tr.setAttribute('data-state', String(a.state));
     var when = cells[4];
     clear(when);
@@ -526,6 +529,9 @@
     p.btn.hidden = !showAck;
     p.btn.disabled = !showAck || a.state !== 'ACTIVE' || state.ackPending.has(a.id);
     p.btn.setAttribute('aria-label', 'Acknowledge ' + (a.monitor || 'alert') + (a.entity != null ? ' for ' + a.entity : ''));
+    p.normal.hidden = !showAck;
+    p.normal.disabled = !showAck || (a.state !== 'ACTIVE' && a.state !== 'ACKNOWLEDGED') || state.ackPending.has(a.id);
+    p.normal.setAttribute('aria-label', 'Mark ' + (a.monitor || 'alert') + (a.entity != null ? ' for ' + a.entity : '') + ' as not an anomaly');
   }
 
   function renderAlerts() {
@@ -539,7 +545,7 @@
     setAlertError(state.alertError);
   }
 
-  function ackAlert(id, btn) {
+  function ackAlert(id, btn, label) {
     if (!id || state.ackPending.has(id)) return;
     state.ackPending.add(id);
     btn.disabled = true;
@@ -547,7 +553,7 @@
     fetch('api/alerts/' + encodeURIComponent(id) + '/ack', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: '{}'
+      body: label ? JSON.stringify({ label: label }) : '{}'
     }).then(function (res) {
       return res.text().then(function (text) {
         if (!res.ok) {

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use waflog_core::alert::{Alert, AlertBook, Evaluator};
+use waflog_core::alert::{Alert, AlertBook, Evaluator, Label};
 use waflog_core::timestamp::to_rfc3339;
 
 use crate::alerts::{self, Ack};
@@ -16,7 +16,7 @@ use crate::sink::notifiers;
 pub fn run(global: &GlobalArgs, args: &AlertsArgs) -> anyhow::Result<Finished> {
     match &args.action {
         AlertsAction::List { json, all } => list(args, *json, *all),
-        AlertsAction::Ack { id } => ack(args, id),
+        AlertsAction::Ack { id, not_anomaly } => ack(args, id, *not_anomaly),
         AlertsAction::Test { channel } => test(global, channel),
     }
 }
@@ -25,7 +25,8 @@ pub fn run(global: &GlobalArgs, args: &AlertsArgs) -> anyhow::Result<Finished> {
 fn list(args: &AlertsArgs, json: bool, all: bool) -> anyhow::Result<Finished> {
     let state = need_state(args)?;
     let mut book = load_book(state)?;
-    // Acknowledgements not yet taken in by detect show as applied.
+    // Acknowledgements not yet taken in by detect show as applied (a label shows
+    // once detect has taken it in).
     for ack in alerts::read_acks(&alerts::acks_path(state))? {
         let _ = book.acknowledge(&ack.id, ack.at);
     }
@@ -47,9 +48,9 @@ fn list(args: &AlertsArgs, json: bool, all: bool) -> anyhow::Result<Finished> {
     Ok(Finished::Ok)
 }
 
-/// `ack ID`: the acknowledgement appended to the state file's side file, for
-/// `waflog detect` to take in.
-fn ack(args: &AlertsArgs, id: &str) -> anyhow::Result<Finished> {
+/// `ack ID [--not-anomaly]`: the acknowledgement appended to the state file's side
+/// file, for `waflog detect` to take in.
+fn ack(args: &AlertsArgs, id: &str, not_anomaly: bool) -> anyhow::Result<Finished> {
     let state = need_state(args)?;
     let book = load_book(state)?;
     let alert = book
@@ -58,15 +59,22 @@ fn ack(args: &AlertsArgs, id: &str) -> anyhow::Result<Finished> {
     if !alert.is_open() {
         anyhow::bail!("alert {} is {} already", alert.id, alert.state());
     }
+    let label = not_anomaly.then_some(Label::NotAnomaly);
     let mut line = serde_json::to_vec(&Ack {
         id: alert.id.clone(),
         at: alerts::now_ms(),
+        label,
     })?;
     line.push(b'\n');
     let acks = alerts::acks_path(state);
     notifiers::append(&acks, &line).with_context(|| format!("cannot write {}", acks.display()))?;
+    let how = if not_anomaly {
+        " as not an anomaly"
+    } else {
+        ""
+    };
     crate::term::err_line(&format!(
-        "alert {} ({} / {}) acknowledged; `waflog detect --state {}` takes it in at its next tick or start",
+        "alert {} ({} / {}) acknowledged{how}; `waflog detect --state {}` takes it in at its next tick or start",
         alert.id,
         alert.monitor,
         alert.trigger,

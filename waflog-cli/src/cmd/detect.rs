@@ -12,10 +12,10 @@ use waflog_core::detect::metrics::MetricSeries;
 use waflog_core::detect::{AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, TimeRules};
 use waflog_core::error::SchemaError;
 use waflog_core::features::FeatureMap;
-use waflog_core::pipeline::{Pipeline, ResultObserver, State};
+use waflog_core::pipeline::{Feedback, FeedbackDocument, Pipeline, ResultObserver, State};
 use waflog_core::transform::TransformStats;
 
-use crate::alerts::{self, AckRefusal, AlertCounts, Alerting};
+use crate::alerts::{self, AlertCounts, Alerting};
 use crate::aws::AwsContext;
 use crate::cli::{DetectArgs, GlobalArgs, InputFormat};
 use crate::exit::Finished;
@@ -106,6 +106,20 @@ impl ResultObserver for Results {
         }
         for i in incidents {
             let doc = waflog_core::alert::incident::IncidentDocument::new(i);
+            if waflog_core::text::to_json_writer(&mut self.buf, &doc).is_ok() {
+                self.buf.push(b'\n');
+            }
+        }
+    }
+
+    /// With --alerts, each acknowledgement: one `"type":"feedback"` line among the
+    /// results (`waflog eval` reads the labels), and the dashboard's alerts.
+    fn feedback(&mut self, feedback: &[Feedback]) {
+        if !self.incidents || self.ocsf {
+            return;
+        }
+        for f in feedback {
+            let doc = FeedbackDocument::new(f);
             if waflog_core::text::to_json_writer(&mut self.buf, &doc).is_ok() {
                 self.buf.push(b'\n');
             }
@@ -204,6 +218,11 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         max_line: config.input.max_line_bytes,
         idle_exit,
     };
+    // Acknowledgements left by `waflog alerts ack` since the last run (their
+    // feedback documents go to the output).
+    if let Some(side) = &run.alerting {
+        side.take_acks(&mut run.pipeline)?;
+    }
     let mut dead = file_sink::create_or_stderr(args.input.dead_letter.as_deref())?;
     let started = Instant::now();
     run.train(&args.history, &mut dead)?;
@@ -800,10 +819,7 @@ fn serve_acks(pipeline: &mut Pipeline<Results>) -> usize {
     }
     let mut applied = 0;
     for req in requests {
-        let outcome = match pipeline.alerts_mut() {
-            Some(book) => alerts::acknowledge_exact(book, &req.id),
-            None => Err(AckRefusal::Unknown("alerting is off".into())),
-        };
+        let outcome = alerts::acknowledge_exact(pipeline, &req.id, req.label);
         if let Ok(view) = &outcome {
             applied += 1;
             tracing::info!(

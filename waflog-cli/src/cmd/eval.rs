@@ -4,6 +4,7 @@ use waflog_core::alert::incident::IncidentDocument;
 use waflog_core::detect::AnomalyResult;
 use waflog_core::error::SchemaError;
 use waflog_core::eval::episodes;
+use waflog_core::pipeline::FeedbackDocument;
 use waflog_core::simulate::TruthEpisode;
 use waflog_core::transform::TransformStats;
 
@@ -31,9 +32,21 @@ pub fn run(global: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<Finished> {
     let mut dead = file_sink::create_or_stderr(args.dead_letter.as_deref())?;
     let mut results = Vec::new();
     let mut incidents = Vec::new();
+    let mut feedback = Vec::new();
     let mut aws = AwsContext::new(global.aws_settings());
     for input in crate::source::documents(&args.results, &mut aws, max_line, "detect results")? {
         records::each_line(input?, max_line, &mut stats, &mut dead, |line| {
+            if let Some(doc) = FeedbackDocument::from_line(line) {
+                return Ok(match doc {
+                    Ok(f) => {
+                        feedback.push(f);
+                        Ok(())
+                    }
+                    Err(e) => Err(SchemaError::InvalidJson(format!(
+                        "not a waflog feedback document: {e}"
+                    ))),
+                });
+            }
             if let Some(doc) = IncidentDocument::from_line(line) {
                 return Ok(match doc {
                     Ok(i) => {
@@ -71,6 +84,7 @@ pub fn run(global: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<Finished> {
         );
     }
     let mut report = episodes::evaluate(&truth, &results, &specs, args.warmup);
+    episodes::apply_feedback(&mut incidents, &feedback);
     report.add_alerts(&truth, &incidents);
     if args.json {
         let mut text = serde_json::to_string_pretty(&report)?;

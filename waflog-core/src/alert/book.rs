@@ -128,6 +128,28 @@ pub struct Alert {
     /// the alert it is merged into stays open until it completes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// A responder's verdict (`waflog alerts ack ID --not-anomaly`, or the
+    /// dashboard's button): the alert completed with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+}
+
+/// A responder's verdict on an alert (feedback to the detectors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    /// The intervals it fired on were normal: the alert (and the alerts merged into
+    /// its incident) complete with this label, and the detector learns the level
+    /// as normal at full weight (see [`crate::pipeline::Pipeline::acknowledge`]).
+    NotAnomaly,
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Label::NotAnomaly => "not_anomaly",
+        })
+    }
 }
 
 impl Alert {

@@ -25,8 +25,8 @@
 use std::path::Path;
 
 use super::book::{
-    Alert, AlertBook, AlertIssue, AlertKey, AlertState, Candidate, IssueSource, Notification,
-    NotificationKind, Slot,
+    Alert, AlertBook, AlertIssue, AlertKey, AlertState, Candidate, IssueSource, Keyed, Label,
+    Notification, NotificationKind, Slot,
 };
 use super::config::{
     Channel, Condition, Monitor, MonitorInput, QueryAggregation, duration, validate,
@@ -238,6 +238,67 @@ impl Evaluator {
         &mut self.book
     }
 
+    /// A responder's verdict that open alert `id` (or a unique prefix) was not an
+    /// anomaly: it completes with [`Label::NotAnomaly`] and one `Completed`
+    /// notification saying so, and so do the alerts merged into it (its incident's
+    /// other alerts, silently). Returns the alerts it closed, lead first, and the
+    /// notification (also queued in the outbox). The detectors are told by
+    /// [`crate::pipeline::Pipeline::acknowledge`].
+    pub fn close_not_anomaly(
+        &mut self,
+        id: &str,
+        at_ms: i64,
+    ) -> Result<(Vec<Alert>, Vec<Notification>), AlertError> {
+        let found = self.book.get(id)?;
+        let (full, key) = (found.id.clone(), found.key());
+        if self.book.open.get(&key).is_none_or(|a| a.id != full) {
+            let state = found.state().to_string();
+            return Err(AlertError::NotOpen { id: full, state });
+        }
+        let mut keys = vec![key];
+        keys.extend(
+            self.book
+                .open
+                .iter()
+                .filter(|(_, a)| a.merged_into.as_deref() == Some(full.as_str()))
+                .map(|(k, _)| k.clone()),
+        );
+        let (mut closed, mut out) = (Vec::new(), Vec::new());
+        for k in keys {
+            let Some(mut a) = self.book.open.remove(&k) else {
+                continue;
+            };
+            let end = a.last_fired.unwrap_or(a.start_time);
+            a.label = Some(Label::NotAnomaly);
+            a.lifecycle = AlertState::Completed;
+            a.acknowledged_time.get_or_insert(at_ms);
+            a.end_time = Some(end);
+            let compiled = self
+                .monitors
+                .iter()
+                .find(|m| m.name == a.monitor)
+                .and_then(|m| {
+                    m.triggers
+                        .iter()
+                        .find(|t| t.name == a.trigger)
+                        .map(|t| (m, t))
+                });
+            if let Some((m, t)) = compiled
+                && a.merged_into.is_none()
+            {
+                let n = render(m, t, &a, NotificationKind::Completed, (a.start_time, end));
+                a.notifications = a.notifications.saturating_add(1);
+                if !n.channels.is_empty() {
+                    self.book.enqueue(&n);
+                }
+                out.push(n);
+            }
+            closed.push(a.clone());
+            self.book.archive(a);
+        }
+        Ok((closed, out))
+    }
+
     /// The alert state, to save it.
     pub fn into_book(self) -> AlertBook {
         self.book
@@ -358,6 +419,7 @@ impl Evaluator {
             explanation: None,
             incident_id: None,
             merged_into: None,
+            label: None,
         };
         let mut n = render(
             m,
@@ -768,6 +830,7 @@ fn apply(
             explanation,
             incident_id,
             merged_into,
+            label: None,
         };
         if a.merged_into.is_none() {
             emit(book, &mut a, kind);
@@ -884,6 +947,10 @@ fn render(
         NotificationKind::Renotify => format!(
             "Monitor {}{for_entity} is still in alert status: active for {} periods since {since}. Please investigate the issue.",
             a.monitor, a.periods_active
+        ),
+        NotificationKind::Completed if a.label == Some(Label::NotAnomaly) => format!(
+            "Monitor {}{for_entity} is no longer in alert status: a responder marked it as not an anomaly (it was active for {} periods since {since}); detector {} learns that level as normal.",
+            a.monitor, a.periods_active, a.detector
         ),
         NotificationKind::Completed => format!(
             "Monitor {}{for_entity} is no longer in alert status: trigger {} has not fired for {} periods (it was active for {} periods since {since}).",

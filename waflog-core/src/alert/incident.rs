@@ -168,6 +168,9 @@ pub struct Incident {
     /// alerting is on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_id: Option<String>,
+    /// A responder's verdict on its alert (`waflog alerts ack ID --not-anomaly`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<super::book::Label>,
 }
 
 impl Cause {
@@ -422,6 +425,17 @@ impl Correlator {
         self.open.iter().find(|i| i.incident_id == id)
     }
 
+    /// Gives open incident `id` a responder's `label`; false when it is not open.
+    pub fn label(&mut self, id: &str, label: super::book::Label) -> bool {
+        match self.open.iter_mut().find(|i| i.incident_id == id) {
+            Some(i) => {
+                i.label = Some(label);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Gives each anomalous result of `results` (the results of intervals that just
     /// closed, any detectors) its `incident_id`, and returns the incidents that
     /// closed: event time (the latest end among `results`) passed their last
@@ -605,6 +619,7 @@ impl Correlator {
             anomalies: 0,
             moved: Vec::new(),
             alert_id: None,
+            label: None,
         };
         inc.join(r, mv);
         self.open.push(inc);

@@ -65,7 +65,7 @@ mod tests;
 pub use crate::error::{AlertError, NotifyError};
 pub use book::{
     Alert, AlertBook, AlertIssue, AlertState, BookStats, Delivery, DeliveryPolicy, IssueSource,
-    Retry,
+    Label, Retry,
 };
 pub use config::{
     Channel, CompareOp, Condition, Monitor, MonitorInput, QueryAggregation, QueryInput, Trigger,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::aggregate::{self, Aggregator, ClosedInterval, CompiledFeature};
 use super::result::{self, AnomalyResult};
+use super::rules;
 use super::spec::{self, AlgorithmSpec, DetectorSpec, Missing};
 use super::{Detector, IntervalFeatures, TimeRules};
 use crate::error::{ConfigError, DetectError, SchemaError};
@@ -190,6 +191,9 @@ pub struct EngineStats {
     /// Empty intervals not scored because their detector's `missing` rule is
     /// `ignore`.
     pub ignored_intervals: u64,
+    /// Intervals graded above zero by their model and set to 0 by a rule or a
+    /// suppression window (see [`crate::detect::rules`]).
+    pub suppressed: u64,
 }
 
 /// Extraction, aggregation and detection for a set of detectors.
@@ -741,13 +745,34 @@ impl Engine {
                             .build_shingled(n, slot.spec.shingle_size)
                     })
             });
-            let s = model.process(&IntervalFeatures {
+            let mut s = model.process(&IntervalFeatures {
                 start_ms: c.start_ms,
                 end_ms: c.end_ms,
                 values: &c.values,
                 categories: &c.categories,
             });
             let shift_accepted = model.shift_accepted();
+            let names: Vec<String> = slot.spec.features.iter().map(|f| f.name.clone()).collect();
+            // Rules and suppression windows, before the grade reaches the result.
+            let model_grade = s.anomaly_grade;
+            let suppressed = (model_grade > 0.0)
+                .then(|| {
+                    rules::suppression(
+                        &slot.spec.name,
+                        &slot.spec.rules,
+                        &slot.spec.suppress,
+                        (c.start_ms, c.end_ms),
+                        (&names, &c.values, &s.expected),
+                    )
+                })
+                .flatten()
+                .map(|reason| {
+                    s.anomaly_grade = 0.0;
+                    result::Suppressed {
+                        reason,
+                        anomaly_grade: model_grade,
+                    }
+                });
             let approx_start = if s.anomaly_grade > 0.0 {
                 Some(
                     *slot
@@ -760,7 +785,7 @@ impl Engine {
                 None
             };
             let baseline = slot.baselines.entry(c.entity.clone()).or_default();
-            let contributors = if s.anomaly_grade > 0.0 {
+            let contributors = if model_grade > 0.0 {
                 let mut list = baseline.explain(&c);
                 if let AlgorithmSpec::Categorical { field, .. } = &slot.spec.algorithm
                     && !s.shifted_categories.is_empty()
@@ -787,7 +812,6 @@ impl Engine {
                 baseline.learn(&c);
                 None
             };
-            let names: Vec<String> = slot.spec.features.iter().map(|f| f.name.clone()).collect();
             let mut result = AnomalyResult::from_score(
                 &slot.spec.name,
                 &names,
@@ -805,6 +829,10 @@ impl Engine {
             result.approx_anomaly_start_time = approx_start;
             result.records = c.records;
             result.shift_accepted = shift_accepted;
+            if suppressed.is_some() {
+                self.stats.suppressed += 1;
+            }
+            result.suppressed = suppressed;
             if contributors.is_some() {
                 result.examples = Some(
                     c.examples
@@ -841,6 +869,34 @@ impl Engine {
         if slot.models.len() > cap {
             self.stats.evicted += Self::evict(slot, cap) as u64;
         }
+    }
+
+    /// Feedback from a responder (see [`Detector::learn_normal`]): the model of
+    /// `detector` (and `entity`) learns `values` (each feature's name and value) as
+    /// normal. Returns false when no such model exists (the detector is no longer
+    /// configured, or the entity was evicted) or a feature's value is missing.
+    pub fn learn_normal(
+        &mut self,
+        detector: &str,
+        entity: Option<&str>,
+        values: &[(String, f64)],
+        end_ms: i64,
+    ) -> bool {
+        let Some(slot) = self.slots.iter_mut().find(|s| s.spec.name == detector) else {
+            return false;
+        };
+        let Some(model) = slot.models.get_mut(&entity.map(str::to_string)) else {
+            return false;
+        };
+        let mut x = Vec::with_capacity(slot.spec.features.len());
+        for f in &slot.spec.features {
+            match values.iter().find(|(n, _)| *n == f.name) {
+                Some((_, v)) if v.is_finite() => x.push(*v),
+                _ => return false,
+            }
+        }
+        model.learn_normal(&x, end_ms);
+        true
     }
 
     /// Drops the least recently active entities down to 99 % of `max` (in one batch,

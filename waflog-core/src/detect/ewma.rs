@@ -252,6 +252,37 @@ impl Detector for Ewma {
     fn shift_accepted(&self) -> bool {
         self.accepted
     }
+
+    fn learn_normal(&mut self, values: &[f64], end_ms: i64) {
+        let n = values.len().min(self.mean.len());
+        match self.run.take() {
+            // A held level: it becomes the baseline now, as an accepted shift does
+            // (the earlier baseline stays normal for `accept_shift_after`).
+            Some(run) => {
+                let keep = self
+                    .accept_shift_after_ms
+                    .unwrap_or(DEFAULT_ACCEPT_SHIFT_AFTER_MS);
+                self.prior = Some(Prior {
+                    until_ms: end_ms.saturating_add(i64::try_from(keep).unwrap_or(i64::MAX)),
+                    mean: self.mean.clone(),
+                    var: self.var.clone(),
+                });
+                for i in 0..n.min(run.mean.len()) {
+                    self.mean[i] = run.mean[i];
+                    self.var[i] = run.var[i].max(self.var[i]);
+                }
+            }
+            // Nothing held: the values are learnt once at full weight.
+            None => {
+                let alpha = self.alpha.max(1.0 / (self.seen as f64 + 1.0));
+                for (i, &x) in values.iter().enumerate().take(n) {
+                    let (mut m, mut v) = (self.mean[i], self.var[i]);
+                    update(&mut m, &mut v, x, alpha);
+                    (self.mean[i], self.var[i]) = (m, v);
+                }
+            }
+        }
+    }
 }
 
 impl Ewma {
@@ -425,6 +456,47 @@ mod tests {
         crate::detect::testutil::feed(&mut old, &[10.0; 100]);
         crate::detect::testutil::feed(&mut old, &[10.0 + 12.0 * sd]);
         assert!((old.mean[0] - (10.0 + alpha * 5.0 * sd)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn feedback_takes_a_held_level_as_normal_at_once() {
+        // Counts around 12, then 150 for 20 minutes: held, graded.
+        let mut s = counts(300, 12.0, 3);
+        s.extend(counts(20, 150.0, 4));
+        let mut d = holding(1440);
+        let r = feed_holding(&mut d, &s);
+        assert!(r[319].0.anomaly_grade > 0.7);
+        assert!(d.run.is_some());
+        // A responder: the level is normal.
+        d.learn_normal(&[150.0], 320 * 60_000);
+        assert!(d.run.is_none() && d.prior.is_some());
+        assert!((d.mean[0] - 150.0).abs() < 15.0, "{}", d.mean[0]);
+        // Both the new level and the old one are normal now.
+        let mut after = counts(30, 150.0, 6);
+        after.extend(counts(30, 12.0, 7));
+        let tail: Vec<Score> = after
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                d.process(&IntervalFeatures {
+                    start_ms: (320 + i as i64) * 60_000,
+                    end_ms: (321 + i as i64) * 60_000,
+                    values: std::slice::from_ref(x),
+                    categories: &[],
+                })
+            })
+            .collect();
+        assert!(
+            tail.iter().all(|x| x.anomaly_grade == 0.0),
+            "{:?}",
+            tail.iter().map(|x| x.anomaly_grade).collect::<Vec<_>>()
+        );
+        // Without a held run, the values are learnt once at full weight.
+        let mut e = holding(1440);
+        feed_holding(&mut e, &[10.0; 100]);
+        let alpha = 1.0 - 0.5_f64.powf(1.0 / 60.0);
+        e.learn_normal(&[20.0], 100 * 60_000);
+        assert!((e.mean[0] - (10.0 + alpha * 10.0)).abs() < 1e-12);
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub mod likelihood;
 pub mod metrics;
 pub mod rcf;
 pub mod result;
+pub mod rules;
 pub mod spec;
 
 /// Helpers shared by the detectors' unit tests.
@@ -181,6 +182,15 @@ pub trait Detector: Send + std::fmt::Debug {
     /// one `accepted` notification. The default: never.
     fn shift_accepted(&self) -> bool {
         false
+    }
+
+    /// A responder said the intervals an alert fired on, the last with feature
+    /// `values` and ending at `end_ms`, were normal (`waflog alerts ack ID
+    /// --not-anomaly`): learn that level at full weight. `ewma` takes a held level
+    /// as its baseline at once (as after `accept_shift_after`); the default ignores
+    /// the feedback, as the other built-in models do.
+    fn learn_normal(&mut self, values: &[f64], end_ms: i64) {
+        let _ = (values, end_ms);
     }
 }
 

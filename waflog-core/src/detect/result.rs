@@ -154,6 +154,20 @@ pub struct AnomalyResult {
     /// addition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident_id: Option<String>,
+    /// An interval the model graded above zero that a rule or a suppression window
+    /// set to grade 0 (see [`crate::detect::rules`]): why, and the model's grade.
+    /// Absent otherwise (a waflog addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<Suppressed>,
+}
+
+/// Why an anomaly was suppressed (see [`AnomalyResult::suppressed`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suppressed {
+    /// `rule: <feature> <actual> (expected <x>): <why>` or `window: <reason>`.
+    pub reason: String,
+    /// The grade the model gave before the rule.
+    pub anomaly_grade: f64,
 }
 
 /// Whether a feature's value was imputed (see [`AnomalyResult::feature_imputed`]).
@@ -269,6 +283,7 @@ impl AnomalyResult {
             feature_imputed: None,
             shift_accepted: false,
             incident_id: None,
+            suppressed: None,
         }
     }
 

@@ -21,6 +21,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::rules::{Rule, Window};
 use super::{BYTES_PER_ENTITY, DEFAULT_MAX_ENTITIES};
 use crate::error::{ConfigError, DurationError};
 use crate::names;
@@ -606,6 +607,10 @@ pub struct DetectorSpec {
     pub algorithm: AlgorithmSpec,
     /// The features of an interval without records (`zero` by default).
     pub missing: Missing,
+    /// Rules on the deviations that count (see [`crate::detect::rules`]).
+    pub rules: Vec<Rule>,
+    /// Suppression windows (see [`crate::detect::rules`]).
+    pub suppress: Vec<Window>,
 }
 
 /// The TOML shape of a detector: durations as text.
@@ -626,6 +631,10 @@ struct DetectorToml {
     algorithm: AlgorithmSpec,
     #[serde(default, skip_serializing_if = "Missing::is_zero")]
     missing: Missing,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    rules: Vec<Rule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    suppress: Vec<Window>,
 }
 
 /// Longest interval and window delay: one day.
@@ -685,6 +694,8 @@ impl TryFrom<DetectorToml> for DetectorSpec {
             category_field: t.category_field,
             algorithm: t.algorithm,
             missing: t.missing,
+            rules: t.rules,
+            suppress: t.suppress,
         })
     }
 }
@@ -700,6 +711,8 @@ impl From<DetectorSpec> for DetectorToml {
             category_field: d.category_field,
             algorithm: d.algorithm,
             missing: d.missing,
+            rules: d.rules,
+            suppress: d.suppress,
         }
     }
 }
@@ -723,6 +736,8 @@ impl DetectorSpec {
             category_field: None,
             algorithm: AlgorithmSpec::default(),
             missing: Missing::Zero,
+            rules: Vec::new(),
+            suppress: Vec::new(),
         }
     }
 
@@ -768,6 +783,43 @@ impl DetectorSpec {
         self.window_delay_ms as i64
     }
 
+    /// Checks the rules and suppression windows: a rule names one of this
+    /// detector's features (and this detector, if any), with sane minimums.
+    fn validate_rules(
+        &self,
+        invalid: &impl Fn(String, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        for (i, r) in self.rules.iter().enumerate() {
+            if let Some(d) = &r.detector
+                && *d != self.name
+            {
+                return Err(invalid(
+                    format!("rules[{i}].detector"),
+                    format!("`{d}` inside detector `{}`", self.name),
+                ));
+            }
+            if let Some(f) = &r.feature
+                && !self.features.iter().any(|g| &g.name == f)
+            {
+                return Err(invalid(
+                    format!("rules[{i}].feature"),
+                    format!("`{f}` is not a feature of `{}`", self.name),
+                ));
+            }
+            r.check()
+                .map_err(|(field, reason)| invalid(format!("rules[{i}].{field}"), reason))?;
+        }
+        for (i, w) in self.suppress.iter().enumerate() {
+            if !w.covers(&self.name) {
+                return Err(invalid(
+                    format!("suppress[{i}].detectors"),
+                    format!("does not name `{}`", self.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the spec; `index` is its position in `[[detectors]]`.
     pub fn validate(&self, index: usize, path: &Path) -> Result<(), ConfigError> {
         let invalid = |field: String, reason: String| ConfigError::Invalid {
@@ -786,6 +838,7 @@ impl DetectorSpec {
                 format!("{v} is not a finite number"),
             ));
         }
+        self.validate_rules(&invalid)?;
         if self.features.is_empty() || self.features.len() > MAX_FEATURES {
             return Err(invalid(
                 "features".into(),

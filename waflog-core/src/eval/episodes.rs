@@ -12,8 +12,9 @@
 
 use serde::Serialize;
 
-use crate::alert::Incident;
+use crate::alert::{Incident, Label};
 use crate::detect::{Aggregation, AnomalyResult, DetectorSpec};
+use crate::pipeline::FeedbackDocument;
 use crate::simulate::TruthEpisode;
 
 /// How one episode was detected.
@@ -54,6 +55,11 @@ pub struct AlertFigures {
     pub precision: Option<f64>,
     /// Incidents, alerted or not.
     pub incidents: usize,
+    /// Alerts a responder labelled `not_anomaly` (`waflog alerts ack ID
+    /// --not-anomaly`).
+    pub labelled_not_anomaly: usize,
+    /// Of those, the ones the ground truth agrees with (they overlap no episode).
+    pub labels_agreeing: usize,
 }
 
 /// How long after an episode's end an alert still counts as its alert.
@@ -264,11 +270,26 @@ pub fn evaluate(
     }
 }
 
+/// Gives each incident the label of the feedback on its alert (a feedback
+/// document names the alert and its incident; the incident document may have been
+/// written before the responder's verdict).
+pub fn apply_feedback(incidents: &mut [Incident], feedback: &[FeedbackDocument]) {
+    for f in feedback.iter().filter(|f| f.label.is_some()) {
+        for i in incidents.iter_mut().filter(|i| {
+            i.alert_id.as_deref() == Some(f.alert_id.as_str())
+                || f.incident_id.as_deref() == Some(i.incident_id.as_str())
+        }) {
+            i.label = f.label;
+        }
+    }
+}
+
 impl Report {
     /// Adds the alert figures: each incident that raised an alert (`alert_id`)
     /// counts for every episode it overlaps (from the episode's start to
     /// [`ALERT_REACH_MS`] after its end); an alert overlapping none is a false
-    /// alert. Without incidents, nothing is added.
+    /// alert; labels from responders ([`apply_feedback`]) are counted against the
+    /// truth. Without incidents, nothing is added.
     pub fn add_alerts(&mut self, truth: &[TruthEpisode], incidents: &[Incident]) {
         if incidents.is_empty() {
             return;
@@ -284,11 +305,20 @@ impl Report {
             .iter()
             .filter(|i| truth.iter().any(|t| overlaps(i, t)))
             .count();
+        let labelled: Vec<&&Incident> = alerted
+            .iter()
+            .filter(|i| i.label == Some(Label::NotAnomaly))
+            .collect();
         self.alerts = Some(AlertFigures {
             alerts: alerted.len(),
             true_alerts,
             precision: (!alerted.is_empty()).then(|| true_alerts as f64 / alerted.len() as f64),
             incidents: incidents.len(),
+            labelled_not_anomaly: labelled.len(),
+            labels_agreeing: labelled
+                .iter()
+                .filter(|i| !truth.iter().any(|t| overlaps(i, t)))
+                .count(),
         });
     }
 
@@ -337,6 +367,12 @@ impl Report {
                 pct(a.precision),
                 a.incidents
             );
+            if a.labelled_not_anomaly > 0 {
+                s += &format!(
+                    "labelled not_anomaly by a responder: {} ({} on no episode: the truth agrees)\n",
+                    a.labelled_not_anomaly, a.labels_agreeing
+                );
+            }
         }
         for e in &self.episodes {
             s += &format!(
@@ -397,6 +433,7 @@ mod tests {
             feature_imputed: None,
             shift_accepted: false,
             incident_id: None,
+            suppressed: None,
         }
     }
 

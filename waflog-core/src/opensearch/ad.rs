@@ -21,15 +21,19 @@
 //! features; `categorical` (a distribution shift over a field's values) has no AD
 //! equivalent and is skipped, see [`ad_unsupported_reason`].
 //!
-//! Two behaviours differ by design: AD treats an interval without records as missing
-//! data where waflog counts zero, and AD's `avg`/`min`/`max` of no values is missing
-//! where waflog's is 0.
+//! An interval without records is imputed as the detector's `missing` rule says,
+//! sent as AD 2.17's `imputation_option` (`zero`, waflog's default, is `ZERO`;
+//! `ignore` sends none, AD's own default). Rules on deviations become AD 2.19's
+//! `rules` (see [`crate::detect::rules`]); suppression windows have no AD
+//! equivalent. One behaviour differs by design: AD's `avg`/`min`/`max` of no values
+//! is missing where waflog's is 0.
 
 use serde_json::{Value, json};
 
 use super::{OpenSearchError, invalid, minutes_ceil, parse_json, whole_minutes};
 use crate::detect::DetectorSpec;
-use crate::detect::spec::{Aggregation, AlgorithmSpec, FeatureSpec, duration_text};
+use crate::detect::rules::Direction;
+use crate::detect::spec::{Aggregation, AlgorithmSpec, FeatureSpec, Missing, duration_text};
 
 /// Index patterns of the AD plugin's result indices, for monitors on AD results.
 ///
@@ -148,7 +152,90 @@ pub fn detector_body(
     if let Some(c) = &spec.category_field {
         body["category_field"] = json!([index_field(c)]);
     }
+    if let Some(imputation) = imputation_option(spec) {
+        body["imputation_option"] = imputation;
+    }
+    let rules = ad_rules(spec);
+    if !rules.is_empty() {
+        body["rules"] = Value::Array(rules);
+    }
     Ok(Some(body))
+}
+
+/// AD 2.17's `imputation_option` for the detector's `missing` rule: `ZERO`,
+/// `PREVIOUS` or `FIXED_VALUES` with one `default_fill` per feature; `None` for
+/// `ignore`, which is AD's behaviour without the option, and for detectors with a
+/// `category_field` (waflog gives an entity without records no interval at all).
+/// Clusters before 2.17 skip the field and ignore missing intervals.
+fn imputation_option(spec: &DetectorSpec) -> Option<Value> {
+    if spec.category_field.is_some() {
+        return None;
+    }
+    match spec.missing {
+        Missing::Zero => Some(json!({"method": "ZERO"})),
+        Missing::Previous => Some(json!({"method": "PREVIOUS"})),
+        Missing::Ignore => None,
+        Missing::Fixed(x) => Some(json!({
+            "method": "FIXED_VALUES",
+            "default_fill": spec
+                .features
+                .iter()
+                .map(|f| json!({"feature_name": f.name, "data": x}))
+                .collect::<Vec<_>>()
+        })),
+    }
+}
+
+/// AD 2.19's `rules` for the detector's rules (see [`crate::detect::rules`]): per
+/// feature and side, an `IGNORE_ANOMALY` rule whose condition is the minimum
+/// (`*_margin` for `min_absolute`, `*_ratio` for `min_relative`, operator `LTE`),
+/// and for a direction, one that ignores the other side (AD 3.0's
+/// `actual_is_below_expected` / `actual_is_over_expected`). Windows have no AD
+/// equivalent.
+fn ad_rules(spec: &DetectorSpec) -> Vec<Value> {
+    let mut out = Vec::new();
+    let rule = |feature: &str, threshold_type: &str, value: Option<f64>| {
+        let mut condition = json!({"feature_name": feature, "threshold_type": threshold_type});
+        if let Some(v) = value {
+            condition["operator"] = "LTE".into();
+            condition["value"] = v.into();
+        }
+        json!({"action": "IGNORE_ANOMALY", "conditions": [condition]})
+    };
+    for r in &spec.rules {
+        for f in spec
+            .features
+            .iter()
+            .filter(|f| r.covers(&spec.name, &f.name))
+        {
+            let sides = [
+                (r.direction != Direction::Drop, "actual_over_expected"),
+                (r.direction != Direction::Rise, "expected_over_actual"),
+            ];
+            for side in sides.iter().filter(|s| s.0).map(|s| s.1) {
+                if r.min_absolute > 0.0 {
+                    out.push(rule(
+                        &f.name,
+                        &format!("{side}_margin"),
+                        Some(r.min_absolute),
+                    ));
+                }
+                if r.min_relative > 0.0 {
+                    out.push(rule(
+                        &f.name,
+                        &format!("{side}_ratio"),
+                        Some(r.min_relative),
+                    ));
+                }
+            }
+            match r.direction {
+                Direction::Both => {}
+                Direction::Rise => out.push(rule(&f.name, "actual_is_below_expected", None)),
+                Direction::Drop => out.push(rule(&f.name, "actual_is_over_expected", None)),
+            }
+        }
+    }
+    out
 }
 
 /// Sets a custom result index on a detector body (AD writes its results there as
@@ -426,6 +513,63 @@ mod tests {
         "detector_type",
     ];
 
+    /// Keys newer than the documented examples: AD 2.17's `imputation_option` and
+    /// 2.19's `rules` (their shapes are pinned by
+    /// `missing_data_and_rules_become_imputation_and_ad_rules`).
+    const NEWER: [&str; 4] = [
+        "imputation_option",
+        "imputation_option.*",
+        "rules",
+        "rules.*",
+    ];
+
+    #[test]
+    fn missing_data_and_rules_become_imputation_and_ad_rules() {
+        let mut spec = doc_spec("d");
+        let body = |spec: &DetectorSpec| {
+            detector_body(spec, "waf-logs*", "timestamp")
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(body(&spec)["imputation_option"], json!({"method": "ZERO"}));
+        assert!(body(&spec).get("rules").is_none());
+        spec.missing = Missing::Previous;
+        assert_eq!(
+            body(&spec)["imputation_option"],
+            json!({"method": "PREVIOUS"})
+        );
+        spec.missing = Missing::Ignore;
+        assert!(body(&spec).get("imputation_option").is_none());
+        spec.missing = Missing::Fixed(2.5);
+        assert_eq!(
+            body(&spec)["imputation_option"],
+            json!({"method": "FIXED_VALUES", "default_fill": [{"feature_name": "test", "data": 2.5}]})
+        );
+        spec.rules = toml::from_str::<crate::config::Config>(
+            "[[rules]]\nmin_absolute = 5\n\
+             [[rules]]\nfeature = \"test\"\ndirection = \"rise\"\nmin_relative = 0.2\n",
+        )
+        .unwrap()
+        .rules;
+        let ignore = |t: &str, v: Option<f64>| {
+            let mut c = json!({"feature_name": "test", "threshold_type": t});
+            if let Some(v) = v {
+                c["operator"] = "LTE".into();
+                c["value"] = v.into();
+            }
+            json!({"action": "IGNORE_ANOMALY", "conditions": [c]})
+        };
+        assert_eq!(
+            body(&spec)["rules"],
+            json!([
+                ignore("actual_over_expected_margin", Some(5.0)),
+                ignore("expected_over_actual_margin", Some(5.0)),
+                ignore("actual_over_expected_ratio", Some(0.2)),
+                ignore("actual_is_below_expected", None),
+            ])
+        );
+    }
+
     #[test]
     fn single_entity_detector_matches_the_documented_request() {
         let body = detector_body(&doc_spec("test-detector"), "server_log*", "timestamp")
@@ -435,7 +579,7 @@ mod tests {
             "ad/create-detector-request.json",
             "ad/create-detector-response.json",
         );
-        assert_shape(&body, &example, &[], &NOT_SENT);
+        assert_shape(&body, &example, &NEWER, &NOT_SENT);
         let request = fixture_json("ad/create-detector-request.json");
         for k in [
             "name",
@@ -456,7 +600,7 @@ mod tests {
                 "ad/update-detector-request.json",
                 "ad/update-detector-response.json",
             ),
-            &[],
+            &NEWER,
             &NOT_SENT,
         );
     }
@@ -472,7 +616,7 @@ mod tests {
             "ad/create-hc-detector-request.json",
             "ad/create-hc-detector-response.json",
         );
-        assert_shape(&body, &example, &[], &NOT_SENT);
+        assert_shape(&body, &example, &NEWER, &NOT_SENT);
         assert_eq!(
             body["category_field"],
             fixture_json("ad/create-hc-detector-request.json")["category_field"]
@@ -638,7 +782,7 @@ mod tests {
                 "ad/create-detector-request.json",
                 "ad/create-detector-response.json",
             ),
-            &[],
+            &NEWER,
             &NOT_SENT
                 .into_iter()
                 .filter(|k| *k != "result_index")

@@ -18,7 +18,7 @@ use crate::names;
 
 /// Version written into both templates (`version`); raised whenever a mapping
 /// changes, so a caller can tell an outdated template from the current one.
-pub const TEMPLATE_VERSION: u32 = 1;
+pub const TEMPLATE_VERSION: u32 = 2;
 
 /// Priority of the logs template. Overlapping templates at the same priority are
 /// rejected by OpenSearch, so the results template sits one above it (a results
@@ -274,7 +274,12 @@ pub fn results_template(base: &str) -> Value {
                         "feature_id": {"type": "keyword"},
                         "imputed": {"type": "boolean"}
                     }},
-                    "shift_accepted": {"type": "boolean"}
+                    "shift_accepted": {"type": "boolean"},
+                    "incident_id": {"type": "keyword"},
+                    "suppressed": {"properties": {
+                        "reason": {"type": "keyword", "ignore_above": 1024},
+                        "anomaly_grade": {"type": "double"}
+                    }}
                 }
             }
         }
@@ -458,6 +463,10 @@ mod tests {
                 "properties.feature_imputed.*",
                 // A sustained shift taken as the new normal (`ewma`).
                 "properties.shift_accepted",
+                // The incident of an anomaly, and a rule's or window's mark.
+                "properties.incident_id",
+                "properties.suppressed",
+                "properties.suppressed.*",
             ],
             &optional.iter().map(String::as_str).collect::<Vec<_>>(),
         );

@@ -58,10 +58,13 @@ pub mod state;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 
+use serde::{Deserialize, Serialize};
+
 pub use state::{S3Current, STATE_VERSION, State, StateError};
 
 use crate::alert::{
-    AlertBook, Correlator, DeliveryReport, Evaluator, Incident, Notification, Notifier,
+    Alert, AlertBook, AlertError, Correlator, DeliveryReport, Evaluator, Incident, Label,
+    Notification, Notifier,
 };
 use crate::detect::{AnomalyResult, Engine};
 use crate::error::SchemaError;
@@ -97,6 +100,12 @@ pub trait ResultObserver {
         let _ = (report, alerts);
     }
 
+    /// A responder's acknowledgements, after the alerts changed
+    /// ([`Pipeline::acknowledge`]): with a label, the alerts closed with it.
+    fn feedback(&mut self, feedback: &[Feedback]) {
+        let _ = feedback;
+    }
+
     /// Incidents that closed (their last anomaly is [`crate::alert::incident::QUIET_MS`]
     /// of event time behind, or the input ended), after the results that closed
     /// them; with alerting, `alert_id` names the alert that notified each.
@@ -108,6 +117,85 @@ pub trait ResultObserver {
     /// [`Pipeline::suspend`]), before the last notifications are delivered.
     fn flush(&mut self) -> Result<(), Self::Error> {
         Ok(())
+    }
+}
+
+/// One alert a responder acknowledged ([`Pipeline::acknowledge`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feedback {
+    /// The alert, as it stands after the acknowledgement.
+    pub alert: Alert,
+    /// The responder's verdict, if any.
+    pub label: Option<Label>,
+    /// Whether the alert's detector learnt its level as normal (false without a
+    /// label, for a model that no longer exists, or an alert without values).
+    pub learnt: bool,
+}
+
+/// How a feedback document's line starts.
+pub const FEEDBACK_PREFIX: &str = r#"{"type":"feedback""#;
+
+/// A [`Feedback`] as one line among the results (`"type": "feedback"`), for
+/// `waflog eval` and for the record: which alert a responder judged, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackDocument {
+    /// Always `feedback`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The alert.
+    pub alert_id: String,
+    /// Its monitor.
+    pub monitor: String,
+    /// Its detector.
+    pub detector: String,
+    /// Its entity, for per-entity detectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// Its incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    /// Start of its first period, epoch ms.
+    pub start_time: i64,
+    /// End of its last firing period, epoch ms.
+    pub end_time: i64,
+    /// When the responder acknowledged it (their clock), epoch ms.
+    pub acknowledged_time: Option<i64>,
+    /// The verdict, if any (`not_anomaly`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    /// Whether the detector learnt the level as normal.
+    pub learnt: bool,
+}
+
+impl FeedbackDocument {
+    /// The document of `f`.
+    pub fn new(f: &Feedback) -> FeedbackDocument {
+        let a = &f.alert;
+        FeedbackDocument {
+            kind: "feedback".into(),
+            alert_id: a.id.clone(),
+            monitor: a.monitor.clone(),
+            detector: a.detector.clone(),
+            entity: a.entity.clone(),
+            incident_id: a.incident_id.clone(),
+            start_time: a.start_time,
+            end_time: a.last_fired.unwrap_or(a.start_time),
+            acknowledged_time: a.acknowledged_time,
+            label: f.label,
+            learnt: f.learnt,
+        }
+    }
+
+    /// `None` when `line` is not a feedback document; `Some(Err(..))` when it
+    /// starts as one but does not parse.
+    pub fn from_line(line: &[u8]) -> Option<Result<FeedbackDocument, serde_json::Error>> {
+        if !line
+            .trim_ascii_start()
+            .starts_with(FEEDBACK_PREFIX.as_bytes())
+        {
+            return None;
+        }
+        Some(serde_json::from_slice(line))
     }
 }
 
@@ -438,6 +526,71 @@ impl<O: ResultObserver> Pipeline<O> {
             self.emit()?;
         }
         Ok(n)
+    }
+
+    /// A responder's acknowledgement of alert `id` (or a unique ID prefix) at
+    /// `at_ms` (the alerting clock). Without a label the alert stops re-notifying
+    /// and still completes as usual ([`AlertBook::acknowledge`]). With
+    /// [`Label::NotAnomaly`] it completes now with that label, as do the alerts
+    /// merged into it ([`Evaluator::close_not_anomaly`]); each one's detector
+    /// learns the values it last fired on as normal, at full weight
+    /// ([`Engine::learn_normal`]); an open incident of theirs takes the label; the
+    /// observer sees the notification and the [`Feedback`]. Returns the feedback,
+    /// one per alert changed.
+    ///
+    /// Errors: no alerting, an unknown or ambiguous ID, an alert no longer open.
+    pub fn acknowledge(
+        &mut self,
+        id: &str,
+        at_ms: i64,
+        label: Option<Label>,
+    ) -> Result<Vec<Feedback>, AlertError> {
+        let Some(alerting) = self.alerting.as_mut() else {
+            return Err(AlertError::UnknownAlert { id: id.to_string() });
+        };
+        let Some(label) = label else {
+            let alert = alerting.eval.book_mut().acknowledge(id, at_ms)?.clone();
+            let feedback = vec![Feedback {
+                alert,
+                label: None,
+                learnt: false,
+            }];
+            self.observer.feedback(&feedback);
+            return Ok(feedback);
+        };
+        let (closed, notes) = alerting.eval.close_not_anomaly(id, at_ms)?;
+        let mut feedback = Vec::with_capacity(closed.len());
+        for alert in closed {
+            let values: Vec<(String, f64)> = alert
+                .explanation
+                .as_ref()
+                .and_then(|e| e.anomaly.as_ref())
+                .map(|d| {
+                    d.features
+                        .iter()
+                        .map(|f| (f.feature.clone(), f.actual))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let end = alert.last_fired.unwrap_or(alert.start_time);
+            let learnt =
+                self.engine
+                    .learn_normal(&alert.detector, alert.entity.as_deref(), &values, end);
+            if let Some(inc) = &alert.incident_id {
+                self.correlator.label(inc, label);
+            }
+            feedback.push(Feedback {
+                alert,
+                label: Some(label),
+                learnt,
+            });
+        }
+        if !notes.is_empty() {
+            self.observer.notifications(&notes);
+        }
+        self.observer.feedback(&feedback);
+        self.deliver();
+        Ok(feedback)
     }
 
     /// Sends the notifications due now (by the alerting clock), for retries while

@@ -251,15 +251,41 @@ async fn events(
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-async fn ack(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+/// The body of an acknowledgement: empty, `{}`, or `{"label": "not_anomaly"}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    #[serde(default)]
+    label: Option<waflog_core::alert::Label>,
+}
+
+async fn ack(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
     if !s.acks_enabled {
         return refuse(
             StatusCode::NOT_FOUND,
             "alerting is off: run detect with --alerts or [[monitors]]",
         );
     }
+    let label = if body.trim_ascii().is_empty() {
+        None
+    } else {
+        match serde_json::from_slice::<AckBody>(&body) {
+            Ok(b) => b.label,
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("the body must be {{}} or {{\"label\": \"not_anomaly\"}}: {e}"),
+                )
+                    .into_response();
+            }
+        }
+    };
     let (reply, answer) = oneshot::channel();
-    if s.acks.send(AckRequest { id, reply }).is_err() {
+    if s.acks.send(AckRequest { id, label, reply }).is_err() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "detection has stopped");
     }
     match tokio::time::timeout(Duration::from_secs(10), answer).await {

@@ -81,6 +81,8 @@ pub fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
 pub struct AckRequest {
     /// The alert ID (exact).
     pub id: String,
+    /// The responder's verdict (the page's "Not an anomaly" button).
+    pub label: Option<waflog_core::alert::Label>,
     reply: oneshot::Sender<Result<AlertView, AckRefusal>>,
 }
 
