@@ -1,5 +1,6 @@
 //! Sustained anomalies stay open (issue 17, part 2), pinned with fixed seeds on
-//! simulated WAF traffic, the built-in detectors and their default monitors:
+//! simulated WAF traffic through the whole [`Pipeline`] (the built-in detectors,
+//! incidents and their default monitors):
 //!
 //! - an episode of 1 h, 6 h or 24 h at intensity 0.05 or 1 raises exactly one alert,
 //!   open until the episode ends and completed within 15 minutes after it;
@@ -9,10 +10,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use waflog_core::alert::{Channel, Evaluator, Monitor, Notification, NotificationKind};
+use waflog_core::alert::{
+    AlertBook, Channel, Evaluator, Monitor, Notification, NotificationKind,
+};
 use waflog_core::detect::EngineState;
 use waflog_core::detect::{AlgorithmSpec, AnomalyResult, DetectorSpec, Engine};
 use waflog_core::features::FeatureMap;
+use waflog_core::pipeline::{Pipeline, ResultObserver};
 use waflog_core::simulate::{Episode, Generator, Limit, Scenario, TruthEpisode};
 
 const START: i64 = 1_714_521_600_000; // 2024-05-01T00:00:00Z
@@ -30,29 +34,44 @@ fn run_with(
     specs: &[DetectorSpec],
     monitors: &[Monitor],
 ) -> (Vec<AnomalyResult>, Vec<Notification>) {
-    let mut engine = Engine::new(specs, FeatureMap::default()).unwrap();
-    let mut eval = Evaluator::new(monitors, &Channel::defaults()).unwrap();
+    // The whole pipeline, as `waflog detect --alerts` runs it: the engine, the
+    // incident correlator and the monitors.
+    let engine = Engine::new(specs, FeatureMap::default()).unwrap();
+    let eval = Evaluator::new(monitors, &Channel::defaults()).unwrap();
+    let mut pipeline = Pipeline::new(engine)
+        .with_alerting(eval, Vec::new(), || 1_700_000_000_000)
+        .with_observer(Seen::default());
     let mut generator = Generator::new(scenario).unwrap();
-    let (mut line, mut batch, mut all, mut notes) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut observe = |batch: &mut Vec<AnomalyResult>, all: &mut Vec<AnomalyResult>| {
-        for r in batch.drain(..) {
-            notes.extend(eval.observe(&r));
-            all.push(r);
-        }
-    };
+    let mut line = Vec::new();
     while generator.next_record(&mut line).is_some() {
-        engine.push_line(line.trim_ascii_end(), &mut batch).unwrap();
+        pipeline.push_line(line.trim_ascii_end()).unwrap();
         line.clear();
-        if !batch.is_empty() {
-            observe(&mut batch, &mut all);
-        }
     }
-    engine.finish(&mut batch);
-    observe(&mut batch, &mut all);
-    let end = all.iter().map(|r| r.data_end_time).max().unwrap_or(0);
-    notes.extend(eval.advance_to(end));
-    (all, notes)
+    pipeline.finish().unwrap();
+    let seen = std::mem::take(pipeline.observer_mut());
+    (seen.results, seen.notes)
+}
+
+/// What the pipeline handed on.
+#[derive(Default)]
+struct Seen {
+    results: Vec<AnomalyResult>,
+    notes: Vec<Notification>,
+}
+
+impl ResultObserver for Seen {
+    type Error = std::convert::Infallible;
+    fn results(
+        &mut self,
+        r: &[AnomalyResult],
+        _: Option<&AlertBook>,
+    ) -> Result<(), Self::Error> {
+        self.results.extend_from_slice(r);
+        Ok(())
+    }
+    fn notifications(&mut self, notes: &[Notification]) {
+        self.notes.extend_from_slice(notes);
+    }
 }
 
 fn detector_of(field: &str) -> &'static str {
