@@ -10,9 +10,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use waflog_core::alert::{
-    AlertBook, Channel, Evaluator, Monitor, Notification, NotificationKind,
-};
+use waflog_core::alert::{AlertBook, Channel, Evaluator, Monitor, Notification, NotificationKind};
 use waflog_core::detect::EngineState;
 use waflog_core::detect::{AlgorithmSpec, AnomalyResult, DetectorSpec, Engine};
 use waflog_core::features::FeatureMap;
@@ -61,11 +59,7 @@ struct Seen {
 
 impl ResultObserver for Seen {
     type Error = std::convert::Infallible;
-    fn results(
-        &mut self,
-        r: &[AnomalyResult],
-        _: Option<&AlertBook>,
-    ) -> Result<(), Self::Error> {
+    fn results(&mut self, r: &[AnomalyResult], _: Option<&AlertBook>) -> Result<(), Self::Error> {
         self.results.extend_from_slice(r);
         Ok(())
     }
