@@ -621,6 +621,8 @@ fn not_anomaly_feedback_closes_the_alert_and_eval_keeps_the_label() {
         .unwrap();
     assert_eq!(done["label"], "not_anomaly", "{out}");
     assert_eq!(done["lifecycle"], "COMPLETED", "{out}");
+    let (_, table, _) = alerts_cmd(&state, &["list", "--all"]);
+    assert!(table.contains("COMPLETED (not_anomaly)"), "{table}");
     let feedback: Vec<serde_json::Value> = lines(&r2)
         .into_iter()
         .filter(|l| l["type"] == "feedback")

@@ -262,6 +262,10 @@ pub struct AlertView {
     /// A responder's verdict (`not_anomaly`), when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The alert of its incident it is merged into (it sends no notification of
+    /// its own), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
 }
 
 impl AlertView {
@@ -303,6 +307,7 @@ impl AlertView {
             acknowledged_time: alert.acknowledged_time,
             summary,
             label: alert.label.map(|l| l.to_string()),
+            merged_into: alert.merged_into.clone(),
         }
     }
 }

@@ -506,7 +506,8 @@
     p.det.textContent = a.detector || '';
     p.mon.setAttribute('title', a.trigger ? 'trigger ' + a.trigger : '');
     cells[2].textContent = a.entity == null ? '—' : String(a.entity);
-    p.state.textContent = String(a.state) + (a.label === 'not_anomaly' ? ' · not an anomaly' : '');
+    p.state.textContent = String(a.state) + (a.label === 'not_anomaly' ? ' · not an anomaly' : '') +
+      (a.merged_into != null ? ' · in ' + String(a.merged_into) : '');
     tr.setAttribute('data-state', String(a.state));
     var when = cells[4];
     clear(when);

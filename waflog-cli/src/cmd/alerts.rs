@@ -147,9 +147,17 @@ fn table(list: &[&Alert]) -> String {
     ]];
     let esc = |s: &str| waflog_core::text::escape_control(s).into_owned();
     for a in list {
+        // An alert merged into its incident's alert, and a responder's label.
+        let mut state = a.state().to_string();
+        if let Some(lead) = &a.merged_into {
+            state += &format!(" (in {})", esc(lead));
+        }
+        if let Some(label) = a.label {
+            state += &format!(" ({label})");
+        }
         rows.push([
             esc(&a.id),
-            a.state().to_string(),
+            state,
             a.severity.to_string(),
             esc(&format!("{} / {}", a.monitor, a.trigger)),
             a.entity.as_deref().map_or_else(|| "-".into(), esc),
