@@ -35,6 +35,27 @@ fn episode(dir: &Path) -> PathBuf {
     logs
 }
 
+/// Splits generated logs (starting 2024-05-01T00:00:00Z) at `minutes` into
+/// `a.ndjson` and `b.ndjson` in `dir`: two runs on one state.
+fn split_logs(dir: &Path, logs: &Path, minutes: i64) -> (PathBuf, PathBuf) {
+    let cut = 1_714_521_600_000i64 + minutes * 60_000;
+    let (mut first, mut second) = (String::new(), String::new());
+    for l in std::fs::read_to_string(logs).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let part = if v["timestamp"].as_i64().unwrap() < cut {
+            &mut first
+        } else {
+            &mut second
+        };
+        part.push_str(l);
+        part.push('\n');
+    }
+    let (a, b) = (dir.join("a.ndjson"), dir.join("b.ndjson"));
+    std::fs::write(&a, first).unwrap();
+    std::fs::write(&b, second).unwrap();
+    (a, b)
+}
+
 /// `waflog` with test credentials; tests that reach SNS add `--endpoint-url`.
 fn waflog() -> Command {
     common::waflog_env()
@@ -199,22 +220,7 @@ fn an_acknowledged_alert_is_not_renotified_and_still_completes() {
     let dir = tempfile::tempdir().unwrap();
     let logs = episode(dir.path());
     // Split the logs at 1h15m, in the middle of the episode: two runs on one state.
-    let text = std::fs::read_to_string(&logs).unwrap();
-    let cut = 1_714_521_600_000i64 + 75 * 60_000;
-    let (mut first, mut second) = (String::new(), String::new());
-    for l in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        let part = if v["timestamp"].as_i64().unwrap() < cut {
-            &mut first
-        } else {
-            &mut second
-        };
-        part.push_str(l);
-        part.push('\n');
-    }
-    let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
-    std::fs::write(&a, first).unwrap();
-    std::fs::write(&b, second).unwrap();
+    let (a, b) = split_logs(dir.path(), &logs, 75);
     let file = dir.path().join("alerts.ndjson");
     let cfg = config(
         dir.path(),
@@ -543,21 +549,7 @@ fn not_anomaly_feedback_closes_the_alert_and_eval_keeps_the_label() {
         .arg(&logs));
     assert_eq!(code, 0, "{err}");
     // Two parts: up to 1h30m (the alert is open), and the rest.
-    let cut = 1_714_521_600_000i64 + 90 * 60_000;
-    let (mut first, mut second) = (String::new(), String::new());
-    for l in std::fs::read_to_string(&logs).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        let part = if v["timestamp"].as_i64().unwrap() < cut {
-            &mut first
-        } else {
-            &mut second
-        };
-        part.push_str(l);
-        part.push('\n');
-    }
-    let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
-    std::fs::write(&a, first).unwrap();
-    std::fs::write(&b, second).unwrap();
+    let (a, b) = split_logs(dir.path(), &logs, 90);
     let file = dir.path().join("alerts.ndjson");
     let cfg = dir.path().join("waflog.toml");
     std::fs::write(
