@@ -386,7 +386,7 @@ impl OpenSearchSink {
 /// record, `data_start_time` of a result.
 fn doc_time(line: &[u8], kind: DocKind) -> i64 {
     match kind {
-        DocKind::Logs => crate::source::merge::line_time(line),
+        DocKind::Logs => crate::source::file::line_time(line),
         DocKind::Results => {
             #[derive(serde::Deserialize)]
             struct Head {

@@ -22,7 +22,7 @@ pub struct Input {
     /// For inputs that can fail part way and let the run go on (S3 objects): what
     /// stopped early and why, filled by the reader; the caller reports it.
     pub failure: Option<Failure>,
-    /// For inputs that merge others ([`super::merge::Merged`]): where each line
+    /// For inputs that merge others (`source::merge::Merged`): where each line
     /// comes from, one entry per line in order, for dead letters that name it.
     pub origins: Option<Origins>,
 }
@@ -59,7 +59,7 @@ pub fn open(name: &str) -> anyhow::Result<Input> {
 }
 
 /// The event time (epoch ms) of the first record of the file `name`, reading no
-/// more than that record: where a merge opens the file ([`super::merge::Channel`]).
+/// more than that record: where an event-time merge opens the file.
 /// `i64::MIN` when the first record has no time (the file is opened at once),
 /// `i64::MAX` when the file holds no record.
 pub fn first_time(name: &str, max_line: usize) -> anyhow::Result<i64> {
@@ -72,10 +72,18 @@ pub fn first_time(name: &str, max_line: usize) -> anyhow::Result<i64> {
         {
             None => return Ok(i64::MAX),
             Some(Line::Ok { bytes, .. }) if bytes.trim_ascii().is_empty() => {}
-            Some(Line::Ok { bytes, .. }) => return Ok(super::merge::line_time(bytes)),
+            Some(Line::Ok { bytes, .. }) => return Ok(line_time(bytes)),
             Some(Line::TooLong { .. }) => return Ok(i64::MIN),
         }
     }
+}
+
+/// A line's `timestamp` in epoch ms ([`waflog_core::parse::event_time`]; a
+/// CloudWatch Logs export line by its record's): the key of the event-time merge;
+/// lines without one sort first.
+pub fn line_time(line: &[u8]) -> i64 {
+    let record = waflog_core::parse::cloudwatch::export_message(line).unwrap_or(line);
+    waflog_core::parse::event_time(record).unwrap_or(i64::MIN)
 }
 
 /// Bytes read at a time when looking at a file's first record.

@@ -513,7 +513,7 @@ fn parents_done(shards: &BTreeMap<String, Shard>, s: &Shard) -> bool {
 /// records without one sort first.
 fn event_time(data: &[u8]) -> i64 {
     let first = data.split(|&b| b == b'\n').next().unwrap_or_default();
-    super::merge::line_time(first)
+    super::file::line_time(first)
 }
 
 /// The most a compressed Kinesis record may decompress to.

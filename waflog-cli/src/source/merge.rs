@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use waflog_core::parse::lines::{Line, LineReader};
 
-use super::file::{Failure, Input, Origin, Origins};
+use super::file::{Failure, Input, Origin, Origins, line_time};
 
 /// Most bytes handed over per `read` call before looking at the heap again.
 const OUT_BLOCK: usize = 64 << 10;
@@ -284,13 +284,6 @@ impl Read for Merged {
         self.pos += n;
         Ok(n)
     }
-}
-
-/// A line's `timestamp` in epoch ms ([`waflog_core::parse::event_time`]; a
-/// CloudWatch Logs export line by its record's); lines without one sort first.
-pub fn line_time(line: &[u8]) -> i64 {
-    let record = waflog_core::parse::cloudwatch::export_message(line).unwrap_or(line);
-    waflog_core::parse::event_time(record).unwrap_or(i64::MIN)
 }
 
 #[cfg(test)]

@@ -131,25 +131,7 @@ pub struct Alert {
     /// A responder's verdict (`waflog alerts ack ID --not-anomaly`, or the
     /// dashboard's button): the alert completed with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<Label>,
-}
-
-/// A responder's verdict on an alert (feedback to the detectors).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Label {
-    /// The intervals it fired on were normal: the alert (and the alerts merged into
-    /// its incident) complete with this label, and the detector learns the level
-    /// as normal at full weight (see [`crate::pipeline::Pipeline::acknowledge`]).
-    NotAnomaly,
-}
-
-impl std::fmt::Display for Label {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Label::NotAnomaly => "not_anomaly",
-        })
-    }
+    pub label: Option<super::label::Label>,
 }
 
 impl Alert {
@@ -316,21 +298,6 @@ fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-/// FNV-1a, 64 bits: stable across platforms and versions (unlike std's hasher).
-pub(crate) fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
-    for p in parts {
-        for &b in *p {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01B3);
-        }
-        // A separator, so ("ab", "c") and ("a", "bc") differ.
-        h ^= 0xFF;
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    h
 }
 
 /// Shortest ID prefix accepted by [`AlertBook::acknowledge`] and [`AlertBook::get`].
@@ -646,7 +613,7 @@ impl AlertBook {
         let mut salt: u64 = 0;
         loop {
             let s = salt.to_le_bytes();
-            let h = fnv1a(&[
+            let h = crate::text::fnv1a(&[
                 key.0.as_bytes(),
                 key.1.as_bytes(),
                 entity.as_bytes(),
@@ -805,7 +772,7 @@ pub(crate) struct Candidate {
     pub(crate) trigger: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) entity: Option<String>,
-    #[serde(with = "super::explain::lenient_f64")]
+    #[serde(with = "crate::text::lenient_f64")]
     pub(crate) grade: f64,
     pub(crate) explanation: Explanation,
 }
@@ -822,12 +789,12 @@ impl Keyed for Candidate {
 pub(crate) struct Slot {
     pub(crate) start: i64,
     pub(crate) end: i64,
-    #[serde(with = "super::explain::lenient_f64")]
+    #[serde(with = "crate::text::lenient_f64")]
     pub(crate) sum: f64,
     pub(crate) count: u64,
-    #[serde(with = "super::explain::lenient_f64")]
+    #[serde(with = "crate::text::lenient_f64")]
     pub(crate) min: f64,
-    #[serde(with = "super::explain::lenient_f64")]
+    #[serde(with = "crate::text::lenient_f64")]
     pub(crate) max: f64,
     /// Grade and explanation of the interval's highest-graded anomalous result.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -25,13 +25,14 @@
 use std::path::Path;
 
 use super::book::{
-    Alert, AlertBook, AlertIssue, AlertKey, AlertState, Candidate, IssueSource, Keyed, Label,
+    Alert, AlertBook, AlertIssue, AlertKey, AlertState, Candidate, IssueSource, Keyed,
     Notification, NotificationKind, Slot,
 };
 use super::config::{
     Channel, Condition, Monitor, MonitorInput, QueryAggregation, duration, validate,
 };
 use super::explain::{Explanation, QueryValue};
+use super::label::Label;
 use super::template::{Placeholder, Template, TemplateSlot};
 use crate::Config;
 use crate::detect::{AnomalyResult, DetectorSpec};

@@ -8,6 +8,7 @@ use super::config::{CompareOp, QueryAggregation};
 use super::incident::Incident;
 use crate::detect::AnomalyResult;
 use crate::detect::result::{Contributors, EntityValue, ExampleRecord};
+pub(crate) use crate::text::{lenient_f64, num};
 use crate::timestamp::to_rfc3339;
 
 /// Contributor values kept per field in an explanation.
@@ -274,34 +275,6 @@ impl Explanation {
             .map(|l| crate::text::escape_control(l))
             .collect::<Vec<_>>()
             .join("\n")
-    }
-}
-
-/// Serde of an `f64` that may not be finite: JSON writes NaN and infinities as
-/// `null`, read back as NaN, so a saved state with one still loads.
-pub(crate) mod lenient_f64 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if x.is_finite() {
-            s.serialize_f64(*x)
-        } else {
-            s.serialize_none()
-        }
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-    }
-}
-
-/// A number as a reader expects it: integers without a fraction, others to 2
-/// decimals.
-pub(crate) fn num(x: f64) -> String {
-    if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{}", x as i64)
-    } else {
-        format!("{x:.2}")
     }
 }
 

@@ -45,7 +45,7 @@ use crate::detect::AnomalyResult;
 use crate::detect::result::Contributors;
 use crate::timestamp::to_rfc3339;
 
-use super::explain::{lenient_f64, num};
+use crate::text::{lenient_f64, num};
 
 /// The client field of the contributors.
 pub const CLIENT_FIELD: &str = "httpRequest.clientIp";
@@ -170,7 +170,7 @@ pub struct Incident {
     pub alert_id: Option<String>,
     /// A responder's verdict on its alert (`waflog alerts ack ID --not-anomaly`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<super::book::Label>,
+    pub label: Option<super::label::Label>,
 }
 
 impl Cause {
@@ -426,7 +426,7 @@ impl Correlator {
     }
 
     /// Gives open incident `id` a responder's `label`; false when it is not open.
-    pub fn label(&mut self, id: &str, label: super::book::Label) -> bool {
+    pub fn label(&mut self, id: &str, label: super::label::Label) -> bool {
         match self.open.iter_mut().find(|i| i.incident_id == id) {
             Some(i) => {
                 i.label = Some(label);
@@ -602,7 +602,7 @@ impl Correlator {
         self.made = self.made.saturating_add(1);
         let id = format!(
             "inc-{:012x}",
-            super::book::fnv1a(&[
+            crate::text::fnv1a(&[
                 &self.made.to_le_bytes(),
                 &r.data_start_time.to_le_bytes(),
                 r.detector_name.as_bytes(),

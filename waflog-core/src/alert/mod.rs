@@ -56,6 +56,7 @@ pub mod config;
 pub mod evaluate;
 pub mod explain;
 pub mod incident;
+pub mod label;
 pub mod notify;
 pub mod template;
 
@@ -65,7 +66,7 @@ mod tests;
 pub use crate::error::{AlertError, NotifyError};
 pub use book::{
     Alert, AlertBook, AlertIssue, AlertState, BookStats, Delivery, DeliveryPolicy, IssueSource,
-    Label, Retry,
+    Retry,
 };
 pub use config::{
     Channel, CompareOp, Condition, Monitor, MonitorInput, QueryAggregation, QueryInput, Trigger,
@@ -74,6 +75,7 @@ pub use config::{
 pub use evaluate::{Evaluator, entity_key};
 pub use explain::{AnomalyDetail, Explanation, FeatureMove, QueryValue};
 pub use incident::{Cause, Correlator, Incident, IncidentState};
+pub use label::Label;
 pub use notify::{
     DeliveryReport, Notification, NotificationKind, Notifier, WriteFormat, WriteNotifier,
     deliver_due, deliver_pending,
