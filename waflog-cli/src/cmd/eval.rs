@@ -1,5 +1,6 @@
 //! `waflog eval`: detection results + ground truth -> recall, precision, delay.
 
+use waflog_core::alert::Incident;
 use waflog_core::alert::incident::IncidentDocument;
 use waflog_core::detect::AnomalyResult;
 use waflog_core::error::SchemaError;
@@ -30,43 +31,11 @@ pub fn run(global: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<Finished> {
     let max_line = config.input.max_line_bytes;
     let mut stats = TransformStats::default();
     let mut dead = file_sink::create_or_stderr(args.dead_letter.as_deref())?;
-    let mut results = Vec::new();
-    let mut incidents = Vec::new();
-    let mut feedback = Vec::new();
+    let mut docs = Documents::default();
     let mut aws = AwsContext::new(global.aws_settings());
     for input in crate::source::documents(&args.results, &mut aws, max_line, "detect results")? {
         records::each_line(input?, max_line, &mut stats, &mut dead, |line| {
-            if let Some(doc) = FeedbackDocument::from_line(line) {
-                return Ok(match doc {
-                    Ok(f) => {
-                        feedback.push(f);
-                        Ok(())
-                    }
-                    Err(e) => Err(SchemaError::InvalidJson(format!(
-                        "not a waflog feedback document: {e}"
-                    ))),
-                });
-            }
-            if let Some(doc) = IncidentDocument::from_line(line) {
-                return Ok(match doc {
-                    Ok(i) => {
-                        incidents.push(i);
-                        Ok(())
-                    }
-                    Err(e) => Err(SchemaError::InvalidJson(format!(
-                        "not a waflog incident document: {e}"
-                    ))),
-                });
-            }
-            match serde_json::from_slice::<AnomalyResult>(line) {
-                Ok(r) => {
-                    results.push(r);
-                    Ok(Ok(()))
-                }
-                Err(e) => Ok(Err(SchemaError::InvalidJson(format!(
-                    "not a waflog detect result: {e}"
-                )))),
-            }
+            Ok(docs.take(line))
         })?;
     }
     dead.finish()?;
@@ -78,6 +47,11 @@ pub fn run(global: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<Finished> {
             records::dead_letter_note(&stats, args.dead_letter.as_deref())
         );
     }
+    let Documents {
+        results,
+        mut incidents,
+        feedback,
+    } = docs;
     if !results.iter().any(|r| !r.is_anomaly()) {
         tracing::warn!(
             "the results hold anomalies only: the simulated span (and so false alarms per day) is estimated from them; run `waflog detect --all` for exact figures"
@@ -94,4 +68,33 @@ pub fn run(global: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<Finished> {
         crate::term::out(&report.table())?;
     }
     Ok(super::finished(global, &stats))
+}
+
+/// What `detect` wrote: results, incident documents and feedback documents.
+#[derive(Default)]
+struct Documents {
+    results: Vec<AnomalyResult>,
+    incidents: Vec<Incident>,
+    feedback: Vec<FeedbackDocument>,
+}
+
+impl Documents {
+    /// Takes one line, or says why it is none of them (a dead letter).
+    fn take(&mut self, line: &[u8]) -> Result<(), SchemaError> {
+        let bad = |what: &str, e: serde_json::Error| {
+            SchemaError::InvalidJson(format!("not a waflog {what}: {e}"))
+        };
+        if let Some(doc) = FeedbackDocument::from_line(line) {
+            self.feedback
+                .push(doc.map_err(|e| bad("feedback document", e))?);
+        } else if let Some(doc) = IncidentDocument::from_line(line) {
+            self.incidents
+                .push(doc.map_err(|e| bad("incident document", e))?);
+        } else {
+            let r = serde_json::from_slice::<AnomalyResult>(line)
+                .map_err(|e| bad("detect result", e))?;
+            self.results.push(r);
+        }
+        Ok(())
+    }
 }
