@@ -12,6 +12,11 @@
 #            (the seed's Firehose transform Lambda per record: json.loads, indicators,
 #            json.dumps; stdlib only)
 #   jq       jq -c -f benches/compare/transform.jq in.ndjson > jq.ndjson
+# and two peers, each skipped with a note when it cannot be installed here:
+#   jaq      the same filter through jaq, the Rust jq (crate `jaq`, installed once with
+#            `cargo install jaq --locked --root .tools/jaq`)
+#   orjson   seed_transform.py --orjson: the seed's transform with orjson (PyPI, in a
+#            virtualenv at .tools/bench-venv)
 # and `waflog generate` writing the same N records. The input is made once with
 #   waflog generate --seed 1 --start 2024-05-01T00:00:00Z --count N
 # and read once before timing (warm page cache). Each command is timed by
@@ -48,6 +53,32 @@ if ! command -v jq >/dev/null 2>&1; then
     die "jq is required but not installed (install it, e.g. 'apt-get install jq', or run as root)"
 fi
 
+# Peers: installed once under .tools (ignored by git); a failed install skips the peer.
+TOOLS="$ROOT/.tools"
+mkdir -p "$TOOLS"
+JAQ=""
+if command -v jaq >/dev/null 2>&1; then
+  JAQ="$(command -v jaq)"
+elif [ -x "$TOOLS/jaq/bin/jaq" ]; then
+  JAQ="$TOOLS/jaq/bin/jaq"
+else
+  echo "== jaq not found; cargo install jaq --locked --root .tools/jaq (once, a few minutes)"
+  if cargo install jaq --locked --root "$TOOLS/jaq" >"$TOOLS/jaq-install.log" 2>&1; then
+    JAQ="$TOOLS/jaq/bin/jaq"
+  else
+    echo "   jaq could not be installed (.tools/jaq-install.log): skipped"
+  fi
+fi
+ORJSON_PY="$TOOLS/bench-venv/bin/python"
+if ! "$ORJSON_PY" -c 'import orjson' >/dev/null 2>&1; then
+  echo "== installing orjson into .tools/bench-venv"
+  if ! { python3 -m venv "$TOOLS/bench-venv" &&
+    "$TOOLS/bench-venv/bin/pip" install -q orjson; } >"$TOOLS/bench-venv.log" 2>&1; then
+    echo "   orjson could not be installed (.tools/bench-venv.log): skipped"
+    ORJSON_PY=""
+  fi
+fi
+
 # --- build ---------------------------------------------------------------------------
 echo "== cargo build --release -p waflog-cli"
 cargo build --release -p waflog-cli
@@ -65,8 +96,8 @@ else
   WORK="$(mktemp -d /tmp/waflog-compare.XXXXXX)"
   CREATED_WORK=1
 fi
-WORK_FILES=(in.ndjson gen.ndjson waflog.ndjson py.ndjson jq.ndjson
-  generate.log generate-timed.log waflog.log py.log jq.log check.log)
+WORK_FILES=(in.ndjson gen.ndjson waflog.ndjson py.ndjson jq.ndjson jaq.ndjson orjson.ndjson
+  generate.log generate-timed.log waflog.log py.log jq.log jaq.log orjson.log check.log)
 cleanup() {
   if [ "${KEEP:-0}" = 1 ]; then
     echo "== kept work files in $WORK"
@@ -130,11 +161,30 @@ timed "jq" "$WORK/jq.log" --stdout "$WORK/jq.ndjson" -- \
 J_WALL="$WALL" J_USER="$CPU_U" J_SYS="$CPU_S"
 echo "   jq      ${J_WALL}s"
 
+OUTPUTS=("$WORK/waflog.ndjson" "$WORK/py.ndjson" "$WORK/jq.ndjson")
+PEERS=""
+JQ_W="" JQ_U="" JQ_S="" OJ_W="" OJ_U="" OJ_S=""
+if [ -n "$JAQ" ]; then
+  timed "jaq" "$WORK/jaq.log" --stdout "$WORK/jaq.ndjson" -- \
+    "$JAQ" -c -f "$HERE/transform.jq" "$WORK/in.ndjson"
+  JQ_W="$WALL" JQ_U="$CPU_U" JQ_S="$CPU_S"
+  echo "   jaq     ${JQ_W}s"
+  OUTPUTS+=("$WORK/jaq.ndjson")
+  PEERS="$PEERS, jaq"
+fi
+if [ -n "$ORJSON_PY" ]; then
+  timed "python orjson" "$WORK/orjson.log" -- \
+    "$ORJSON_PY" "$HERE/seed_transform.py" --orjson "$WORK/in.ndjson" "$WORK/orjson.ndjson"
+  OJ_W="$WALL" OJ_U="$CPU_U" OJ_S="$CPU_S"
+  echo "   orjson  ${OJ_W}s"
+  OUTPUTS+=("$WORK/orjson.ndjson")
+  PEERS="$PEERS, python+orjson"
+fi
+
 # --- agreement -------------------------------------------------------------------------
-echo "== checking that the three outputs agree on every line"
+echo "== checking that the ${#OUTPUTS[@]} outputs agree on every line"
 AGREE=yes
-if COMPARED="$(python3 "$HERE/check_agree.py" "$WORK/waflog.ndjson" "$WORK/py.ndjson" \
-  "$WORK/jq.ndjson" 2>"$WORK/check.log")"; then
+if COMPARED="$(python3 "$HERE/check_agree.py" "${OUTPUTS[@]}" 2>"$WORK/check.log")"; then
   [ "$COMPARED" = "$N" ] || { echo "compared $COMPARED lines, expected $N" >"$WORK/check.log"; AGREE=no; }
 else
   AGREE=no
@@ -143,7 +193,7 @@ fi
 
 # --- report ----------------------------------------------------------------------------
 echo
-echo "waflog $("$BIN" --version | awk '{ print $NF }'), $(python3 --version 2>&1), $(jq --version)"
+echo "waflog $("$BIN" --version | awk '{ print $NF }'), $(python3 --version 2>&1), $(jq --version)${JAQ:+, $("$JAQ" --version)}${ORJSON_PY:+, orjson $("$ORJSON_PY" -c 'import orjson; print(orjson.__version__)')}"
 echo "cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown), $(nproc 2>/dev/null || echo '?') cores; every tool runs on one thread"
 echo "input: $N records, $BYTES bytes ($(awk -v b="$BYTES" -v n="$N" 'BEGIN { printf "%.0f", b / n }') bytes/record)"
 echo
@@ -151,15 +201,21 @@ awk -v n="$N" -v bytes="$BYTES" \
   -v ww="$W_WALL" -v wu="$W_USER" -v ws="$W_SYS" \
   -v pw="$P_WALL" -v pu="$P_USER" -v ps="$P_SYS" \
   -v jw="$J_WALL" -v ju="$J_USER" -v js="$J_SYS" \
+  -v qw="$JQ_W" -v qu="$JQ_U" -v qs="$JQ_S" \
+  -v ow="$OJ_W" -v ou="$OJ_U" -v os="$OJ_S" \
   -v gw="$GEN_WALL" -v gu="$GEN_USER" -v gs="$GEN_SYS" 'BEGIN {
   fmt = "%-18s %10s %14s %10s %10s %10s\n"
   printf fmt, "tool", "seconds", "events/s", "MB/s", "user s", "sys s"
   row("waflog transform", ww, wu, ws)
   row("python (seed)", pw, pu, ps)
   row("jq", jw, ju, js)
+  if (qw != "") row("jaq", qw, qu, qs)
+  if (ow != "") row("python + orjson", ow, ou, os)
   print ""
   printf "waflog/python  %8.1fx   (throughput ratio, this run)\n", pw / ww
   printf "waflog/jq      %8.1fx\n", jw / ww
+  if (qw != "") printf "waflog/jaq     %8.1fx\n", qw / ww
+  if (ow != "") printf "waflog/orjson  %8.1fx\n", ow / ww
   print ""
   printf "waflog generate: %.3f s for %d records, %.0f events/s, %.1f MB/s written (user %.2f s, sys %.2f s)\n", gw, n, n / gw, bytes / gw / 1e6, gu, gs
 }
@@ -168,7 +224,7 @@ function row(name, wall, user, sys) {
 }'
 echo "generate output identical to the input (determinism): $GEN_SAME"
 if [ "$AGREE" = yes ]; then
-  echo "agreement: all $COMPARED lines agree (waflog, python, jq)"
+  echo "agreement: all $COMPARED lines agree (waflog, python, jq$PEERS)"
 else
   echo "agreement: FAILED: $(cat "$WORK/check.log")"
 fi

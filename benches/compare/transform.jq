@@ -3,19 +3,21 @@
 # Vocabularies are the seed defaults; the rules match `waflog transform`.
 def up: if type == "string" then ascii_upcase else "" end;
 def flag: if . then 1 else 0 end;
+# jq's IN, spelled out: jaq (the Rust jq, a peer in compare.sh) has no IN.
+def isin(s): . as $x | any(s; . == $x);
 # "200" or 200 -> 200; anything else -> null
 def code: (if type == "string" then (tonumber? // null) elif type == "number" then . else null end)
           | if . != null and . == floor and . >= 100 and . <= 999 then . else null end;
 
 (.timestamp |= (if . < 1e11 then (. * 1000 | round) else . end))
-| (.httpRequest.country | up | IN("US", "UK", "IN")) as $kc
+| (.httpRequest.country | up | isin("US", "UK", "IN")) as $kc
 | (.action | up) as $a
-| (.httpRequest.httpMethod | IN("GET", "HEAD", "POST")) as $cm
-| (.httpSourceName | up | IN("ALB", "APIGW", "APPSYNC", "CF")) as $ks
+| (.httpRequest.httpMethod | isin("GET", "HEAD", "POST")) as $cm
+| (.httpSourceName | up | isin("ALB", "APIGW", "APPSYNC", "CF")) as $ks
 | (if .httpStatus != null then .httpStatus else .responseCodeSent end) as $st
 | .K_country = ($kc | flag)
 | .UNK_country = ($kc | not | flag)
-| .K_action = ($a | IN("ALLOW", "CAPTCHA", "CHALLENGE", "COUNT") | flag)
+| .K_action = ($a | isin("ALLOW", "CAPTCHA", "CHALLENGE", "COUNT") | flag)
 | .B_action = ($a == "BLOCK" | flag)
 | if $st == null then .
   else ($st | code) as $c
