@@ -139,8 +139,10 @@ fn the_seed_monitor_fires_once_per_episode_and_completes_through_a_flaky_webhook
     let examples = &notes[0]["explanation"]["anomaly"]["examples"];
     assert_eq!(examples.as_array().map(Vec::len), Some(3), "{examples}");
     assert!(examples[0]["uri"].is_string() && examples[0]["action"].is_string());
-    // Completed after two quiet 10-minute periods following the 20-minute episode.
-    assert_eq!(notes[1]["period_start"], "2024-05-01T01:30:00.000Z");
+    // Completed at the end of the first 10-minute period after the 20-minute
+    // episode: quiet for its two one-minute intervals by then (not two periods).
+    assert_eq!(notes[1]["period_start"], "2024-05-01T01:20:00.000Z");
+    assert_eq!(notes[1]["period_end"], "2024-05-01T01:30:00.000Z");
     let got = hook.got.lock().unwrap().clone();
     let statuses: Vec<u16> = got.iter().map(|(s, _)| *s).collect();
     assert_eq!(statuses, [503, 503, 200, 200], "{err}");

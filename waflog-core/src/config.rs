@@ -238,13 +238,18 @@ impl Config {
         self.channels.clone().unwrap_or_else(Channel::defaults)
     }
 
+    /// `[[detectors]]`, or the built-in ones, as configured (without the
+    /// top-level rules and windows).
+    fn base_specs(&self) -> Vec<DetectorSpec> {
+        self.detectors
+            .clone()
+            .unwrap_or_else(DetectorSpec::defaults)
+    }
+
     /// The detectors to run: `[[detectors]]`, or the built-in ones, each with the
     /// top-level `[[rules]]` and `[[suppress]]` windows that name it.
     pub fn detector_specs(&self) -> Vec<DetectorSpec> {
-        let mut specs = self
-            .detectors
-            .clone()
-            .unwrap_or_else(DetectorSpec::defaults);
+        let mut specs = self.base_specs();
         for s in &mut specs {
             let name = s.name.clone();
             s.rules.extend(
@@ -282,10 +287,7 @@ impl Config {
             field,
             reason,
         };
-        let specs = self
-            .detectors
-            .clone()
-            .unwrap_or_else(DetectorSpec::defaults);
+        let specs = self.base_specs();
         let find = |name: &str| specs.iter().find(|s| s.name == name);
         for (i, r) in self.rules.iter().enumerate() {
             let on: Vec<&DetectorSpec> = match &r.detector {

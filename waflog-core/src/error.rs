@@ -188,6 +188,12 @@ pub enum AlertError {
         /// The ID as given.
         id: String,
     },
+    /// The pipeline runs without alerting, so it holds no alert to act on.
+    #[error("cannot act on alert `{id}`: this pipeline runs without alerting (no monitors)")]
+    AlertingOff {
+        /// The ID as given.
+        id: String,
+    },
     /// The ID prefix matches more than one alert.
     #[error("alert ID `{id}` is ambiguous: it matches {matches}")]
     AmbiguousId {

@@ -120,16 +120,37 @@ pub(crate) mod lenient_f64 {
 /// A number as a reader expects it: integers without a fraction, others to 2
 /// decimals.
 pub(crate) fn num(x: f64) -> String {
+    decimals(x, 2, false)
+}
+
+/// Integers without a fraction, others to `places` decimals (with `trim`, their
+/// trailing zeros dropped: `0.25`, not `0.250`).
+pub(crate) fn decimals(x: f64, places: usize, trim: bool) -> String {
     if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{}", x as i64)
+        return format!("{}", x as i64);
+    }
+    let s = format!("{x:.places$}");
+    if trim && s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
-        format!("{x:.2}")
+        s
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_read_as_numbers() {
+        assert_eq!(num(3.0), "3");
+        assert_eq!(num(0.5), "0.50");
+        assert_eq!(decimals(0.25, 3, true), "0.25");
+        assert_eq!(decimals(2.0004, 3, true), "2");
+        assert_eq!(decimals(-1.5, 3, true), "-1.5");
+        assert_eq!(decimals(f64::NAN, 3, true), "NaN");
+        assert_eq!(decimals(f64::INFINITY, 2, false), "inf");
+    }
 
     #[test]
     fn json_output_escapes_what_serde_leaves_raw() {

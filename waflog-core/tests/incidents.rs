@@ -10,61 +10,22 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::convert::Infallible;
-
-use waflog_core::alert::{
-    AlertBook, Channel, Evaluator, Incident, Monitor, Notification, NotificationKind, WriteFormat,
-    WriteNotifier,
-};
-use waflog_core::detect::{AnomalyResult, DetectorSpec, Engine};
+use waflog_core::alert::{Incident, Monitor, Notification, NotificationKind};
+use waflog_core::detect::{DetectorSpec, Engine};
 use waflog_core::features::FeatureMap;
-use waflog_core::pipeline::{Pipeline, ResultObserver};
-use waflog_core::simulate::{Episode, Generator, Limit, Scenario, TruthEpisode};
+use waflog_core::simulate::{Episode, Limit, Scenario, TruthEpisode};
 
-const START: i64 = 1_714_521_600_000; // 2024-05-01T00:00:00Z
-const MIN: i64 = 60_000;
-const HOUR: i64 = 3_600_000;
-
-/// What a run handed on: every notification and every closed incident.
-#[derive(Default)]
-struct Seen {
-    notes: Vec<Notification>,
-    incidents: Vec<Incident>,
-    anomalies: usize,
-    with_incident: usize,
-}
-
-impl ResultObserver for Seen {
-    type Error = Infallible;
-    fn results(&mut self, r: &[AnomalyResult], _: Option<&AlertBook>) -> Result<(), Infallible> {
-        self.anomalies += r.iter().filter(|r| r.is_anomaly()).count();
-        self.with_incident += r.iter().filter(|r| r.incident_id.is_some()).count();
-        Ok(())
-    }
-    fn notifications(&mut self, notes: &[Notification]) {
-        self.notes.extend_from_slice(notes);
-    }
-    fn incidents(&mut self, incidents: &[Incident]) {
-        self.incidents.extend_from_slice(incidents);
-    }
-}
+mod common;
+use common::{HOUR, MIN, START, Seen};
 
 fn run(scenario: &Scenario) -> Seen {
     let specs = DetectorSpec::defaults();
     let engine = Engine::new(&specs, FeatureMap::default()).unwrap();
-    let eval = Evaluator::new(&Monitor::defaults(&specs), &Channel::defaults()).unwrap();
-    let stdout = WriteNotifier::new("stdout", std::io::sink(), WriteFormat::Text);
-    let mut pipeline = Pipeline::new(engine)
-        .with_alerting(eval, vec![Box::new(stdout)], || 1_700_000_000_000)
-        .with_observer(Seen::default());
-    let mut generator = Generator::new(scenario).unwrap();
-    let mut line = Vec::new();
-    while generator.next_record(&mut line).is_some() {
-        pipeline.push_line(line.trim_ascii_end()).unwrap();
-        line.clear();
-    }
-    pipeline.finish().unwrap();
-    std::mem::take(pipeline.observer_mut())
+    common::run(
+        common::pipeline(engine, &Monitor::defaults(&specs)),
+        scenario,
+        |_| {},
+    )
 }
 
 fn fired(seen: &Seen) -> impl Iterator<Item = &Notification> {
@@ -136,7 +97,13 @@ fn check_floods(seed: u64, rate: f64, list: &[(u32, u32)]) -> usize {
         assert_eq!(completed, 1, "{what}");
     }
     // Every anomaly has an incident; each flood is one incident that alerted.
-    assert_eq!(seen.anomalies, seen.with_incident);
+    let anomalies = seen.results.iter().filter(|r| r.is_anomaly()).count();
+    let with_incident = seen
+        .results
+        .iter()
+        .filter(|r| r.incident_id.is_some())
+        .count();
+    assert_eq!(anomalies, with_incident);
     let other = fired(&seen)
         .filter(|n| {
             !truth

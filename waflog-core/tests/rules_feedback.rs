@@ -6,69 +6,35 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::convert::Infallible;
 use std::path::Path;
 
 use waflog_core::Config;
-use waflog_core::alert::{
-    AlertBook, Channel, Evaluator, Label, Monitor, Notification, NotificationKind, WriteFormat,
-    WriteNotifier,
-};
+use waflog_core::alert::{Label, Monitor, Notification, NotificationKind};
 use waflog_core::detect::{AnomalyResult, Engine};
-use waflog_core::pipeline::{Feedback, Pipeline, ResultObserver};
-use waflog_core::simulate::{Episode, Generator, Limit, Scenario};
+use waflog_core::pipeline::Pipeline;
+use waflog_core::simulate::{Episode, Limit, Scenario};
 
-const START: i64 = 1_714_521_600_000; // 2024-05-01T00:00:00Z
-const MIN: i64 = 60_000;
-const HOUR: i64 = 3_600_000;
+mod common;
+use common::{HOUR, MIN, START, Seen};
+
 const COUNTRY: &str = "country-anomaly-detector";
-
-#[derive(Default)]
-struct Seen {
-    notes: Vec<Notification>,
-    results: Vec<AnomalyResult>,
-    feedback: Vec<Feedback>,
-}
-
-impl ResultObserver for Seen {
-    type Error = Infallible;
-    fn results(&mut self, r: &[AnomalyResult], _: Option<&AlertBook>) -> Result<(), Infallible> {
-        self.results
-            .extend(r.iter().filter(|r| r.detector_name == COUNTRY).cloned());
-        Ok(())
-    }
-    fn notifications(&mut self, notes: &[Notification]) {
-        self.notes.extend_from_slice(notes);
-    }
-    fn feedback(&mut self, f: &[Feedback]) {
-        self.feedback.extend_from_slice(f);
-    }
-}
 
 fn pipeline(config: &str) -> Pipeline<Seen> {
     let config = Config::from_toml(config, Path::new("waflog.toml")).unwrap();
     let specs = config.detector_specs();
     let engine = Engine::new(&specs, config.feature_map().unwrap()).unwrap();
-    let eval = Evaluator::new(&Monitor::defaults(&specs), &Channel::defaults()).unwrap();
-    let stdout = WriteNotifier::new("stdout", std::io::sink(), WriteFormat::Text);
-    Pipeline::new(engine)
-        .with_alerting(eval, vec![Box::new(stdout)], || 1_700_000_000_000)
-        .with_observer(Seen::default())
+    common::pipeline(engine, &Monitor::defaults(&specs))
 }
 
 /// Runs `scenario` through a pipeline with `config`; `respond` is called after
 /// each line and may act on the pipeline (a responder).
-fn run(config: &str, scenario: &Scenario, mut respond: impl FnMut(&mut Pipeline<Seen>)) -> Seen {
-    let mut p = pipeline(config);
-    let mut generator = Generator::new(scenario).unwrap();
-    let mut line = Vec::new();
-    while generator.next_record(&mut line).is_some() {
-        p.push_line(line.trim_ascii_end()).unwrap();
-        line.clear();
-        respond(&mut p);
-    }
-    p.finish().unwrap();
-    std::mem::take(p.observer_mut())
+fn run(config: &str, scenario: &Scenario, respond: impl FnMut(&mut Pipeline<Seen>)) -> Seen {
+    common::run(pipeline(config), scenario, respond)
+}
+
+/// The country detector's results.
+fn country(seen: &Seen) -> impl Iterator<Item = &AnomalyResult> {
+    seen.results.iter().filter(|r| r.detector_name == COUNTRY)
 }
 
 fn scenario(seed: u64, hours: i64, episodes: &[&str]) -> Scenario {
@@ -90,8 +56,7 @@ fn fired<'a>(seen: &'a Seen, monitor: &str) -> Vec<&'a Notification> {
 
 /// Country results graded by the model but suppressed, and their reasons.
 fn suppressed(seen: &Seen) -> Vec<(i64, String)> {
-    seen.results
-        .iter()
+    country(seen)
         .filter_map(|r| {
             let s = r.suppressed.as_ref()?;
             assert_eq!(r.anomaly_grade, 0.0);
@@ -277,9 +242,7 @@ fn not_anomaly_feedback_closes_the_alert_and_the_model_learns_the_level() {
         // Nothing fires again for the country detector, during the shift or when
         // it ends (the old level is still normal).
         assert_eq!(fired(&seen, "UNK_country-Monitor").len(), 1, "seed {seed}");
-        let late = seen
-            .results
-            .iter()
+        let late = country(&seen)
             .filter(|r| r.is_anomaly() && r.data_start_time > START + 2 * HOUR)
             .count();
         assert!(

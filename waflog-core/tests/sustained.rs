@@ -10,16 +10,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use waflog_core::alert::{AlertBook, Channel, Evaluator, Monitor, Notification, NotificationKind};
+use waflog_core::alert::{Monitor, Notification, NotificationKind};
 use waflog_core::detect::EngineState;
 use waflog_core::detect::{AlgorithmSpec, AnomalyResult, DetectorSpec, Engine};
 use waflog_core::features::FeatureMap;
-use waflog_core::pipeline::{Pipeline, ResultObserver};
 use waflog_core::simulate::{Episode, Generator, Limit, Scenario, TruthEpisode};
 
-const START: i64 = 1_714_521_600_000; // 2024-05-01T00:00:00Z
-const MIN: i64 = 60_000;
-const HOUR: i64 = 3_600_000;
+mod common;
+use common::{HOUR, MIN, START};
 
 /// Runs the scenario through the engine and the default monitors of `specs`; returns
 /// the results and every notification.
@@ -32,40 +30,9 @@ fn run_with(
     specs: &[DetectorSpec],
     monitors: &[Monitor],
 ) -> (Vec<AnomalyResult>, Vec<Notification>) {
-    // The whole pipeline, as `waflog detect --alerts` runs it: the engine, the
-    // incident correlator and the monitors.
     let engine = Engine::new(specs, FeatureMap::default()).unwrap();
-    let eval = Evaluator::new(monitors, &Channel::defaults()).unwrap();
-    let mut pipeline = Pipeline::new(engine)
-        .with_alerting(eval, Vec::new(), || 1_700_000_000_000)
-        .with_observer(Seen::default());
-    let mut generator = Generator::new(scenario).unwrap();
-    let mut line = Vec::new();
-    while generator.next_record(&mut line).is_some() {
-        pipeline.push_line(line.trim_ascii_end()).unwrap();
-        line.clear();
-    }
-    pipeline.finish().unwrap();
-    let seen = std::mem::take(pipeline.observer_mut());
+    let seen = common::run(common::pipeline(engine, monitors), scenario, |_| {});
     (seen.results, seen.notes)
-}
-
-/// What the pipeline handed on.
-#[derive(Default)]
-struct Seen {
-    results: Vec<AnomalyResult>,
-    notes: Vec<Notification>,
-}
-
-impl ResultObserver for Seen {
-    type Error = std::convert::Infallible;
-    fn results(&mut self, r: &[AnomalyResult], _: Option<&AlertBook>) -> Result<(), Self::Error> {
-        self.results.extend_from_slice(r);
-        Ok(())
-    }
-    fn notifications(&mut self, notes: &[Notification]) {
-        self.notes.extend_from_slice(notes);
-    }
 }
 
 fn detector_of(field: &str) -> &'static str {
@@ -132,8 +99,14 @@ fn outcome(e: &TruthEpisode, notes: &[Notification]) -> Outcome {
 /// `k`), starting and ending mid-interval: 24 h at 0.05 and 24 h at 1, and on the
 /// third field 6 h at 1, 1 h at 0.05, 6 h at 0.05 and 1 h at 1.
 fn sustained_scenario(seed: u64, k: usize, rate: f64) -> Scenario {
-    let fields = ["country", "action", "httpMethod", "httpStatus"];
-    let (a, b, c) = (fields[k % 4], fields[(k + 1) % 4], fields[(k + 2) % 4]);
+    let fields = [
+        "country",
+        "action",
+        "httpMethod",
+        "httpStatus",
+        "httpSourceName",
+    ];
+    let (a, b, c) = (fields[k % 5], fields[(k + 1) % 5], fields[(k + 2) % 5]);
     let mut s = Scenario::new(seed, START);
     s.rate = rate;
     s.limit = Limit::Duration(26 * HOUR);

@@ -24,7 +24,8 @@ pub enum AlertState {
     Active,
     /// A user acknowledged it: no more re-notifications; it still completes.
     Acknowledged,
-    /// The trigger has not fired for `complete_after` consecutive periods.
+    /// The trigger has not fired for `complete_after` consecutive periods (or
+    /// detector intervals, when they are shorter than the period).
     Completed,
     /// Evaluation or delivery failed (see [`Alert::error`]); it returns to its
     /// previous state when a later evaluation or delivery succeeds.
@@ -695,7 +696,8 @@ pub enum NotificationKind {
     Fired,
     /// An ACTIVE alert is still firing and its throttle has passed.
     Renotify,
-    /// An alert completed: its trigger has not fired for `complete_after` periods.
+    /// An alert completed: its trigger has not fired for `complete_after` periods
+    /// (or detector intervals, when they are shorter than the period).
     Completed,
     /// A monitor could not be evaluated (the alert is in ERROR).
     Error,
@@ -775,6 +777,14 @@ pub(crate) struct Candidate {
     #[serde(with = "crate::text::lenient_f64")]
     pub(crate) grade: f64,
     pub(crate) explanation: Explanation,
+    /// End of the latest firing result in the period (0: not recorded, taken as the
+    /// period's end).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) last_at: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 impl Keyed for Candidate {
@@ -808,6 +818,11 @@ pub(crate) struct MonitorState {
     pub(crate) signature: String,
     /// The period length in force (0 until known).
     pub(crate) period_ms: i64,
+    /// Detector inputs: the length of the detector's intervals (0 until a result
+    /// arrives). A quiet spell is counted in these when they are shorter than the
+    /// period.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) interval_ms: i64,
     /// Start of the oldest period not evaluated yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) next_start: Option<i64>,

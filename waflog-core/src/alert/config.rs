@@ -14,7 +14,7 @@
 //! min_confidence = 0.7                # default 0.7
 //! actions = ["ops-webhook", "security-sns"]   # default: every channel
 //! throttle = "1h"                     # re-notify at most hourly while active (default: never)
-//! complete_after = 2                  # quiet periods before COMPLETED (default 2)
+//! complete_after = 2                  # quiet periods (or intervals) before COMPLETED (default 2)
 //! # message = "..."                   # template, see alert::template
 //!
 //! # The seed's query monitor: sum of UNK_source over the last 10 minutes.
@@ -160,7 +160,10 @@ pub struct Trigger {
     /// Re-notify at most this often while the alert stays active (`1h`); `None`:
     /// never re-notify.
     pub throttle: Option<String>,
-    /// Consecutive periods without firing after which the alert completes.
+    /// Consecutive periods without firing after which the alert completes; counted
+    /// in the detector's intervals when they are shorter than the period (a
+    /// 10-minute monitor on one-minute results completes once the trigger has not
+    /// fired for `complete_after` minutes, checked at the end of each period).
     pub complete_after: u32,
     /// Message template (see [`crate::alert::template`]); `None`: the seed's text
     /// followed by the explanation.

@@ -14,6 +14,10 @@
 //! - fired, alert ACKNOWLEDGED: nothing;
 //! - not fired: one more quiet period; at `complete_after` consecutive quiet periods
 //!   the alert is COMPLETED (`Completed` notification) and moves to the history;
+//!   when the detector's intervals are shorter than the period, quiet counts in
+//!   intervals instead: at the end of any period (fired or not) an open alert whose
+//!   trigger has not fired for `complete_after` intervals completes, so a 10-minute
+//!   monitor on one-minute results completes minutes after an episode ends;
 //! - a result of the period accepted a sustained shift as the new normal
 //!   ([`AnomalyResult::shift_accepted`]): one `Accepted` notification on the open
 //!   alert saying so (it then completes as usual when the monitor stops firing);
@@ -457,6 +461,10 @@ fn observe_one(
         book.stats.ignored_results += 1;
         return;
     }
+    let interval = r.data_end_time.saturating_sub(r.data_start_time);
+    if interval > 0 {
+        st.interval_ms = interval;
+    }
     let p = period_start(r.data_start_time, period);
     match st.next_start {
         None => st.next_start = Some(p),
@@ -500,20 +508,26 @@ fn observe_one(
                     continue;
                 }
                 let key = (t.name.clone(), entity.clone());
-                if st
-                    .candidates
-                    .get(&key)
-                    .is_none_or(|c| r.anomaly_grade > c.grade)
-                {
-                    st.candidates.insert(
-                        key,
-                        Candidate {
-                            trigger: t.name.clone(),
-                            entity: entity.clone(),
-                            grade: r.anomaly_grade,
-                            explanation: Explanation::in_incident(r, incident),
-                        },
-                    );
+                match st.candidates.get_mut(&key) {
+                    Some(c) => {
+                        c.last_at = c.last_at.max(r.data_end_time);
+                        if r.anomaly_grade > c.grade {
+                            c.grade = r.anomaly_grade;
+                            c.explanation = Explanation::in_incident(r, incident);
+                        }
+                    }
+                    None => {
+                        st.candidates.insert(
+                            key,
+                            Candidate {
+                                trigger: t.name.clone(),
+                                entity: entity.clone(),
+                                grade: r.anomaly_grade,
+                                explanation: Explanation::in_incident(r, incident),
+                                last_at: r.data_end_time,
+                            },
+                        );
+                    }
                 }
             }
         }
@@ -624,9 +638,17 @@ fn close_through(
 
 /// What one period says for one trigger and entity.
 enum Verdict {
-    Fired(Box<Explanation>),
+    /// Fired, with the end of the latest firing result in the period.
+    Fired(Box<Explanation>, i64),
     Quiet,
     Failed(String),
+}
+
+/// A candidate's verdict: fired, last at its latest result's end (the period's end
+/// when not recorded, as in states written before it was).
+fn fired(c: Candidate, period: (i64, i64)) -> Verdict {
+    let at = if c.last_at > 0 { c.last_at } else { period.1 };
+    Verdict::Fired(Box::new(c.explanation), at)
 }
 
 /// The detector took the level of the open alert `key` as the new normal: one
@@ -675,7 +697,7 @@ fn evaluate_period(
                     .collect();
                 for key in open {
                     let verdict = match candidates.remove(&(t.name.clone(), key.2.clone())) {
-                        Some(c) => Verdict::Fired(Box::new(c.explanation)),
+                        Some(c) => fired(c, period),
                         None => Verdict::Quiet,
                     };
                     let shift = accepted.contains(&key.2);
@@ -685,23 +707,15 @@ fn evaluate_period(
                     }
                 }
                 // A period that accepted a shift opens no alert for that entity.
-                let fired: Vec<Candidate> = candidates
+                let firing: Vec<Candidate> = candidates
                     .iter()
                     .filter(|((tn, e), _)| tn == &t.name && !accepted.contains(e))
                     .map(|(_, c)| c.clone())
                     .collect();
-                for c in fired {
+                for c in firing {
                     candidates.remove(&(c.trigger.clone(), c.entity.clone()));
-                    let key = (m.name.clone(), t.name.clone(), c.entity);
-                    apply(
-                        m,
-                        t,
-                        book,
-                        key,
-                        Verdict::Fired(Box::new(c.explanation)),
-                        period,
-                        out,
-                    );
+                    let key = (m.name.clone(), t.name.clone(), c.entity.clone());
+                    apply(m, t, book, key, fired(c, period), period, out);
                 }
             }
         }
@@ -739,21 +753,24 @@ fn evaluate_period(
                 let verdict = if let Some(reason) = &error {
                     Verdict::Failed(reason.clone())
                 } else if value.is_some_and(|v| op.holds(v, threshold)) {
-                    Verdict::Fired(Box::new(Explanation {
-                        detector: m.detector.clone(),
-                        entity: top.as_ref().and_then(|e| e.entity.clone()),
-                        query: Some(QueryValue {
-                            feature: q.feature.clone(),
-                            aggregation: q.aggregation,
-                            window_ms: q.window_ms,
-                            value,
-                            results: count,
-                            op,
-                            threshold,
+                    Verdict::Fired(
+                        Box::new(Explanation {
+                            detector: m.detector.clone(),
+                            entity: top.as_ref().and_then(|e| e.entity.clone()),
+                            query: Some(QueryValue {
+                                feature: q.feature.clone(),
+                                aggregation: q.aggregation,
+                                window_ms: q.window_ms,
+                                value,
+                                results: count,
+                                op,
+                                threshold,
+                            }),
+                            anomaly: top.as_ref().and_then(|e| e.anomaly.clone()),
+                            incident: top.as_ref().and_then(|e| e.incident.clone()),
                         }),
-                        anomaly: top.as_ref().and_then(|e| e.anomaly.clone()),
-                        incident: top.as_ref().and_then(|e| e.incident.clone()),
-                    }))
+                        period.1,
+                    )
                 } else {
                     Verdict::Quiet
                 };
@@ -783,9 +800,15 @@ fn apply(
     };
     let Some(mut a) = book.open.remove(&key) else {
         // No open alert: only a firing or a failure opens one.
-        let (lifecycle, error, explanation, kind) = match verdict {
+        let (lifecycle, error, explanation, kind, last_fired) = match verdict {
             Verdict::Quiet => return,
-            Verdict::Fired(e) => (AlertState::Active, None, Some(*e), NotificationKind::Fired),
+            Verdict::Fired(e, at) => (
+                AlertState::Active,
+                None,
+                Some(*e),
+                NotificationKind::Fired,
+                Some(at),
+            ),
             Verdict::Failed(reason) => (
                 AlertState::Error,
                 Some(AlertIssue {
@@ -795,6 +818,7 @@ fn apply(
                 }),
                 None,
                 NotificationKind::Error,
+                None,
             ),
         };
         let fired = lifecycle == AlertState::Active;
@@ -817,7 +841,7 @@ fn apply(
             lifecycle,
             error,
             start_time: start,
-            last_fired: fired.then_some(end),
+            last_fired,
             end_time: None,
             acknowledged_time: None,
             periods_active: u32::from(fired),
@@ -860,10 +884,10 @@ fn apply(
                 emit(book, &mut a, NotificationKind::Error);
             }
         }
-        Verdict::Fired(explanation) => {
+        Verdict::Fired(explanation, at) => {
             clear_evaluation_error(&mut a);
             a.explanation = Some(*explanation);
-            a.last_fired = Some(end);
+            a.last_fired = Some(at);
             match a.lifecycle {
                 AlertState::Error => {
                     // Opened by an evaluation error; this is its first firing.
@@ -880,6 +904,12 @@ fn apply(
                         .saturating_add(a.quiet_periods)
                         .saturating_add(1);
                     a.quiet_periods = 0;
+                    // It fired early in the period and has been quiet since: it
+                    // completes now rather than a period later.
+                    if quiet_enough(m, t, book, &a, (start, end)) {
+                        complete(book, a, &mut emit, end);
+                        return;
+                    }
                     let due = t.throttle_ms.is_some_and(|th| {
                         a.last_notified.is_none_or(|l| end.saturating_sub(l) >= th)
                     });
@@ -900,28 +930,69 @@ fn apply(
                 return;
             }
             a.quiet_periods = a.quiet_periods.saturating_add(1);
-            // An incident's alert stays open while an alert merged into it fired
-            // within its last `complete_after` periods.
-            let recent = end.saturating_sub(
-                i64::from(t.complete_after).saturating_mul(end.saturating_sub(start)),
-            );
-            let held = a.merged_into.is_none()
-                && book.open.values().any(|o| {
-                    o.merged_into.as_ref() == Some(&a.id)
-                        && o.last_fired.is_some_and(|l| l > recent)
-                });
-            if a.quiet_periods >= t.complete_after && !held {
-                a.lifecycle = AlertState::Completed;
-                a.end_time = Some(end);
-                if a.merged_into.is_none() {
-                    emit(book, &mut a, NotificationKind::Completed);
-                }
-                book.archive(a);
+            if quiet_enough(m, t, book, &a, (start, end)) {
+                complete(book, a, &mut emit, end);
                 return;
             }
         }
     }
     book.open.insert(key, a);
+}
+
+/// Completes `a` at `end`: one `Completed` notification (none for an alert merged
+/// into another), then the history.
+fn complete(
+    book: &mut AlertBook,
+    mut a: Alert,
+    emit: &mut impl FnMut(&mut AlertBook, &mut Alert, NotificationKind),
+    end: i64,
+) {
+    a.lifecycle = AlertState::Completed;
+    a.end_time = Some(end);
+    if a.merged_into.is_none() {
+        emit(book, &mut a, NotificationKind::Completed);
+    }
+    book.archive(a);
+}
+
+/// How long a trigger must stay quiet before its alert completes: `complete_after`
+/// of the detector's intervals when they are shorter than the monitor's period
+/// (the seed's 10-minute monitor on one-minute results completes minutes, not two
+/// periods, after an episode ends), else `complete_after` periods.
+fn quiet_span(m: &CompiledMonitor, t: &CompiledTrigger, book: &AlertBook, period: i64) -> i64 {
+    let interval = match m.query {
+        Some(_) => 0,
+        None => book.monitors.get(&m.name).map_or(0, |s| s.interval_ms),
+    };
+    let unit = if interval > 0 && interval < period {
+        interval
+    } else {
+        period
+    };
+    i64::from(t.complete_after).saturating_mul(unit)
+}
+
+/// Whether open alert `a` completes at the end of `period`: quiet for
+/// `complete_after` periods, or for its [`quiet_span`] since it last fired; and,
+/// for an incident's lead alert, no alert merged into it fired within that span.
+fn quiet_enough(
+    m: &CompiledMonitor,
+    t: &CompiledTrigger,
+    book: &AlertBook,
+    a: &Alert,
+    (start, end): (i64, i64),
+) -> bool {
+    let span = quiet_span(m, t, book, end.saturating_sub(start));
+    let quiet_for = end.saturating_sub(a.last_fired.unwrap_or(start));
+    if a.quiet_periods < t.complete_after && quiet_for < span {
+        return false;
+    }
+    let recent = end.saturating_sub(span);
+    let held = a.merged_into.is_none()
+        && book.open.values().any(|o| {
+            o.merged_into.as_ref() == Some(&a.id) && o.last_fired.is_some_and(|l| l > recent)
+        });
+    !held
 }
 
 /// Renders a notification of `alert`.
@@ -953,9 +1024,16 @@ fn render(
             "Monitor {}{for_entity} is no longer in alert status: a responder marked it as not an anomaly (it was active for {} periods since {since}); detector {} learns that level as normal.",
             a.monitor, a.periods_active, a.detector
         ),
-        NotificationKind::Completed => format!(
+        NotificationKind::Completed if a.quiet_periods >= t.complete_after => format!(
             "Monitor {}{for_entity} is no longer in alert status: trigger {} has not fired for {} periods (it was active for {} periods since {since}).",
             a.monitor, a.trigger, a.quiet_periods, a.periods_active
+        ),
+        NotificationKind::Completed => format!(
+            "Monitor {}{for_entity} is no longer in alert status: trigger {} has not fired since {} (it was active for {} periods since {since}).",
+            a.monitor,
+            a.trigger,
+            to_rfc3339(a.last_fired.unwrap_or(end)),
+            a.periods_active
         ),
         NotificationKind::Error => format!(
             "Monitor {}{for_entity} could not be evaluated: {}",

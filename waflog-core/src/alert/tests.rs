@@ -122,6 +122,39 @@ fn fires_once_and_stays_active_without_repeats() {
 }
 
 #[test]
+fn a_ten_minute_monitor_completes_minutes_after_its_last_firing() {
+    // One-minute results, ten-minute periods, complete_after = 2: quiet counts in
+    // minutes. Anomalous 2..26: the period that ends at minute 30 fired (until 26)
+    // but has been quiet for 4 minutes, so the alert completes there.
+    let mut e = evaluator(&[detector_monitor("10m", Trigger::new("t", 1))]);
+    let ns = feed(&mut e, &script(45, &[(2, 26)]));
+    assert_eq!(kinds(&ns), [Fired, Completed]);
+    assert_eq!(ns[1].period_end, at(30));
+    assert_eq!(ns[1].periods_active, 3);
+    let a = e.book().get(&ns[0].alert_id).unwrap();
+    assert_eq!((a.last_fired, a.end_time), (Some(at(26)), Some(at(30))));
+    // Firing until minute 29: one quiet minute at the period's end is not enough;
+    // the next period is quiet, so it completes at 40.
+    let mut e = evaluator(&[detector_monitor("10m", Trigger::new("t", 1))]);
+    let ns = feed(&mut e, &script(45, &[(2, 29)]));
+    assert_eq!(kinds(&ns), [Fired, Completed]);
+    assert_eq!(ns[1].period_end, at(40));
+    // Gaps of a minute inside the episode keep one alert open throughout.
+    let mut e = evaluator(&[detector_monitor("10m", Trigger::new("t", 1))]);
+    let ns = feed(
+        &mut e,
+        &script(75, &[(2, 19), (20, 39), (40, 59), (60, 64)]),
+    );
+    assert_eq!(kinds(&ns), [Fired, Completed]);
+    assert_eq!(ns[1].period_end, at(70));
+    // A new alert that fired early in its first period stays open to the next one.
+    let mut e = evaluator(&[detector_monitor("10m", Trigger::new("t", 1))]);
+    let ns = feed(&mut e, &script(25, &[(1, 2)]));
+    assert_eq!(kinds(&ns), [Fired, Completed]);
+    assert_eq!((ns[0].period_end, ns[1].period_end), (at(10), at(20)));
+}
+
+#[test]
 fn one_quiet_period_does_not_flap_two_complete() {
     let mut e = evaluator(&[detector_monitor("1m", Trigger::new("t", 1))]);
     // Anomalous 2..5, quiet 5, anomalous 6..8, quiet 8, 9: one alert, 6 periods.
@@ -593,7 +626,16 @@ Top contributors:
         p["explanation"]["anomaly"]["contributors"][0]["top"][0]["count"],
         240
     );
-    assert_eq!(ns[1].period_end, at(30));
+    // Quiet since 18:13, one-minute results: it completes at the end of the next
+    // ten-minute period, not two periods later.
+    assert_eq!(ns[1].period_end, at(20));
+    assert!(
+        ns[1]
+            .text
+            .contains("trigger UNK_source-trigger has not fired since 2022-11-30T18:13:00.000Z"),
+        "{}",
+        ns[1].text
+    );
     assert_eq!(ns[0].slack_body()["text"], expected);
 
     // A custom template.

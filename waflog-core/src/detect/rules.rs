@@ -287,12 +287,7 @@ pub fn suppression(
 
 /// A number for a message: integers as such, others with at most three decimals.
 fn short(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        let s = format!("{v:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
+    crate::text::decimals(v, 3, true)
 }
 
 #[cfg(test)]

@@ -546,7 +546,7 @@ impl<O: ResultObserver> Pipeline<O> {
         label: Option<Label>,
     ) -> Result<Vec<Feedback>, AlertError> {
         let Some(alerting) = self.alerting.as_mut() else {
-            return Err(AlertError::UnknownAlert { id: id.to_string() });
+            return Err(AlertError::AlertingOff { id: id.to_string() });
         };
         let Some(label) = label else {
             let alert = alerting.eval.book_mut().acknowledge(id, at_ms)?.clone();

@@ -78,6 +78,12 @@ fn a_quiet_stream_gives_one_result_per_detector_and_minute() {
         "no anomaly injected"
     );
     assert!(p.alerts().is_none());
+    // Without alerting there is no alert to acknowledge, and the error says why.
+    let err = p
+        .acknowledge("abc", 0, Some(Label::NotAnomaly))
+        .unwrap_err();
+    assert_eq!(err, AlertError::AlertingOff { id: "abc".into() });
+    assert!(err.to_string().contains("without alerting"), "{err}");
 }
 
 #[test]
