@@ -4,6 +4,10 @@
 #   - moto_server (moto[server]==5.2.5, in a venv at .tools/venv): S3, Kinesis, ...
 #   - kinesalite (kinesalite@3.3.3, npm, in .tools/node): Kinesis with on-disk
 #     persistence (LevelDB) in $KINESALITE_PATH, so a restart keeps the data.
+#   - s3s-fs (s3s-fs@0.14.1 from crates.io, `cargo install` into .tools/s3s): an S3
+#     server that checks SigV4 signatures; installed only, the tests start it
+#     (waflog-cli/tests/sigv4.rs). 0.14.1 is the last release that builds with
+#     Rust 1.95.
 #
 # As a command (from anywhere):
 #   bash scripts/local-aws.sh install   # idempotent; needs python3 (venv) and npm
@@ -41,6 +45,8 @@ LOCAL_AWS_VENV="$LOCAL_AWS_TOOLS/venv"
 LOCAL_AWS_NODE_PREFIX="$LOCAL_AWS_TOOLS/node"
 LOCAL_AWS_MOTO_VERSION="5.2.5"
 LOCAL_AWS_KINESALITE_VERSION="3.3.3"
+LOCAL_AWS_S3S_VERSION="0.14.1"
+LOCAL_AWS_S3S_ROOT="$LOCAL_AWS_TOOLS/s3s"
 
 _local_aws_log() { printf 'local-aws: %s\n' "$*" >&2; }
 
@@ -116,6 +122,16 @@ local_aws_install() {
     npm install --prefix "$LOCAL_AWS_NODE_PREFIX" --no-audit --no-fund --loglevel=error \
       "kinesalite@$LOCAL_AWS_KINESALITE_VERSION" >&2 || { _local_aws_log "error: npm install failed"; return 1; }
     _local_aws_kinesalite_installed || { _local_aws_log "error: kinesalite missing after install"; return 1; }
+  fi
+
+  if [[ -x "$LOCAL_AWS_S3S_ROOT/bin/s3s-fs" ]] \
+    && "$LOCAL_AWS_S3S_ROOT/bin/s3s-fs" --version 2>/dev/null | grep -q "$LOCAL_AWS_S3S_VERSION"; then
+    _local_aws_log "s3s-fs@$LOCAL_AWS_S3S_VERSION already installed in .tools/s3s"
+  else
+    command -v cargo >/dev/null || { _local_aws_log "error: cargo not found (for s3s-fs)"; return 1; }
+    _local_aws_log "installing s3s-fs@$LOCAL_AWS_S3S_VERSION into .tools/s3s (cargo install, a few minutes)"
+    cargo install --quiet --locked --features binary --root "$LOCAL_AWS_S3S_ROOT" \
+      "s3s-fs@$LOCAL_AWS_S3S_VERSION" || { _local_aws_log "error: cargo install s3s-fs failed"; return 1; }
   fi
 
   t1=$(_local_aws_now_ms)
@@ -299,6 +315,7 @@ local_aws_env() {
     WAFLOG_TEST_NODE_PATH "$LOCAL_AWS_NODE_PREFIX/node_modules" \
     WAFLOG_TEST_FAULT_PROXY "$LOCAL_AWS_ROOT/scripts/fault_proxy.py" \
     WAFLOG_TEST_PYTHON "$LOCAL_AWS_VENV/bin/python" \
+    WAFLOG_TEST_S3S_FS "$LOCAL_AWS_S3S_ROOT/bin/s3s-fs" \
     AWS_ACCESS_KEY_ID test \
     AWS_SECRET_ACCESS_KEY test \
     AWS_REGION us-east-1 \

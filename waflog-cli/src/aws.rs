@@ -277,6 +277,8 @@ const CREDENTIAL_CODES: &[&str] = &[
     "MissingAuthenticationToken",
     "MissingAuthenticationTokenException",
     "AuthFailure",
+    // S3 for a key it has no account for (s3s-fs answers an unknown key so).
+    "NotSignedUp",
 ];
 
 /// Error codes that mean the identity may not do this.
@@ -344,8 +346,23 @@ impl CallError {
         let text = error_text(e);
         match e {
             SdkError::ServiceError(s) => {
-                let code = s.err().code().map(str::to_string);
                 let status = s.raw().status().as_u16();
+                let code = s.err().code().map(str::to_string);
+                // An answer in another protocol than the service's (an XML error
+                // from a proxy or a look-alike server in front of a JSON API): the
+                // SDK cannot read its code, the body still names it.
+                let (code, text) = match code {
+                    Some(c) => (Some(c), text),
+                    None => match s.raw().body().bytes().and_then(code_in_body) {
+                        Some(c) => {
+                            let text = format!(
+                                "HTTP {status} {c} (an answer the SDK could not parse: {text})"
+                            );
+                            (Some(c), text)
+                        }
+                        None => (None, format!("HTTP {status}: {text}")),
+                    },
+                };
                 CallError {
                     class: classify(code.as_deref(), Some(status)),
                     code,
@@ -385,6 +402,28 @@ impl CallError {
             "the request was refused; retrying cannot help"
         }
     }
+}
+
+/// The error code an error body names: `<Code>X</Code>` (XML, the S3 and query
+/// protocols) or `"__type":"prefix#X"` / `"code":"X"` (JSON protocols).
+fn code_in_body(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body.get(..body.len().min(4096))?).ok()?;
+    let xml = text
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(c, _)| c.trim().to_string());
+    let json = || {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let raw = v.get("__type").or_else(|| v.get("code"))?.as_str()?;
+        Some(raw.rsplit('#').next().unwrap_or(raw).trim().to_string())
+    };
+    let code = xml.or_else(json)?;
+    let ok = !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
+    ok.then_some(code)
 }
 
 /// Retry or not, from a service's error code and HTTP status.
@@ -647,5 +686,30 @@ mod tests {
             text: String::new(),
         };
         assert!(e.hint().contains("session token"));
+    }
+
+    #[test]
+    fn an_unparsed_error_body_still_names_its_code() {
+        let xml = b"<?xml version=\"1.0\"?><ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>no</Message></Error></Errors></ErrorResponse>";
+        assert_eq!(code_in_body(xml).as_deref(), Some("SignatureDoesNotMatch"));
+        let json =
+            br#"{"__type":"com.amazon.coral.service#InvalidSignatureException","message":"no"}"#;
+        assert_eq!(
+            code_in_body(json).as_deref(),
+            Some("InvalidSignatureException")
+        );
+        assert_eq!(
+            code_in_body(br#"{"code":"AccessDenied"}"#).as_deref(),
+            Some("AccessDenied")
+        );
+        for bad in [
+            &b""[..],
+            b"<html>502 Bad Gateway</html>",
+            b"<Code>has spaces and <tags></Code>",
+            b"\xff\xfe",
+            br#"{"__type": 7}"#,
+        ] {
+            assert_eq!(code_in_body(bad), None, "{bad:?}");
+        }
     }
 }

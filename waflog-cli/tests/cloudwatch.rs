@@ -157,6 +157,112 @@ fn a_log_group_is_read_in_event_time_by_prefix_and_time_range() {
     assert!(err.contains("ResourceNotFound"), "{err}");
 }
 
+/// With `--state`, a run reads only the events put since the last one: the
+/// position (newest event time and the IDs at that time) is saved when the group
+/// was read to its end. Split where two events share a millisecond, the second
+/// run reads the one not read yet and not the other; a third run reads nothing.
+/// The same for `detect`, whose models take in each record once.
+#[test]
+fn a_log_group_resumes_after_the_events_already_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = recent_hour();
+    let local = dir.path().join("local.ndjson");
+    let (code, _, err) = run(waflog()
+        .args(["generate", "--seed", "33", "--start", &start.to_rfc3339()])
+        .args(["--duration", "20m", "--rate", "20", "-o"])
+        .arg(&local));
+    assert_eq!(code, 0, "{err}");
+    let records = lines(&local);
+    let group = common::unique_name("aws-waf-logs-resume");
+    // Puts records [from, to) into two streams; the first call creates the group.
+    let put = |from: usize, to: usize, create: bool| {
+        boto(&format!(
+            "import json\n\
+             data = [l for l in open('{}').read().splitlines() if l]\n\
+             if {create}:\n\
+             \x20   logs.create_log_group(logGroupName='{group}')\n\
+             \x20   for s in ('a', 'b'):\n\
+             \x20       logs.create_log_stream(logGroupName='{group}', logStreamName=s)\n\
+             part = data[{from}:{to}]\n\
+             for name, ls in (('a', part[0::2]), ('b', part[1::2])):\n\
+             \x20   events = [dict(timestamp=json.loads(l)['timestamp'], message=l) for l in ls]\n\
+             \x20   for i in range(0, len(events), 2000):\n\
+             \x20       r = logs.put_log_events(logGroupName='{group}', logStreamName=name, logEvents=events[i:i+2000])\n\
+             \x20       assert 'rejectedLogEventsInfo' not in r, r",
+            local.display(),
+            create = if create { "True" } else { "False" },
+        ))
+    };
+    let ts: Vec<i64> = records
+        .iter()
+        .map(|r| r["timestamp"].as_i64().unwrap())
+        .collect();
+    // The split: the first record past the middle that shares its millisecond
+    // with the one before.
+    let split = (ts.len() / 2..ts.len())
+        .find(|&i| ts[i] == ts[i - 1])
+        .expect("two events in one millisecond");
+    put(0, split, true);
+    let state = dir.path().join("state.json");
+    let source = format!("cloudwatch://{group}");
+    let transform = |out: &str| {
+        run(waflog()
+            .args(["transform", &source, "--state"])
+            .arg(&state)
+            .args(["-o", out]))
+    };
+    let first = dir.path().join("first.ndjson");
+    let (code, _, err) = transform(first.to_str().unwrap());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines(&first).len(), split, "{err}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let position = saved["checkpoints"][&source].as_str().unwrap();
+    assert!(
+        position.starts_with(&format!("{} ", ts[split - 1])),
+        "{position}"
+    );
+
+    put(split, records.len(), false);
+    let second = dir.path().join("second.ndjson");
+    let (code, _, err) = transform(second.to_str().unwrap());
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("resuming after"), "{err}");
+    let mut got = request_ids(&lines(&first));
+    got.extend(request_ids(&lines(&second)));
+    got.sort();
+    let mut want = request_ids(&records);
+    want.sort();
+    assert_eq!(got.len(), records.len(), "{err}");
+    assert_eq!(got, want);
+    // Nothing new: nothing read, the position unchanged.
+    let third = dir.path().join("third.ndjson");
+    let (code, _, err) = transform(third.to_str().unwrap());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines(&third).len(), 0, "{err}");
+
+    // detect: the second run's models take in only the new records.
+    let dstate = dir.path().join("detect-state.json");
+    let detect = || {
+        run(waflog()
+            .args(["detect", &source, "--state"])
+            .arg(&dstate)
+            .args(["-o", "/dev/null"]))
+    };
+    let (code, _, err) = detect();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("records_in={}", records.len())),
+        "{err}"
+    );
+    let (code, _, err) = detect();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("records_in=0"), "{err}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&dstate).unwrap()).unwrap();
+    assert_eq!(saved["records"], records.len());
+}
+
 /// `detect --follow cloudwatch://GROUP` polls the group: events put after it
 /// started are read, none twice (each poll looks back a minute), and
 /// `--idle-exit` ends it.

@@ -24,6 +24,7 @@ use crate::records;
 use crate::sink::dashboard::{self, Dashboard};
 use crate::sink::file::{self as file_sink, Output};
 use crate::sink::opensearch::DocKind;
+use crate::source::cloudwatch::Positions;
 use crate::source::file as file_source;
 use crate::source::follow::{self, FollowStage};
 use crate::source::{self, Plan, S3Range};
@@ -186,12 +187,16 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     let (config, time_rules) = load_config(global, args)?;
     let specs = config.detector_specs();
     let mut aws = AwsContext::new(global.aws_settings());
-    let range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
+    let mut range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
     let idle_exit = super::idle_exit(&args.input)?;
     let inputs_given = args.input.all();
     let plan = Plan::new(&inputs_given, args.follow)?;
     let store = args.state.as_deref().map(StateFile::new);
     let (engine, saved) = start_engine(&config, &specs, time_rules, args, store.as_ref())?;
+    // CloudWatch Logs groups resume after the events the models have taken in.
+    if let Some(s) = &saved {
+        range.cloudwatch = Positions::from_checkpoints(&s.checkpoints);
+    }
     let (pipeline, alerting, delivered_at_start) =
         start_pipeline(engine, saved, &config, args, &mut aws)?;
     let dashboard = start_dashboard(args, &specs, &inputs_given, &pipeline, alerting.is_some())?;
@@ -234,6 +239,12 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         Plan::Follow(_) | Plan::Batch(_) => false,
     };
     let interrupted = run.read_inputs(inputs, &plan, &config, args.input_format, &mut dead)?;
+    // Groups read to their end: every event read is in the models.
+    if !interrupted && matches!(plan, Plan::Batch(_)) {
+        for (group, position) in range.cloudwatch.checkpoints() {
+            run.pipeline.checkpoint(group, position);
+        }
+    }
     let ended = run.end(keep_last_save, dead)?;
     let elapsed = started.elapsed();
     run.show_input_done();

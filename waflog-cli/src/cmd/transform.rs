@@ -14,6 +14,7 @@ use crate::exit::Finished;
 use crate::location::Location;
 use crate::records;
 use crate::sink::file::{self as file_sink, Output};
+use crate::source::cloudwatch::Positions;
 use crate::source::file as file_source;
 use crate::source::follow::{self, FollowStage};
 use crate::source::{Inputs, Plan, S3Range};
@@ -33,7 +34,7 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
     let transformer = Transformer::new(config.feature_map()?)
         .with_ocsf(args.output_format == crate::cli::OutputFormat::Ocsf);
     let mut aws = AwsContext::new(global.aws_settings());
-    let range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
+    let mut range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
     let plan = Plan::new(&args.input.all(), false)?;
     // `--state` with S3 inputs: the objects already written are left out, and the
     // one in progress resumes after its records already written.
@@ -45,6 +46,10 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         .as_ref()
         .map(|f| f.s3_done.clone())
         .unwrap_or_default();
+    // CloudWatch Logs groups resume after the events already written.
+    if let Some(f) = &s3_state {
+        range.cloudwatch = Positions::from_checkpoints(&f.checkpoints);
+    }
     let inputs = plan.inputs_skipping(&mut aws, &range, max_line, &done)?;
     let mut run = Run {
         transformer,
@@ -56,11 +61,15 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         state: args.state.as_deref(),
     };
     let started = Instant::now();
-    let checkpoints = match &plan {
+    let mut checkpoints = match &plan {
         Plan::Kinesis(stream) => run.read_stream(stream, &mut aws, args)?,
         Plan::Follow(_) | Plan::Batch(_) => BTreeMap::new(),
     };
     let ledger = run.read_inputs(inputs, s3_state.as_mut())?;
+    // Groups read to their end: every event read is in the output.
+    if matches!(plan, Plan::Batch(_)) {
+        checkpoints.extend(range.cloudwatch.checkpoints());
+    }
     let stats = run.end(s3_state.as_mut(), ledger, checkpoints)?;
     log_summary(&stats, started.elapsed(), args.input.dead_letter.as_deref());
     Ok(super::finished(global, &stats))

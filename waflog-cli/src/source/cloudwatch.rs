@@ -21,10 +21,19 @@
 //! Each event's message becomes one input line (a trailing newline dropped); the
 //! record splitter then reads it like any other input, so pretty-printed records
 //! and CloudWatch subscription payloads are taken too.
+//!
+//! With `--state`, a run resumes where the last one stopped: the [`Position`]
+//! (the newest event time read and the IDs of the events at that time) is kept
+//! in the state's `checkpoints` under the group's name, reading starts at that
+//! time and those events are not read again. A run records its position when it
+//! has read the group to its end and every record went through (not with
+//! `--follow`, nor when stopped by an error or Ctrl-C: the next run then reads
+//! again from the last recorded position). Events ingested later with times
+//! before the position are not read, as with `--since`.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{self, Read};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_cloudwatchlogs::operation::filter_log_events::FilterLogEventsOutput;
@@ -42,6 +51,90 @@ pub const POLL: Duration = Duration::from_secs(2);
 /// `--follow`: how far before the newest event seen a poll starts, for events
 /// ingested late (event IDs seen in this window are not handed over twice).
 pub const LOOKBACK_MS: i64 = 60_000;
+
+/// Where reading a group stopped: the newest event time handed over and the IDs
+/// of the events at that time (kept in `--state` as `"TIME_MS ID ID ..."`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position {
+    /// Event time, epoch milliseconds.
+    pub at_ms: i64,
+    /// The events read at `at_ms`.
+    pub ids: BTreeSet<String>,
+}
+
+impl Position {
+    /// From its `--state` text; `None` when it is not one.
+    pub fn parse(text: &str) -> Option<Position> {
+        let mut parts = text.split(' ');
+        let at_ms = parts.next()?.parse().ok()?;
+        let ids = parts
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        Some(Position { at_ms, ids })
+    }
+
+    /// Its `--state` text.
+    pub fn encode(&self) -> String {
+        let mut text = self.at_ms.to_string();
+        for id in &self.ids {
+            text.push(' ');
+            text.push_str(id);
+        }
+        text
+    }
+
+    /// Whether the event (time, ID) was read before this position.
+    fn covers(&self, time: i64, id: &str) -> bool {
+        time < self.at_ms || (time == self.at_ms && self.ids.contains(id))
+    }
+
+    /// Moves past the event (time, ID).
+    fn take(&mut self, time: i64, id: &str) {
+        if time > self.at_ms {
+            self.at_ms = time;
+            self.ids.clear();
+        }
+        if time == self.at_ms {
+            self.ids.insert(id.to_string());
+        }
+    }
+}
+
+/// The positions of a run's groups, by group name (`cloudwatch://GROUP[?prefix=P]`):
+/// set from `--state` before the inputs open, updated as their pages are read.
+#[derive(Debug, Clone, Default)]
+pub struct Positions(Arc<Mutex<BTreeMap<String, Position>>>);
+
+impl Positions {
+    /// From the checkpoints of a state file (those of groups).
+    pub fn from_checkpoints(checkpoints: &BTreeMap<String, String>) -> Positions {
+        let map = checkpoints
+            .iter()
+            .filter(|(k, _)| k.starts_with("cloudwatch://"))
+            .filter_map(|(k, v)| Position::parse(v).map(|p| (k.clone(), p)))
+            .collect();
+        Positions(Arc::new(Mutex::new(map)))
+    }
+
+    /// Every group's position, as state checkpoints.
+    pub fn checkpoints(&self) -> BTreeMap<String, String> {
+        self.0
+            .lock()
+            .map(|m| m.iter().map(|(k, p)| (k.clone(), p.encode())).collect())
+            .unwrap_or_default()
+    }
+
+    fn get(&self, group: &str) -> Option<Position> {
+        self.0.lock().ok().and_then(|m| m.get(group).cloned())
+    }
+
+    fn set(&self, group: &str, p: &Position) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(group.to_string(), p.clone());
+        }
+    }
+}
 
 /// Which streams of the group are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +159,24 @@ pub fn open(
     follow: bool,
 ) -> Input {
     let follow = follow && range.to_ms.is_none();
+    let key = match prefix {
+        Some(p) => format!("cloudwatch://{group}?prefix={p}"),
+        None => format!("cloudwatch://{group}"),
+    };
+    let resume = range.cloudwatch.get(&key);
+    let mut start = range.from_ms;
+    if let Some(r) = &resume {
+        tracing::info!(
+            "{name}: resuming after {} (--state)",
+            waflog_core::timestamp::to_rfc3339(r.at_ms)
+        );
+        start = Some(start.map_or(r.at_ms, |s| s.max(r.at_ms)));
+    }
     let reader = Events {
+        reached: resume.clone().unwrap_or_default(),
+        resume,
+        positions: range.cloudwatch.clone(),
+        key,
         follow,
         seen: VecDeque::new(),
         seen_ids: BTreeSet::new(),
@@ -79,7 +189,7 @@ pub fn open(
         prefix: prefix.map(str::to_string),
         streams: None,
         listed: None,
-        start: range.from_ms,
+        start,
         // endTime is inclusive; --until is not.
         end: range.to_ms.map(|t| t - 1),
         token: None,
@@ -103,6 +213,13 @@ pub fn open(
 struct Events {
     /// Polled for new events at the end (`--follow`).
     follow: bool,
+    /// Where the last run stopped (`--state`): events up to it are skipped.
+    resume: Option<Position>,
+    /// Where this read has got to (recorded in `positions` unless following).
+    reached: Position,
+    positions: Positions,
+    /// The group's name in `positions`.
+    key: String,
     /// Events handed over within [`LOOKBACK_MS`] of the newest: (time, ID), in
     /// order, and their IDs (only kept when following).
     seen: VecDeque<(i64, String)>,
@@ -235,8 +352,16 @@ impl Events {
             self.buf.clear();
             self.pos = 0;
             for e in out.events() {
+                if let (Some(r), Some(t), Some(id)) = (&self.resume, e.timestamp(), e.event_id())
+                    && r.covers(t, id)
+                {
+                    continue;
+                }
                 if self.follow && !self.first_time(e.timestamp(), e.event_id()) {
                     continue;
+                }
+                if let (Some(t), Some(id)) = (e.timestamp(), e.event_id()) {
+                    self.reached.take(t, id);
                 }
                 if let Some(m) = e.message() {
                     self.buf
@@ -249,6 +374,9 @@ impl Events {
             let next = out.next_token().map(str::to_string);
             let end = next.is_none() || next == self.token;
             self.token = next;
+            if !self.follow {
+                self.positions.set(&self.key, &self.reached);
+            }
             if end && self.follow {
                 // The next poll: from just before the newest event, the
                 // prefix's streams listed again (new ones are read too).

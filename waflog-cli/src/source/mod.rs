@@ -30,6 +30,9 @@ pub struct S3Range {
     pub from_ms: Option<i64>,
     /// `--until` in epoch milliseconds.
     pub to_ms: Option<i64>,
+    /// CloudWatch Logs groups: where an earlier run stopped (from `--state`),
+    /// and, once read, where this run did.
+    pub cloudwatch: cloudwatch::Positions,
 }
 
 impl S3Range {
@@ -54,6 +57,7 @@ impl S3Range {
             to: key(until),
             from_ms: since.map(|d| d.timestamp_millis()),
             to_ms: until.map(|d| d.timestamp_millis()),
+            cloudwatch: cloudwatch::Positions::default(),
         })
     }
 }
