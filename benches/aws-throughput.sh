@@ -34,25 +34,9 @@
 # any error.
 set -euo pipefail
 
-N="${1:-300000}"
-case "$N" in
-  '' | *[!0-9]* | 0) echo "aws-throughput.sh: N must be a positive integer, got '$N'" >&2; exit 2 ;;
-esac
-PROFILE="${PROFILE:-release}"
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-die() { echo "aws-throughput.sh: $*" >&2; exit 2; }
-
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-if [[ "$PROFILE" == release ]]; then
-  cargo build --release -p waflog-cli >&2 || die "build failed"
-  BIN="$TARGET/release/waflog"
-else
-  cargo build -p waflog-cli >&2 || die "build failed"
-  BIN="$TARGET/debug/waflog"
-fi
-TIMEIT=(python3 "$ROOT/benches/compare/timeit.py")
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_setup aws-throughput.sh 300000 "${1:-}"
 
 # shellcheck source=scripts/local-aws.sh
 source scripts/local-aws.sh

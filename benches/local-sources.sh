@@ -27,25 +27,9 @@
 # does not read exactly N records); it never fails on speed.
 set -euo pipefail
 
-N="${1:-400000}"
-case "$N" in
-  '' | *[!0-9]* | 0) echo "local-sources.sh: N must be a positive integer, got '$N'" >&2; exit 2 ;;
-esac
-PROFILE="${PROFILE:-release}"
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-die() { echo "local-sources.sh: $*" >&2; exit 2; }
-
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-if [[ "$PROFILE" == release ]]; then
-  cargo build --release -p waflog-cli >&2 || die "build failed"
-  BIN="$TARGET/release/waflog"
-else
-  cargo build -p waflog-cli >&2 || die "build failed"
-  BIN="$TARGET/debug/waflog"
-fi
-TIMEIT=(python3 "$ROOT/benches/compare/timeit.py")
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_setup local-sources.sh 400000 "${1:-}"
 
 WORK="$(mktemp -d /tmp/waflog-local-bench.XXXXXX)"
 # shellcheck disable=SC2317  # invoked by the EXIT trap

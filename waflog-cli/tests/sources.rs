@@ -60,6 +60,17 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// `waflog transform INPUT --dead-letter DEAD -o OUT`: (exit code, stdout, stderr).
+fn transform_to(input: &Path, dead: &Path, out: &Path) -> (i32, String, String) {
+    run(waflog()
+        .arg("transform")
+        .arg(input)
+        .arg("--dead-letter")
+        .arg(dead)
+        .arg("-o")
+        .arg(out))
+}
+
 fn write(path: &Path, bytes: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
@@ -156,13 +167,7 @@ fn a_directory_is_read_recursively_and_merged_like_an_s3_prefix() {
     let total = (a.len() + b.len()) as u64;
     let out = dir.path().join("out.ndjson");
     let dead = dir.path().join("dead.ndjson");
-    let (code, _, err) = run(waflog()
-        .arg("transform")
-        .arg(&root)
-        .arg("--dead-letter")
-        .arg(&dead)
-        .arg("-o")
-        .arg(&out));
+    let (code, _, err) = transform_to(&root, &dead, &out);
     assert_eq!(code, 0, "{err}");
     let got = lines(&out);
     assert_eq!(got.len() as u64, total, "{err}");
@@ -250,13 +255,7 @@ fn bad_files_are_named_in_errors_and_dead_letters() {
     write(&root.join("b.ndjson.gz"), &gz);
     let out = dir.path().join("out.ndjson");
     let dead = dir.path().join("dead.ndjson");
-    let (code, _, err) = run(waflog()
-        .arg("transform")
-        .arg(&root)
-        .arg("--dead-letter")
-        .arg(&dead)
-        .arg("-o")
-        .arg(&out));
+    let (code, _, err) = transform_to(&root, &dead, &out);
     assert_eq!(code, 0, "{err}");
     let d = lines(&dead);
     let b_name = root.join("b.ndjson.gz").display().to_string();

@@ -316,6 +316,16 @@ mod tests {
         Channel::lazy(open, first)
     }
 
+    /// The merge read to its end: each line's event time, in milliseconds after
+    /// 2024-05-01T00:00:00Z.
+    fn times(m: &mut Merged) -> Vec<i64> {
+        let mut text = String::new();
+        m.read_to_string(&mut text).unwrap();
+        text.lines()
+            .map(|l| line_time(l.as_bytes()) - 1_714_521_600_000)
+            .collect()
+    }
+
     #[test]
     fn channels_open_when_the_merge_reaches_their_first_record() {
         let opened = Arc::new(Mutex::new(Vec::new()));
@@ -327,13 +337,7 @@ mod tests {
         ];
         let mut m = Merged::new(channels, 1 << 20);
         let origins = m.origins();
-        let mut text = String::new();
-        m.read_to_string(&mut text).unwrap();
-        let times: Vec<i64> = text
-            .lines()
-            .map(|l| line_time(l.as_bytes()) - 1_714_521_600_000)
-            .collect();
-        assert_eq!(times, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(times(&mut m), vec![1, 2, 3, 4, 5, 6]);
         assert_eq!(*opened.lock().unwrap(), ["a", "b", "c"]);
         let from: Vec<(String, u64)> = origins
             .lock()
@@ -373,13 +377,7 @@ mod tests {
             None,
         )]);
         let mut m = Merged::new(vec![a, b], 1 << 20);
-        let mut text = String::new();
-        m.read_to_string(&mut text).unwrap();
-        let times: Vec<i64> = text
-            .lines()
-            .map(|l| line_time(l.as_bytes()) - 1_714_521_600_000)
-            .collect();
-        assert_eq!(times, vec![1, 2, 4, 5, 6]);
+        assert_eq!(times(&mut m), vec![1, 2, 4, 5, 6]);
     }
 
     #[test]
