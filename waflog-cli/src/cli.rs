@@ -572,8 +572,11 @@ pub struct DetectArgs {
     /// arrives, so an interval closes even when traffic stops, and results are
     /// flushed at once. A file is followed like `tail -F`: lines appended later are
     /// read, and when it is rotated (renamed or removed and created anew) or
-    /// truncated, the new file is read from its start; a cloudwatch:// group is
-    /// polled for new events every 2 s; it is followed until --idle-exit or Ctrl-C.
+    /// truncated, the new file is read from its start. A directory, a glob or
+    /// several files are followed together: every file, the earliest line in event
+    /// time first, new files (and new files at rotated paths) picked up every
+    /// second, renamed ones not read again. A cloudwatch:// group is polled for new
+    /// events every 2 s. Followed until --idle-exit or Ctrl-C.
     #[arg(long)]
     pub follow: bool,
     /// State file: the open intervals, models and baselines are restored from it at

@@ -336,3 +336,88 @@ fn follow_tails_a_file_that_grows_and_is_rotated() {
     assert!(err.contains("the file was replaced"), "{err}");
     assert!(err.contains("the file was truncated"), "{err}");
 }
+
+/// `--follow DIR` follows every file in the directory at once: both web ACLs'
+/// files as they grow (their backlog merged in event time, so no record is
+/// late), a file that appears later, the new file at a rotated path (the renamed
+/// one is recognised, not read again), and no compressed rotation read twice.
+#[test]
+fn follow_tails_every_file_of_a_directory_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("waf");
+    std::fs::create_dir_all(&root).unwrap();
+    let (a, b) = (generated(8, 4), generated(9, 4));
+    // A third web ACL whose file appears at minute 2.
+    let (code, out, err) = run(waflog().args([
+        "generate",
+        "--seed",
+        "10",
+        "--start",
+        "2024-05-01T00:02:00Z",
+        "--duration",
+        "2m",
+        "--rate",
+        "5",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let c: Vec<String> = out.lines().map(str::to_string).collect();
+    // The lines of minutes [from, to).
+    let minutes = |lines: &[String], from: i64, to: i64| -> Vec<String> {
+        let t0 = 1_714_521_600_000;
+        lines
+            .iter()
+            .filter(|l| (t0 + from * 60_000..t0 + to * 60_000).contains(&time_of(l)))
+            .cloned()
+            .collect()
+    };
+    let (pa, pb, pc) = (root.join("a.log"), root.join("b.log"), root.join("c.log"));
+    append(&pa, &minutes(&a, 0, 1));
+    append(&pb, &minutes(&b, 0, 1));
+    let detect = waflog()
+        .args(["detect", "--follow", "--idle-exit", "4s", "-o", "/dev/null"])
+        .arg(&root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pause = || std::thread::sleep(Duration::from_millis(2000));
+    pause();
+    // Both grow while followed; b's next line comes in two writes.
+    append(&pa, &minutes(&a, 1, 2));
+    let b2 = minutes(&b, 1, 2);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&pb).unwrap();
+    let (head, rest) = b2[0].split_at(30);
+    f.write_all(head.as_bytes()).unwrap();
+    f.flush().unwrap();
+    pause();
+    f.write_all(format!("{rest}\n").as_bytes()).unwrap();
+    drop(f);
+    append(&pb, &b2[1..]);
+    pause();
+    // A new file in the directory, and the next minute of the others.
+    append(&pc, &minutes(&c, 2, 3));
+    append(&pa, &minutes(&a, 2, 3));
+    append(&pb, &minutes(&b, 2, 3));
+    pause();
+    // Rotation of a.log: renamed (still followed as itself), a new a.log, and a
+    // compressed copy of the renamed file (skipped: its lines were read).
+    std::fs::rename(&pa, root.join("a.log.1")).unwrap();
+    write(
+        &root.join("a.log.1.gz"),
+        &gzip((minutes(&a, 0, 3).join("\n") + "\n").as_bytes()),
+    );
+    append(&pa, &minutes(&a, 3, 4));
+    append(&pb, &minutes(&b, 3, 4));
+    append(&pc, &minutes(&c, 3, 4));
+    pause();
+    let out = detect.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let total = (a.len() + b.len() + c.len()) as u64;
+    assert_eq!(field(&err, "records_in"), total, "{err}");
+    assert_eq!(field(&err, "dead_lettered"), 0, "{err}");
+    assert!(err.contains("following 2 files"), "{err}");
+    assert!(err.contains("c.log: a new file; following it"), "{err}");
+    assert!(err.contains("a.log: a new file; following it"), "{err}");
+    assert!(err.contains("a.log.1.gz: a gzip file appeared"), "{err}");
+}

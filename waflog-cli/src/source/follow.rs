@@ -4,6 +4,7 @@
 //! subcommand's [`FollowStage`] until the input ends, `--idle-exit` or Ctrl-C
 //! ([`follow`]).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -69,6 +70,7 @@ pub fn tail(name: &str) -> anyhow::Result<file_source::Input> {
             id,
             pos: 0,
             ended_line: true,
+            by_path: true,
         }),
         size: None,
         failure: None,
@@ -99,12 +101,23 @@ struct Tail {
     pos: u64,
     /// The last byte handed over ended a line (or none was).
     ended_line: bool,
+    /// A new file at the path is followed (one followed file); else the file
+    /// itself is, wherever it is renamed ([`tail_many`] finds new files).
+    by_path: bool,
 }
 
 impl Tail {
     /// At the end of the file: whether the path now names a new file (opened)
     /// or the file was truncated (read again from its start).
     fn reopened(&mut self) -> io::Result<bool> {
+        if !self.by_path {
+            if self.file.metadata()?.len() < self.pos {
+                self.file.seek(SeekFrom::Start(0))?;
+                self.pos = 0;
+                return Ok(true);
+            }
+            return Ok(false);
+        }
         let Ok(meta) = std::fs::metadata(&self.path) else {
             // Renamed or removed, not created again yet.
             return Ok(false);
@@ -135,8 +148,9 @@ impl Tail {
     }
 }
 
-impl Read for Tail {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl Tail {
+    /// What the file has now (0 at its end, after a look for rotation).
+    fn read_available(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -147,15 +161,277 @@ impl Read for Tail {
                 self.ended_line = buf[n - 1] == b'\n';
                 return Ok(n);
             }
-            if self.reopened()? {
-                if !self.ended_line {
-                    self.ended_line = true;
-                    buf[0] = b'\n';
-                    return Ok(1);
-                }
-                continue;
+            if !self.reopened()? {
+                return Ok(0);
+            }
+            if !self.ended_line {
+                self.ended_line = true;
+                buf[0] = b'\n';
+                return Ok(1);
+            }
+        }
+    }
+}
+
+impl Read for Tail {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.read_available(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
             }
             std::thread::sleep(POLL);
+        }
+    }
+}
+
+/// How often [`tail_many`] looks for new files.
+const RESCAN: Duration = Duration::from_secs(1);
+
+/// Follows several local names at once (`--follow` with more than one file, a
+/// directory or a glob) as one input: every file they stand for is read from
+/// its start and then followed as it grows. Of the lines the files have at a
+/// time, the earliest in event time goes first (an event-time merge of what is
+/// there, as for files read to their end; a file with nothing new is not
+/// waited for), so the backlog of several files is not made late by their
+/// order, and live lines go as they come. No line is cut. Every [`RESCAN`] the
+/// names are expanded again: a file that appears (a new file in a followed
+/// directory, the new file at a rotated path) is read from its start; a file
+/// already followed is recognised by its identity (device and inode) under its
+/// new name after a rename, and a truncated one is read again from its start.
+/// Gzip files are read to their end when present at the start; those that
+/// appear later are taken as compressed rotations of lines already read, and
+/// skipped (logged). A line longer than `max_line` is cut there (and
+/// dead-lettered downstream); the rest of it is dropped.
+pub fn tail_many(names: Vec<String>, max_line: usize) -> anyhow::Result<file_source::Input> {
+    let label = match names.as_slice() {
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} and {} more", rest.len()),
+        [] => "-".to_string(),
+    };
+    let mut tails = Tails {
+        names,
+        lanes: Vec::new(),
+        known: std::collections::HashSet::new(),
+        last_scan: Instant::now(),
+        out: Vec::new(),
+        out_pos: 0,
+        cap: max_line.saturating_add(1),
+    };
+    tails.scan(true)?;
+    tracing::info!("{label}: following {} files", tails.lanes.len());
+    Ok(file_source::Input {
+        name: label,
+        reader: Box::new(tails),
+        size: None,
+        failure: None,
+        origins: None,
+    })
+}
+
+/// One file of [`tail_many`].
+struct Lane {
+    name: String,
+    reader: LaneReader,
+    /// Complete lines read and not handed over yet, with their event times.
+    lines: VecDeque<(i64, Vec<u8>)>,
+    /// Bytes read after the last complete line.
+    pending: Vec<u8>,
+    /// The rest of an over-long line is being dropped.
+    dropping: bool,
+    /// A gzip file read to its end.
+    done: bool,
+}
+
+enum LaneReader {
+    Tail(Tail),
+    Whole(Box<dyn Read + Send>),
+}
+
+/// The files of [`tail_many`].
+struct Tails {
+    names: Vec<String>,
+    lanes: Vec<Lane>,
+    /// Identities of the files followed.
+    known: std::collections::HashSet<(u64, u64)>,
+    last_scan: Instant,
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Longest line kept, with its newline.
+    cap: usize,
+}
+
+/// Bytes handed over per read of [`Tails`], about.
+const TAILS_BLOCK: usize = 64 << 10;
+
+impl Tails {
+    /// Expands the names and opens the files not followed yet (`first`: the files
+    /// present at the start, where errors count and gzip files are read).
+    fn scan(&mut self, first: bool) -> anyhow::Result<()> {
+        self.last_scan = Instant::now();
+        for name in self.names.clone() {
+            let files = match super::local::expand(&name, &super::S3Range::default()) {
+                Ok(f) => f,
+                Err(e) if !first => {
+                    tracing::debug!("{name}: {e:#}");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for f in files {
+                if let Some(lane) = self.open_lane(f.name, first)? {
+                    self.lanes.push(lane);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The file `name` as a lane, unless it is followed already (or, after the
+    /// start, a gzip file, or gone again).
+    fn open_lane(&mut self, name: String, first: bool) -> anyhow::Result<Option<Lane>> {
+        let opened = File::open(&name).and_then(|f| f.metadata().map(|m| (f, m)));
+        let (file, meta) = match opened {
+            Ok(o) => o,
+            Err(e) if !first => {
+                tracing::debug!("{name}: {e}");
+                return Ok(None);
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot open input {name}")),
+        };
+        let id = file_id(&meta);
+        if !self.known.insert(id) {
+            return Ok(None);
+        }
+        let input = file_source::open(&name)?;
+        // Decompressed (gzip): read to its end, not followed.
+        let reader = if input.failure.is_some() {
+            if !first {
+                tracing::info!(
+                    "{name}: a gzip file appeared; taken as a compressed rotation and skipped"
+                );
+                return Ok(None);
+            }
+            LaneReader::Whole(input.reader)
+        } else {
+            if !first {
+                tracing::info!("{name}: a new file; following it");
+            }
+            LaneReader::Tail(Tail {
+                path: PathBuf::from(&name),
+                file,
+                id,
+                pos: 0,
+                ended_line: true,
+                by_path: false,
+            })
+        };
+        Ok(Some(Lane {
+            name,
+            reader,
+            lines: VecDeque::new(),
+            pending: Vec::new(),
+            dropping: false,
+            done: false,
+        }))
+    }
+
+    /// Reads what lane `i` has now into its lines; whether it read anything.
+    fn pull(&mut self, i: usize) -> io::Result<bool> {
+        let cap = self.cap;
+        let lane = &mut self.lanes[i];
+        if lane.done {
+            return Ok(false);
+        }
+        let mut chunk = vec![0u8; TAILS_BLOCK];
+        let n = match &mut lane.reader {
+            LaneReader::Tail(t) => t.read_available(&mut chunk)?,
+            LaneReader::Whole(r) => r
+                .read(&mut chunk)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", lane.name)))?,
+        };
+        let mut data = &chunk[..n];
+        while !data.is_empty() {
+            let newline = data.iter().position(|&b| b == b'\n');
+            let (part, rest) = match newline {
+                Some(p) => (&data[..p], &data[p + 1..]),
+                None => (data, &data[data.len()..]),
+            };
+            if !lane.dropping {
+                lane.pending.extend_from_slice(part);
+            }
+            if newline.is_some() {
+                if !lane.dropping {
+                    let line = std::mem::take(&mut lane.pending);
+                    lane.lines.push_back((file_source::line_time(&line), line));
+                }
+                lane.pending.clear();
+                lane.dropping = false;
+            } else if lane.pending.len() > cap {
+                // Over the limit: handed over as one line (dead-lettered
+                // downstream as too long), the rest of it dropped.
+                let line = std::mem::take(&mut lane.pending);
+                lane.lines.push_back((i64::MIN, line));
+                lane.dropping = true;
+            }
+            data = rest;
+        }
+        if n == 0 && matches!(lane.reader, LaneReader::Whole(_)) {
+            lane.done = true;
+            let line = std::mem::take(&mut lane.pending);
+            if !line.is_empty() && !lane.dropping {
+                lane.lines.push_back((file_source::line_time(&line), line));
+            }
+        }
+        Ok(n > 0)
+    }
+
+    /// The lane whose next line is the earliest in event time.
+    fn earliest(&self) -> Option<usize> {
+        self.lanes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.lines.front().map(|(t, _)| (*t, i)))
+            .min()
+            .map(|(_, i)| i)
+    }
+}
+
+impl Read for Tails {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.out_pos < self.out.len() {
+                let n = buf.len().min(self.out.len() - self.out_pos);
+                buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+                self.out_pos += n;
+                return Ok(n);
+            }
+            self.out.clear();
+            self.out_pos = 0;
+            if self.last_scan.elapsed() >= RESCAN {
+                self.scan(false).map_err(io::Error::other)?;
+            }
+            let mut read_any = false;
+            for i in 0..self.lanes.len() {
+                if self.lanes[i].lines.is_empty() {
+                    read_any |= self.pull(i)?;
+                }
+            }
+            while self.out.len() < TAILS_BLOCK {
+                let Some(i) = self.earliest() else {
+                    break;
+                };
+                if let Some((_, line)) = self.lanes[i].lines.pop_front() {
+                    self.out.extend_from_slice(&line);
+                    self.out.push(b'\n');
+                }
+                if self.lanes[i].lines.is_empty() {
+                    read_any |= self.pull(i)?;
+                }
+            }
+            if self.out.is_empty() && !read_any {
+                std::thread::sleep(POLL);
+            }
         }
     }
 }

@@ -161,20 +161,41 @@ pub fn documents(
     }
 }
 
-/// The inputs of `--follow`, one after another: a local file is tailed as it
-/// grows and across rotation ([`follow::tail`]), a CloudWatch Logs group polled
-/// for new events ([`cloudwatch::open`] with `follow`), stdin read to its end,
-/// other names read as in a batch.
+/// The inputs of `--follow`, one after another: one local file is tailed as it
+/// grows and across rotation ([`follow::tail`]); several local names (files,
+/// directories, globs) are followed together as one input, where the first of
+/// them stands ([`follow::tail_many`]); a CloudWatch Logs group is polled for new
+/// events ([`cloudwatch::open`] with `follow`), stdin read to its end, other
+/// names read as in a batch.
 fn followed(names: &[String], aws: &mut AwsContext, read: &Reading<'_>) -> anyhow::Result<Inputs> {
     if names.is_empty() {
         return Ok(Box::new(std::iter::once_with(|| file::open("-"))));
     }
+    let local: Vec<String> = names
+        .iter()
+        .filter(|n| matches!(Location::parse(n), Ok(Location::File(_))))
+        .cloned()
+        .collect();
+    let one_file = match local.as_slice() {
+        [one] => std::path::Path::new(one).is_file(),
+        _ => false,
+    };
+    let max_line = read.max_line;
     let mut parts: Vec<Inputs> = Vec::new();
+    let mut local_done = false;
     for name in names {
         match Location::parse(name)? {
-            Location::File(p) => {
+            Location::File(p) if one_file => {
                 let p = p.to_string_lossy().into_owned();
                 parts.push(Box::new(std::iter::once_with(move || follow::tail(&p))));
+            }
+            Location::File(_) => {
+                if !std::mem::replace(&mut local_done, true) {
+                    let all = local.clone();
+                    parts.push(Box::new(std::iter::once_with(move || {
+                        follow::tail_many(all, max_line)
+                    })));
+                }
             }
             Location::CloudWatch { group, prefix } => {
                 let aws = aws.get()?;
