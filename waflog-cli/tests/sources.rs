@@ -285,6 +285,17 @@ fn bad_files_are_named_in_errors_and_dead_letters() {
     assert!(err.contains(&missing.display().to_string()), "{err}");
 }
 
+/// `waflog detect --follow --idle-exit 4s INPUT`, started; its stderr piped.
+fn follow(input: &Path) -> std::process::Child {
+    waflog()
+        .args(["detect", "--follow", "--idle-exit", "4s", "-o", "/dev/null"])
+        .arg(input)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Appends `lines` to `path`.
 fn append(path: &Path, lines: &[String]) {
     let mut f = std::fs::OpenOptions::new()
@@ -302,13 +313,7 @@ fn follow_tails_a_file_that_grows_and_is_rotated() {
     assert!(a.len() > 1000);
     let log: PathBuf = dir.path().join("waf.log");
     append(&log, &a[..100]);
-    let detect = waflog()
-        .args(["detect", "--follow", "--idle-exit", "4s", "-o", "/dev/null"])
-        .arg(&log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let detect = follow(&log);
     let pause = || std::thread::sleep(Duration::from_millis(1500));
     pause();
     // Lines appended later, one of them in two writes.
@@ -373,13 +378,7 @@ fn follow_tails_every_file_of_a_directory_at_once() {
     let (pa, pb, pc) = (root.join("a.log"), root.join("b.log"), root.join("c.log"));
     append(&pa, &minutes(&a, 0, 1));
     append(&pb, &minutes(&b, 0, 1));
-    let detect = waflog()
-        .args(["detect", "--follow", "--idle-exit", "4s", "-o", "/dev/null"])
-        .arg(&root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let detect = follow(&root);
     let pause = || std::thread::sleep(Duration::from_millis(2000));
     pause();
     // Both grow while followed; b's next line comes in two writes.
