@@ -39,6 +39,7 @@ use std::time::Duration;
 use aws_sdk_cloudwatchlogs::operation::filter_log_events::FilterLogEventsOutput;
 
 use crate::aws::{Aws, CallError, GaveUp, Trouble, retry};
+use crate::location::Location;
 use crate::source::S3Range;
 use crate::source::file::Input;
 
@@ -159,10 +160,11 @@ pub fn open(
     follow: bool,
 ) -> Input {
     let follow = follow && range.to_ms.is_none();
-    let key = match prefix {
-        Some(p) => format!("cloudwatch://{group}?prefix={p}"),
-        None => format!("cloudwatch://{group}"),
-    };
+    let key = Location::CloudWatch {
+        group: group.to_string(),
+        prefix: prefix.map(str::to_string),
+    }
+    .to_string();
     let resume = range.cloudwatch.get(&key);
     let mut start = range.from_ms;
     if let Some(r) = &resume {

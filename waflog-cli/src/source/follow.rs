@@ -204,11 +204,7 @@ const RESCAN: Duration = Duration::from_secs(1);
 /// skipped (logged). A line longer than `max_line` is cut there (and
 /// dead-lettered downstream); the rest of it is dropped.
 pub fn tail_many(names: Vec<String>, max_line: usize) -> anyhow::Result<file_source::Input> {
-    let label = match names.as_slice() {
-        [one] => one.clone(),
-        [first, rest @ ..] => format!("{first} and {} more", rest.len()),
-        [] => "-".to_string(),
-    };
+    let label = super::local::label(&names);
     let mut tails = Tails {
         names,
         lanes: Vec::new(),
@@ -216,6 +212,7 @@ pub fn tail_many(names: Vec<String>, max_line: usize) -> anyhow::Result<file_sou
         last_scan: Instant::now(),
         out: Vec::new(),
         out_pos: 0,
+        chunk: vec![0u8; TAILS_BLOCK],
         cap: max_line.saturating_add(1),
     };
     tails.scan(true)?;
@@ -257,6 +254,8 @@ struct Tails {
     last_scan: Instant,
     out: Vec<u8>,
     out_pos: usize,
+    /// The read buffer of [`Tails::pull`], kept between calls.
+    chunk: Vec<u8>,
     /// Longest line kept, with its newline.
     cap: usize,
 }
@@ -339,15 +338,14 @@ impl Tails {
     /// Reads what lane `i` has now into its lines; whether it read anything.
     fn pull(&mut self, i: usize) -> io::Result<bool> {
         let cap = self.cap;
-        let lane = &mut self.lanes[i];
+        let (lane, chunk) = (&mut self.lanes[i], &mut self.chunk);
         if lane.done {
             return Ok(false);
         }
-        let mut chunk = vec![0u8; TAILS_BLOCK];
         let n = match &mut lane.reader {
-            LaneReader::Tail(t) => t.read_available(&mut chunk)?,
+            LaneReader::Tail(t) => t.read_available(chunk)?,
             LaneReader::Whole(r) => r
-                .read(&mut chunk)
+                .read(chunk)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", lane.name)))?,
         };
         let mut data = &chunk[..n];

@@ -87,6 +87,15 @@ pub fn is_glob(text: &str) -> bool {
     text.contains(['*', '?', '[', '{'])
 }
 
+/// How several local names are named as one input: the first, and how many more.
+pub fn label(names: &[String]) -> String {
+    match names {
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} and {} more", rest.len()),
+        [] => String::new(),
+    }
+}
+
 /// The files an input name stands for (see the module docs), in order. A path
 /// that exists is a file or a directory even when its name looks like a glob.
 /// An error names the path: a glob that matches no file, a pattern that does

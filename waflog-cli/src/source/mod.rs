@@ -285,12 +285,10 @@ pub fn inputs_skipping(
         }
     }
     if let Some(slot) = local_slot {
-        let merged_name = match local_names.as_slice() {
-            [one] => one.clone(),
-            [first, rest @ ..] => format!("{first} and {} more", rest.len()),
-            [] => String::new(),
-        };
-        parts.insert(slot, local_inputs(merged_name, local_files, read)?);
+        parts.insert(
+            slot,
+            local_inputs(local::label(&local_names), local_files, read)?,
+        );
     }
     Ok(Box::new(parts.into_iter().flatten()))
 }
