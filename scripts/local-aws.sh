@@ -4,6 +4,8 @@
 #   - moto_server (moto[server]==5.2.5, in a venv at .tools/venv): S3, Kinesis, ...
 #   - kinesalite (kinesalite@3.3.3, npm, in .tools/node): Kinesis with on-disk
 #     persistence (LevelDB) in $KINESALITE_PATH, so a restart keeps the data.
+#   - duckdb (duckdb==1.4.4 and pytz from PyPI, in the same venv): not a server; the
+#     Parquet tests read waflog's files back with it (waflog-cli/tests/parquet.rs).
 #   - s3s-fs (s3s-fs@0.14.1 from crates.io, `cargo install` into .tools/s3s): an S3
 #     server that checks SigV4 signatures; installed only, the tests start it
 #     (waflog-cli/tests/sigv4.rs). 0.14.1 is the last release that builds with
@@ -23,7 +25,7 @@
 #   local_aws_stop
 #
 # Layout (everything under .tools/, which git ignores):
-#   .tools/venv/                  python venv with moto[server]
+#   .tools/venv/                  python venv with moto[server] and duckdb
 #   .tools/node/node_modules/     kinesalite and its dependencies
 #   .tools/run/                   pid and port files ($LOCAL_AWS_RUN_DIR)
 #   .tools/logs/moto.log, kinesalite.log   ($LOCAL_AWS_LOG_DIR)
@@ -45,6 +47,9 @@ LOCAL_AWS_VENV="$LOCAL_AWS_TOOLS/venv"
 LOCAL_AWS_NODE_PREFIX="$LOCAL_AWS_TOOLS/node"
 LOCAL_AWS_MOTO_VERSION="5.2.5"
 LOCAL_AWS_KINESALITE_VERSION="3.3.3"
+LOCAL_AWS_DUCKDB_VERSION="1.4.4"
+# DuckDB's Python client needs pytz to hand over TIMESTAMP WITH TIME ZONE values.
+LOCAL_AWS_PYTZ_VERSION="2025.2"
 LOCAL_AWS_S3S_VERSION="0.14.1"
 LOCAL_AWS_S3S_ROOT="$LOCAL_AWS_TOOLS/s3s"
 
@@ -69,6 +74,16 @@ _local_aws_moto_installed() {
 import importlib.metadata as md, sys
 assert md.version("moto") == sys.argv[1]
 import flask, flask_cors, boto3  # noqa: F401  (moto[server] and moto's own deps)
+EOF
+}
+
+# True when the venv has duckdb at exactly the pinned version.
+_local_aws_duckdb_installed() {
+  "$LOCAL_AWS_VENV/bin/python" - "$LOCAL_AWS_DUCKDB_VERSION" "$LOCAL_AWS_PYTZ_VERSION" >/dev/null 2>&1 <<'EOF'
+import importlib.metadata as md, sys
+assert md.version("duckdb") == sys.argv[1]
+assert md.version("pytz") == sys.argv[2]
+import duckdb, pytz  # noqa: F401
 EOF
 }
 
@@ -108,6 +123,15 @@ local_aws_install() {
     "$LOCAL_AWS_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
       "moto[server]==$LOCAL_AWS_MOTO_VERSION" || { _local_aws_log "error: pip install failed"; return 1; }
     _local_aws_moto_installed || { _local_aws_log "error: moto not importable after install"; return 1; }
+  fi
+
+  if _local_aws_duckdb_installed; then
+    _local_aws_log "duckdb==$LOCAL_AWS_DUCKDB_VERSION already installed in .tools/venv"
+  else
+    _local_aws_log "installing duckdb==$LOCAL_AWS_DUCKDB_VERSION into .tools/venv"
+    "$LOCAL_AWS_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+      "duckdb==$LOCAL_AWS_DUCKDB_VERSION" "pytz==$LOCAL_AWS_PYTZ_VERSION" || { _local_aws_log "error: pip install duckdb failed"; return 1; }
+    _local_aws_duckdb_installed || { _local_aws_log "error: duckdb not importable after install"; return 1; }
   fi
 
   if _local_aws_kinesalite_installed; then

@@ -487,6 +487,7 @@ impl SinkArgs {
             object_span_ms: span_ms,
             part_size: self.part_size,
             append: false,
+            parquet: None,
         })
     }
 }
@@ -530,8 +531,12 @@ pub struct TransformArgs {
     /// Record format of the output: `ndjson` (each WAF record with its indicators) or
     /// `ocsf` (each record as an OCSF 1.1.0 HTTP Activity event, class_uid 4002, for
     /// Amazon Security Lake and SIEMs; WAF fields OCSF has no attribute for, and the
-    /// indicators, under `unmapped`; the mapping is in docs/ocsf.md). Also applies to
-    /// --firehose.
+    /// indicators, under `unmapped`; the mapping is in docs/ocsf.md; also applies to
+    /// --firehose) or `parquet` (the records as Parquet rows, one typed column per
+    /// field, nested parts as JSON text, fields without a column in `other`: to
+    /// FILE.parquet or stdout one file, to a directory or s3://bucket/prefix one
+    /// file per hour of event time under YYYY/MM/DD/HH/; the columns are in
+    /// docs/parquet.md).
     #[arg(long, value_enum, default_value_t = OutputFormat::Ndjson)]
     pub output_format: OutputFormat,
     /// kinesis:// input: a checkpoint file (the last sequence number per shard
@@ -560,11 +565,14 @@ pub struct DetectArgs {
     /// Write every interval's result, not only anomalies (grade > 0).
     #[arg(long)]
     pub all: bool,
-    /// Result format: `ndjson` (OpenSearch AD's result documents) or `ocsf` (each
+    /// Result format: `ndjson` (OpenSearch AD's result documents), `ocsf` (each
     /// anomaly as an OCSF 1.1.0 Detection Finding, class_uid 2004: evidence, the
     /// contributing values as observables, severity from the grade; results with
-    /// grade 0 are not findings and are not written, even with --all). The mapping
-    /// is in docs/ocsf.md.
+    /// grade 0 are not findings and are not written, even with --all; the mapping
+    /// is in docs/ocsf.md) or `parquet` (result, incident and feedback documents as
+    /// Parquet rows: to FILE.parquet or stdout one file, to a directory or
+    /// s3://bucket/prefix one file per hour of data_start_time under
+    /// YYYY/MM/DD/HH/; the columns are in docs/parquet.md).
     #[arg(long, value_enum, default_value_t = OutputFormat::Ndjson)]
     pub output_format: OutputFormat,
     /// Live input (a pipe from `waflog generate --realtime`, a growing file or
@@ -678,6 +686,10 @@ pub enum OutputFormat {
     /// OCSF 1.1.0 events, one per line: HTTP Activity (transform) or Detection
     /// Finding (detect).
     Ocsf,
+    /// Parquet (Snappy): one typed column per field, for Athena and DuckDB. To a
+    /// `.parquet` file or stdout: one file; to a directory or s3://bucket/prefix:
+    /// one file per hour of event time under YYYY/MM/DD/HH/.
+    Parquet,
 }
 
 /// What `waflog detect` reads.

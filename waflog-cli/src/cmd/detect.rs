@@ -417,6 +417,9 @@ fn open_output(args: &DetectArgs, aws: &mut AwsContext) -> anyhow::Result<Output
     let mut options = args.sink.options()?;
     options.opensearch.kind = DocKind::Results;
     options.append = args.state.as_deref().is_some_and(Path::exists) && !args.fresh;
+    if args.output_format == crate::cli::OutputFormat::Parquet {
+        options.parquet = Some(crate::sink::parquet::Layout::Results);
+    }
     file_sink::create_location(args.output.as_deref(), aws, &options)
 }
 

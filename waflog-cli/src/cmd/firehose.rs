@@ -14,6 +14,11 @@ use crate::source::file as file_source;
 
 /// Answers the event on stdin (or the one input file) on stdout (or `--output`).
 pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished> {
+    if args.output_format == crate::cli::OutputFormat::Parquet {
+        anyhow::bail!(
+            "--firehose answers Firehose with JSON records: --output-format parquet does not apply (Firehose's own record format conversion writes Parquet)"
+        );
+    }
     let given = args.input.all();
     let name = event_input(&given, args)?;
     let config = super::load_config(global)?;

@@ -80,6 +80,9 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
 fn open_output(args: &TransformArgs, aws: &mut AwsContext) -> anyhow::Result<Output> {
     let mut sink_options = args.sink.options()?;
     sink_options.append = args.state.as_deref().is_some_and(Path::exists);
+    if args.output_format == crate::cli::OutputFormat::Parquet {
+        sink_options.parquet = Some(crate::sink::parquet::Layout::Records);
+    }
     file_sink::create_location(args.output.as_deref(), aws, &sink_options)
 }
 
@@ -126,15 +129,16 @@ impl Run<'_> {
             );
         }
         let (rx, stop) = super::read_kinesis(aws, stream, &args.input, resume, self.max_line)?;
-        // S3 objects are uploaded when their span closes: only the end of the run
-        // makes what was written durable there.
-        let durable_on_flush = !matches!(
-            args.output
-                .as_deref()
-                .map(|o| Location::parse(&o.to_string_lossy()))
-                .transpose()?,
-            Some(Location::S3 { .. })
-        );
+        // S3 objects are uploaded when their span closes, Parquet files are whole
+        // when closed: only the end of the run makes what was written durable there.
+        let durable_on_flush = args.output_format != crate::cli::OutputFormat::Parquet
+            && !matches!(
+                args.output
+                    .as_deref()
+                    .map(|o| Location::parse(&o.to_string_lossy()))
+                    .transpose()?,
+                Some(Location::S3 { .. })
+            );
         let mut stage = FollowTransform {
             transformer: &self.transformer,
             out: &mut self.out,

@@ -10,6 +10,7 @@ use flate2::write::GzEncoder;
 
 use super::kinesis::KinesisSink;
 use super::opensearch::{OpenSearchOptions, OpenSearchSink};
+use super::parquet::{Layout, ParquetSink};
 use super::s3::S3Sink;
 use crate::aws::AwsContext;
 use crate::location::Location;
@@ -27,6 +28,7 @@ enum Inner {
     S3(Box<S3Sink>),
     Kinesis(Box<KinesisSink>),
     OpenSearch(Box<OpenSearchSink>),
+    Parquet(Box<ParquetSink>),
 }
 
 /// How records are laid out in S3 and Kinesis outputs.
@@ -43,6 +45,8 @@ pub struct SinkOptions {
     /// A file output is appended to, not truncated (runs that resume from a
     /// `--state` file: earlier output is kept).
     pub append: bool,
+    /// Write Parquet (`--output-format parquet`) of these lines instead of them.
+    pub parquet: Option<Layout>,
 }
 
 impl Default for SinkOptions {
@@ -53,6 +57,7 @@ impl Default for SinkOptions {
             part_size: super::s3::DEFAULT_PART_SIZE,
             opensearch: OpenSearchOptions::default(),
             append: false,
+            parquet: None,
         }
     }
 }
@@ -64,6 +69,9 @@ pub fn create_location(
     aws: &mut AwsContext,
     options: &SinkOptions,
 ) -> anyhow::Result<Output> {
+    if let Some(layout) = options.parquet {
+        return create_parquet_location(layout, output, aws, options.append);
+    }
     let Some(path) = output else {
         return create(None);
     };
@@ -104,6 +112,60 @@ pub fn create_location(
         Location::File(p) if options.append => create_appending(&p),
         Location::File(p) => create(Some(&p)),
     }
+}
+
+/// A Parquet output (`--output-format parquet`; stdout when `output` is absent):
+/// one file for a `.parquet` path or stdout, hour folders for a directory or an
+/// S3 prefix.
+fn create_parquet_location(
+    layout: Layout,
+    output: Option<&Path>,
+    aws: &mut AwsContext,
+    append: bool,
+) -> anyhow::Result<Output> {
+    match output {
+        None => create_parquet(layout, Location::Stdio, Path::new("-"), aws, append),
+        Some(p) => create_parquet(
+            layout,
+            Location::parse(&p.to_string_lossy())?,
+            p,
+            aws,
+            append,
+        ),
+    }
+}
+
+fn create_parquet(
+    layout: Layout,
+    location: Location,
+    path: &Path,
+    aws: &mut AwsContext,
+    append: bool,
+) -> anyhow::Result<Output> {
+    let name = location_name(&path.to_string_lossy());
+    let sink = match location {
+        Location::S3 { bucket, prefix } => ParquetSink::s3(layout, aws.get()?, &bucket, &prefix)?,
+        Location::Stdio => ParquetSink::file(layout, None)?,
+        Location::File(p) if p.extension().is_some_and(|e| e == "parquet") => {
+            if append && p.exists() {
+                anyhow::bail!(
+                    "{}: a Parquet file cannot be appended to by a run that resumes from --state; give a directory (one file per hour per run) instead",
+                    p.display()
+                );
+            }
+            ParquetSink::file(layout, Some(&p))?
+        }
+        Location::File(p) => ParquetSink::dir(layout, &p)?,
+        Location::Kinesis { .. } | Location::OpenSearch { .. } | Location::CloudWatch { .. } => {
+            anyhow::bail!(
+                "{name}: Parquet goes to a file (FILE.parquet), a directory, stdout or s3://; use --output-format ndjson for this output"
+            )
+        }
+    };
+    Ok(Output {
+        name,
+        inner: Inner::Parquet(Box::new(sink)),
+    })
 }
 
 /// Opens `path` for appending (created when missing): a run resuming from a
@@ -154,7 +216,7 @@ impl Inner {
         match self {
             Inner::Plain(w) => Some(w),
             Inner::Gzip(w) => Some(w),
-            Inner::S3(_) | Inner::Kinesis(_) | Inner::OpenSearch(_) => None,
+            Inner::S3(_) | Inner::Kinesis(_) | Inner::OpenSearch(_) | Inner::Parquet(_) => None,
         }
     }
 }
@@ -204,6 +266,7 @@ impl Output {
             Inner::S3(s) => s.write_block(block),
             Inner::Kinesis(k) => k.write_block(block),
             Inner::OpenSearch(o) => o.write_block(block),
+            Inner::Parquet(p) => p.write_block(block),
             inner => inner
                 .writer()
                 .map_or(Ok(()), |w| w.write_all(block))
@@ -215,7 +278,7 @@ impl Output {
     /// writes objects only when their time span is over).
     pub fn flush(&mut self) -> anyhow::Result<()> {
         match &mut self.inner {
-            Inner::S3(_) => Ok(()),
+            Inner::S3(_) | Inner::Parquet(_) => Ok(()),
             Inner::Kinesis(k) => k.flush(),
             Inner::OpenSearch(o) => o.flush(),
             inner => inner
@@ -237,7 +300,8 @@ impl Output {
     }
 
     /// True when a successful flush makes every record written so far durable
-    /// (files, stdout and Kinesis; not S3, whose objects close with their span).
+    /// (files, stdout and Kinesis; not S3, whose objects close with their span,
+    /// nor Parquet, whose files are complete only when closed).
     pub fn ordered_flush(&self) -> bool {
         matches!(
             self.inner,
@@ -276,6 +340,7 @@ impl Output {
                     .with_context(|| format!("cannot write to {}", self.name))?;
             }
             Inner::S3(mut s) => s.finish()?,
+            Inner::Parquet(mut p) => p.finish()?,
             Inner::Kinesis(mut k) => k.finish()?,
             Inner::OpenSearch(mut o) => {
                 o.finish()?;

@@ -129,6 +129,37 @@ where
     .map_err(|g| g.into_error(what))
 }
 
+/// Writes one whole object (PutObject, retried).
+#[allow(clippy::too_many_arguments)]
+pub fn put_object(
+    aws: &Aws,
+    client: &aws_sdk_s3::Client,
+    trouble: &mut Trouble,
+    bucket: &str,
+    key: &str,
+    content_type: &str,
+    content_encoding: Option<&str>,
+    body: Vec<u8>,
+) -> anyhow::Result<()> {
+    let body = bytes::Bytes::from(body);
+    send(
+        aws,
+        trouble,
+        &format!("cannot write s3://{bucket}/{key}"),
+        || {
+            client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .content_type(content_type)
+                .set_content_encoding(content_encoding.map(str::to_string))
+                .body(ByteStream::from(body.clone()))
+                .send()
+        },
+    )?;
+    Ok(())
+}
+
 impl std::fmt::Debug for S3Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3Sink")
@@ -326,17 +357,16 @@ impl S3Sink {
             self.stats.multipart += 1;
         } else {
             o.bytes_out += body.len() as u64;
-            let body = bytes::Bytes::from(body);
-            send(&self.aws, &mut self.trouble, &ctx(), || {
-                self.client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(&o.key)
-                    .content_type("application/x-ndjson")
-                    .content_encoding("gzip")
-                    .body(ByteStream::from(body.clone()))
-                    .send()
-            })?;
+            put_object(
+                &self.aws,
+                &self.client,
+                &mut self.trouble,
+                &self.bucket,
+                &o.key,
+                "application/x-ndjson",
+                Some("gzip"),
+                body,
+            )?;
         }
         self.stats.objects += 1;
         self.stats.records += o.records;
