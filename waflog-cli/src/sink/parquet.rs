@@ -27,9 +27,11 @@
 //! at the end of the run. Rows are buffered per file and written in row groups of
 //! [`ROW_GROUP_ROWS`].
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -40,7 +42,8 @@ use parquet::data_type::ByteArray;
 use parquet::file::properties::{WriterProperties, WriterVersion};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
-use serde_json::{Map, Value};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use crate::aws::{Aws, Trouble};
 use crate::net::LineBuffer;
@@ -207,15 +210,6 @@ impl Layout {
         }
     }
 
-    /// The event time a row is filed under, epoch ms.
-    fn time_of(self, row: &Map<String, Value>) -> Option<i64> {
-        let keys: &[&str] = match self {
-            Layout::Records => &["timestamp"],
-            Layout::Results => &["data_start_time", "start_time"],
-        };
-        keys.iter().find_map(|k| row.get(*k).and_then(time_value))
-    }
-
     /// The Parquet schema: the columns, then `other`.
     fn schema(self) -> anyhow::Result<Type> {
         let mut text = format!("message waflog_{} {{\n", self.noun());
@@ -240,91 +234,249 @@ impl Layout {
     }
 }
 
-/// Epoch ms of a time value: a number of ms, or a timestamp text.
-fn time_value(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9e18)
-                .map(|f| f as i64)
-        }),
-        Value::String(_) => waflog_core::timestamp::from_json_text(&v.to_string())
-            .ok()
-            .flatten(),
-        _ => None,
+/// A JSON object's members as borrowed raw values, in their order.
+struct RawObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawObject<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawObject<'a>, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(32));
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    members.push((key, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(RawObject(members))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
     }
 }
 
 /// An integer, from a number or a numeric string.
-fn int_value(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+fn int_value(raw: &str) -> Option<i64> {
+    match raw.as_bytes().first()? {
+        b'"' => serde_json::from_str::<Cow<'_, str>>(raw)
+            .ok()?
+            .trim()
+            .parse()
+            .ok(),
+        _ => raw.parse().ok(),
     }
 }
 
 /// One value of one row, converted to its column's type.
+#[derive(Debug)]
 enum Cell {
     Null,
     I32(i32),
     I64(i64),
     F64(f64),
-    Bytes(Vec<u8>),
-    List(Vec<Vec<u8>>),
+    /// Bytes of the row's arena.
+    Bytes(Range<usize>),
+    /// Strings in the row's arena.
+    List(Vec<Range<usize>>),
 }
 
-/// `v` as a cell of `kind`, `None` when it is not of that type.
-fn convert(kind: Kind, v: &Value) -> Option<Cell> {
-    if v.is_null() {
+/// Appends `bytes` to `arena`, returning where they are.
+fn stash(arena: &mut Vec<u8>, bytes: &[u8]) -> Range<usize> {
+    let start = arena.len();
+    arena.extend_from_slice(bytes);
+    start..arena.len()
+}
+
+/// The raw JSON value `raw` as a cell of `kind` (texts in `arena`); `None` when
+/// it is not of that type (it then goes to `other`).
+fn convert(kind: Kind, raw: &RawValue, arena: &mut Vec<u8>) -> Option<Cell> {
+    let text = raw.get();
+    if text == "null" {
         return Some(Cell::Null);
     }
     match kind {
-        Kind::Time => time_value(v).map(Cell::I64),
-        Kind::Int32 => int_value(v)
+        // Numbers are epoch ms, as waflog writes them; texts are read as
+        // timestamps anywhere in waflog are.
+        Kind::Time => match text.parse::<i64>() {
+            Ok(ms) => Some(Cell::I64(ms)),
+            Err(_) if text.starts_with('"') => waflog_core::timestamp::from_json_text(text)
+                .ok()
+                .flatten()
+                .map(Cell::I64),
+            Err(_) => None,
+        },
+        Kind::Int32 => int_value(text)
             .and_then(|i| i32::try_from(i).ok())
             .map(Cell::I32),
-        Kind::Int64 => int_value(v).map(Cell::I64),
-        Kind::Double => v.as_f64().map(Cell::F64),
-        Kind::Text => v.as_str().map(|s| Cell::Bytes(s.as_bytes().to_vec())),
-        Kind::Json => serde_json::to_vec(v).ok().map(Cell::Bytes),
-        Kind::List(member) => v
-            .as_array()?
-            .iter()
-            .map(|item| {
-                let s = match member {
-                    Some(m) => item.as_object()?.get(m)?.as_str(),
-                    None => item.as_str(),
-                }?;
+        Kind::Int64 => int_value(text).map(Cell::I64),
+        Kind::Double => match text.as_bytes().first()? {
+            b'-' | b'0'..=b'9' => text.parse().ok().map(Cell::F64),
+            _ => None,
+        },
+        Kind::Text => serde_json::from_str::<Cow<'_, str>>(text)
+            .ok()
+            .map(|s| Cell::Bytes(stash(arena, s.as_bytes()))),
+        Kind::Json => Some(Cell::Bytes(stash(arena, text.as_bytes()))),
+        Kind::List(None) => serde_json::from_str::<Vec<Cow<'_, str>>>(text)
+            .ok()
+            .map(|v| Cell::List(v.iter().map(|s| stash(arena, s.as_bytes())).collect())),
+        Kind::List(Some(member)) => serde_json::from_str::<Vec<RawObject<'_>>>(text)
+            .ok()?
+            .into_iter()
+            .map(|o| match o.0.as_slice() {
                 // An object with more than the member would lose the rest.
-                if member.is_some() && item.as_object().is_some_and(|o| o.len() != 1) {
-                    return None;
-                }
-                Some(s.as_bytes().to_vec())
+                [(k, v)] if k == member => serde_json::from_str::<Cow<'_, str>>(v.get())
+                    .ok()
+                    .map(|s| stash(arena, s.as_bytes())),
+                _ => None,
             })
             .collect::<Option<Vec<_>>>()
             .map(Cell::List),
     }
 }
 
-/// The value at `path` in `row`, removed when it converts to `kind`; values of
-/// another type stay (for `other`).
-fn take(row: &mut Map<String, Value>, path: &[&str], kind: Kind) -> Cell {
-    let Some((last, parents)) = path.split_last() else {
-        return Cell::Null;
-    };
-    let mut map = row;
-    for p in parents {
-        match map.get_mut(*p).and_then(Value::as_object_mut) {
-            Some(m) => map = m,
-            None => return Cell::Null,
+/// Appends `"key":raw` to the JSON object text `out` (opened when empty).
+fn push_member(out: &mut Vec<u8>, key: &str, raw: &[u8]) {
+    out.push(if out.is_empty() { b'{' } else { b',' });
+    // Writing a string to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
+    out.extend_from_slice(raw);
+}
+
+/// Where each member of a line goes: column indexes by top-level name, and by
+/// `httpRequest` member name.
+struct Routes {
+    top: HashMap<&'static str, usize>,
+    request: HashMap<&'static str, usize>,
+}
+
+impl Routes {
+    fn new(layout: Layout) -> Routes {
+        let mut top = HashMap::new();
+        let mut request = HashMap::new();
+        for (i, c) in layout.columns().iter().enumerate() {
+            match c.path {
+                [name] => top.insert(*name, i),
+                ["httpRequest", name] => request.insert(*name, i),
+                _ => None,
+            };
         }
+        Routes { top, request }
     }
-    let Some(cell) = map.get(*last).and_then(|v| convert(kind, v)) else {
-        return Cell::Null;
-    };
-    map.remove(*last);
-    cell
+}
+
+/// One row under way: its cells (one per column, then `other`) and the bytes
+/// its text cells point into; kept from row to row so that a row allocates
+/// nothing once they have grown.
+#[derive(Debug, Default)]
+struct Row {
+    cells: Vec<Cell>,
+    arena: Vec<u8>,
+    seen: Vec<bool>,
+    other: Vec<u8>,
+    rest: Vec<u8>,
+}
+
+impl Row {
+    /// Fills the cells from `line`; returns its event time.
+    fn fill(
+        &mut self,
+        layout: Layout,
+        routes: &Routes,
+        line: &[u8],
+    ) -> anyhow::Result<Option<i64>> {
+        let columns = layout.columns();
+        let Row {
+            cells,
+            arena,
+            seen,
+            other,
+            rest,
+        } = self;
+        cells.clear();
+        cells.extend(std::iter::repeat_with(|| Cell::Null).take(columns.len() + 1));
+        arena.clear();
+        other.clear();
+        seen.clear();
+        seen.resize(columns.len(), false);
+        let object: RawObject<'_> = match serde_json::from_slice(line) {
+            Ok(o) => o,
+            // Lines come from waflog itself; anything else is kept whole.
+            Err(_) if serde_json::from_slice::<&RawValue>(line).is_ok() => {
+                push_member(other, OTHER, line.trim_ascii());
+                other.push(b'}');
+                cells[columns.len()] = Cell::Bytes(stash(arena, other));
+                return Ok(None);
+            }
+            Err(e) => anyhow::bail!("a line for the Parquet output is not JSON ({e}): a bug"),
+        };
+        let mut start_time = None;
+        // Puts `raw` in column `i`, or in `other` when the column has a value
+        // already (a repeated member) or `raw` is not of its type.
+        let mut place = |i: usize, key: &str, raw: &RawValue, other: &mut Vec<u8>| {
+            let mark = arena.len();
+            match (seen[i], convert(columns[i].kind, raw, arena)) {
+                (false, Some(cell)) => {
+                    seen[i] = true;
+                    cells[i] = cell;
+                }
+                _ => {
+                    arena.truncate(mark);
+                    push_member(other, key, raw.get().as_bytes());
+                }
+            }
+        };
+        for (key, raw) in &object.0 {
+            if let Some(&i) = routes.top.get(key.as_ref()) {
+                place(i, key, raw, other);
+            } else if key == "httpRequest" && !routes.request.is_empty() {
+                match serde_json::from_str::<RawObject<'_>>(raw.get()) {
+                    Ok(request) => {
+                        rest.clear();
+                        for (k, v) in &request.0 {
+                            match routes.request.get(k.as_ref()) {
+                                Some(&i) => place(i, k, v, rest),
+                                None => push_member(rest, k, v.get().as_bytes()),
+                            }
+                        }
+                        if !rest.is_empty() {
+                            rest.push(b'}');
+                            push_member(other, key, rest);
+                        }
+                    }
+                    Err(_) => push_member(other, key, raw.get().as_bytes()),
+                }
+            } else {
+                if layout == Layout::Results && key == "start_time" {
+                    start_time = raw.get().parse().ok();
+                }
+                push_member(other, key, raw.get().as_bytes());
+            }
+        }
+        if layout == Layout::Results && !seen[0] {
+            cells[0] = Cell::Bytes(stash(arena, b"result"));
+        }
+        if !other.is_empty() {
+            other.push(b'}');
+            cells[columns.len()] = Cell::Bytes(stash(arena, other));
+        }
+        // Records are filed by `timestamp`; results by `data_start_time` (a
+        // feedback document by its `start_time`).
+        let time_column = match layout {
+            Layout::Records => "timestamp",
+            Layout::Results => "data_start_time",
+        };
+        Ok(match columns.iter().position(|c| c.name == time_column) {
+            Some(i) => match cells[i] {
+                Cell::I64(t) => Some(t),
+                _ => start_time,
+            },
+            None => start_time,
+        })
+    }
 }
 
 /// A column's buffered values, with definition and repetition levels.
@@ -342,7 +494,8 @@ enum Data {
     I32(Vec<i32>),
     I64(Vec<i64>),
     F64(Vec<f64>),
-    Bytes(Vec<ByteArray>),
+    /// The values back to back, and where each ends.
+    Bytes(Vec<u8>, Vec<usize>),
 }
 
 impl Buf {
@@ -351,7 +504,9 @@ impl Buf {
             Some(Kind::Int32) => Data::I32(Vec::new()),
             Some(Kind::Time | Kind::Int64) => Data::I64(Vec::new()),
             Some(Kind::Double) => Data::F64(Vec::new()),
-            Some(Kind::Text | Kind::Json | Kind::List(_)) | None => Data::Bytes(Vec::new()),
+            Some(Kind::Text | Kind::Json | Kind::List(_)) | None => {
+                Data::Bytes(Vec::new(), Vec::new())
+            }
         };
         Buf {
             data,
@@ -361,8 +516,9 @@ impl Buf {
         }
     }
 
-    /// Adds one row's cell (a cell of the column's own type, from [`convert`]).
-    fn push(&mut self, cell: Cell) {
+    /// Adds one row's cell (a cell of the column's own type, from [`convert`];
+    /// texts in `arena`).
+    fn push(&mut self, cell: Cell, arena: &[u8]) {
         match (cell, &mut self.data) {
             (Cell::I32(v), Data::I32(d)) => {
                 d.push(v);
@@ -376,18 +532,20 @@ impl Buf {
                 d.push(v);
                 self.def.push(1);
             }
-            (Cell::Bytes(v), Data::Bytes(d)) => {
-                d.push(ByteArray::from(v));
+            (Cell::Bytes(r), Data::Bytes(d, ends)) => {
+                d.extend_from_slice(arena.get(r).unwrap_or_default());
+                ends.push(d.len());
                 self.def.push(1);
             }
-            (Cell::List(items), Data::Bytes(d)) => {
+            (Cell::List(items), Data::Bytes(d, ends)) => {
                 // optional group (1) > repeated group (2) > optional element (3).
                 if items.is_empty() {
                     self.def.push(1);
                     self.rep.push(0);
                 }
                 for (i, item) in items.into_iter().enumerate() {
-                    d.push(ByteArray::from(item));
+                    d.extend_from_slice(arena.get(item).unwrap_or_default());
+                    ends.push(d.len());
                     self.def.push(3);
                     self.rep.push(i16::from(i > 0));
                 }
@@ -408,7 +566,10 @@ impl Buf {
             Data::I32(d) => d.clear(),
             Data::I64(d) => d.clear(),
             Data::F64(d) => d.clear(),
-            Data::Bytes(d) => d.clear(),
+            Data::Bytes(d, ends) => {
+                d.clear();
+                ends.clear();
+            }
         }
     }
 }
@@ -492,6 +653,9 @@ pub struct ParquetSink {
     latest: i64,
     last_ts: i64,
     lines: LineBuffer,
+    routes: Routes,
+    /// The row under way (reused).
+    row: Row,
     /// Names this run's files apart from other runs'.
     run: String,
     seq: u64,
@@ -523,6 +687,8 @@ impl ParquetSink {
             latest: i64::MIN,
             last_ts: 0,
             lines: LineBuffer::default(),
+            routes: Routes::new(layout),
+            row: Row::default(),
             run: format!(
                 "{}-{:x}",
                 chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ"),
@@ -582,16 +748,10 @@ impl ParquetSink {
     }
 
     fn write_line(&mut self, line: &[u8]) -> anyhow::Result<()> {
-        let mut row = match serde_json::from_slice::<Value>(line) {
-            Ok(Value::Object(map)) => map,
-            // Lines come from waflog itself; anything else is kept whole.
-            Ok(other) => Map::from_iter([(OTHER.to_string(), other)]),
-            Err(e) => anyhow::bail!("a line for the Parquet output is not JSON ({e}): a bug"),
-        };
-        if self.layout == Layout::Results && !row.contains_key("type") {
-            row.insert("type".into(), Value::from("result"));
-        }
-        let ts = self.layout.time_of(&row).unwrap_or(self.last_ts);
+        let mut row = std::mem::take(&mut self.row);
+        let ts = row
+            .fill(self.layout, &self.routes, line)?
+            .unwrap_or(self.last_ts);
         self.last_ts = ts;
         self.latest = self.latest.max(ts);
         let hour = match self.target {
@@ -602,27 +762,16 @@ impl ParquetSink {
             let part = self.open(hour)?;
             self.parts.insert(hour, part);
         }
-        let layout = self.layout;
         let Some(part) = self.parts.get_mut(&hour) else {
             return Ok(());
         };
-        for (c, buf) in layout.columns().iter().zip(part.bufs.iter_mut()) {
-            buf.push(take(&mut row, c.path, c.kind));
-        }
-        if row
-            .get("httpRequest")
-            .and_then(Value::as_object)
-            .is_some_and(Map::is_empty)
-        {
-            row.remove("httpRequest");
-        }
-        let other = part.bufs.last_mut().context("no other column")?;
-        if row.is_empty() {
-            other.push(Cell::Null);
-        } else {
+        if !matches!(row.cells.last(), Some(Cell::Null)) {
             self.stats.other += 1;
-            other.push(Cell::Bytes(serde_json::to_vec(&row)?));
         }
+        for (buf, cell) in part.bufs.iter_mut().zip(row.cells.drain(..)) {
+            buf.push(cell, &row.arena);
+        }
+        self.row = row;
         part.buffered += 1;
         if part.buffered >= ROW_GROUP_ROWS {
             write_row_group(part)?;
@@ -815,11 +964,24 @@ fn write_row_group(part: &mut Part) -> anyhow::Result<()> {
             .context("fewer Parquet columns than buffers (a bug)")?;
         let rep = buf.list.then_some(buf.rep.as_slice());
         let def = Some(buf.def.as_slice());
-        let written = match (column.untyped(), &buf.data) {
+        let written = match (column.untyped(), &mut buf.data) {
             (ColumnWriter::Int32ColumnWriter(w), Data::I32(v)) => w.write_batch(v, def, rep),
             (ColumnWriter::Int64ColumnWriter(w), Data::I64(v)) => w.write_batch(v, def, rep),
             (ColumnWriter::DoubleColumnWriter(w), Data::F64(v)) => w.write_batch(v, def, rep),
-            (ColumnWriter::ByteArrayColumnWriter(w), Data::Bytes(v)) => w.write_batch(v, def, rep),
+            (ColumnWriter::ByteArrayColumnWriter(w), Data::Bytes(d, ends)) => {
+                // One buffer for the column's values, each a slice of it.
+                let all = bytes::Bytes::from(std::mem::take(d));
+                let mut start = 0;
+                let values: Vec<ByteArray> = ends
+                    .iter()
+                    .map(|&end| {
+                        let v = ByteArray::from(all.slice(start..end));
+                        start = end;
+                        v
+                    })
+                    .collect();
+                w.write_batch(&values, def, rep)
+            }
             _ => anyhow::bail!("a Parquet column of another type than its buffer (a bug)"),
         };
         written.with_context(ctx)?;
@@ -837,7 +999,7 @@ mod tests {
     use super::*;
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use parquet::record::Field;
-    use serde_json::json;
+    use serde_json::{Map, Value, json};
 
     /// A Parquet field as JSON (times as epoch ms), for comparisons.
     fn field_json(f: &Field) -> Value {
@@ -1005,6 +1167,24 @@ mod tests {
             .filter(|e| e.file_type().is_file())
             .map(|e| e.into_path())
             .collect()
+    }
+
+    #[test]
+    fn other_shapes_are_kept_whole_in_other() {
+        let lines = concat!(
+            "[1,2]\n",
+            r#"{"timestamp":5,"timestamp":6,"httpRequest":"text","labels":"x"}"#,
+            "\n"
+        );
+        let (rows, stats) = round_trip(Layout::Records, lines);
+        assert_eq!(rows[0]["other"], json!(r#"{"other":[1,2]}"#));
+        assert_eq!(rows[1]["timestamp"], json!(5));
+        let other: Value = serde_json::from_str(rows[1]["other"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            other,
+            json!({"timestamp": 6, "httpRequest": "text", "labels": "x"})
+        );
+        assert_eq!(stats.other, 2);
     }
 
     #[test]
