@@ -38,26 +38,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_setup aws-throughput.sh 300000 "${1:-}"
 
-# shellcheck source=scripts/local-aws.sh
-source scripts/local-aws.sh
-local_aws_install || die "cannot install the local servers"
-WORK="$(mktemp -d /tmp/waflog-aws-bench.XXXXXX)"
-LOCAL_AWS_RUN_DIR="$WORK/run"
-LOCAL_AWS_LOG_DIR="$WORK/logs"
-KINESALITE_PATH="$WORK/run/kinesalite-data"
-export LOCAL_AWS_RUN_DIR LOCAL_AWS_LOG_DIR KINESALITE_PATH
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  local_aws_stop || true
-  if [[ "${KEEP:-0}" == 1 ]]; then
-    echo "aws-throughput.sh: work files kept in $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap cleanup EXIT
-local_aws_start || die "cannot start the local servers"
-eval "$(local_aws_env)"
+bench_local_aws waflog-aws-bench
 
 aws_py() {
   local endpoint=$1 code=$2

@@ -39,26 +39,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_setup formats.sh 300000 "${1:-}"
 CW="${CW:-$((N < 100000 ? N : 100000))}"
 
-# shellcheck source=scripts/local-aws.sh
-source scripts/local-aws.sh
-local_aws_install || die "cannot install the local servers"
-WORK="$(mktemp -d /tmp/waflog-formats-bench.XXXXXX)"
-LOCAL_AWS_RUN_DIR="$WORK/run"
-LOCAL_AWS_LOG_DIR="$WORK/logs"
-KINESALITE_PATH="$WORK/run/kinesalite-data"
-export LOCAL_AWS_RUN_DIR LOCAL_AWS_LOG_DIR KINESALITE_PATH
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  local_aws_stop || true
-  if [[ "${KEEP:-0}" == 1 ]]; then
-    echo "formats.sh: work files kept in $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap cleanup EXIT
-local_aws_start || die "cannot start the local servers"
-eval "$(local_aws_env)"
+bench_local_aws waflog-formats-bench
 
 echo "generating $N records and laying them out ..." >&2
 START=$(date -u -d '-2 hour' +%Y-%m-%dT%H:00:00Z)

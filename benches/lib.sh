@@ -34,3 +34,31 @@ bench_setup() {
   fi
   TIMEIT=(python3 "$ROOT/benches/compare/timeit.py")
 }
+
+# bench_local_aws PREFIX installs the local servers (scripts/local-aws.sh), makes WORK
+# (a fresh /tmp/PREFIX.XXXXXX), starts private servers whose pid, port, log and data
+# files live under it, exports their endpoints (WAFLOG_TEST_*, test credentials) and,
+# at exit, stops them and removes WORK (kept with KEEP=1).
+bench_local_aws() {
+  # shellcheck source=scripts/local-aws.sh
+  source "$ROOT/scripts/local-aws.sh"
+  local_aws_install || die "cannot install the local servers"
+  WORK="$(mktemp -d "/tmp/$1.XXXXXX")"
+  LOCAL_AWS_RUN_DIR="$WORK/run"
+  LOCAL_AWS_LOG_DIR="$WORK/logs"
+  KINESALITE_PATH="$WORK/run/kinesalite-data"
+  export LOCAL_AWS_RUN_DIR LOCAL_AWS_LOG_DIR KINESALITE_PATH
+  trap _bench_local_aws_cleanup EXIT
+  local_aws_start || die "cannot start the local servers"
+  eval "$(local_aws_env)"
+}
+
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+_bench_local_aws_cleanup() {
+  local_aws_stop || true
+  if [[ "${KEEP:-0}" == 1 ]]; then
+    echo "$BENCH_NAME: work files kept in $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+}

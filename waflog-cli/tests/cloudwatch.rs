@@ -265,7 +265,8 @@ fn a_log_group_resumes_after_the_events_already_read() {
 
 /// `detect --follow cloudwatch://GROUP` polls the group: events put after it
 /// started are read, none twice (each poll looks back a minute), and
-/// `--idle-exit` ends it.
+/// `--idle-exit` ends it, saving the group's position in `--state`: the next
+/// follower reads only the events put since.
 #[test]
 fn a_followed_log_group_is_polled_for_new_events() {
     let dir = tempfile::tempdir().unwrap();
@@ -273,11 +274,12 @@ fn a_followed_log_group_is_polled_for_new_events() {
     let local = dir.path().join("local.ndjson");
     let (code, _, err) = run(waflog()
         .args(["generate", "--seed", "32", "--start", &start.to_rfc3339()])
-        .args(["--rate", "5", "--duration", "20m", "-o"])
+        .args(["--rate", "5", "--duration", "25m", "-o"])
         .arg(&local));
     assert_eq!(code, 0, "{err}");
     let n = lines(&local).len();
     let group = common::unique_name("aws-waf-logs-follow");
+    let state = dir.path().join("follow.state");
     // Puts the records of minutes [from, to) into the group's one stream.
     let put = |from: i64, to: i64| {
         let (a, b) = (
@@ -306,7 +308,9 @@ fn a_followed_log_group_is_polled_for_new_events() {
     let results = dir.path().join("results.ndjson");
     let child = waflog()
         .args(["detect", "--follow", &format!("cloudwatch://{group}")])
-        .args(["--idle-exit", "8s", "--all", "-o"])
+        .args(["--idle-exit", "8s", "--all", "--state"])
+        .arg(&state)
+        .arg("-o")
         .arg(&results)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -319,11 +323,30 @@ fn a_followed_log_group_is_polled_for_new_events() {
         || std::fs::read_to_string(&results).is_ok_and(|t| t.lines().count() > 5),
     );
     let second = put(12, 20);
-    assert_eq!(first + second, n);
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains(&format!("of {n} records")), "{err}");
+    assert!(
+        err.contains(&format!("of {} records", first + second)),
+        "{err}"
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert!(
+        saved["checkpoints"][format!("cloudwatch://{group}")].is_string(),
+        "{saved}"
+    );
+    // The next follower resumes after them: only the events put since.
+    let third = put(20, 25);
+    assert_eq!(first + second + third, n);
+    let (code, _, err2) = run(waflog()
+        .args(["detect", "--follow", &format!("cloudwatch://{group}")])
+        .args(["--idle-exit", "4s", "--all", "--state"])
+        .arg(&state)
+        .arg("-o")
+        .arg(dir.path().join("results2.ndjson")));
+    assert_eq!(code, 0, "{err2}");
+    assert!(err2.contains(&format!("of {third} records")), "{err2}");
     // Results cover the minutes put after the start.
     let last = lines(&results)
         .iter()

@@ -239,8 +239,11 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         Plan::Follow(_) | Plan::Batch(_) => false,
     };
     let interrupted = run.read_inputs(inputs, &plan, &config, args.input_format, &mut dead)?;
-    // Groups read to their end: every event read is in the models.
-    if !interrupted && matches!(plan, Plan::Batch(_)) {
+    // Groups read to their end, or followed until --idle-exit (nothing was left
+    // unread then): every event read is in the models. A follow stopped by Ctrl-C
+    // keeps the positions of the last run that ended so, and reads again from
+    // there (at least once).
+    if !interrupted && matches!(plan, Plan::Batch(_) | Plan::Follow(_)) {
         for (group, position) in range.cloudwatch.checkpoints() {
             run.pipeline.checkpoint(group, position);
         }

@@ -376,9 +376,9 @@ impl Events {
             let next = out.next_token().map(str::to_string);
             let end = next.is_none() || next == self.token;
             self.token = next;
-            if !self.follow {
-                self.positions.set(&self.key, &self.reached);
-            }
+            // The run saves it only once every event read is taken in (a group
+            // read to its end, a follow ended by --idle-exit).
+            self.positions.set(&self.key, &self.reached);
             if end && self.follow {
                 // The next poll: from just before the newest event, the
                 // prefix's streams listed again (new ones are read too).
