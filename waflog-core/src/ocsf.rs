@@ -24,10 +24,16 @@
 //!   features with their expected values and bounds; `observables` the contributing
 //!   values (client IPs as IP addresses); the result's own numbers under `unmapped`.
 
-use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
 
 use crate::detect::AnomalyResult;
 use crate::error::SchemaError;
+use crate::parse::raw::{RawObject, str_of};
 use crate::parse::schema::json_kind;
 use crate::timestamp;
 
@@ -65,10 +71,6 @@ const MAPPED_REQUEST: &[&str] = &[
     "scheme",
     "host",
 ];
-
-fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
-}
 
 /// `activity_id` and `activity_name` of an HTTP method (OCSF 1.1.0 knows eight).
 fn activity(method: Option<&str>) -> (u32, String) {
@@ -113,216 +115,420 @@ fn action(a: &str) -> (u32, u32, u32, u16) {
 }
 
 /// `cloud` from a web ACL ARN (`arn:aws:wafv2:REGION:ACCOUNT:…`).
-fn cloud(webacl: Option<&str>) -> Value {
-    let mut c = json!({ "provider": "AWS" });
+#[derive(Serialize)]
+struct Cloud<'a> {
+    provider: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<Account<'a>>,
+}
+
+#[derive(Serialize)]
+struct Account<'a> {
+    uid: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    type_id: u32,
+}
+
+fn cloud(webacl: Option<&str>) -> Cloud<'_> {
+    let mut c = Cloud {
+        provider: "AWS",
+        region: None,
+        account: None,
+    };
     if let Some(arn) = webacl {
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
         if parts.len() == 6 && parts[0] == "arn" {
-            if !parts[3].is_empty() {
-                c["region"] = json!(parts[3]);
-            }
-            if !parts[4].is_empty() {
-                c["account"] = json!({ "uid": parts[4], "type": "AWS Account", "type_id": 10 });
-            }
+            c.region = Some(parts[3]).filter(|r| !r.is_empty());
+            c.account = Some(parts[4]).filter(|a| !a.is_empty()).map(|uid| Account {
+                uid,
+                kind: "AWS Account",
+                type_id: 10,
+            });
         }
     }
     c
 }
 
+/// A non-empty string member of a raw object.
+fn text<'a>(o: &RawObject<'a>, key: &str) -> Option<Cow<'a, str>> {
+    o.get(key)
+        .and_then(|v| str_of(v.get()))
+        .filter(|s| !s.is_empty())
+}
+
+/// An HTTP Activity event (the attributes waflog fills), borrowing the record.
+#[derive(Serialize)]
+struct HttpActivity<'a> {
+    class_uid: u32,
+    class_name: &'static str,
+    category_uid: u32,
+    category_name: &'static str,
+    activity_id: u32,
+    activity_name: String,
+    type_uid: u64,
+    time: i64,
+    severity_id: u32,
+    action_id: u32,
+    disposition_id: u32,
+    metadata: Metadata<'a>,
+    cloud: Cloud<'a>,
+    src_endpoint: Src<'a>,
+    dst_endpoint: Dst<'a>,
+    http_request: Request<'a>,
+    http_response: Response,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disposition: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    firewall_rule: Option<Rule<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    observables: Option<[Observable<'a>; 1]>,
+    #[serde(skip_serializing_if = "Members::is_empty")]
+    unmapped: Members<'a>,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    version: &'static str,
+    product: Product,
+    profiles: [&'static str; 2],
+    log_name: &'static str,
+    log_provider: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    labels: Vec<Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+struct Product {
+    name: &'static str,
+    vendor_name: &'static str,
+    feature: Feature,
+}
+
+#[derive(Serialize)]
+struct Feature {
+    name: &'static str,
+}
+
+#[derive(Serialize)]
+struct Src<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<Location<'a>>,
+}
+
+#[derive(Serialize)]
+struct Location<'a> {
+    country: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct Dst<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hostname: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    svc_name: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referrer: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<Url<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    http_headers: Vec<Header<'a>>,
+}
+
+#[derive(Serialize)]
+struct Url<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query_string: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hostname: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scheme: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url_string: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Header<'a> {
+    name: Cow<'a, str>,
+    value: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct Response {
+    code: u64,
+}
+
+#[derive(Serialize)]
+struct Rule<'a> {
+    uid: Cow<'a, str>,
+    name: Cow<'a, str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+struct Observable<'a> {
+    name: &'static str,
+    type_id: u32,
+    value: Cow<'a, str>,
+}
+
+/// Members copied as they are (`unmapped`): raw values, or a nested object of them.
+#[derive(Default)]
+struct Members<'a>(Vec<(Cow<'a, str>, Member<'a>)>);
+
+enum Member<'a> {
+    Raw(&'a RawValue),
+    Object(Members<'a>),
+}
+
+impl Members<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Members<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            match v {
+                Member::Raw(r) => map.serialize_entry(k, r)?,
+                Member::Object(o) => map.serialize_entry(k, o)?,
+            }
+        }
+        map.end()
+    }
+}
+
 /// The WAF record `line` (one JSON object) as an OCSF HTTP Activity event.
 pub fn http_activity(line: &str) -> Result<Value, SchemaError> {
-    let rec: Value =
-        serde_json::from_str(line).map_err(|e| SchemaError::InvalidJson(e.to_string()))?;
-    let Value::Object(obj) = &rec else {
-        return Err(SchemaError::NotAnObject(json_kind(&rec)));
-    };
-    let time = match obj.get("timestamp") {
-        None | Some(Value::Null) => return Err(SchemaError::MissingTimestamp),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(i) => timestamp::from_i64(i)?,
-            None => timestamp::from_f64(n.as_f64().unwrap_or(f64::NAN))?,
-        },
-        Some(Value::String(s)) => timestamp::from_str(s)?,
-        Some(other) => {
-            return Err(SchemaError::InvalidTimestamp {
-                value: other.to_string(),
-                reason: "not a number or a string",
-            });
+    let mut out = Vec::new();
+    write_http_activity(line, &mut out)?;
+    serde_json::from_slice(&out).map_err(|e| SchemaError::InvalidJson(e.to_string()))
+}
+
+/// [`http_activity`], written as one line of JSON (no newline) to `out`, straight
+/// from the record's text: its strings are borrowed and what is not mapped is
+/// copied as it is, through [`crate::text::to_json_writer`] (which escapes the
+/// characters a terminal must not get raw). On error `out` is left as it was.
+pub fn write_http_activity(line: &str, out: &mut Vec<u8>) -> Result<(), SchemaError> {
+    let rec: RawObject<'_> = match serde_json::from_str(line) {
+        Ok(o) => o,
+        Err(e) => {
+            let value: Value =
+                serde_json::from_str(line).map_err(|_| SchemaError::InvalidJson(e.to_string()))?;
+            return Err(SchemaError::NotAnObject(json_kind(&value)));
         }
     };
-    let empty = Value::Object(Map::new());
-    let req = obj.get("httpRequest").unwrap_or(&empty);
-    let headers: Vec<(&str, &str)> = req
+    let time = match rec.get("timestamp").map(RawValue::get) {
+        None | Some("null") => return Err(SchemaError::MissingTimestamp),
+        Some(raw) => match raw.as_bytes().first() {
+            Some(b'"' | b'-' | b'0'..=b'9') => {
+                timestamp::from_json_text(raw)?.ok_or(SchemaError::MissingTimestamp)?
+            }
+            _ => {
+                return Err(SchemaError::InvalidTimestamp {
+                    value: raw.to_string(),
+                    reason: "not a number or a string",
+                });
+            }
+        },
+    };
+    let req = rec
+        .get("httpRequest")
+        .and_then(|r| RawObject::parse(r.get()));
+    let empty = RawObject::default();
+    let fields = req.as_ref().unwrap_or(&empty);
+    let rtext = |key: &str| text(fields, key);
+    let headers: Vec<Header<'_>> = fields
         .get("headers")
-        .and_then(Value::as_array)
+        .and_then(|h| serde_json::from_str::<Vec<&RawValue>>(h.get()).ok())
         .map(|hs| {
             hs.iter()
-                .filter_map(|h| Some((text(h, "name")?, h.get("value")?.as_str()?)))
+                .filter_map(|h| {
+                    let h = RawObject::parse(h.get())?;
+                    Some(Header {
+                        name: text(&h, "name")?,
+                        value: str_of(h.get("value")?.get())?,
+                    })
+                })
                 .collect()
         })
         .unwrap_or_default();
     let header = |name: &str| {
         headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|&(_, v)| v)
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.clone())
     };
-    let (activity_id, activity_name) = activity(text(req, "httpMethod"));
+    let method = rtext("httpMethod");
+    let (activity_id, activity_name) = activity(method.as_deref());
     // OCSF 1.1.0 lists eight methods for `http_method`; others stay under `unmapped`.
     let method_known = (1..=8).contains(&activity_id);
-    let waf_action = text(&rec, "action").unwrap_or("");
-    let (action_id, disposition_id, severity_id, own_code) = action(waf_action);
+    let waf_action = text(&rec, "action");
+    let (action_id, disposition_id, severity_id, own_code) =
+        action(waf_action.as_deref().unwrap_or(""));
     let code = rec
         .get("responseCodeSent")
-        .and_then(Value::as_u64)
+        .and_then(|c| c.get().parse::<u64>().ok())
         .unwrap_or(u64::from(own_code));
-
-    let mut src = Map::new();
-    if let Some(ip) = text(req, "clientIp") {
-        src.insert("ip".into(), json!(ip));
-    }
-    if let Some(c) = text(req, "country") {
-        src.insert("location".into(), json!({ "country": c }));
-    }
-    let host = text(req, "host").or_else(|| header("host"));
-    let mut dst = Map::new();
-    if let Some(h) = host {
-        dst.insert("hostname".into(), json!(h));
-    }
-    if let Some(s) = text(&rec, "httpSourceName") {
-        dst.insert("svc_name".into(), json!(s));
-    }
-    if let Some(s) = text(&rec, "httpSourceId") {
-        dst.insert("uid".into(), json!(s));
-    }
-
-    let mut url = Map::new();
-    if let Some(p) = text(req, "uri") {
-        url.insert("path".into(), json!(p));
-    }
-    if let Some(q) = text(req, "args") {
-        url.insert("query_string".into(), json!(q));
-    }
-    if let Some(h) = host {
-        url.insert("hostname".into(), json!(h));
-    }
-    let scheme = text(req, "scheme");
-    if let Some(s) = scheme {
-        url.insert("scheme".into(), json!(s));
-    }
-    if let (Some(s), Some(h), Some(p)) = (scheme, host, text(req, "uri")) {
-        let query = text(req, "args").map_or(String::new(), |q| format!("?{q}"));
-        url.insert("url_string".into(), json!(format!("{s}://{h}{p}{query}")));
-    }
-    let mut http_request = Map::new();
-    if let Some(m) = text(req, "httpMethod").filter(|_| method_known) {
-        http_request.insert("http_method".into(), json!(m.to_ascii_uppercase()));
-    }
-    if let Some(v) = text(req, "httpVersion") {
-        http_request.insert("version".into(), json!(v));
-    }
-    if let Some(id) = text(req, "requestId") {
-        http_request.insert("uid".into(), json!(id));
-    }
-    if let Some(ua) = header("user-agent") {
-        http_request.insert("user_agent".into(), json!(ua));
-    }
-    if let Some(r) = header("referer") {
-        http_request.insert("referrer".into(), json!(r));
-    }
-    if !url.is_empty() {
-        http_request.insert("url".into(), Value::Object(url));
-    }
-    if !headers.is_empty() {
-        let hs: Vec<Value> = headers
-            .iter()
-            .map(|(n, v)| json!({ "name": n, "value": v }))
-            .collect();
-        http_request.insert("http_headers".into(), Value::Array(hs));
-    }
-
-    let mut metadata = json!({
-        "version": VERSION,
-        "product": {
-            "name": "AWS WAF",
-            "vendor_name": "AWS",
-            "feature": { "name": "waflog" },
-        },
-        "profiles": ["cloud", "security_control"],
-        "log_name": "aws-waf-logs",
-        "log_provider": "waflog",
+    let host = rtext("host").or_else(|| header("host"));
+    let scheme = rtext("scheme");
+    let uri = rtext("uri");
+    let args = rtext("args");
+    let url_string = match (&scheme, &host, &uri) {
+        (Some(s), Some(h), Some(p)) => Some(match &args {
+            Some(q) => format!("{s}://{h}{p}?{q}"),
+            None => format!("{s}://{h}{p}"),
+        }),
+        _ => None,
+    };
+    let has_url = uri.is_some() || args.is_some() || host.is_some() || scheme.is_some();
+    let url = has_url.then(|| Url {
+        path: uri,
+        query_string: args,
+        hostname: host.clone(),
+        scheme,
+        url_string,
     });
-    if let Some(v) = obj.get("formatVersion").and_then(Value::as_i64) {
-        metadata["log_version"] = json!(v.to_string());
-    }
-    if let Some(id) = text(req, "requestId") {
-        metadata["uid"] = json!(id);
-    }
-    let labels: Vec<&str> = obj
+    let request_id = rtext("requestId");
+    let client_ip = rtext("clientIp");
+    let labels: Vec<Cow<'_, str>> = rec
         .get("labels")
-        .and_then(Value::as_array)
-        .map(|ls| ls.iter().filter_map(|l| text(l, "name")).collect())
+        .and_then(|l| serde_json::from_str::<Vec<&RawValue>>(l.get()).ok())
+        .map(|ls| {
+            ls.iter()
+                .filter_map(|l| text(&RawObject::parse(l.get())?, "name"))
+                .collect()
+        })
         .unwrap_or_default();
-    if !labels.is_empty() {
-        metadata["labels"] = json!(labels);
-    }
-
-    let mut ev = json!({
-        "class_uid": HTTP_ACTIVITY,
-        "class_name": "HTTP Activity",
-        "category_uid": 4,
-        "category_name": "Network Activity",
-        "activity_id": activity_id,
-        "activity_name": activity_name,
-        "type_uid": u64::from(HTTP_ACTIVITY) * 100 + u64::from(activity_id),
-        "time": time,
-        "severity_id": severity_id,
-        "action_id": action_id,
-        "disposition_id": disposition_id,
-        "metadata": metadata,
-        "cloud": cloud(text(&rec, "webaclId")),
-        "src_endpoint": src,
-        "dst_endpoint": dst,
-        "http_request": http_request,
-        "http_response": { "code": code },
+    let rule = text(&rec, "terminatingRuleId").map(|r| Rule {
+        uid: r.clone(),
+        name: r,
+        kind: text(&rec, "terminatingRuleType"),
     });
-    if !waf_action.is_empty() {
-        ev["action"] = json!(waf_action);
-        ev["disposition"] = json!(waf_action);
-    }
-    if let Some(rule) = text(&rec, "terminatingRuleId") {
-        let mut r = json!({ "uid": rule, "name": rule });
-        if let Some(t) = text(&rec, "terminatingRuleType") {
-            r["type"] = json!(t);
+    let user_agent = header("user-agent");
+    let referrer = header("referer");
+
+    let mut unmapped = Members::default();
+    for (k, v) in &rec.0 {
+        if !MAPPED.contains(&k.as_ref()) && k != "httpRequest" {
+            unmapped.0.push((k.clone(), Member::Raw(v)));
         }
-        ev["firewall_rule"] = r;
     }
-    if let Some(ip) = text(req, "clientIp") {
-        ev["observables"] = json!([{ "name": "src_endpoint.ip", "type_id": 2, "value": ip }]);
+    if let Some(r) = &req {
+        let rest: Vec<(Cow<'_, str>, Member<'_>)> =
+            r.0.iter()
+                .filter(|(k, _)| {
+                    !MAPPED_REQUEST.contains(&k.as_ref()) || (k == "httpMethod" && !method_known)
+                })
+                .map(|(k, v)| (k.clone(), Member::Raw(v)))
+                .collect();
+        if !rest.is_empty() {
+            unmapped
+                .0
+                .push((Cow::Borrowed("httpRequest"), Member::Object(Members(rest))));
+        }
     }
 
-    let mut unmapped: Map<String, Value> = obj
-        .iter()
-        .filter(|(k, _)| !MAPPED.contains(&k.as_str()) && k.as_str() != "httpRequest")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if let Value::Object(r) = req {
-        let rest: Map<String, Value> = r
-            .iter()
-            .filter(|(k, _)| {
-                !MAPPED_REQUEST.contains(&k.as_str())
-                    || (k.as_str() == "httpMethod" && !method_known)
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if !rest.is_empty() {
-            unmapped.insert("httpRequest".into(), Value::Object(rest));
-        }
-    }
-    if !unmapped.is_empty() {
-        ev["unmapped"] = Value::Object(unmapped);
-    }
-    Ok(ev)
+    let event = HttpActivity {
+        class_uid: HTTP_ACTIVITY,
+        class_name: "HTTP Activity",
+        category_uid: 4,
+        category_name: "Network Activity",
+        activity_id,
+        activity_name,
+        type_uid: u64::from(HTTP_ACTIVITY) * 100 + u64::from(activity_id),
+        time,
+        severity_id,
+        action_id,
+        disposition_id,
+        metadata: Metadata {
+            version: VERSION,
+            product: Product {
+                name: "AWS WAF",
+                vendor_name: "AWS",
+                feature: Feature { name: "waflog" },
+            },
+            profiles: ["cloud", "security_control"],
+            log_name: "aws-waf-logs",
+            log_provider: "waflog",
+            log_version: rec
+                .get("formatVersion")
+                .and_then(|v| v.get().parse::<i64>().ok())
+                .map(|v| v.to_string()),
+            uid: request_id.clone(),
+            labels,
+        },
+        cloud: cloud(
+            rec.get("webaclId")
+                .and_then(|w| serde_json::from_str(w.get()).ok()),
+        ),
+        src_endpoint: Src {
+            ip: client_ip.clone(),
+            location: rtext("country").map(|country| Location { country }),
+        },
+        dst_endpoint: Dst {
+            hostname: host,
+            svc_name: text(&rec, "httpSourceName"),
+            uid: text(&rec, "httpSourceId"),
+        },
+        http_request: Request {
+            http_method: method
+                .filter(|_| method_known)
+                .map(|m| m.to_ascii_uppercase()),
+            version: rtext("httpVersion"),
+            uid: request_id,
+            user_agent,
+            referrer,
+            url,
+            http_headers: headers,
+        },
+        http_response: Response { code },
+        action: waf_action.clone(),
+        disposition: waf_action,
+        firewall_rule: rule,
+        observables: client_ip.map(|value| {
+            [Observable {
+                name: "src_endpoint.ip",
+                type_id: 2,
+                value,
+            }]
+        }),
+        unmapped,
+    };
+    let start = out.len();
+    crate::text::to_json_writer(&mut *out, &event).map_err(|e| {
+        out.truncate(start);
+        SchemaError::InvalidJson(e.to_string())
+    })
 }
 
 /// `severity_id` of an anomaly grade: Low below 0.4, Medium below 0.7, High below

@@ -87,6 +87,28 @@ impl serde_json::ser::Formatter for SafeFormatter {
         }
         writer.write_all(&fragment.as_bytes()[start..])
     }
+
+    /// Raw JSON copied as it is (a `RawValue`): its unsafe characters can only be
+    /// inside its strings (outside them JSON allows only spaces, tabs and line
+    /// breaks, which stay), where the escape means the same.
+    fn write_raw_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        if fragment.bytes().all(|b| b < 0x7f) {
+            return writer.write_all(fragment.as_bytes());
+        }
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if is_unsafe(c) && !matches!(c, '\t' | '\n' | '\r') {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                write!(writer, "\\u{:04x}", u32::from(c))?;
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
 }
 
 /// FNV-1a, 64 bits: stable across platforms and versions (unlike std's hasher).

@@ -53,13 +53,10 @@ impl Transformer {
         }
         let start = out.len();
         self.transform_waf(line, out)?;
-        let event = std::str::from_utf8(&out[start..out.len() - 1])
-            .map_err(|e| SchemaError::InvalidJson(e.to_string()))
-            .and_then(crate::ocsf::http_activity);
-        out.truncate(start);
-        let event = event?;
-        crate::text::to_json_writer(&mut *out, &event)
+        let record = out.split_off(start);
+        let text = std::str::from_utf8(&record[..record.len() - 1])
             .map_err(|e| SchemaError::InvalidJson(e.to_string()))?;
+        crate::ocsf::write_http_activity(text, out)?;
         out.push(b'\n');
         Ok(())
     }

@@ -27,7 +27,6 @@
 //! at the end of the run. Rows are buffered per file and written in row groups of
 //! [`ROW_GROUP_ROWS`].
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -42,8 +41,8 @@ use parquet::data_type::ByteArray;
 use parquet::file::properties::{WriterProperties, WriterVersion};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use waflog_core::parse::raw::{RawObject, str_of};
 
 use crate::aws::{Aws, Trouble};
 use crate::net::LineBuffer;
@@ -234,37 +233,10 @@ impl Layout {
     }
 }
 
-/// A JSON object's members as borrowed raw values, in their order.
-struct RawObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = RawObject<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawObject<'a>, A::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(32));
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    members.push((key, map.next_value::<&'de RawValue>()?));
-                }
-                Ok(RawObject(members))
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
-}
-
 /// An integer, from a number or a numeric string.
 fn int_value(raw: &str) -> Option<i64> {
     match raw.as_bytes().first()? {
-        b'"' => serde_json::from_str::<Cow<'_, str>>(raw)
-            .ok()?
-            .trim()
-            .parse()
-            .ok(),
+        b'"' => str_of(raw)?.trim().parse().ok(),
         _ => raw.parse().ok(),
     }
 }
@@ -315,21 +287,20 @@ fn convert(kind: Kind, raw: &RawValue, arena: &mut Vec<u8>) -> Option<Cell> {
             b'-' | b'0'..=b'9' => text.parse().ok().map(Cell::F64),
             _ => None,
         },
-        Kind::Text => serde_json::from_str::<Cow<'_, str>>(text)
-            .ok()
-            .map(|s| Cell::Bytes(stash(arena, s.as_bytes()))),
+        Kind::Text => str_of(text).map(|s| Cell::Bytes(stash(arena, s.as_bytes()))),
         Kind::Json => Some(Cell::Bytes(stash(arena, text.as_bytes()))),
-        Kind::List(None) => serde_json::from_str::<Vec<Cow<'_, str>>>(text)
-            .ok()
-            .map(|v| Cell::List(v.iter().map(|s| stash(arena, s.as_bytes())).collect())),
+        Kind::List(None) => serde_json::from_str::<Vec<&RawValue>>(text)
+            .ok()?
+            .iter()
+            .map(|v| str_of(v.get()).map(|s| stash(arena, s.as_bytes())))
+            .collect::<Option<Vec<_>>>()
+            .map(Cell::List),
         Kind::List(Some(member)) => serde_json::from_str::<Vec<RawObject<'_>>>(text)
             .ok()?
             .into_iter()
             .map(|o| match o.0.as_slice() {
                 // An object with more than the member would lose the rest.
-                [(k, v)] if k == member => serde_json::from_str::<Cow<'_, str>>(v.get())
-                    .ok()
-                    .map(|s| stash(arena, s.as_bytes())),
+                [(k, v)] if k == member => str_of(v.get()).map(|s| stash(arena, s.as_bytes())),
                 _ => None,
             })
             .collect::<Option<Vec<_>>>()

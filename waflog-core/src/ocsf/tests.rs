@@ -405,3 +405,29 @@ fn severity_follows_the_grade() {
         .collect();
     assert_eq!(s, [1, 2, 3, 4, 5, 5]);
 }
+
+#[test]
+fn copied_fields_reach_the_output_with_unsafe_characters_escaped() {
+    // A bidi override and a C1 control, raw in mapped and in copied (unmapped)
+    // strings, and a pretty-printed copied value: escaped, the JSON unchanged.
+    let line = "{\"timestamp\":1735732800123,\"action\":\"AL\u{202e}LOW\",\
+                \"ja4Fingerprint\":\"t13d\u{0085}x\",\"oversizeFields\":[\n \"a\"\n],\
+                \"httpRequest\":{\"clientIp\":\"1.2.3.4\",\"fragment\":\"f\u{202e}\"}}";
+    let mut out = Vec::new();
+    write_http_activity(line, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        !text.contains('\u{202e}') && !text.contains('\u{0085}'),
+        "{text}"
+    );
+    assert!(
+        text.contains(r"AL\u202eLOW") && text.contains(r"t13d\u0085x"),
+        "{text}"
+    );
+    let ev: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(ev["unmapped"]["ja4Fingerprint"], "t13d\u{0085}x");
+    assert_eq!(ev["unmapped"]["oversizeFields"], serde_json::json!(["a"]));
+    assert_eq!(ev["unmapped"]["httpRequest"]["fragment"], "f\u{202e}");
+    assert_eq!(ev["action"], "AL\u{202e}LOW");
+    assert_eq!(validate(&ev, "http_activity"), Vec::<String>::new());
+}

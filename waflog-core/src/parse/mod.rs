@@ -11,6 +11,7 @@
 //! - `fields`: the fields a detector configuration names, by dotted path
 //!   (`httpRequest.clientIp`, `labels[].name`), for the detection engine;
 //! - [`schema`]: the whole typed AWS WAF v2 record, [`schema::WafLog`];
+//! - [`raw`]: an object's members as borrowed raw JSON, for writers of other shapes;
 //! - [`csv`]: metric rows (`timestamp,value...`) for `detect --input-format csv`;
 //! - [`event_time`] and [`FieldText`]: one field of a line, for merging inputs in
 //!   event time and for Kinesis partition keys.
@@ -40,6 +41,7 @@ pub mod cloudwatch;
 pub mod csv;
 pub(crate) mod fields;
 pub mod lines;
+pub mod raw;
 pub mod schema;
 pub(crate) mod skim;
 pub mod view;
