@@ -71,21 +71,7 @@ impl serde_json::ser::Formatter for SafeFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> std::io::Result<()> {
-        // ASCII has no unsafe character but DEL (serde_json escapes the C0
-        // controls itself): most fragments are written whole.
-        if fragment.bytes().all(|b| b < 0x7f) {
-            return writer.write_all(fragment.as_bytes());
-        }
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            if is_unsafe(c) {
-                writer.write_all(&fragment.as_bytes()[start..i])?;
-                // Every unsafe character is in the Basic Multilingual Plane.
-                write!(writer, "\\u{:04x}", u32::from(c))?;
-                start = i + c.len_utf8();
-            }
-        }
-        writer.write_all(&fragment.as_bytes()[start..])
+        write_escaped(writer, fragment, is_unsafe)
     }
 
     /// Raw JSON copied as it is (a `RawValue`): its unsafe characters can only be
@@ -96,19 +82,33 @@ impl serde_json::ser::Formatter for SafeFormatter {
         writer: &mut W,
         fragment: &str,
     ) -> std::io::Result<()> {
-        if fragment.bytes().all(|b| b < 0x7f) {
-            return writer.write_all(fragment.as_bytes());
-        }
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            if is_unsafe(c) && !matches!(c, '\t' | '\n' | '\r') {
-                writer.write_all(&fragment.as_bytes()[start..i])?;
-                write!(writer, "\\u{:04x}", u32::from(c))?;
-                start = i + c.len_utf8();
-            }
-        }
-        writer.write_all(&fragment.as_bytes()[start..])
+        write_escaped(writer, fragment, |c| {
+            is_unsafe(c) && !matches!(c, '\t' | '\n' | '\r')
+        })
     }
+}
+
+/// Writes `fragment` with the characters `escape` picks as `\uXXXX`.
+fn write_escaped<W: ?Sized + std::io::Write>(
+    writer: &mut W,
+    fragment: &str,
+    escape: impl Fn(char) -> bool,
+) -> std::io::Result<()> {
+    // ASCII has no unsafe character but DEL (serde_json escapes the C0 controls
+    // of strings itself): most fragments are written whole.
+    if fragment.bytes().all(|b| b < 0x7f) {
+        return writer.write_all(fragment.as_bytes());
+    }
+    let mut start = 0;
+    for (i, c) in fragment.char_indices() {
+        if escape(c) {
+            writer.write_all(&fragment.as_bytes()[start..i])?;
+            // Every unsafe character is in the Basic Multilingual Plane.
+            write!(writer, "\\u{:04x}", u32::from(c))?;
+            start = i + c.len_utf8();
+        }
+    }
+    writer.write_all(&fragment.as_bytes()[start..])
 }
 
 /// FNV-1a, 64 bits: stable across platforms and versions (unlike std's hasher).
