@@ -157,6 +157,11 @@ impl Aws {
         }
     }
 
+    /// The flag Ctrl-C sets, for tasks on the runtime (see [`stopped`]).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
     /// True once Ctrl-C was pressed.
     pub fn interrupted(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
@@ -243,7 +248,7 @@ impl Drop for Waiting {
 }
 
 /// Resolves half a second after `stop` is set (checked every 50 ms).
-async fn stopped(stop: &AtomicBool) {
+pub(crate) async fn stopped(stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -391,6 +391,13 @@ pub struct SinkArgs {
     /// key (records without it get a hash of their text).
     #[arg(long, value_name = "FIELD", default_value = "httpRequest.clientIp")]
     pub partition_key: String,
+    /// kinesis:// output: PutRecords calls under way at once, at most one per
+    /// shard (each shard keeps the order records were given in). With 1, a run
+    /// resumed after the sink gave up writes every record exactly once; with
+    /// more, records of other shards that got through may be written again.
+    #[arg(long, value_name = "N", default_value_t = crate::sink::kinesis::DEFAULT_IN_FLIGHT,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub kinesis_in_flight: u16,
     /// s3:// output: event time covered by one object per web ACL (AWS WAF: 5m).
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub object_span: String,
@@ -484,6 +491,7 @@ impl SinkArgs {
                 kind: crate::sink::opensearch::DocKind::Logs,
             },
             partition_key: self.partition_key.clone(),
+            kinesis_in_flight: usize::from(self.kinesis_in_flight),
             object_span_ms: span_ms,
             part_size: self.part_size,
             append: false,

@@ -159,6 +159,22 @@ fn large_objects_use_multipart_upload_and_read_back() {
     assert_eq!(code, 0, "{err}");
     let n = std::fs::read_to_string(&out).unwrap().lines().count();
     assert_eq!(n, 700_000);
+    // Each object, compressed in chunks on worker threads, is one ordinary gzip
+    // member (a single-member decoder reads it to the end, nothing after it).
+    let got = common::boto_at(
+        &common::moto(),
+        &format!(
+            "import zlib\n\
+         n = 0\n\
+         for o in s3.list_objects_v2(Bucket='{b}', Prefix='big/')['Contents']:\n\
+         \x20   body = s3.get_object(Bucket='{b}', Key=o['Key'])['Body'].read()\n\
+         \x20   d = zlib.decompressobj(31)\n\
+         \x20   n += d.decompress(body).count(b'\\n')\n\
+         \x20   assert d.eof and not d.unused_data, o['Key']\n\
+         print(n)"
+        ),
+    );
+    assert_eq!(got.trim(), "700000");
 }
 
 #[test]

@@ -462,3 +462,73 @@ fn two_consumers_split_a_stream_by_hash_key_and_each_client_stays_on_one() {
     ]));
     assert_eq!(code, 2, "{err}");
 }
+
+/// With several `PutRecords` calls in flight (the default four, one per shard of
+/// four), each shard still holds its records in the order given, every record
+/// is in the shard Kinesis maps its partition key (the client IP) to, and every
+/// shard is written.
+#[test]
+fn calls_in_flight_keep_each_shards_order() {
+    let s = common::unique_name("inflight");
+    let dir = tempfile::tempdir().unwrap();
+    let kin = common::kinesalite();
+    boto_at(
+        &kin,
+        &format!("kinesis.create_stream(StreamName='{s}', ShardCount=4); wait_active('{s}')"),
+    );
+    let input = dir.path().join("in.ndjson");
+    let records = generate(&input, 12, "2024-05-01T00:00:00Z", 5);
+    let (code, _, err) = run(waflog_at(&kin)
+        .arg("transform")
+        .arg(&input)
+        .args(["-o", &format!("kinesis://{s}")]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("{} records in", records.len()))
+            && err.contains("(4 at once at most)"),
+        "{err}"
+    );
+    // Every shard read from its start with boto3: shard, partition key, id.
+    let out = boto_at(
+        &kin,
+        &format!(
+            "import json\n\
+             for sh in kinesis.list_shards(StreamName='{s}')['Shards']:\n\
+             \x20   it = kinesis.get_shard_iterator(StreamName='{s}', ShardId=sh['ShardId'], ShardIteratorType='TRIM_HORIZON')['ShardIterator']\n\
+             \x20   while it:\n\
+             \x20       r = kinesis.get_records(ShardIterator=it, Limit=10000)\n\
+             \x20       for rec in r['Records']:\n\
+             \x20           print(sh['ShardId'], rec['PartitionKey'], json.loads(rec['Data'])['httpRequest']['requestId'])\n\
+             \x20       it = r.get('NextShardIterator') if r['Records'] else None"
+        ),
+    );
+    let position: BTreeMap<String, (usize, String)> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                r["httpRequest"]["requestId"].as_str().unwrap().to_string(),
+                (
+                    i,
+                    r["httpRequest"]["clientIp"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect();
+    let mut last: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut shard_of_key: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut n = 0;
+    for line in out.lines() {
+        let mut f = line.split(' ');
+        let (shard, key, id) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let (at, ip) = &position[id];
+        assert_eq!(key, ip, "{line}");
+        if let Some(prev) = last.insert(shard, *at) {
+            assert!(prev < *at, "{shard}: record {at} after record {prev}");
+        }
+        assert_eq!(*shard_of_key.entry(key).or_insert(shard), shard, "{key}");
+        n += 1;
+    }
+    assert_eq!(n, records.len());
+    assert_eq!(last.len(), 4, "{last:?}");
+}

@@ -4,9 +4,9 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
+use super::gzip::GzipWriter;
 use anyhow::Context;
 use flate2::Compression;
-use flate2::write::GzEncoder;
 
 use super::kinesis::KinesisSink;
 use super::opensearch::{OpenSearchOptions, OpenSearchSink};
@@ -24,7 +24,7 @@ pub struct Output {
 
 enum Inner {
     Plain(Box<dyn Write>),
-    Gzip(Box<GzEncoder<io::BufWriter<File>>>),
+    Gzip(Box<GzipWriter<io::BufWriter<File>>>),
     S3(Box<S3Sink>),
     Kinesis(Box<KinesisSink>),
     OpenSearch(Box<OpenSearchSink>),
@@ -36,6 +36,8 @@ enum Inner {
 pub struct SinkOptions {
     /// Dotted field whose value is the Kinesis partition key.
     pub partition_key: String,
+    /// `PutRecords` calls under way at once (`--kinesis-in-flight`).
+    pub kinesis_in_flight: usize,
     /// Event time covered by one S3 object, ms.
     pub object_span_ms: i64,
     /// Size of the parts of a multipart S3 upload, bytes.
@@ -53,6 +55,7 @@ impl Default for SinkOptions {
     fn default() -> SinkOptions {
         SinkOptions {
             partition_key: "httpRequest.clientIp".into(),
+            kinesis_in_flight: usize::from(super::kinesis::DEFAULT_IN_FLIGHT),
             object_span_ms: super::s3::DEFAULT_OBJECT_SPAN_MS,
             part_size: super::s3::DEFAULT_PART_SIZE,
             opensearch: OpenSearchOptions::default(),
@@ -93,6 +96,7 @@ pub fn create_location(
                 aws.get()?,
                 &stream,
                 &options.partition_key,
+                options.kinesis_in_flight,
             ))),
         }),
         Location::OpenSearch { url, index } => Ok(Output {
@@ -187,24 +191,25 @@ pub fn create_appending(path: &Path) -> anyhow::Result<Output> {
             path.display()
         );
     }
-    Ok(file_output(path, file))
+    file_output(path, file)
 }
 
-/// An output on an open file: gzip when its name ends in `.gz` (a new member when
-/// appending, which gzip readers take as one stream).
-fn file_output(path: &Path, file: File) -> Output {
+/// An output on an open file: gzip when its name ends in `.gz`, compressed on
+/// worker threads (a new member when appending, which gzip readers take as one
+/// stream).
+fn file_output(path: &Path, file: File) -> anyhow::Result<Output> {
     let inner = if path.extension().is_some_and(|e| e == "gz") {
-        Inner::Gzip(Box::new(GzEncoder::new(
+        Inner::Gzip(Box::new(GzipWriter::new(
             io::BufWriter::with_capacity(1 << 20, file),
             Compression::fast(),
-        )))
+        )?))
     } else {
         Inner::Plain(Box::new(file))
     };
-    Output {
+    Ok(Output {
         name: path.display().to_string(),
         inner,
-    }
+    })
 }
 
 fn location_name(text: &str) -> String {
@@ -236,7 +241,7 @@ pub fn create(path: Option<&Path>) -> anyhow::Result<Output> {
         Some(p) => {
             let file =
                 File::create(p).with_context(|| format!("cannot create output {}", p.display()))?;
-            Ok(file_output(p, file))
+            file_output(p, file)
         }
     }
 }

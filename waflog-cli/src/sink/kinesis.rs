@@ -2,18 +2,38 @@
 //!
 //! Writes `PutRecords` batches within the service limits (500 records and 5 MiB
 //! per call, 1 MiB per record including its partition key), the partition key
-//! taken from a field of the record (default `httpRequest.clientIp`); records a
-//! call reports as failed (`ProvisionedThroughputExceededException`, internal
-//! failures) are resent with exponential backoff and jitter until they are
-//! accepted, or the run stops with an error that says how many were not sent.
+//! read from a field of the record (default `httpRequest.clientIp`) by the
+//! field scanner, without parsing the record into values.
+//!
+//! Several calls are under way at once (`--kinesis-in-flight`, default 4) on
+//! the I/O runtime while the main thread goes on reading, one per *lane*: the
+//! stream's open shards (from `ListShards`) are dealt to the lanes, and each
+//! record goes to the lane of the shard Kinesis will store it in (the shard
+//! whose hash-key range holds the MD5 of its partition key, as the Kinesis
+//! developer guide describes). A lane has at most one call under way, so every
+//! shard still receives its records in the order given, and a consumer reading
+//! a shard sees event time as the producer wrote it. A stream whose shards
+//! cannot be listed gets one lane (with a warning); so does
+//! `--kinesis-in-flight 1`.
+//!
+//! Records a call reports as failed (`ProvisionedThroughputExceededException`,
+//! internal failures) are resent with exponential backoff and jitter until they
+//! are accepted, or the run stops with an error that says how many were
+//! written and how many were not, after every call under way has ended. The
+//! resume point ([`KinesisSink::committed`]) is the first record not known to
+//! be in the stream; with several lanes, records after it may be there too,
+//! and a resumed run writes those again (at least once; with one lane,
+//! exactly once).
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use md5::{Digest, Md5};
 use waflog_core::parse::FieldText;
 
 use crate::aws::{Aws, CallError, Class, Trouble};
@@ -26,6 +46,8 @@ pub const MAX_BATCH_RECORDS: usize = 500;
 pub const MAX_BATCH_BYTES: usize = 5 << 20;
 /// Most bytes of one record (data and partition key).
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
+/// `PutRecords` calls in flight at once unless told otherwise.
+pub const DEFAULT_IN_FLIGHT: u16 = 4;
 
 /// Counters of a Kinesis sink.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,30 +65,72 @@ pub struct SinkStats {
 /// Writes NDJSON lines as Kinesis records, one line per record.
 pub struct KinesisSink {
     aws: Arc<Aws>,
-    client: aws_sdk_kinesis::Client,
-    stream: String,
+    put: Put,
     key: FieldText,
-    batch: Vec<(Vec<u8>, String)>,
-    batch_bytes: usize,
+    /// One per call that may be under way at once; set up on the first record.
+    lanes: Vec<Lane>,
+    /// The open shards' hash-key ranges (first, last) and their lanes, by first.
+    shards: Vec<(u128, u128, usize)>,
     lines: LineBuffer,
     stats: SinkStats,
     seed: u64,
+    /// Most calls in flight.
+    max_in_flight: usize,
     /// Records given to the sink (lines), sent or not.
     handed: u64,
-    /// Records, in the order given, of which every one up to here was accepted
-    /// (or reported as over 1 MiB): a rerun resumes after them.
-    committed: u64,
-    /// Records over 1 MiB dropped since the last accepted batch.
-    skipped_in_batch: u64,
+    /// The first record of the earliest batch that did not get through.
+    failed_at: Option<u64>,
     /// It gave up: nothing more is sent.
     stopped: bool,
+}
+
+/// The records of some shards: a batch being filled and at most one call
+/// under way, so each shard gets its records in the order given.
+#[derive(Default)]
+struct Lane {
+    batch: Vec<PutRecordsRequestEntry>,
+    /// Bytes of `batch` (data and partition keys).
+    bytes: usize,
+    /// The number (from 0, in the order given) of `batch`'s first record.
+    first: u64,
+    flight: Option<Flight>,
+}
+
+/// What every `PutRecords` task of a sink needs.
+#[derive(Clone)]
+struct Put {
+    client: aws_sdk_kinesis::Client,
+    stream: Arc<str>,
     trouble: Trouble,
+    operation_timeout: Duration,
+    stop: Arc<AtomicBool>,
+}
+
+/// A batch under way on the I/O runtime.
+struct Flight {
+    task: tokio::task::JoinHandle<Sent>,
+    /// Records in it.
+    records: u64,
+    /// The number of its first record.
+    first: u64,
+}
+
+/// How a batch ended.
+#[derive(Debug, Default)]
+struct Sent {
+    accepted: u64,
+    calls: u64,
+    retried: u64,
+    /// Why it stopped before all its records were accepted, and how many were not.
+    failed: Option<(String, usize)>,
+    /// It stopped on Ctrl-C.
+    interrupted: bool,
 }
 
 impl std::fmt::Debug for KinesisSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KinesisSink")
-            .field("stream", &self.stream)
+            .field("stream", &self.put.stream)
             .finish_non_exhaustive()
     }
 }
@@ -95,24 +159,29 @@ fn partition_key(line: &[u8], key: &FieldText) -> String {
 }
 
 impl KinesisSink {
-    /// A sink into `stream`, with partition keys from the dotted field `key_field`.
-    pub fn new(aws: Arc<Aws>, stream: &str, key_field: &str) -> KinesisSink {
-        let trouble = aws.trouble(&format!("kinesis://{stream}"));
-        KinesisSink {
+    /// A sink into `stream`, with partition keys from the dotted field
+    /// `key_field` and at most `in_flight` (at least 1) calls under way at once.
+    pub fn new(aws: Arc<Aws>, stream: &str, key_field: &str, in_flight: usize) -> KinesisSink {
+        let put = Put {
             client: aws.kinesis(),
+            stream: Arc::from(stream),
+            trouble: aws.trouble(&format!("kinesis://{stream}")),
+            operation_timeout: aws.timeouts.operation,
+            stop: aws.stop_flag(),
+        };
+        KinesisSink {
             aws,
-            stream: stream.to_string(),
+            put,
             key: FieldText::new(key_field),
-            batch: Vec::new(),
-            batch_bytes: 0,
-            lines: LineBuffer::default(),
+            lanes: Vec::new(),
+            shards: Vec::new(),
             stats: SinkStats::default(),
+            lines: LineBuffer::default(),
             seed: 0x9e37_79b9_7f4a_7c15,
+            max_in_flight: in_flight.max(1),
             handed: 0,
-            committed: 0,
-            skipped_in_batch: 0,
+            failed_at: None,
             stopped: false,
-            trouble,
         }
     }
 
@@ -126,212 +195,285 @@ impl KinesisSink {
     }
 
     fn add(&mut self, line: &[u8]) -> anyhow::Result<()> {
+        let ordinal = self.handed;
         self.handed += 1;
         let key = partition_key(line, &self.key);
         let size = line.len() + key.len();
         if size > MAX_RECORD_BYTES {
             self.stats.too_large += 1;
-            self.skipped_in_batch += 1;
             tracing::error!(
                 "a record of {size} bytes is over Kinesis's 1 MiB limit and was not sent to kinesis://{} (it starts {:?})",
-                self.stream,
+                self.put.stream,
                 String::from_utf8_lossy(&line[..line.len().min(120)])
             );
             return Ok(());
         }
-        if self.batch.len() == MAX_BATCH_RECORDS || self.batch_bytes + size > MAX_BATCH_BYTES {
-            self.send()?;
+        if self.lanes.is_empty() {
+            self.map_shards();
         }
-        self.batch.push((line.to_vec(), key));
-        self.batch_bytes += size;
+        let l = self.lane_of(&key);
+        let lane = &self.lanes[l];
+        if lane.batch.len() == MAX_BATCH_RECORDS || lane.bytes + size > MAX_BATCH_BYTES {
+            self.send(l)?;
+        }
+        let entry = PutRecordsRequestEntry::builder()
+            .data(Blob::new(line))
+            .partition_key(key)
+            .build()
+            .context("cannot build a PutRecords entry")?;
+        let lane = &mut self.lanes[l];
+        if lane.batch.is_empty() {
+            lane.first = ordinal;
+        }
+        lane.batch.push(entry);
+        lane.bytes += size;
         Ok(())
     }
 
-    /// Sends the current batch, resending failed records until all are accepted,
-    /// a permanent error, Ctrl-C, or --operation-timeout of failures in a row.
-    fn send(&mut self) -> anyhow::Result<()> {
-        if self.stopped {
-            anyhow::bail!("kinesis://{} stopped on an earlier error", self.stream);
+    /// Sets up the lanes: one when one call in flight is asked for, else one per
+    /// open shard up to `max_in_flight` (shards shared round-robin), from
+    /// `ListShards`. A stream whose shards cannot be listed (no
+    /// `kinesis:ListShards` permission, say) gets one lane, with a warning.
+    fn map_shards(&mut self) {
+        let lanes = if self.max_in_flight == 1 {
+            1
+        } else {
+            match self.list_shards() {
+                Ok(mut ranges) => {
+                    ranges.sort_unstable();
+                    let lanes = ranges.len().clamp(1, self.max_in_flight);
+                    self.shards = ranges
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, (start, end))| (start, end, i % lanes))
+                        .collect();
+                    lanes
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "kinesis://{}: cannot list its shards ({e:#}): one PutRecords call at a time",
+                        self.put.stream
+                    );
+                    1
+                }
+            }
+        };
+        self.lanes = (0..lanes).map(|_| Lane::default()).collect();
+    }
+
+    /// The hash-key ranges of the stream's open shards.
+    fn list_shards(&self) -> anyhow::Result<Vec<(u128, u128)>> {
+        let mut ranges = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let req = match &token {
+                Some(t) => self.put.client.list_shards().next_token(t),
+                None => self.put.client.list_shards().stream_name(&*self.put.stream),
+            };
+            let out = self
+                .aws
+                .call(req.send())?
+                .map_err(|e| anyhow::anyhow!("{}", CallError::from_sdk(&e).text))?;
+            for s in out.shards() {
+                let open = s
+                    .sequence_number_range()
+                    .is_none_or(|r| r.ending_sequence_number().is_none());
+                let range = s.hash_key_range().and_then(|r| {
+                    Some((
+                        r.starting_hash_key().parse::<u128>().ok()?,
+                        r.ending_hash_key().parse::<u128>().ok()?,
+                    ))
+                });
+                if let (true, Some(range)) = (open, range) {
+                    ranges.push(range);
+                }
+            }
+            token = out.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(ranges);
+            }
         }
-        if self.batch.is_empty() {
-            self.committed += std::mem::take(&mut self.skipped_in_batch);
+    }
+
+    /// The lane of a partition key (see [`lane_of`]).
+    fn lane_of(&self, key: &str) -> usize {
+        if self.lanes.len() <= 1 {
+            return 0;
+        }
+        lane_of(&self.shards, key)
+    }
+
+    /// Starts sending lane `l`'s batch, first waiting for the lane's call under way.
+    fn send(&mut self, l: usize) -> anyhow::Result<()> {
+        if self.stopped {
+            anyhow::bail!("kinesis://{} stopped on an earlier error", self.put.stream);
+        }
+        if self.lanes[l].batch.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.batch);
-        self.batch_bytes = 0;
+        self.collect(l)?;
         self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut backoff = Backoff::new(
-            Duration::from_millis(100),
-            Duration::from_secs(5),
-            self.seed,
-        );
-        let mut pending: Vec<usize> = (0..batch.len()).collect();
-        let mut first_failure: Option<Instant> = None;
-        loop {
-            let Some(failure) = self.put_records(&batch, &mut pending)? else {
-                self.committed += batch.len() as u64 + std::mem::take(&mut self.skipped_in_batch);
-                return Ok(());
-            };
-            self.wait_to_resend(&failure, pending.len(), &mut backoff, &mut first_failure)?;
-        }
-    }
-
-    /// One `PutRecords` call with the `pending` records of `batch`: `None` when
-    /// the stream accepted them all, else why not, with `pending` narrowed to the
-    /// records to send again.
-    fn put_records(
-        &mut self,
-        batch: &[(Vec<u8>, String)],
-        pending: &mut Vec<usize>,
-    ) -> anyhow::Result<Option<CallError>> {
-        let entries = pending
-            .iter()
-            .map(|&i| {
-                PutRecordsRequestEntry::builder()
-                    .data(Blob::new(batch[i].0.clone()))
-                    .partition_key(&batch[i].1)
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .context("cannot build a PutRecords entry")?;
-        self.stats.calls += 1;
-        let outcome = self.aws.call(
-            self.client
-                .put_records()
-                .stream_name(&self.stream)
-                .set_records(Some(entries))
-                .send(),
-        );
-        let Ok(outcome) = outcome else {
-            return Err(self
-                .gave_up(pending.len(), "interrupted")
-                .context(Interrupted));
-        };
-        match outcome {
-            Ok(out) => Ok(self.rejected(&out, pending)),
-            Err(e) => Ok(Some(CallError::from_sdk(&e))),
-        }
-    }
-
-    /// Counts the records a `PutRecords` answer accepted; `None` when that is
-    /// all of them, else the error of those it failed, left in `pending`.
-    fn rejected(&mut self, out: &PutRecordsOutput, pending: &mut Vec<usize>) -> Option<CallError> {
-        let failed: Vec<usize> = out
-            .records()
-            .iter()
-            .zip(pending.iter())
-            .filter(|(r, _)| r.error_code().is_some())
-            .map(|(_, &i)| i)
-            .collect();
-        let reason = out
-            .records()
-            .iter()
-            .find_map(|r| r.error_code().map(str::to_string));
-        self.stats.records += (pending.len() - failed.len()) as u64;
-        if failed.is_empty() {
-            self.trouble.succeeded();
-            return None;
-        }
-        self.stats.retried += failed.len() as u64;
-        let code = reason.unwrap_or_default();
-        let e = CallError {
-            class: crate::aws::classify(Some(&code), None),
-            text: format!(
-                "{} of {} records rejected ({code})",
-                failed.len(),
-                pending.len()
-            ),
-            code: Some(code),
-        };
-        *pending = failed;
-        Some(e)
-    }
-
-    /// After a failed call with `pending` records still to send: the error that
-    /// stops the sink (a permanent failure, failures for --operation-timeout
-    /// since the first, Ctrl-C), or a wait with backoff before they are resent.
-    fn wait_to_resend(
-        &mut self,
-        failure: &CallError,
-        pending: usize,
-        backoff: &mut Backoff,
-        first_failure: &mut Option<Instant>,
-    ) -> anyhow::Result<()> {
-        if failure.class == Class::Permanent {
-            return Err(self.gave_up(pending, &format!("{}; {}", failure.text, failure.hint())));
-        }
-        let since = *first_failure.get_or_insert_with(Instant::now);
-        if since.elapsed() >= self.aws.timeouts.operation {
-            self.trouble.end("gave up");
-            return Err(self.gave_up(
-                pending,
-                &format!(
-                    "still failing after {} attempts over {:.1?} (--operation-timeout): {}",
-                    backoff.attempts() + 1,
-                    since.elapsed(),
-                    failure.text
-                ),
-            ));
-        }
-        let delay = backoff.next_delay();
-        self.trouble.failed(failure, delay);
-        if self.aws.sleep(delay).is_err() {
-            return Err(self.gave_up(pending, "interrupted").context(Interrupted));
-        }
+        let lane = &mut self.lanes[l];
+        let batch = std::mem::take(&mut lane.batch);
+        lane.bytes = 0;
+        let records = batch.len() as u64;
+        let task = self
+            .aws
+            .handle()
+            .spawn(send_batch(self.put.clone(), batch, self.seed));
+        lane.flight = Some(Flight {
+            task,
+            records,
+            first: lane.first,
+        });
         Ok(())
+    }
+
+    /// Waits for lane `l`'s call under way, if any, and counts it; when it
+    /// failed, waits for every other lane's too and returns the error that
+    /// stops the sink.
+    fn collect(&mut self, l: usize) -> anyhow::Result<()> {
+        let Some(flight) = self.lanes[l].flight.take() else {
+            return Ok(());
+        };
+        let sent = self.wait(flight)?;
+        let Some((why, mut failing)) = sent.failed else {
+            return Ok(());
+        };
+        // Every call under way is counted before the sink says what it wrote.
+        let mut interrupted = sent.interrupted;
+        let mut calls = 1;
+        for other in 0..self.lanes.len() {
+            let Some(flight) = self.lanes[other].flight.take() else {
+                continue;
+            };
+            let sent = self.wait(flight)?;
+            interrupted |= sent.interrupted;
+            if let Some((_, n)) = sent.failed {
+                failing += n;
+                calls += 1;
+            }
+        }
+        let e = self.gave_up(failing, calls, &why);
+        Err(if interrupted {
+            e.context(Interrupted)
+        } else {
+            e
+        })
+    }
+
+    /// The outcome of one batch's call, counted.
+    fn wait(&mut self, flight: Flight) -> anyhow::Result<Sent> {
+        let outcome = self.aws.call(flight.task);
+        let sent = match outcome {
+            Ok(Ok(sent)) => sent,
+            Ok(Err(e)) => {
+                self.stopped = true;
+                self.failed(flight.first);
+                anyhow::bail!(
+                    "kinesis://{}: a PutRecords task failed: {e}",
+                    self.put.stream
+                );
+            }
+            Err(Interrupted) => {
+                self.failed(flight.first);
+                let failing = flight.records as usize
+                    + self
+                        .lanes
+                        .iter()
+                        .filter_map(|l| l.flight.as_ref())
+                        .map(|f| f.records as usize)
+                        .sum::<usize>();
+                return Err(self.gave_up(failing, 1, "interrupted").context(Interrupted));
+            }
+        };
+        self.stats.records += sent.accepted;
+        self.stats.calls += sent.calls;
+        self.stats.retried += sent.retried;
+        if sent.failed.is_some() {
+            self.failed(flight.first);
+        }
+        Ok(sent)
+    }
+
+    /// A batch starting at record `first` did not get (wholly) through.
+    fn failed(&mut self, first: u64) {
+        self.failed_at = Some(self.failed_at.map_or(first, |f| f.min(first)));
     }
 
     /// The error of a sink that stops: exactly how many records it was given,
     /// how many the stream accepted and how many it did not.
-    fn gave_up(&mut self, failing: usize, why: &str) -> anyhow::Error {
+    fn gave_up(&mut self, failing: usize, calls: usize, why: &str) -> anyhow::Error {
         let s = self.stats;
         let not_written = self.handed - s.records;
         self.stopped = true;
+        let buffered = not_written
+            .saturating_sub(failing as u64)
+            .saturating_sub(s.too_large);
         anyhow::anyhow!(
-            "kinesis://{} stopped: {why}. Of the {} records given to it, {} were written and {not_written} were not ({failing} in the failing PutRecords call{}{})",
-            self.stream,
+            "kinesis://{} stopped: {why}. Of the {} records given to it, {} were written and {not_written} were not ({failing} in the failing PutRecords call{}{}{})",
+            self.put.stream,
             self.handed,
             s.records,
+            if calls > 1 {
+                format!("s ({calls} calls)")
+            } else {
+                String::new()
+            },
             if s.too_large > 0 {
                 format!(", {} over 1 MiB", s.too_large)
             } else {
                 String::new()
             },
-            {
-                let buffered = not_written
-                    .saturating_sub(failing as u64)
-                    .saturating_sub(s.too_large);
-                if buffered > 0 {
-                    format!(", {buffered} not sent yet")
-                } else {
-                    String::new()
-                }
+            if buffered > 0 {
+                format!(", {buffered} not sent yet")
+            } else {
+                String::new()
             }
         )
     }
 
     /// How many of the records given so far, counted from the first, are in the
-    /// stream (every one of them accepted): where a rerun resumes.
+    /// stream (every one of them accepted, or over 1 MiB and reported): where a
+    /// rerun resumes. With several lanes, records after this point may be in
+    /// the stream too (a resumed run writes them again).
     pub fn committed(&self) -> u64 {
-        self.committed
+        self.lanes
+            .iter()
+            .filter_map(|l| {
+                l.flight
+                    .as_ref()
+                    .map(|f| f.first)
+                    .or_else(|| (!l.batch.is_empty()).then_some(l.first))
+            })
+            .chain(self.failed_at)
+            .fold(self.handed, u64::min)
     }
 
-    /// Sends the pending batch (a partial line waits).
+    /// Sends every lane's batch (a partial line waits) and waits for every call
+    /// under way.
     pub fn flush(&mut self) -> anyhow::Result<()> {
-        self.send()
+        for l in 0..self.lanes.len() {
+            self.send(l)?;
+        }
+        for l in 0..self.lanes.len() {
+            self.collect(l)?;
+        }
+        Ok(())
     }
 
     /// Sends what is buffered.
     pub fn finish(&mut self) -> anyhow::Result<()> {
         let mut lines = std::mem::take(&mut self.lines);
         lines.finish(|line| self.add(line))?;
-        self.send()?;
+        self.flush()?;
         let s = self.stats;
         tracing::info!(
-            "kinesis://{}: {} records in {} PutRecords calls, {} resent after throttling{}",
-            self.stream,
+            "kinesis://{}: {} records in {} PutRecords calls ({} at once at most), {} resent after throttling{}",
+            self.put.stream,
             s.records,
             s.calls,
+            self.lanes.len().max(1),
             s.retried,
             if s.too_large > 0 {
                 format!(", {} over 1 MiB not sent", s.too_large)
@@ -343,11 +485,131 @@ impl KinesisSink {
             anyhow::bail!(
                 "{} records over Kinesis's 1 MiB record limit were not sent to kinesis://{}",
                 s.too_large,
-                self.stream
+                self.put.stream
             );
         }
         Ok(())
     }
+}
+
+/// The lane of a partition key: that of the shard whose hash-key range holds
+/// the key's MD5 read as a big-endian 128-bit number (as Kinesis maps keys to
+/// shards); lane 0 when no range holds it. `shards`: (first, last, lane) sorted
+/// by first.
+fn lane_of(shards: &[(u128, u128, usize)], key: &str) -> usize {
+    let hash = u128::from_be_bytes(Md5::digest(key.as_bytes()).into());
+    let i = shards.partition_point(|&(start, _, _)| start <= hash);
+    match i.checked_sub(1).map(|i| shards[i]) {
+        Some((_, end, lane)) if hash <= end => lane,
+        _ => 0,
+    }
+}
+
+/// Sends one batch, resending the records a call reports as failed until all
+/// are accepted, a permanent error, Ctrl-C, or `--operation-timeout` of
+/// failures since the first.
+async fn send_batch(put: Put, batch: Vec<PutRecordsRequestEntry>, seed: u64) -> Sent {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5), seed);
+    let mut sent = Sent::default();
+    let mut pending: Vec<usize> = (0..batch.len()).collect();
+    let mut first_failure: Option<Instant> = None;
+    loop {
+        let entries: Vec<PutRecordsRequestEntry> =
+            pending.iter().map(|&i| batch[i].clone()).collect();
+        sent.calls += 1;
+        let call = put
+            .client
+            .put_records()
+            .stream_name(&*put.stream)
+            .set_records(Some(entries))
+            .send();
+        let outcome = tokio::select! {
+            v = call => v,
+            () = crate::aws::stopped(&put.stop) => {
+                sent.failed = Some(("interrupted".into(), pending.len()));
+                sent.interrupted = true;
+                return sent;
+            }
+        };
+        let failure = match outcome {
+            Ok(out) => match rejected(&out, &mut pending, &mut sent) {
+                None => {
+                    put.trouble.succeeded();
+                    return sent;
+                }
+                Some(e) => e,
+            },
+            Err(e) => CallError::from_sdk(&e),
+        };
+        if failure.class == Class::Permanent {
+            sent.failed = Some((
+                format!("{}; {}", failure.text, failure.hint()),
+                pending.len(),
+            ));
+            return sent;
+        }
+        let since = *first_failure.get_or_insert_with(Instant::now);
+        if since.elapsed() >= put.operation_timeout {
+            put.trouble.end("gave up");
+            sent.failed = Some((
+                format!(
+                    "still failing after {} attempts over {:.1?} (--operation-timeout): {}",
+                    backoff.attempts() + 1,
+                    since.elapsed(),
+                    failure.text
+                ),
+                pending.len(),
+            ));
+            return sent;
+        }
+        let delay = backoff.next_delay();
+        put.trouble.failed(&failure, delay);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = crate::aws::stopped(&put.stop) => {
+                sent.failed = Some(("interrupted".into(), pending.len()));
+                sent.interrupted = true;
+                return sent;
+            }
+        }
+    }
+}
+
+/// Counts the records a `PutRecords` answer accepted; `None` when that is all
+/// of them, else the error of those it failed, left in `pending`.
+fn rejected(
+    out: &PutRecordsOutput,
+    pending: &mut Vec<usize>,
+    sent: &mut Sent,
+) -> Option<CallError> {
+    let failed: Vec<usize> = out
+        .records()
+        .iter()
+        .zip(pending.iter())
+        .filter(|(r, _)| r.error_code().is_some())
+        .map(|(_, &i)| i)
+        .collect();
+    let reason = out
+        .records()
+        .iter()
+        .find_map(|r| r.error_code().map(str::to_string));
+    sent.accepted += (pending.len() - failed.len()) as u64;
+    if failed.is_empty() {
+        return None;
+    }
+    sent.retried += failed.len() as u64;
+    let code = reason.unwrap_or_default();
+    let e = CallError {
+        class: crate::aws::classify(Some(&code), None),
+        text: format!(
+            "{} of {} records rejected ({code})",
+            failed.len(),
+            pending.len()
+        ),
+        code: Some(code),
+    };
+    *pending = failed;
+    Some(e)
 }
 
 #[cfg(test)]
@@ -367,5 +629,22 @@ mod tests {
         assert_eq!(partition_key(br#"{"a":17}"#, &FieldText::new("a")), "17");
         let long = format!(r#"{{"a":"{}"}}"#, "é".repeat(300));
         assert!(partition_key(long.as_bytes(), &FieldText::new("a")).len() <= 256);
+    }
+
+    #[test]
+    fn keys_go_to_the_lane_of_the_shard_holding_their_md5() {
+        // Four equal hash-key ranges over two lanes, as a 4-shard stream has.
+        let q = u128::MAX / 4 + 1;
+        let shards: Vec<(u128, u128, usize)> = (0..4u128)
+            .map(|i| (i * q, i * q + (q - 1), (i % 2) as usize))
+            .collect();
+        // MD5("1.2.3.4") = 6465ec74...: the second quarter; MD5("10.0.0.1") =
+        // 190dafab...: the first.
+        assert_eq!(lane_of(&shards, "1.2.3.4"), 1);
+        assert_eq!(lane_of(&shards, "10.0.0.1"), 0);
+        // A range missing from the map (a shard closed since): lane 0.
+        assert_eq!(lane_of(&shards[..1], "1.2.3.4"), 0);
+        assert_eq!(lane_of(&shards[2..], "1.2.3.4"), 0);
+        assert_eq!(lane_of(&shards[1..2], "1.2.3.4"), 1);
     }
 }

@@ -1,22 +1,23 @@
 //! Amazon S3 sink: writes gzip NDJSON objects in the AWS WAF delivery layout, one
 //! per 5 minutes of event time per web ACL, with multipart upload for large
-//! objects.
+//! objects. Compression runs on worker threads ([`super::gzip`]) while the main
+//! thread routes records.
 //!
 //! Delivery layout (as AWS WAF writes to S3):
 //! `<prefix>AWSLogs/<account>/WAFLogs/<region or cloudfront>/<web-acl>/YYYY/MM/dd/HH/mm/<account>_waflogs_<region>_<web-acl>_<YYYYMMDDTHHmmZ>_<hash>.log.gz`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use flate2::Compression;
-use flate2::write::GzEncoder;
 
 use crate::aws::{Aws, CallError, Trouble, retry};
 use crate::net::LineBuffer;
+
+use super::gzip::{GzipPool, GzipStream};
 
 /// Object parts are uploaded once this much compressed data is buffered (S3's
 /// minimum part size is 5 MiB).
@@ -75,7 +76,7 @@ struct Route<'a> {
 
 struct OpenObject {
     key: String,
-    gz: GzEncoder<Vec<u8>>,
+    gz: GzipStream,
     upload_id: Option<String>,
     parts: Vec<CompletedPart>,
     records: u64,
@@ -104,6 +105,8 @@ pub struct S3Sink {
     span_ms: i64,
     part_size: usize,
     open: BTreeMap<(String, i64), OpenObject>,
+    /// Compression workers, started with the first object.
+    pool: Option<Arc<GzipPool>>,
     max_event: i64,
     last_ts: i64,
     lines: LineBuffer,
@@ -192,6 +195,7 @@ impl S3Sink {
             span_ms: span_ms.max(1_000),
             part_size: part_size.max(5 << 20),
             open: BTreeMap::new(),
+            pool: None,
             max_event: i64::MIN,
             last_ts: 0,
             lines: LineBuffer::default(),
@@ -226,6 +230,10 @@ impl S3Sink {
             acl_parts(route.as_ref().and_then(|r| r.webacl_id.as_deref()));
         let window = ts.div_euclid(self.span_ms) * self.span_ms;
         let acl = format!("{account}/{region}/{name}");
+        let pool = match &self.pool {
+            Some(p) => Arc::clone(p),
+            None => Arc::clone(self.pool.insert(GzipPool::shared()?)),
+        };
         let entry = self.open.entry((acl, window)).or_insert_with(|| {
             let start = chrono::DateTime::from_timestamp_millis(window).unwrap_or_default();
             let hash = {
@@ -240,18 +248,17 @@ impl S3Sink {
                     start.format("%Y/%m/%d/%H/%M"),
                     start.format("%Y%m%dT%H%MZ"),
                 ),
-                gz: GzEncoder::new(Vec::with_capacity(1 << 16), Compression::default()),
+                gz: GzipStream::new(pool, Compression::default()),
                 upload_id: None,
                 parts: Vec::new(),
                 records: 0,
                 bytes_out: 0,
             }
         });
-        entry.gz.write_all(line)?;
-        entry.gz.write_all(b"\n")?;
+        entry.gz.write(line)?;
+        entry.gz.write(b"\n")?;
         entry.records += 1;
-        if entry.gz.get_ref().len() >= self.part_size {
-            let body = std::mem::take(entry.gz.get_mut());
+        if let Some(body) = entry.gz.take_ready(self.part_size)? {
             Self::upload_part(
                 &self.aws,
                 &self.client,
@@ -326,9 +333,7 @@ impl S3Sink {
     }
 
     fn close(&mut self, mut o: OpenObject) -> anyhow::Result<()> {
-        let body = std::mem::replace(&mut o.gz, GzEncoder::new(Vec::new(), Compression::fast()))
-            .finish()
-            .context("cannot finish a gzip stream")?;
+        let body = o.gz.finish().context("cannot finish a gzip stream")?;
         let key = o.key.clone();
         let ctx = || format!("cannot write s3://{}/{key}", self.bucket);
         if o.upload_id.is_some() {
