@@ -554,6 +554,12 @@ pub struct TransformArgs {
     /// crash may repeat the records after the last save, never lose any.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// Worker threads that parse and rewrite the records of file, stdin and S3
+    /// inputs while the main thread reads and writes (0: one per core, at most
+    /// 4; 1: everything on the main thread). The output and the dead letters are
+    /// byte for byte the same whatever the number.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// Flags of `waflog detect`.

@@ -1,6 +1,10 @@
 //! The record loop shared by every subcommand that reads logs: split lines, skip
 //! blanks, hand each line to the stage, dead-letter what the stage rejects, count.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::mpsc::{channel, sync_channel};
+
 use anyhow::Context;
 use waflog_core::error::SchemaError;
 use waflog_core::parse::DeadLetter;
@@ -26,6 +30,22 @@ pub fn handle(
     stage: &mut impl FnMut(&[u8]) -> LineOutcome,
 ) -> anyhow::Result<()> {
     let mut dead_buf = Vec::new();
+    handle_into(line, source, max_line, stats, &mut dead_buf, stage)?;
+    if !dead_buf.is_empty() {
+        dead.write_block(&dead_buf)?;
+    }
+    Ok(())
+}
+
+/// [`handle`] with the dead letters appended to `dead_buf`.
+fn handle_into(
+    line: Line<'_>,
+    source: &str,
+    max_line: usize,
+    stats: &mut TransformStats,
+    dead_buf: &mut Vec<u8>,
+    stage: &mut impl FnMut(&[u8]) -> LineOutcome,
+) -> anyhow::Result<()> {
     match line {
         Line::Ok {
             number,
@@ -40,9 +60,9 @@ pub fn handle(
             // A CloudWatch Logs export line (`<timestamp> <record>`) is its record.
             let bytes = cloudwatch::export_message(bytes).unwrap_or(bytes);
             if cloudwatch::looks_like_payload(bytes) {
-                payload(bytes, at, stats, &mut dead_buf, stage)?;
+                payload(bytes, at, stats, dead_buf, stage)?;
             } else {
-                record(bytes, at, stats, &mut dead_buf, stage)?;
+                record(bytes, at, stats, dead_buf, stage)?;
             }
         }
         Line::TooLong {
@@ -56,11 +76,8 @@ pub fn handle(
             let e = SchemaError::LineTooLong { len, max: max_line };
             DeadLetter::new(source, number, &e, prefix)
                 .at(offset)
-                .write_ndjson(&mut dead_buf);
+                .write_ndjson(dead_buf);
         }
-    }
-    if !dead_buf.is_empty() {
-        dead.write_block(&dead_buf)?;
     }
     Ok(())
 }
@@ -163,6 +180,18 @@ pub fn each_line(
     }
     stats.bytes_in += lines.bytes_read();
     progress.finish_and_clear();
+    report_failures(failure, &source, lines_seen, stats, dead)
+}
+
+/// Dead-letters the inputs that stopped early (see [`unreadable`]); the one
+/// read here, `source`, after its `lines_seen` lines.
+fn report_failures(
+    failure: Option<crate::source::file::Failure>,
+    source: &str,
+    lines_seen: u64,
+    stats: &mut TransformStats,
+    dead: &mut Output,
+) -> anyhow::Result<()> {
     let failed: Vec<(String, String)> = failure
         .and_then(|f| f.lock().ok().map(|mut v| std::mem::take(&mut *v)))
         .unwrap_or_default();
@@ -171,6 +200,298 @@ pub fn each_line(
         unreadable(&name, line, &reason, stats, dead)?;
     }
     Ok(())
+}
+
+/// Bytes of line text per batch handed to a worker by [`each_line_parallel`].
+const BATCH_BYTES: usize = 1 << 20;
+
+/// One line of a batch: where its bytes are in the batch's text.
+enum Item {
+    Ok {
+        number: u64,
+        range: std::ops::Range<usize>,
+        offset: Option<u64>,
+    },
+    TooLong {
+        number: u64,
+        range: std::ops::Range<usize>,
+        len: u64,
+        offset: Option<u64>,
+    },
+}
+
+/// Lines copied out of the reader for a worker, and the buffer for what the
+/// stage makes of them (buffers go round: allocating fresh megabytes for each
+/// batch costs more in page faults than the copy).
+#[derive(Default)]
+struct Batch {
+    text: Vec<u8>,
+    items: Vec<Item>,
+    out: Vec<u8>,
+}
+
+impl Batch {
+    fn push(&mut self, line: &Line<'_>) {
+        let start = self.text.len();
+        match *line {
+            Line::Ok {
+                number,
+                bytes,
+                offset,
+            } => {
+                self.text.extend_from_slice(bytes);
+                self.items.push(Item::Ok {
+                    number,
+                    range: start..self.text.len(),
+                    offset,
+                });
+            }
+            Line::TooLong {
+                number,
+                prefix,
+                len,
+                offset,
+            } => {
+                self.text.extend_from_slice(prefix);
+                self.items.push(Item::TooLong {
+                    number,
+                    range: start..self.text.len(),
+                    len,
+                    offset,
+                });
+            }
+        }
+    }
+}
+
+/// What a worker made of a batch: the stage's output, the dead letters and the
+/// counts, in the batch's line order.
+struct Done {
+    out: Vec<u8>,
+    dead: Vec<u8>,
+    stats: TransformStats,
+    /// The batch, for its buffers.
+    batch: Batch,
+}
+
+/// Runs the stage over a batch, as [`handle`] does line by line.
+fn run_batch(
+    mut batch: Batch,
+    source: &str,
+    max_line: usize,
+    stage: &(impl Fn(&[u8], &mut Vec<u8>) -> Result<(), SchemaError> + Sync),
+) -> Done {
+    let mut out = std::mem::take(&mut batch.out);
+    out.clear();
+    let mut dead = Vec::new();
+    let mut stats = TransformStats::default();
+    for item in &batch.items {
+        let line = match item {
+            Item::Ok {
+                number,
+                range,
+                offset,
+            } => Line::Ok {
+                number: *number,
+                bytes: &batch.text[range.clone()],
+                offset: *offset,
+            },
+            Item::TooLong {
+                number,
+                range,
+                len,
+                offset,
+            } => Line::TooLong {
+                number: *number,
+                prefix: &batch.text[range.clone()],
+                len: *len,
+                offset: *offset,
+            },
+        };
+        // The stage writes no output of its own here: it cannot fail but by
+        // rejecting the line.
+        let _ = handle_into(line, source, max_line, &mut stats, &mut dead, &mut |l| {
+            Ok(stage(l, &mut out))
+        });
+    }
+    Done {
+        out,
+        dead,
+        stats,
+        batch,
+    }
+}
+
+/// [`each_line`] with the stage on `threads` worker threads: the main thread
+/// reads and splits lines into batches of about 1 MiB, the workers run `stage`
+/// (appending what it makes of a line to its output) and dead-letter what it
+/// rejects, and a writer thread hands each batch's output to `emit` and writes
+/// its dead letters, in input order, so both come out byte for byte as
+/// [`each_line`] makes them. Inputs that merge others (whose lines carry their
+/// origins) go through [`each_line`].
+pub fn each_line_parallel(
+    input: Input,
+    max_line: usize,
+    threads: usize,
+    stats: &mut TransformStats,
+    dead: &mut Output,
+    stage: &(impl Fn(&[u8], &mut Vec<u8>) -> Result<(), SchemaError> + Sync),
+    mut emit: impl FnMut(&[u8]) -> anyhow::Result<()> + Send,
+) -> anyhow::Result<()> {
+    if input.origins.is_some() || threads <= 1 {
+        let mut out = Vec::with_capacity(BATCH_BYTES + (64 << 10));
+        each_line(input, max_line, stats, dead, |line| {
+            let outcome = stage(line, &mut out);
+            if out.len() >= BATCH_BYTES {
+                emit(&out)?;
+                out.clear();
+            }
+            Ok(outcome)
+        })?;
+        return if out.is_empty() { Ok(()) } else { emit(&out) };
+    }
+    let progress = crate::progress::bar(input.size, "bytes", false);
+    let source = input.name.clone();
+    let failure = input.failure.clone();
+    let mut lines = LineReader::new(input.reader, max_line);
+    let mut lines_seen = 0u64;
+    let (job_tx, job_rx) = sync_channel::<(u64, Batch)>(threads);
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = channel::<(u64, Done)>();
+    let (write_tx, write_rx) = sync_channel::<Done>(2);
+    let (spare_tx, spare_rx) = channel::<Batch>();
+    let dead_w = &mut *dead;
+    let (written, read) = std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (job_rx, done_tx, source) = (&job_rx, done_tx.clone(), source.as_str());
+            scope.spawn(move || {
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((seq, batch)) = job else { return };
+                    let done = run_batch(batch, source, max_line, stage);
+                    if done_tx.send((seq, done)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        // The writer: outputs and dead letters in order; its counts and, when a
+        // write failed, the error.
+        let writer = scope.spawn(move || {
+            let mut stats = TransformStats::default();
+            for done in write_rx {
+                let wrote = emit(&done.out).and_then(|()| {
+                    if done.dead.is_empty() {
+                        Ok(())
+                    } else {
+                        dead_w.write_block(&done.dead)
+                    }
+                });
+                if let Err(e) = wrote {
+                    return (stats, Err(e));
+                }
+                stats.add(&done.stats);
+                let mut batch = done.batch;
+                batch.text.clear();
+                batch.items.clear();
+                batch.out = done.out;
+                let _ = spare_tx.send(batch);
+            }
+            (stats, Ok(()))
+        });
+        let read = (|| -> anyhow::Result<()> {
+            // Batches sent to the workers, and results passed on in order so far.
+            let (mut sent, mut taken) = (0u64, 0u64);
+            let mut early: BTreeMap<u64, Done> = BTreeMap::new();
+            // Results in order go to the writer; false once it has stopped.
+            let pass_on = |early: &mut BTreeMap<u64, Done>, taken: &mut u64| -> bool {
+                while let Some(done) = early.remove(taken) {
+                    *taken += 1;
+                    if write_tx.send(done).is_err() {
+                        return false;
+                    }
+                }
+                true
+            };
+            let mut batch = Batch::default();
+            let mut since_tick = 0u32;
+            loop {
+                let line = lines
+                    .next_line()
+                    .with_context(|| format!("cannot read input {source}"))?;
+                let end = line.is_none();
+                if let Some(line) = line {
+                    batch.push(&line);
+                    lines_seen += 1;
+                    since_tick += 1;
+                    if since_tick == 1 << 16 {
+                        since_tick = 0;
+                        progress.set_position(lines.bytes_read());
+                    }
+                }
+                if batch.text.len() >= BATCH_BYTES || (end && !batch.items.is_empty()) {
+                    // At most two batches per worker waiting or under way.
+                    while sent - taken >= 2 * threads as u64 {
+                        let Ok((seq, done)) = done_rx.recv() else {
+                            anyhow::bail!("a worker thread stopped");
+                        };
+                        early.insert(seq, done);
+                        if !pass_on(&mut early, &mut taken) {
+                            return Ok(());
+                        }
+                    }
+                    let next = spare_rx.try_recv().unwrap_or_default();
+                    if job_tx
+                        .send((sent, std::mem::replace(&mut batch, next)))
+                        .is_err()
+                    {
+                        anyhow::bail!("the worker threads stopped");
+                    }
+                    sent += 1;
+                    while let Ok((seq, done)) = done_rx.try_recv() {
+                        early.insert(seq, done);
+                    }
+                    if !pass_on(&mut early, &mut taken) {
+                        return Ok(());
+                    }
+                }
+                if end {
+                    break;
+                }
+            }
+            while taken < sent {
+                let Ok((seq, done)) = done_rx.recv() else {
+                    anyhow::bail!("a worker thread stopped");
+                };
+                early.insert(seq, done);
+                if !pass_on(&mut early, &mut taken) {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        })();
+        drop(job_tx);
+        drop(write_tx);
+        let written = writer.join().unwrap_or_else(|_| {
+            (
+                TransformStats::default(),
+                Err(anyhow::anyhow!("the writer thread failed")),
+            )
+        });
+        (written, read)
+    });
+    let (written_stats, wrote) = written;
+    stats.add(&written_stats);
+    // A write error first: the read stopped because of it.
+    wrote?;
+    read?;
+    stats.bytes_in += lines.bytes_read();
+    progress.finish_and_clear();
+    report_failures(failure, &source, lines_seen, stats, dead)
 }
 
 /// `line` with the line number and offset of its origin.

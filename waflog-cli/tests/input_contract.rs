@@ -756,3 +756,103 @@ fn cloudwatch_logs_export_lines_are_read_as_their_records() {
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["line"], 12, "{dead:?}");
 }
+
+/// `transform --threads N` (issue 19): the output, the dead letters and the
+/// counts are byte for byte those of one thread, whatever the bad lines and
+/// wherever they fall in the batches handed to the workers, over two inputs.
+#[test]
+fn worker_threads_give_the_bytes_of_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = generate(
+        "2024-05-01T00:00:00Z",
+        "25m",
+        "19",
+        &["country:5m:2m"],
+        None,
+    );
+    let lines: Vec<&[u8]> = good
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(lines.len() > 25_000, "{}", lines.len());
+    let long = format!(
+        "{{\"timestamp\":1714521600000,\"pad\":\"{}\"}}",
+        "x".repeat(5000)
+    );
+    let bad: Vec<Vec<u8>> = vec![
+        b"{\"timestamp\":".to_vec(),
+        Vec::new(),
+        long.into_bytes(),
+        b"[1,2,3]".to_vec(),
+        b"{\"action\":\"BLOCK\"}".to_vec(),
+        b"{\"timestamp\":1714521600000,\"httpRequest\":{\"country\":\"U\x01S\"}}".to_vec(),
+        b"   ".to_vec(),
+        b"not json at all".to_vec(),
+    ];
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for (i, line) in lines.iter().enumerate() {
+        let file = if i < lines.len() * 2 / 3 {
+            &mut a
+        } else {
+            &mut b
+        };
+        if i % 997 == 0 {
+            file.extend_from_slice(&bad[(i / 997) % bad.len()]);
+            file.push(b'\n');
+        }
+        if i % 1499 == 0 {
+            // A CloudWatch Logs export line: a time, then the record.
+            file.extend_from_slice(b"2024-05-01T00:00:00.000Z ");
+        }
+        file.extend_from_slice(line);
+        file.push(b'\n');
+    }
+    std::fs::write(dir.path().join("a.ndjson"), &a).unwrap();
+    std::fs::write(dir.path().join("b.ndjson"), &b).unwrap();
+    let run = |threads: &str| -> (Vec<u8>, Vec<u8>, String) {
+        let out = dir.path().join(format!("out{threads}.ndjson"));
+        let dead = dir.path().join(format!("dead{threads}.ndjson"));
+        let o = waflog()
+            .args([
+                "transform",
+                "--max-line-bytes",
+                "4096",
+                "--threads",
+                threads,
+            ])
+            .arg(dir.path().join("a.ndjson"))
+            .arg(dir.path().join("b.ndjson"))
+            .arg("--dead-letter")
+            .arg(&dead)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        // The counts of the summary line: records_in=.. records_out=.. ...
+        let summary = err
+            .lines()
+            .find(|l| l.contains("transformed"))
+            .and_then(|l| l.split_once("records_in="))
+            .unwrap_or_else(|| panic!("{err}"))
+            .1
+            .to_string();
+        (
+            std::fs::read(&out).unwrap(),
+            std::fs::read(&dead).unwrap(),
+            summary,
+        )
+    };
+    let one = run("1");
+    assert!(!one.1.is_empty() && one.1.iter().filter(|&&b| b == b'\n').count() > 20);
+    for threads in ["2", "3"] {
+        let many = run(threads);
+        assert!(many.0 == one.0, "--threads {threads}: the output differs");
+        assert!(
+            many.1 == one.1,
+            "--threads {threads}: the dead letters differ"
+        );
+        assert_eq!(many.2, one.2, "--threads {threads}");
+    }
+}

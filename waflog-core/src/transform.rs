@@ -130,6 +130,19 @@ pub struct TransformStats {
     pub bytes_in: u64,
 }
 
+impl TransformStats {
+    /// Adds the counts of another part of the same run (a batch of lines
+    /// handled on another thread).
+    pub fn add(&mut self, other: &TransformStats) {
+        self.records_in += other.records_in;
+        self.records_out += other.records_out;
+        self.dead_lettered += other.dead_lettered;
+        self.blank += other.blank;
+        self.control_messages += other.control_messages;
+        self.bytes_in += other.bytes_in;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

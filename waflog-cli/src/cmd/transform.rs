@@ -59,6 +59,10 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         stats: TransformStats::default(),
         max_line,
         state: args.state.as_deref(),
+        threads: match args.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            n => n,
+        },
     };
     let started = Instant::now();
     let mut checkpoints = match &plan {
@@ -101,6 +105,8 @@ struct Run<'a> {
     max_line: usize,
     /// `--state`.
     state: Option<&'a Path>,
+    /// Worker threads for file inputs (`--threads`, resolved: at least 1).
+    threads: usize,
 }
 
 impl Run<'_> {
@@ -233,8 +239,25 @@ impl Run<'_> {
             buf,
             stats,
             max_line,
+            threads,
             ..
         } = self;
+        if resume == 0 && *threads > 1 {
+            // What earlier inputs left in the buffer goes first.
+            if !buf.is_empty() {
+                out.write_block(buf)?;
+                buf.clear();
+            }
+            return records::each_line_parallel(
+                input,
+                *max_line,
+                *threads,
+                stats,
+                dead,
+                &|line, out| transformer.transform_line(line, out),
+                |block| out.write_block(block),
+            );
+        }
         let mut to_skip = resume;
         let mut skipped_lines = 0u64;
         let read = records::each_line(input, *max_line, stats, dead, |line| {

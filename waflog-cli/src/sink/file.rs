@@ -23,7 +23,7 @@ pub struct Output {
 }
 
 enum Inner {
-    Plain(Box<dyn Write>),
+    Plain(Box<dyn Write + Send>),
     Gzip(Box<GzipWriter<io::BufWriter<File>>>),
     S3(Box<S3Sink>),
     Kinesis(Box<KinesisSink>),
@@ -260,7 +260,7 @@ pub fn create_or_stderr(path: Option<&Path>) -> anyhow::Result<Output> {
 fn stdout() -> Output {
     Output {
         name: "stdout".into(),
-        inner: Inner::Plain(Box::new(io::stdout().lock())),
+        inner: Inner::Plain(Box::new(io::stdout())),
     }
 }
 
@@ -356,3 +356,8 @@ impl Output {
         Ok(rejects)
     }
 }
+// Outputs move to the writer thread of `records::each_line_parallel`.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Output>();
+};
