@@ -7,7 +7,8 @@
 #          CARGO_TARGET_DIR is respected when locating the built binary.
 #
 # What it measures, in one run, on the same input file, file to file, one thread each:
-#   waflog   target/release/waflog transform in.ndjson -o waflog.ndjson
+#   waflog   target/release/waflog transform --threads 1 in.ndjson -o waflog.ndjson
+#            and the same with --threads 2 (its output compared byte for byte)
 #   python   python3 benches/compare/seed_transform.py in.ndjson py.ndjson
 #            (the seed's Firehose transform Lambda per record: json.loads, indicators,
 #            json.dumps; stdlib only)
@@ -19,7 +20,8 @@
 #            virtualenv at .tools/bench-venv)
 # and `waflog generate` writing the same N records. The input is made once with
 #   waflog generate --seed 1 --start 2024-05-01T00:00:00Z --count N
-# and read once before timing (warm page cache). Each command is timed by
+# and read once before timing (warm page cache); `sync` runs before each timed command
+# so that no earlier output is still being written back. Each command is timed by
 # benches/compare/timeit.py: wall time with time.perf_counter around fork+wait, and
 # user+sys CPU time from the child's rusage.
 #
@@ -96,7 +98,7 @@ else
   WORK="$(mktemp -d /tmp/waflog-compare.XXXXXX)"
   CREATED_WORK=1
 fi
-WORK_FILES=(in.ndjson gen.ndjson waflog.ndjson py.ndjson jq.ndjson jaq.ndjson orjson.ndjson
+WORK_FILES=(in.ndjson gen.ndjson waflog.ndjson waflog2.ndjson waflog2.log py.ndjson jq.ndjson jaq.ndjson orjson.ndjson
   generate.log generate-timed.log waflog.log py.log jq.log jaq.log orjson.log check.log)
 cleanup() {
   if [ "${KEEP:-0}" = 1 ]; then
@@ -116,6 +118,9 @@ GEN_ARGS=(generate --seed 1 --start 2024-05-01T00:00:00Z --count "$N")
 timed() {
   local name="$1" log="$2" res
   shift 2
+  # Earlier runs' output still being written back to disk would slow this one
+  # (the kernel throttles writers when dirty pages pile up): start clean.
+  sync
   if ! res="$(python3 "$HERE/timeit.py" --stderr "$log" "$@")"; then
     echo "compare.sh: $name failed; last lines of $log:" >&2
     tail -n 20 "$log" >&2 || true
@@ -147,9 +152,17 @@ rm -f "$WORK/gen.ndjson"
 cat "$WORK/in.ndjson" >/dev/null # warm-up read: every tool starts with the input cached
 
 timed "waflog transform" "$WORK/waflog.log" -- \
-  "$BIN" transform "$WORK/in.ndjson" -o "$WORK/waflog.ndjson"
+  "$BIN" transform --threads 1 "$WORK/in.ndjson" -o "$WORK/waflog.ndjson"
 W_WALL="$WALL" W_USER="$CPU_U" W_SYS="$CPU_S"
 echo "   waflog  ${W_WALL}s"
+
+# The same with two worker threads (the default on two cores): byte-identical.
+timed "waflog transform --threads 2" "$WORK/waflog2.log" -- \
+  "$BIN" transform --threads 2 "$WORK/in.ndjson" -o "$WORK/waflog2.ndjson"
+W2_WALL="$WALL" W2_USER="$CPU_U" W2_SYS="$CPU_S"
+if cmp -s "$WORK/waflog.ndjson" "$WORK/waflog2.ndjson"; then W2_SAME=yes; else W2_SAME=NO; fi
+rm -f "$WORK/waflog2.ndjson"
+echo "   waflog --threads 2  ${W2_WALL}s"
 
 timed "python seed_transform.py" "$WORK/py.log" -- \
   python3 "$HERE/seed_transform.py" "$WORK/in.ndjson" "$WORK/py.ndjson"
@@ -194,11 +207,12 @@ fi
 # --- report ----------------------------------------------------------------------------
 echo
 echo "waflog $("$BIN" --version | awk '{ print $NF }'), $(python3 --version 2>&1), $(jq --version)${JAQ:+, $("$JAQ" --version)}${ORJSON_PY:+, orjson $("$ORJSON_PY" -c 'import orjson; print(orjson.__version__)')}"
-echo "cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown), $(nproc 2>/dev/null || echo '?') cores; every tool runs on one thread"
+echo "cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown), $(nproc 2>/dev/null || echo '?') cores; every tool runs on one thread (waflog also with --threads 2)"
 echo "input: $N records, $BYTES bytes ($(awk -v b="$BYTES" -v n="$N" 'BEGIN { printf "%.0f", b / n }') bytes/record)"
 echo
 awk -v n="$N" -v bytes="$BYTES" \
   -v ww="$W_WALL" -v wu="$W_USER" -v ws="$W_SYS" \
+  -v w2w="$W2_WALL" -v w2u="$W2_USER" -v w2s="$W2_SYS" \
   -v pw="$P_WALL" -v pu="$P_USER" -v ps="$P_SYS" \
   -v jw="$J_WALL" -v ju="$J_USER" -v js="$J_SYS" \
   -v qw="$JQ_W" -v qu="$JQ_U" -v qs="$JQ_S" \
@@ -207,6 +221,7 @@ awk -v n="$N" -v bytes="$BYTES" \
   fmt = "%-18s %10s %14s %10s %10s %10s\n"
   printf fmt, "tool", "seconds", "events/s", "MB/s", "user s", "sys s"
   row("waflog transform", ww, wu, ws)
+  row("waflog --threads 2", w2w, w2u, w2s)
   row("python (seed)", pw, pu, ps)
   row("jq", jw, ju, js)
   if (qw != "") row("jaq", qw, qu, qs)
@@ -216,6 +231,7 @@ awk -v n="$N" -v bytes="$BYTES" \
   printf "waflog/jq      %8.1fx\n", jw / ww
   if (qw != "") printf "waflog/jaq     %8.1fx\n", qw / ww
   if (ow != "") printf "waflog/orjson  %8.1fx\n", ow / ww
+  printf "--threads 2 / 1 %7.2fx   (python / waflog --threads 2: %.1fx)\n", ww / w2w, pw / w2w
   print ""
   printf "waflog generate: %.3f s for %d records, %.0f events/s, %.1f MB/s written (user %.2f s, sys %.2f s)\n", gw, n, n / gw, bytes / gw / 1e6, gu, gs
 }
@@ -223,6 +239,7 @@ function row(name, wall, user, sys) {
   printf "%-18s %10.3f %14.0f %10.1f %10.2f %10.2f\n", name, wall, n / wall, bytes / wall / 1e6, user, sys
 }'
 echo "generate output identical to the input (determinism): $GEN_SAME"
+echo "--threads 2 output identical to --threads 1: $W2_SAME"
 if [ "$AGREE" = yes ]; then
   echo "agreement: all $COMPARED lines agree (waflog, python, jq$PEERS)"
 else
