@@ -205,19 +205,13 @@ fn report_failures(
 /// Bytes of line text per batch handed to a worker by [`each_line_parallel`].
 const BATCH_BYTES: usize = 1 << 20;
 
-/// One line of a batch: where its bytes are in the batch's text.
-enum Item {
-    Ok {
-        number: u64,
-        range: std::ops::Range<usize>,
-        offset: Option<u64>,
-    },
-    TooLong {
-        number: u64,
-        range: std::ops::Range<usize>,
-        len: u64,
-        offset: Option<u64>,
-    },
+/// One line of a batch: where its bytes are in the batch's text; `too_long`:
+/// the full length of a line over the limit, whose first bytes these are.
+struct Item {
+    number: u64,
+    range: std::ops::Range<usize>,
+    offset: Option<u64>,
+    too_long: Option<u64>,
 }
 
 /// Lines copied out of the reader for a worker, and the buffer for what the
@@ -233,34 +227,26 @@ struct Batch {
 impl Batch {
     fn push(&mut self, line: &Line<'_>) {
         let start = self.text.len();
-        match *line {
+        let (number, bytes, offset, too_long) = match *line {
             Line::Ok {
                 number,
                 bytes,
                 offset,
-            } => {
-                self.text.extend_from_slice(bytes);
-                self.items.push(Item::Ok {
-                    number,
-                    range: start..self.text.len(),
-                    offset,
-                });
-            }
+            } => (number, bytes, offset, None),
             Line::TooLong {
                 number,
                 prefix,
                 len,
                 offset,
-            } => {
-                self.text.extend_from_slice(prefix);
-                self.items.push(Item::TooLong {
-                    number,
-                    range: start..self.text.len(),
-                    len,
-                    offset,
-                });
-            }
-        }
+            } => (number, prefix, offset, Some(len)),
+        };
+        self.text.extend_from_slice(bytes);
+        self.items.push(Item {
+            number,
+            range: start..self.text.len(),
+            offset,
+            too_long,
+        });
     }
 }
 
@@ -286,26 +272,18 @@ fn run_batch(
     let mut dead = Vec::new();
     let mut stats = TransformStats::default();
     for item in &batch.items {
-        let line = match item {
-            Item::Ok {
-                number,
-                range,
-                offset,
-            } => Line::Ok {
-                number: *number,
-                bytes: &batch.text[range.clone()],
-                offset: *offset,
+        let bytes = &batch.text[item.range.clone()];
+        let line = match item.too_long {
+            None => Line::Ok {
+                number: item.number,
+                bytes,
+                offset: item.offset,
             },
-            Item::TooLong {
-                number,
-                range,
+            Some(len) => Line::TooLong {
+                number: item.number,
+                prefix: bytes,
                 len,
-                offset,
-            } => Line::TooLong {
-                number: *number,
-                prefix: &batch.text[range.clone()],
-                len: *len,
-                offset: *offset,
+                offset: item.offset,
             },
         };
         // The stage writes no output of its own here: it cannot fail but by
