@@ -318,15 +318,20 @@ pub fn each_line_parallel(
 ) -> anyhow::Result<()> {
     if input.origins.is_some() || threads <= 1 {
         let mut out = Vec::with_capacity(BATCH_BYTES + (64 << 10));
-        each_line(input, max_line, stats, dead, |line| {
+        let read = each_line(input, max_line, stats, dead, |line| {
             let outcome = stage(line, &mut out);
             if out.len() >= BATCH_BYTES {
-                emit(&out)?;
+                let wrote = emit(&out);
                 out.clear();
+                wrote?;
             }
             Ok(outcome)
-        })?;
-        return if out.is_empty() { Ok(()) } else { emit(&out) };
+        });
+        // What was made before a read error is written too.
+        if !out.is_empty() {
+            emit(&out)?;
+        }
+        return read;
     }
     let progress = crate::progress::bar(input.size, "bytes", false);
     let source = input.name.clone();
@@ -397,10 +402,14 @@ pub fn each_line_parallel(
             };
             let mut batch = Batch::default();
             let mut since_tick = 0u32;
+            // A read error ends the input like its end does, once the lines
+            // before it are written (as one thread writes them).
+            let mut failed = None;
             loop {
-                let line = lines
-                    .next_line()
-                    .with_context(|| format!("cannot read input {source}"))?;
+                let line = lines.next_line().unwrap_or_else(|e| {
+                    failed = Some(e);
+                    None
+                });
                 let end = line.is_none();
                 if let Some(line) = line {
                     batch.push(&line);
@@ -450,7 +459,10 @@ pub fn each_line_parallel(
                     return Ok(());
                 }
             }
-            Ok(())
+            match failed {
+                Some(e) => Err(e).with_context(|| format!("cannot read input {source}")),
+                None => Ok(()),
+            }
         })();
         drop(job_tx);
         drop(write_tx);
@@ -540,4 +552,89 @@ pub fn dead_letter_note(stats: &TransformStats, path: Option<&std::path::Path>) 
         );
     }
     note
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `data`, then fails.
+    struct Failing(std::io::Cursor<Vec<u8>>);
+
+    impl std::io::Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(std::io::Error::other("the disk went away")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    /// Output, dead letters, counts and the error of a run over `data` followed by
+    /// a read error, on `threads` threads.
+    fn run(data: &[u8], threads: usize) -> (Vec<u8>, Vec<u8>, TransformStats, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let dead_path = dir.path().join("dead.ndjson");
+        let mut dead = crate::sink::file::create(Some(&dead_path)).unwrap();
+        let input = Input {
+            name: "in".into(),
+            reader: Box::new(Failing(std::io::Cursor::new(data.to_vec()))),
+            size: None,
+            failure: None,
+            origins: None,
+        };
+        let transformer =
+            waflog_core::transform::Transformer::new(waflog_core::features::FeatureMap::default());
+        let mut stats = TransformStats::default();
+        let mut out = Vec::new();
+        let err = each_line_parallel(
+            input,
+            1 << 20,
+            threads,
+            &mut stats,
+            &mut dead,
+            &|line, out| transformer.transform_line(line, out),
+            |block| {
+                out.extend_from_slice(block);
+                Ok(())
+            },
+        )
+        .unwrap_err();
+        dead.finish().unwrap();
+        (
+            out,
+            std::fs::read(&dead_path).unwrap(),
+            stats,
+            format!("{err:#}"),
+        )
+    }
+
+    #[test]
+    fn a_read_error_keeps_the_lines_before_it_on_every_thread_count() {
+        let mut data = Vec::new();
+        for i in 0..40_000u64 {
+            if i % 5_000 == 7 {
+                data.extend_from_slice(b"{\"cut\":\n");
+            }
+            data.extend_from_slice(
+                format!(
+                    "{{\"timestamp\":{},\"action\":\"ALLOW\",\"httpRequest\":{{\"clientIp\":\"10.0.0.{}\",\"country\":\"US\",\"httpMethod\":\"GET\"}}}}\n",
+                    1_714_521_600_000 + i,
+                    i % 250
+                )
+                .as_bytes(),
+            );
+        }
+        let one = run(&data, 1);
+        assert_eq!(one.2.records_out, 40_000, "{:?}", one.2);
+        assert_eq!(one.2.dead_lettered, 8);
+        assert!(one.3.contains("the disk went away"), "{}", one.3);
+        for threads in [2, 3] {
+            let many = run(&data, threads);
+            assert!(many.0 == one.0, "{threads} threads: the output differs");
+            assert_eq!(many.1, one.1, "{threads} threads");
+            assert_eq!(many.2, one.2, "{threads} threads");
+            assert_eq!(many.3, one.3, "{threads} threads");
+        }
+    }
 }
