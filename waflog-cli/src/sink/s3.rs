@@ -105,8 +105,6 @@ pub struct S3Sink {
     span_ms: i64,
     part_size: usize,
     open: BTreeMap<(String, i64), OpenObject>,
-    /// Compression workers, started with the first object.
-    pool: Option<Arc<GzipPool>>,
     max_event: i64,
     last_ts: i64,
     lines: LineBuffer,
@@ -195,7 +193,6 @@ impl S3Sink {
             span_ms: span_ms.max(1_000),
             part_size: part_size.max(5 << 20),
             open: BTreeMap::new(),
-            pool: None,
             max_event: i64::MIN,
             last_ts: 0,
             lines: LineBuffer::default(),
@@ -230,31 +227,30 @@ impl S3Sink {
             acl_parts(route.as_ref().and_then(|r| r.webacl_id.as_deref()));
         let window = ts.div_euclid(self.span_ms) * self.span_ms;
         let acl = format!("{account}/{region}/{name}");
-        let pool = match &self.pool {
-            Some(p) => Arc::clone(p),
-            None => Arc::clone(self.pool.insert(GzipPool::shared()?)),
-        };
-        let entry = self.open.entry((acl, window)).or_insert_with(|| {
-            let start = chrono::DateTime::from_timestamp_millis(window).unwrap_or_default();
-            let hash = {
-                let mut crc = flate2::Crc::new();
-                crc.update(line);
-                crc.sum()
-            };
-            OpenObject {
-                key: format!(
-                    "{}AWSLogs/{account}/WAFLogs/{region}/{name}/{}/{account}_waflogs_{region}_{name}_{}_{hash:08x}.log.gz",
-                    self.prefix,
-                    start.format("%Y/%m/%d/%H/%M"),
-                    start.format("%Y%m%dT%H%MZ"),
-                ),
-                gz: GzipStream::new(pool, Compression::default()),
-                upload_id: None,
-                parts: Vec::new(),
-                records: 0,
-                bytes_out: 0,
+        let entry = match self.open.entry((acl, window)) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let start = chrono::DateTime::from_timestamp_millis(window).unwrap_or_default();
+                let hash = {
+                    let mut crc = flate2::Crc::new();
+                    crc.update(line);
+                    crc.sum()
+                };
+                v.insert(OpenObject {
+                    key: format!(
+                        "{}AWSLogs/{account}/WAFLogs/{region}/{name}/{}/{account}_waflogs_{region}_{name}_{}_{hash:08x}.log.gz",
+                        self.prefix,
+                        start.format("%Y/%m/%d/%H/%M"),
+                        start.format("%Y%m%dT%H%MZ"),
+                    ),
+                    gz: GzipStream::new(GzipPool::shared()?, Compression::default()),
+                    upload_id: None,
+                    parts: Vec::new(),
+                    records: 0,
+                    bytes_out: 0,
+                })
             }
-        });
+        };
         entry.gz.write(line)?;
         entry.gz.write(b"\n")?;
         entry.records += 1;
