@@ -3,7 +3,9 @@
 //!
 //! Periods are event time, aligned to the epoch (`[k * period, (k + 1) * period)`).
 //! A monitor's period closes when a result of its detector for a later period arrives,
-//! or when the caller's watermark passes its end ([`Evaluator::advance_to`]). Each
+//! when the caller says every result of its detector through the period's end has
+//! been fed ([`Evaluator::fed_through`]), or when the caller's watermark passes its
+//! end ([`Evaluator::advance_to`]). Each
 //! closed period is evaluated once, in order, per trigger (and entity):
 //!
 //! - fired, no open alert: a new ACTIVE alert and a `Fired` notification;
@@ -336,6 +338,22 @@ impl Evaluator {
         for m in &self.monitors {
             if m.detector == r.detector_name {
                 observe_one(m, &mut self.book, r, incident, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Every result of `detector` for intervals ending at or before `end` has been
+    /// fed: evaluates the periods of that detector's monitors that end by then, so
+    /// a period's alert goes out as soon as its last interval is scored rather than
+    /// when a result of the next interval arrives. The engine scores an interval for
+    /// all of a detector's entities at once, so a caller knows this after handing on
+    /// the results of one scoring step ([`crate::pipeline::Pipeline`] does).
+    pub fn fed_through(&mut self, detector: &str, end: i64) -> Vec<Notification> {
+        let mut out = Vec::new();
+        for m in &self.monitors {
+            if m.detector == detector {
+                close_through(m, &mut self.book, end, &mut out);
             }
         }
         out

@@ -21,7 +21,9 @@
 //!   webhook and SNS channels) sends them; failures are retried with exponential
 //!   backoff and jitter, and a notification given up is recorded on its alert.
 //!
-//! Times are event time: periods close as results of later periods arrive, or at the
+//! Times are event time: periods close as results of later periods arrive, as the
+//! caller reports a detector's results complete through a time
+//! ([`Evaluator::fed_through`]; the pipeline does after each scoring step), or at the
 //! caller's watermark ([`Evaluator::advance_to`]). No wall clock is read here: the
 //! caller passes its clock to the delivery calls, so every run is reproducible.
 //!

@@ -666,7 +666,11 @@ impl<O: ResultObserver> Pipeline<O> {
     fn emit(&mut self) -> Result<(), O::Error> {
         let closed = self.correlator.correlate(&mut self.pending);
         if let Some(a) = &mut self.alerting {
-            for r in &self.pending {
+            // Per detector in the batch (first result, latest end): the engine scores
+            // an interval for all of a detector's entities in one step, so once the
+            // batch is observed its monitors' periods that end by then are complete.
+            let mut fed: Vec<(usize, i64)> = Vec::new();
+            for (i, r) in self.pending.iter().enumerate() {
                 a.max_end = Some(
                     a.max_end
                         .map_or(r.data_end_time, |m| m.max(r.data_end_time)),
@@ -676,6 +680,20 @@ impl<O: ResultObserver> Pipeline<O> {
                     .as_deref()
                     .and_then(|id| self.correlator.get(id));
                 let notes = a.eval.observe_in(r, incident);
+                if !notes.is_empty() {
+                    self.observer.notifications(&notes);
+                }
+                let name = &r.detector_name;
+                match fed
+                    .iter_mut()
+                    .find(|(j, _)| self.pending[*j].detector_name == *name)
+                {
+                    Some((_, end)) => *end = (*end).max(r.data_end_time),
+                    None => fed.push((i, r.data_end_time)),
+                }
+            }
+            for (i, end) in fed {
+                let notes = a.eval.fed_through(&self.pending[i].detector_name, end);
                 if !notes.is_empty() {
                     self.observer.notifications(&notes);
                 }

@@ -126,6 +126,67 @@ fn an_injected_anomaly_raises_one_alert_that_is_delivered() {
     assert!(back.engine.is_some());
 }
 
+/// What the observer saw, in order: the latest end of the results handed on so far,
+/// and each notification with it.
+#[derive(Debug, Default)]
+struct Timeline {
+    latest_end: i64,
+    /// (latest end handed on when the notification came, its period end, kind)
+    notes: Vec<(i64, i64, NotificationKind)>,
+}
+
+impl ResultObserver for Timeline {
+    type Error = Infallible;
+    fn results(&mut self, r: &[AnomalyResult], _: Option<&AlertBook>) -> Result<(), Infallible> {
+        for x in r {
+            self.latest_end = self.latest_end.max(x.data_end_time);
+        }
+        Ok(())
+    }
+    fn notifications(&mut self, notes: &[Notification]) {
+        for n in notes {
+            self.notes.push((self.latest_end, n.period_end, n.kind));
+        }
+    }
+}
+
+#[test]
+fn an_alert_goes_out_with_the_results_of_its_last_interval_not_a_later_one() {
+    // The one-minute detectors' monitors have one-minute periods: the period that
+    // fires is complete once its interval is scored, so its notification must come
+    // before any result of the next interval (it used to wait for one: a whole
+    // interval of latency on a live stream).
+    let inbox = Inbox::default();
+    let (eval, notifiers) = alerting(&inbox);
+    let mut p = Pipeline::new(engine())
+        .with_alerting(eval, notifiers, || START + 3_600_000)
+        .with_observer(Timeline::default());
+    let input = lines(40, &["country:25m:5m"]);
+    let last = input.len() - 1;
+    for l in &input[..last] {
+        p.push_line(l).unwrap();
+    }
+    let notes = p.observer().notes.clone();
+    let kinds: Vec<_> = notes.iter().map(|n| n.2).collect();
+    assert_eq!(
+        kinds,
+        [NotificationKind::Fired, NotificationKind::Completed],
+        "{notes:?}"
+    );
+    // The monitors see a scoring step's results before the observer does, so a
+    // notification raised with its period's last interval comes just before that
+    // interval's results, one minute after the results handed on before it.
+    for (seen, period_end, kind) in notes {
+        assert_eq!(
+            seen,
+            period_end - 60_000,
+            "{kind:?} for the period ending {period_end} came with results up to {seen}"
+        );
+    }
+    // Both were delivered as they were raised.
+    assert_eq!(inbox.0.lock().unwrap().len(), 2);
+}
+
 #[test]
 fn bad_lines_are_counted_kept_and_returned_never_a_panic() {
     let mut p = Pipeline::new(engine()).keep_dead_letters(2);
