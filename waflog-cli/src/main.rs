@@ -24,6 +24,7 @@ mod records;
 mod sink;
 mod source;
 mod term;
+mod threads;
 
 use clap::Parser;
 

@@ -59,10 +59,7 @@ pub fn run(global: &GlobalArgs, args: &TransformArgs) -> anyhow::Result<Finished
         stats: TransformStats::default(),
         max_line,
         state: args.state.as_deref(),
-        threads: match args.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
-            n => n,
-        },
+        threads: crate::threads::workers(args.threads),
     };
     let started = Instant::now();
     let mut checkpoints = match &plan {

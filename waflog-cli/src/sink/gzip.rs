@@ -66,11 +66,7 @@ impl GzipPool {
 
     /// A pool of `threads` workers (0: one per core, at most 4).
     pub fn new(threads: usize) -> anyhow::Result<Arc<GzipPool>> {
-        let threads = if threads == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get().min(4))
-        } else {
-            threads
-        };
+        let threads = crate::threads::workers(threads);
         let (tx, rx) = sync_channel::<Job>(threads * 2);
         let rx = Arc::new(Mutex::new(rx));
         let mut workers = Vec::with_capacity(threads);
