@@ -220,16 +220,17 @@ impl<'a> DeadLetter<'a> {
 
 /// A line's `timestamp` in epoch milliseconds, `None` when it has none that reads
 /// as a time. AWS WAF writes `{"timestamp":<ms>,` first, which is read without
-/// parsing the line; anything else goes through the JSON parser.
+/// parsing the line (its unit found as everywhere else: seconds, milliseconds,
+/// microseconds or nanoseconds); anything else goes through the JSON parser.
 pub fn event_time(line: &[u8]) -> Option<i64> {
     if let Some(rest) = line.strip_prefix(b"{\"timestamp\":") {
         let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
         if digits > 0 && rest.get(digits).is_some_and(|&b| b == b',' || b == b'}') {
-            if let Some(ms) = std::str::from_utf8(&rest[..digits])
+            if let Some(n) = std::str::from_utf8(&rest[..digits])
                 .ok()
                 .and_then(|d| d.parse::<i64>().ok())
             {
-                return Some(ms);
+                return crate::timestamp::from_i64(n).ok();
             }
         }
     }
@@ -258,6 +259,19 @@ impl FieldText {
         let mut fields = fields::FieldSet::new();
         fields.add(path);
         FieldText { fields }
+    }
+
+    /// The field's string in `line`, telling a line that is not a JSON object
+    /// (`None`) from one whose field is absent, empty or not a string
+    /// (`Some(None)`).
+    pub fn read_str(&self, line: &[u8]) -> Option<Option<String>> {
+        let text = object_text(line).ok()?;
+        let mut out = Vec::with_capacity(1);
+        self.fields.extract(text, &mut out).ok()?;
+        Some(match out.first() {
+            Some(Some(fields::Scalar::Str(s))) if !s.is_empty() => Some(s.to_string()),
+            _ => None,
+        })
     }
 
     /// The field's text in `line`; `None` when the line is not a JSON object or the
@@ -335,6 +349,28 @@ mod tests {
             event_time(br#"{"timestamp":"2024-05-01T00:00:00Z"}"#),
             Some(1_714_521_600_000)
         );
+        // The leading form takes every unit, as the parser does.
+        for (head, ms) in [
+            (
+                &b"{\"timestamp\":1714521600,\"a\":1}"[..],
+                Some(1_714_521_600_000),
+            ),
+            (b"{\"timestamp\":1714521600007000}", Some(1_714_521_600_007)),
+            (
+                b"{\"timestamp\":1714521600007000000,\"a\":1}",
+                Some(1_714_521_600_007),
+            ),
+            (b"{\"timestamp\":0,\"a\":1}", None),
+        ] {
+            assert_eq!(event_time(head), ms, "{}", String::from_utf8_lossy(head));
+            let moved = [&head[..1], b"\"b\":2,", &head[1..]].concat();
+            assert_eq!(
+                event_time(&moved),
+                ms,
+                "{}",
+                String::from_utf8_lossy(&moved)
+            );
+        }
         assert_eq!(event_time(b"not json"), None);
         assert_eq!(event_time(b"{\"timestamp\":12x}"), None);
         assert_eq!(event_time(b"{\"a\":1}"), None);
@@ -356,5 +392,12 @@ mod tests {
         assert_eq!(a.read(br#"{"a":1.5}"#).as_deref(), Some("1.5"));
         assert_eq!(a.read(br#"{"a":"x\u0079"}"#).as_deref(), Some("xy"));
         assert_eq!(a.read(br#"{"a":[1]}"#), None);
+        // read_str: strings only, and a line that is not an object apart.
+        assert_eq!(a.read_str(br#"{"a":"x"}"#), Some(Some("x".into())));
+        assert_eq!(a.read_str(br#"{"a":17}"#), Some(None));
+        assert_eq!(a.read_str(br#"{"a":""}"#), Some(None));
+        assert_eq!(a.read_str(br#"{"b":"x"}"#), Some(None));
+        assert_eq!(a.read_str(br#"{"a":"x""#), None);
+        assert_eq!(a.read_str(b"[1]"), None);
     }
 }
