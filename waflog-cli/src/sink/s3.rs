@@ -65,13 +65,29 @@ fn acl_parts(webacl_id: Option<&str>) -> (String, String, String) {
     (clean(fields[4]), region, name)
 }
 
-/// The fields of a record the sink routes by.
-#[derive(serde::Deserialize)]
-struct Route<'a> {
-    #[serde(borrow, default)]
-    timestamp: Option<&'a serde_json::value::RawValue>,
-    #[serde(borrow, default, rename = "webaclId")]
-    webacl_id: Option<std::borrow::Cow<'a, str>>,
+/// The web ACL of the records routed last: its `webaclId` and where its logs go
+/// (account, region, name, and those joined as the key of its open objects), so
+/// that a run of records of one ACL parses the ARN once.
+#[derive(Debug, Clone, PartialEq)]
+struct LastAcl {
+    webacl_id: Option<String>,
+    account: String,
+    region: String,
+    name: String,
+    joined: String,
+}
+
+impl LastAcl {
+    fn new(webacl_id: Option<String>) -> LastAcl {
+        let (account, region, name) = acl_parts(webacl_id.as_deref());
+        LastAcl {
+            joined: format!("{account}/{region}/{name}"),
+            webacl_id,
+            account,
+            region,
+            name,
+        }
+    }
 }
 
 struct OpenObject {
@@ -107,6 +123,9 @@ pub struct S3Sink {
     open: BTreeMap<(String, i64), OpenObject>,
     max_event: i64,
     last_ts: i64,
+    /// Reads `webaclId` in one scan of the line (which also validates it as JSON).
+    webacl: waflog_core::parse::FieldText,
+    last_acl: LastAcl,
     lines: LineBuffer,
     stats: SinkStats,
     trouble: Trouble,
@@ -195,6 +214,8 @@ impl S3Sink {
             open: BTreeMap::new(),
             max_event: i64::MIN,
             last_ts: 0,
+            webacl: waflog_core::parse::FieldText::new("webaclId"),
+            last_acl: LastAcl::new(None),
             lines: LineBuffer::default(),
             stats: SinkStats::default(),
             trouble,
@@ -211,23 +232,28 @@ impl S3Sink {
     }
 
     fn write_record(&mut self, line: &[u8]) -> anyhow::Result<()> {
-        let route: Option<Route<'_>> = serde_json::from_slice(line).ok();
-        let ts = route
-            .as_ref()
-            .and_then(|r| r.timestamp)
-            .and_then(|t| {
-                waflog_core::timestamp::from_json_text(t.get())
-                    .ok()
-                    .flatten()
-            })
-            .unwrap_or(self.last_ts);
+        // A line that is not a JSON object keeps the last record's time and goes to
+        // the unknown web ACL; otherwise its time (read without a parse when it
+        // leads the line, as AWS WAF writes it) and its web ACL route it.
+        let (ts, webacl_id) = match self.webacl.read_str(line) {
+            Some(id) => (waflog_core::parse::event_time(line), id),
+            None => (None, None),
+        };
+        let ts = ts.unwrap_or(self.last_ts);
         self.last_ts = ts;
         self.max_event = self.max_event.max(ts);
-        let (account, region, name) =
-            acl_parts(route.as_ref().and_then(|r| r.webacl_id.as_deref()));
+        if webacl_id != self.last_acl.webacl_id {
+            self.last_acl = LastAcl::new(webacl_id);
+        }
+        let LastAcl {
+            account,
+            region,
+            name,
+            joined,
+            ..
+        } = &self.last_acl;
         let window = ts.div_euclid(self.span_ms) * self.span_ms;
-        let acl = format!("{account}/{region}/{name}");
-        let entry = match self.open.entry((acl, window)) {
+        let entry = match self.open.entry((joined.clone(), window)) {
             std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::btree_map::Entry::Vacant(v) => {
                 let start = chrono::DateTime::from_timestamp_millis(window).unwrap_or_default();
