@@ -68,21 +68,40 @@ pub struct LineBuffer {
 }
 
 impl LineBuffer {
-    /// Calls `f` on every complete line of what is buffered plus `block`.
+    /// Calls `f` on every complete line of what is buffered plus `block`; blank
+    /// lines are skipped. Lines are found with `memchr` and handed on from `block`
+    /// itself; only a line cut by the end of a block is copied (and kept for the
+    /// next).
     pub fn feed(
         &mut self,
         block: &[u8],
         mut f: impl FnMut(&[u8]) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let mut data = std::mem::take(&mut self.partial);
-        data.extend_from_slice(block);
-        let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        for line in data[..complete].split(|&b| b == b'\n') {
-            if !line.trim_ascii().is_empty() {
-                f(line)?;
+        let mut one = |line: &[u8]| {
+            if line.trim_ascii().is_empty() {
+                Ok(())
+            } else {
+                f(line)
             }
+        };
+        let mut rest = block;
+        if !self.partial.is_empty() {
+            let Some(end) = memchr::memchr(b'\n', rest) else {
+                self.partial.extend_from_slice(rest);
+                return Ok(());
+            };
+            self.partial.extend_from_slice(&rest[..end]);
+            let done = one(&self.partial);
+            self.partial.clear();
+            done?;
+            rest = &rest[end + 1..];
         }
-        self.partial = data[complete..].to_vec();
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', rest) {
+            one(&rest[start..end])?;
+            start = end + 1;
+        }
+        self.partial.extend_from_slice(&rest[start..]);
         Ok(())
     }
 
@@ -134,6 +153,46 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, [&b"a"[..], b"bc", b"d"]);
+    }
+
+    #[test]
+    fn line_buffer_gives_the_same_lines_whatever_the_block_sizes() {
+        let mut text = Vec::new();
+        for i in 0..500 {
+            let line = format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 37));
+            text.extend_from_slice(line.as_bytes());
+            text.extend_from_slice(match i % 7 {
+                0 => b"\r\n",
+                1 => b"\n\n",
+                2 => b"\n   \n",
+                _ => b"\n",
+            });
+        }
+        text.extend_from_slice(b"{\"last\":true}");
+        let lines = |size: usize| {
+            let mut b = LineBuffer::default();
+            let mut seen: Vec<Vec<u8>> = Vec::new();
+            for block in text.chunks(size) {
+                b.feed(block, |l| {
+                    seen.push(l.to_vec());
+                    Ok(())
+                })
+                .unwrap();
+            }
+            b.finish(|l| {
+                seen.push(l.to_vec());
+                Ok(())
+            })
+            .unwrap();
+            seen
+        };
+        let whole = lines(text.len());
+        assert_eq!(whole.len(), 501);
+        assert_eq!(whole[0], b"{\"n\":0,\"pad\":\"\"}\r");
+        assert_eq!(whole[500], b"{\"last\":true}");
+        for size in [1, 2, 3, 7, 64, 1000, 4096] {
+            assert_eq!(lines(size), whole, "blocks of {size}");
+        }
     }
 
     #[test]
