@@ -136,11 +136,11 @@ pub fn error_text<E: std::error::Error>(e: &E) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn line_buffer_joins_lines_split_across_blocks() {
+    /// The lines a [`LineBuffer`] hands on for `blocks`, then at the end.
+    fn lines_of<'a>(blocks: impl IntoIterator<Item = &'a [u8]>) -> Vec<Vec<u8>> {
         let mut b = LineBuffer::default();
         let mut seen: Vec<Vec<u8>> = Vec::new();
-        for block in [&b"a\nb"[..], b"c\n\n  \nd", b""] {
+        for block in blocks {
             b.feed(block, |l| {
                 seen.push(l.to_vec());
                 Ok(())
@@ -152,6 +152,12 @@ mod tests {
             Ok(())
         })
         .unwrap();
+        seen
+    }
+
+    #[test]
+    fn line_buffer_joins_lines_split_across_blocks() {
+        let seen = lines_of([&b"a\nb"[..], b"c\n\n  \nd", b""]);
         assert_eq!(seen, [&b"a"[..], b"bc", b"d"]);
     }
 
@@ -169,23 +175,7 @@ mod tests {
             });
         }
         text.extend_from_slice(b"{\"last\":true}");
-        let lines = |size: usize| {
-            let mut b = LineBuffer::default();
-            let mut seen: Vec<Vec<u8>> = Vec::new();
-            for block in text.chunks(size) {
-                b.feed(block, |l| {
-                    seen.push(l.to_vec());
-                    Ok(())
-                })
-                .unwrap();
-            }
-            b.finish(|l| {
-                seen.push(l.to_vec());
-                Ok(())
-            })
-            .unwrap();
-            seen
-        };
+        let lines = |size: usize| lines_of(text.chunks(size));
         let whole = lines(text.len());
         assert_eq!(whole.len(), 501);
         assert_eq!(whole[0], b"{\"n\":0,\"pad\":\"\"}\r");
