@@ -355,6 +355,21 @@ fn permanent_errors_fail_fast_with_what_to_fix() {
             vec!["transform".into(), format!("s3://{b}-missing/logs/")],
             "not found",
         ),
+        (
+            // The sink's uploads run on their own thread: its error still ends the
+            // run, with the object it could not write.
+            "s3 sink, no such bucket",
+            "s3",
+            "404",
+            "NoSuchBucket",
+            vec![
+                "transform".into(),
+                input.display().to_string(),
+                "-o".into(),
+                format!("s3://{b}-missing/out/"),
+            ],
+            "cannot write s3://",
+        ),
     ];
     for (what, server, status, code, args, hint) in cases {
         let (target, ops) = server.split_once(':').unwrap_or((server, ""));

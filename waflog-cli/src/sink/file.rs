@@ -88,7 +88,7 @@ pub fn create_location(
                 &prefix,
                 options.object_span_ms,
                 options.part_size,
-            ))),
+            )?)),
         }),
         Location::Kinesis { stream } => Ok(Output {
             name: location_name(&path.to_string_lossy()),

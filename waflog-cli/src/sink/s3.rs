@@ -1,13 +1,16 @@
 //! Amazon S3 sink: writes gzip NDJSON objects in the AWS WAF delivery layout, one
 //! per 5 minutes of event time per web ACL, with multipart upload for large
-//! objects. Compression runs on worker threads ([`super::gzip`]) while the main
-//! thread routes records.
+//! objects. Compression runs on worker threads ([`super::gzip`]) and uploads on
+//! their own thread while the main thread routes records.
 //!
 //! Delivery layout (as AWS WAF writes to S3):
 //! `<prefix>AWSLogs/<account>/WAFLogs/<region or cloudfront>/<web-acl>/YYYY/MM/dd/HH/mm/<account>_waflogs_<region>_<web-acl>_<YYYYMMDDTHHmmZ>_<hash>.log.gz`.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, btree_map};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use anyhow::Context;
 use aws_sdk_s3::primitives::ByteStream;
@@ -90,13 +93,11 @@ impl LastAcl {
     }
 }
 
+/// An object being written: its key, its gzip stream and its records so far.
 struct OpenObject {
     key: String,
     gz: GzipStream,
-    upload_id: Option<String>,
-    parts: Vec<CompletedPart>,
     records: u64,
-    bytes_out: u64,
 }
 
 /// Counters of an S3 sink.
@@ -112,23 +113,172 @@ pub struct SinkStats {
     pub bytes: u64,
 }
 
-/// Writes NDJSON records as gzip objects in the WAF delivery layout.
-pub struct S3Sink {
+/// Work for the upload thread, in the order the sink made it.
+enum Upload {
+    /// A part of an object's compressed bytes (at least the part size): the object
+    /// is written with a multipart upload.
+    Part { key: String, body: Vec<u8> },
+    /// An object closed: the thread finishes its gzip stream and writes the rest.
+    Close(OpenObject),
+}
+
+/// Objects queued for the upload thread before the sink waits (each holds up to a
+/// part of compressed bytes and its chunks under compression).
+const UPLOADS_QUEUED: usize = 4;
+
+/// A multipart upload under way.
+struct Multipart {
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+    bytes: u64,
+}
+
+/// The upload thread: writes objects and parts in the order they come, retried
+/// ([`send`]); the first error that retries do not cure ends it.
+struct Uploader {
     aws: Arc<Aws>,
     client: aws_sdk_s3::Client,
+    bucket: String,
+    trouble: Trouble,
+    multipart: HashMap<String, Multipart>,
+    stats: SinkStats,
+}
+
+impl Uploader {
+    fn run(mut self, jobs: &Receiver<Upload>) -> anyhow::Result<SinkStats> {
+        for job in jobs {
+            match job {
+                Upload::Part { key, body } => self.part(&key, body)?,
+                Upload::Close(o) => self.close(o)?,
+            }
+        }
+        Ok(self.stats)
+    }
+
+    /// Uploads the next part of `key`, starting its multipart upload if need be.
+    fn part(&mut self, key: &str, body: Vec<u8>) -> anyhow::Result<()> {
+        let Uploader {
+            aws,
+            client,
+            bucket,
+            trouble,
+            ..
+        } = self;
+        let ctx = || format!("cannot upload s3://{bucket}/{key}");
+        let mp = match self.multipart.entry(key.to_string()) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                let r = send(aws, trouble, &ctx(), || {
+                    client
+                        .create_multipart_upload()
+                        .bucket(bucket.as_str())
+                        .key(key)
+                        .content_type("application/x-ndjson")
+                        .content_encoding("gzip")
+                        .send()
+                })?;
+                let upload_id = r.upload_id().context("S3 returned no upload id")?;
+                v.insert(Multipart {
+                    upload_id: upload_id.to_string(),
+                    parts: Vec::new(),
+                    bytes: 0,
+                })
+            }
+        };
+        let number = mp.parts.len() as i32 + 1;
+        mp.bytes += body.len() as u64;
+        let body = bytes::Bytes::from(body);
+        let r = send(aws, trouble, &ctx(), || {
+            client
+                .upload_part()
+                .bucket(bucket.as_str())
+                .key(key)
+                .upload_id(&mp.upload_id)
+                .part_number(number)
+                .body(ByteStream::from(body.clone()))
+                .send()
+        })?;
+        mp.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(r.e_tag().map(str::to_string))
+                .build(),
+        );
+        Ok(())
+    }
+
+    /// Finishes `o`'s gzip stream and writes the rest: the last part and the
+    /// completion of a multipart upload, or the whole object.
+    fn close(&mut self, mut o: OpenObject) -> anyhow::Result<()> {
+        let body = o.gz.finish().context("cannot finish a gzip stream")?;
+        let bytes = if self.multipart.contains_key(&o.key) {
+            self.part(&o.key, body)?;
+            let mp = self
+                .multipart
+                .remove(&o.key)
+                .context("a multipart upload went missing")?;
+            let ctx = || format!("cannot write s3://{}/{}", self.bucket, o.key);
+            send(&self.aws, &mut self.trouble, &ctx(), || {
+                self.client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&o.key)
+                    .upload_id(&mp.upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(mp.parts.clone()))
+                            .build(),
+                    )
+                    .send()
+            })?;
+            self.stats.multipart += 1;
+            mp.bytes
+        } else {
+            let bytes = body.len() as u64;
+            put_object(
+                &self.aws,
+                &self.client,
+                &mut self.trouble,
+                &self.bucket,
+                &o.key,
+                "application/x-ndjson",
+                Some("gzip"),
+                body,
+            )?;
+            bytes
+        };
+        self.stats.objects += 1;
+        self.stats.records += o.records;
+        self.stats.bytes += bytes;
+        tracing::debug!(
+            "wrote s3://{}/{} ({} records)",
+            self.bucket,
+            o.key,
+            o.records
+        );
+        Ok(())
+    }
+}
+
+/// Writes NDJSON records as gzip objects in the WAF delivery layout. The main
+/// thread routes records and feeds the gzip workers; one thread uploads.
+pub struct S3Sink {
     bucket: String,
     prefix: String,
     span_ms: i64,
     part_size: usize,
     open: BTreeMap<(String, i64), OpenObject>,
+    /// The key of the object written last (most records go where the one before
+    /// went).
+    last_open: Option<(String, i64)>,
     max_event: i64,
     last_ts: i64,
     /// Reads `webaclId` in one scan of the line (which also validates it as JSON).
     webacl: waflog_core::parse::FieldText,
     last_acl: LastAcl,
     lines: LineBuffer,
-    stats: SinkStats,
-    trouble: Trouble,
+    uploads: Option<SyncSender<Upload>>,
+    uploader: Option<JoinHandle<anyhow::Result<SinkStats>>>,
 }
 
 /// One S3 sink call, retried ([`retry`]) and stopped by Ctrl-C.
@@ -198,28 +348,39 @@ impl S3Sink {
         prefix: &str,
         span_ms: i64,
         part_size: usize,
-    ) -> S3Sink {
+    ) -> anyhow::Result<S3Sink> {
         let mut prefix = prefix.to_string();
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');
         }
-        let trouble = aws.trouble(&format!("s3://{bucket}"));
-        S3Sink {
+        let uploader = Uploader {
             client: aws.s3(),
+            trouble: aws.trouble(&format!("s3://{bucket}")),
             aws,
+            bucket: bucket.to_string(),
+            multipart: HashMap::new(),
+            stats: SinkStats::default(),
+        };
+        let (tx, rx) = sync_channel(UPLOADS_QUEUED);
+        let thread = std::thread::Builder::new()
+            .name("waflog-s3-upload".into())
+            .spawn(move || uploader.run(&rx))
+            .context("cannot start the S3 upload thread")?;
+        Ok(S3Sink {
             bucket: bucket.to_string(),
             prefix,
             span_ms: span_ms.max(1_000),
             part_size: part_size.max(5 << 20),
             open: BTreeMap::new(),
+            last_open: None,
             max_event: i64::MIN,
             last_ts: 0,
             webacl: waflog_core::parse::FieldText::new("webaclId"),
             last_acl: LastAcl::new(None),
             lines: LineBuffer::default(),
-            stats: SinkStats::default(),
-            trouble,
-        }
+            uploads: Some(tx),
+            uploader: Some(thread),
+        })
     }
 
     /// Adds complete lines (a trailing partial line waits for the next block).
@@ -235,107 +396,106 @@ impl S3Sink {
         // A line that is not a JSON object keeps the last record's time and goes to
         // the unknown web ACL; otherwise its time (read without a parse when it
         // leads the line, as AWS WAF writes it) and its web ACL route it.
-        let (ts, webacl_id) = match self.webacl.read_str(line) {
-            Some(id) => (waflog_core::parse::event_time(line), id),
-            None => (None, None),
+        let last_acl = &mut self.last_acl;
+        let object = self
+            .webacl
+            .with_str(line, |id| {
+                if id != last_acl.webacl_id.as_deref() {
+                    *last_acl = LastAcl::new(id.map(str::to_string));
+                }
+            })
+            .is_some();
+        let ts = if object {
+            waflog_core::parse::event_time(line)
+        } else {
+            if last_acl.webacl_id.is_some() {
+                *last_acl = LastAcl::new(None);
+            }
+            None
         };
         let ts = ts.unwrap_or(self.last_ts);
         self.last_ts = ts;
         self.max_event = self.max_event.max(ts);
-        if webacl_id != self.last_acl.webacl_id {
-            self.last_acl = LastAcl::new(webacl_id);
-        }
-        let LastAcl {
-            account,
-            region,
-            name,
-            joined,
-            ..
-        } = &self.last_acl;
         let window = ts.div_euclid(self.span_ms) * self.span_ms;
-        let entry = match self.open.entry((joined.clone(), window)) {
-            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::btree_map::Entry::Vacant(v) => {
-                let start = chrono::DateTime::from_timestamp_millis(window).unwrap_or_default();
-                let hash = {
-                    let mut crc = flate2::Crc::new();
-                    crc.update(line);
-                    crc.sum()
-                };
-                v.insert(OpenObject {
-                    key: format!(
-                        "{}AWSLogs/{account}/WAFLogs/{region}/{name}/{}/{account}_waflogs_{region}_{name}_{}_{hash:08x}.log.gz",
-                        self.prefix,
-                        start.format("%Y/%m/%d/%H/%M"),
-                        start.format("%Y%m%dT%H%MZ"),
-                    ),
-                    gz: GzipStream::new(GzipPool::shared()?, Compression::default()),
-                    upload_id: None,
-                    parts: Vec::new(),
-                    records: 0,
-                    bytes_out: 0,
-                })
+        let same = self
+            .last_open
+            .as_ref()
+            .is_some_and(|(acl, w)| *w == window && *acl == self.last_acl.joined);
+        let open = match self.last_open.as_ref().filter(|_| same) {
+            Some(key) => self.open.get_mut(key),
+            None => None,
+        };
+        let entry = match open {
+            Some(o) => o,
+            None => {
+                let key = (self.last_acl.joined.clone(), window);
+                self.last_open = Some(key.clone());
+                match self.open.entry(key) {
+                    btree_map::Entry::Occupied(o) => o.into_mut(),
+                    btree_map::Entry::Vacant(v) => {
+                        let LastAcl {
+                            account,
+                            region,
+                            name,
+                            ..
+                        } = &self.last_acl;
+                        let start =
+                            chrono::DateTime::from_timestamp_millis(window).unwrap_or_default();
+                        let hash = {
+                            let mut crc = flate2::Crc::new();
+                            crc.update(line);
+                            crc.sum()
+                        };
+                        v.insert(OpenObject {
+                            key: format!(
+                                "{}AWSLogs/{account}/WAFLogs/{region}/{name}/{}/{account}_waflogs_{region}_{name}_{}_{hash:08x}.log.gz",
+                                self.prefix,
+                                start.format("%Y/%m/%d/%H/%M"),
+                                start.format("%Y%m%dT%H%MZ"),
+                            ),
+                            gz: GzipStream::new(GzipPool::shared()?, Compression::default()),
+                            records: 0,
+                        })
+                    }
+                }
             }
         };
         entry.gz.write(line)?;
         entry.gz.write(b"\n")?;
         entry.records += 1;
         if let Some(body) = entry.gz.take_ready(self.part_size)? {
-            Self::upload_part(
-                &self.aws,
-                &self.client,
-                &self.bucket,
-                &mut self.trouble,
-                entry,
-                body,
-            )?;
+            let key = entry.key.clone();
+            self.upload(Upload::Part { key, body })?;
         }
         Ok(())
     }
 
-    fn upload_part(
-        aws: &Aws,
-        client: &aws_sdk_s3::Client,
-        bucket: &str,
-        trouble: &mut Trouble,
-        o: &mut OpenObject,
-        body: Vec<u8>,
-    ) -> anyhow::Result<()> {
-        let key = o.key.clone();
-        let ctx = || format!("cannot upload s3://{bucket}/{key}");
-        if o.upload_id.is_none() {
-            let r = send(aws, trouble, &ctx(), || {
-                client
-                    .create_multipart_upload()
-                    .bucket(bucket)
-                    .key(&o.key)
-                    .content_type("application/x-ndjson")
-                    .content_encoding("gzip")
-                    .send()
-            })?;
-            o.upload_id = r.upload_id().map(str::to_string);
+    /// Hands `job` to the upload thread (waiting while [`UPLOADS_QUEUED`] are
+    /// queued); the thread's error if it has stopped.
+    fn upload(&mut self, job: Upload) -> anyhow::Result<()> {
+        let sent = match &self.uploads {
+            Some(tx) => tx.send(job).is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            self.uploads = None;
+            self.join_uploader()?;
+            anyhow::bail!("the S3 upload thread of s3://{} has stopped", self.bucket)
         }
-        let upload_id = o.upload_id.clone().context("S3 returned no upload id")?;
-        let number = o.parts.len() as i32 + 1;
-        o.bytes_out += body.len() as u64;
-        let body = bytes::Bytes::from(body);
-        let r = send(aws, trouble, &ctx(), || {
-            client
-                .upload_part()
-                .bucket(bucket)
-                .key(&o.key)
-                .upload_id(&upload_id)
-                .part_number(number)
-                .body(ByteStream::from(body.clone()))
-                .send()
-        })?;
-        o.parts.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(r.e_tag().map(str::to_string))
-                .build(),
-        );
-        Ok(())
+    }
+
+    /// Waits for the upload thread to end (once its queue is closed): its counters,
+    /// or the error that stopped it.
+    fn join_uploader(&mut self) -> anyhow::Result<SinkStats> {
+        let thread = self
+            .uploader
+            .take()
+            .context("the S3 upload thread has already ended")?;
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the S3 upload thread of s3://{} panicked", self.bucket))?
     }
 
     /// Closes the objects whose span ended a whole span before the latest event.
@@ -348,73 +508,22 @@ impl S3Sink {
             .collect();
         for k in due {
             if let Some(o) = self.open.remove(&k) {
-                self.close(o)?;
+                self.upload(Upload::Close(o))?;
             }
         }
         Ok(())
     }
 
-    fn close(&mut self, mut o: OpenObject) -> anyhow::Result<()> {
-        let body = o.gz.finish().context("cannot finish a gzip stream")?;
-        let key = o.key.clone();
-        let ctx = || format!("cannot write s3://{}/{key}", self.bucket);
-        if o.upload_id.is_some() {
-            Self::upload_part(
-                &self.aws,
-                &self.client,
-                &self.bucket,
-                &mut self.trouble,
-                &mut o,
-                body,
-            )?;
-            let parts = std::mem::take(&mut o.parts);
-            send(&self.aws, &mut self.trouble, &ctx(), || {
-                self.client
-                    .complete_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&o.key)
-                    .set_upload_id(o.upload_id.clone())
-                    .multipart_upload(
-                        CompletedMultipartUpload::builder()
-                            .set_parts(Some(parts.clone()))
-                            .build(),
-                    )
-                    .send()
-            })?;
-            self.stats.multipart += 1;
-        } else {
-            o.bytes_out += body.len() as u64;
-            put_object(
-                &self.aws,
-                &self.client,
-                &mut self.trouble,
-                &self.bucket,
-                &o.key,
-                "application/x-ndjson",
-                Some("gzip"),
-                body,
-            )?;
-        }
-        self.stats.objects += 1;
-        self.stats.records += o.records;
-        self.stats.bytes += o.bytes_out;
-        tracing::debug!(
-            "wrote s3://{}/{} ({} records)",
-            self.bucket,
-            o.key,
-            o.records
-        );
-        Ok(())
-    }
-
-    /// Writes the last partial line and every open object.
+    /// Writes the last partial line and every open object, and waits for the
+    /// uploads.
     pub fn finish(&mut self) -> anyhow::Result<()> {
         let mut lines = std::mem::take(&mut self.lines);
         lines.finish(|line| self.write_record(line))?;
         for (_, o) in std::mem::take(&mut self.open) {
-            self.close(o)?;
+            self.upload(Upload::Close(o))?;
         }
-        let s = self.stats;
+        self.uploads = None;
+        let s = self.join_uploader()?;
         tracing::info!(
             "s3://{}/{}: {} objects ({} multipart), {} records, {:.1} MB compressed",
             self.bucket,
@@ -425,6 +534,17 @@ impl S3Sink {
             s.bytes as f64 / 1e6
         );
         Ok(())
+    }
+}
+
+impl Drop for S3Sink {
+    /// A sink dropped without [`S3Sink::finish`] (a run stopped by an error) still
+    /// writes the objects it closed: closing the queue lets the thread end.
+    fn drop(&mut self) {
+        self.uploads = None;
+        if let Some(thread) = self.uploader.take() {
+            let _ = thread.join();
+        }
     }
 }
 
