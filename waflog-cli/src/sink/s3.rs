@@ -273,8 +273,9 @@ pub struct S3Sink {
     last_open: Option<(String, i64)>,
     max_event: i64,
     last_ts: i64,
-    /// Reads `webaclId` in one scan of the line (which also validates it as JSON).
-    webacl: waflog_core::parse::FieldText,
+    /// Reads the time and `webaclId` in one scan of the line (which also validates
+    /// it as JSON).
+    route: waflog_core::parse::TimedField,
     last_acl: LastAcl,
     lines: LineBuffer,
     uploads: Option<SyncSender<Upload>>,
@@ -375,7 +376,7 @@ impl S3Sink {
             last_open: None,
             max_event: i64::MIN,
             last_ts: 0,
-            webacl: waflog_core::parse::FieldText::new("webaclId"),
+            route: waflog_core::parse::TimedField::new("webaclId"),
             last_acl: LastAcl::new(None),
             lines: LineBuffer::default(),
             uploads: Some(tx),
@@ -394,24 +395,23 @@ impl S3Sink {
 
     fn write_record(&mut self, line: &[u8]) -> anyhow::Result<()> {
         // A line that is not a JSON object keeps the last record's time and goes to
-        // the unknown web ACL; otherwise its time (read without a parse when it
-        // leads the line, as AWS WAF writes it) and its web ACL route it.
+        // the unknown web ACL; otherwise its time and its web ACL, read in one scan,
+        // route it.
         let last_acl = &mut self.last_acl;
-        let object = self
-            .webacl
-            .with_str(line, |id| {
-                if id != last_acl.webacl_id.as_deref() {
-                    *last_acl = LastAcl::new(id.map(str::to_string));
-                }
-            })
-            .is_some();
-        let ts = if object {
-            waflog_core::parse::event_time(line)
-        } else {
-            if last_acl.webacl_id.is_some() {
-                *last_acl = LastAcl::new(None);
+        let routed = self.route.with(line, |ts, id| {
+            if id != last_acl.webacl_id.as_deref() {
+                *last_acl = LastAcl::new(id.map(str::to_string));
             }
-            None
+            ts
+        });
+        let ts = match routed {
+            Some(ts) => ts,
+            None => {
+                if last_acl.webacl_id.is_some() {
+                    *last_acl = LastAcl::new(None);
+                }
+                None
+            }
         };
         let ts = ts.unwrap_or(self.last_ts);
         self.last_ts = ts;

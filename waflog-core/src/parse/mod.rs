@@ -303,6 +303,52 @@ impl FieldText {
     }
 }
 
+/// Reads a record's event time and one string field (what routes it: a web ACL, a
+/// partition key) in one scan of the line, which is still validated as JSON.
+#[derive(Debug, Clone)]
+pub struct TimedField {
+    fields: fields::FieldSet,
+    time: usize,
+    field: usize,
+}
+
+impl TimedField {
+    /// The `timestamp` and the field at a dotted `path`.
+    pub fn new(path: &str) -> TimedField {
+        let mut fields = fields::FieldSet::new();
+        let time = fields.add("timestamp");
+        let field = fields.add(path);
+        TimedField {
+            fields,
+            time,
+            field,
+        }
+    }
+
+    /// Hands `f` the line's event time in epoch milliseconds (`None` when absent or
+    /// not a time, read as the detectors read it) and the field's string, borrowed
+    /// where the line holds it unescaped (`None` when absent, empty or not a
+    /// string); `None` when the line is not a JSON object.
+    pub fn with<R>(
+        &self,
+        line: &[u8],
+        f: impl FnOnce(Option<i64>, Option<&str>) -> R,
+    ) -> Option<R> {
+        let text = object_text(line).ok()?;
+        let mut out = Vec::with_capacity(2);
+        self.fields.extract(text, &mut out).ok()?;
+        let time = match out.get(self.time) {
+            Some(Some(fields::Scalar::Num(n))) => crate::timestamp::from_f64(*n).ok(),
+            Some(Some(fields::Scalar::Str(s))) => crate::timestamp::from_str(s).ok(),
+            _ => None,
+        };
+        Some(match out.get(self.field) {
+            Some(Some(fields::Scalar::Str(s))) if !s.is_empty() => f(time, Some(s)),
+            _ => f(time, None),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,5 +465,33 @@ mod tests {
         assert_eq!(len(br#"{"a":"x\u0079z"}"#), Some(Some(3)));
         assert_eq!(len(br#"{"a":17}"#), Some(None));
         assert_eq!(len(b"not json"), None);
+    }
+
+    #[test]
+    fn timed_fields_read_the_time_and_the_field_in_one_scan() {
+        let acl = TimedField::new("webaclId");
+        let read = |line: &[u8]| acl.with(line, |t, s| (t, s.map(str::to_string)));
+        let ms = Some(1_714_521_600_000);
+        // The time wherever it is, in any unit or as text, as the detectors read it.
+        for line in [
+            &br#"{"timestamp":1714521600000,"webaclId":"arn:a"}"#[..],
+            br#"{"webaclId":"arn:a","timestamp":1714521600}"#,
+            br#"{"webaclId":"arn:a","timestamp":"2024-05-01T00:00:00Z"}"#,
+            br#"{"webaclId":"arn:a","x":{"timestamp":5},"timestamp":1714521600000000000}"#,
+        ] {
+            assert_eq!(
+                read(line),
+                Some((ms, Some("arn:a".to_string()))),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        assert_eq!(read(br#"{"webaclId":7}"#), Some((None, None)));
+        assert_eq!(
+            read(br#"{"timestamp":"soon","webaclId":"x"}"#),
+            Some((None, Some("x".into())))
+        );
+        assert_eq!(read(br#"{"timestamp":1714521600000,"webaclId":"x""#), None);
+        assert_eq!(read(b"[1]"), None);
     }
 }
