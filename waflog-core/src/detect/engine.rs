@@ -874,7 +874,8 @@ impl Engine {
     /// Feedback from a responder (see [`Detector::learn_normal`]): the model of
     /// `detector` (and `entity`) learns `values` (each feature's name and value) as
     /// normal. Returns false when no such model exists (the detector is no longer
-    /// configured, or the entity was evicted) or a feature's value is missing.
+    /// configured, or the entity was evicted), a feature's value is missing, or the
+    /// model takes no feedback ([`Detector::learn_normal`]).
     pub fn learn_normal(
         &mut self,
         detector: &str,
@@ -895,8 +896,7 @@ impl Engine {
                 _ => return false,
             }
         }
-        model.learn_normal(&x, end_ms);
-        true
+        model.learn_normal(&x, end_ms)
     }
 
     /// Drops the least recently active entities down to 99 % of `max` (in one batch,

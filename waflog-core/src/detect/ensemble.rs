@@ -138,6 +138,13 @@ impl Detector for Ensemble {
     fn snapshot(&self) -> Option<serde_json::Value> {
         serde_json::to_value(self).ok()
     }
+
+    /// Every member is told; true when one of them took it.
+    fn learn_normal(&mut self, values: &[f64], end_ms: i64) -> bool {
+        self.members.iter_mut().fold(false, |took, m| {
+            m.model.detector().learn_normal(values, end_ms) | took
+        })
+    }
 }
 
 #[cfg(test)]
@@ -208,6 +215,45 @@ mod tests {
         let scores = feed(&mut ensemble(&half), &xs);
         for (s, l) in scores.iter().zip(&alone[1]) {
             assert_eq!(s.anomaly_score, 0.5 * l.anomaly_score);
+        }
+    }
+
+    #[test]
+    fn feedback_reaches_the_members_that_take_it() {
+        let xs = series();
+        // The default ensemble: its `ewma_likelihood` member takes the level.
+        let mut e = ensemble(&AlgorithmSpec::metric_default());
+        feed(&mut e, &xs[..600]);
+        let mut told = e.clone();
+        assert!(told.learn_normal(&[250.0], 600 * 60_000));
+        // Its expected value (the likelihood's ewma baseline) moves toward the level,
+        // by one interval learnt at full weight (the ewma holds no level here).
+        let before = feed(&mut e, &[250.0])[0].expected[0];
+        let after = feed(&mut told, &[250.0])[0].expected[0];
+        assert!(
+            before < 130.0 && after > before + 1.0,
+            "{before} -> {after}"
+        );
+        // Models with no level to move say they did not take it.
+        let no_level: AlgorithmSpec = toml::from_str(
+            "type = \"ensemble\"\n[[members]]\ntype = \"cad\"\n[[members]]\ntype = \"artime\"",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut none = ensemble(&no_level);
+        feed(&mut none, &xs[..100]);
+        assert!(!none.learn_normal(&[250.0], 100 * 60_000));
+        for alone in [
+            AlgorithmSpec::artime_default(),
+            AlgorithmSpec::likelihood_default(),
+        ] {
+            let mut d = alone.build(1);
+            feed(d.as_mut(), &xs[..100]);
+            let took = d.learn_normal(&[250.0], 100 * 60_000);
+            assert_eq!(
+                took,
+                alone == AlgorithmSpec::likelihood_default(),
+                "{alone:?}"
+            );
         }
     }
 

@@ -253,7 +253,7 @@ impl Detector for Ewma {
         self.accepted
     }
 
-    fn learn_normal(&mut self, values: &[f64], end_ms: i64) {
+    fn learn_normal(&mut self, values: &[f64], end_ms: i64) -> bool {
         let n = values.len().min(self.mean.len());
         match self.run.take() {
             // A held level: it becomes the baseline now, as an accepted shift does
@@ -282,6 +282,7 @@ impl Detector for Ewma {
                 }
             }
         }
+        true
     }
 }
 

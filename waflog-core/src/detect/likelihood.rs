@@ -323,6 +323,11 @@ impl EwmaLikelihood {
 }
 
 impl Detector for EwmaLikelihood {
+    /// The `ewma` learns the level (the likelihood keeps its history of scores).
+    fn learn_normal(&mut self, values: &[f64], end_ms: i64) -> bool {
+        self.ewma.learn_normal(values, end_ms)
+    }
+
     fn process(&mut self, interval: &IntervalFeatures<'_>) -> Score {
         let inner = self.ewma.process(interval);
         let graded = inner.confidence > 0.0;

@@ -186,11 +186,16 @@ pub trait Detector: Send + std::fmt::Debug {
 
     /// A responder said the intervals an alert fired on, the last with feature
     /// `values` and ending at `end_ms`, were normal (`waflog alerts ack ID
-    /// --not-anomaly`): learn that level at full weight. `ewma` takes a held level
-    /// as its baseline at once (as after `accept_shift_after`); the default ignores
-    /// the feedback, as the other built-in models do.
-    fn learn_normal(&mut self, values: &[f64], end_ms: i64) {
+    /// --not-anomaly`): learn that level at full weight. Returns whether the model
+    /// took the feedback (the responder is told). `ewma` takes a held level as its
+    /// baseline at once (as after `accept_shift_after`), `ewma_likelihood` through
+    /// its `ewma`, and an `ensemble` through the members that take it; the default
+    /// ignores the feedback and returns false, as `artime`, `cad`, `rcf` and the
+    /// categorical model do (they learn every interval anyway, and have no level
+    /// to move).
+    fn learn_normal(&mut self, values: &[f64], end_ms: i64) -> bool {
         let _ = (values, end_ms);
+        false
     }
 }
 

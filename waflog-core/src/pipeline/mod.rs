@@ -128,7 +128,8 @@ pub struct Feedback {
     /// The responder's verdict, if any.
     pub label: Option<Label>,
     /// Whether the alert's detector learnt its level as normal (false without a
-    /// label, for a model that no longer exists, or an alert without values).
+    /// label, for a model that no longer exists or takes no feedback, or an alert
+    /// without values).
     pub learnt: bool,
 }
 
