@@ -777,10 +777,10 @@ pub(crate) struct Candidate {
     #[serde(with = "crate::text::lenient_f64")]
     pub(crate) grade: f64,
     pub(crate) explanation: Explanation,
-    /// End of the latest firing result in the period (0: not recorded, taken as the
-    /// period's end).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub(crate) last_at: i64,
+    /// End of the latest firing result in the period (`None` in states written
+    /// before it was recorded: taken as the period's end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last_at: Option<i64>,
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -844,6 +844,27 @@ pub(crate) struct MonitorState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_candidate_keeps_any_last_time_and_reads_states_without_one() {
+        let old = r#"{"trigger":"t","grade":0.5,"explanation":{"detector":"d"}}"#;
+        let c: Candidate = serde_json::from_str(old).unwrap();
+        assert_eq!(c.last_at, None);
+        // Every time is a time, the epoch and before it too.
+        for at in [-60_000, 0, 1_714_521_600_000] {
+            let c = Candidate {
+                last_at: Some(at),
+                ..c.clone()
+            };
+            let text = serde_json::to_string(&c).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Candidate>(&text).unwrap(),
+                c,
+                "{text}"
+            );
+        }
+        assert!(!serde_json::to_string(&c).unwrap().contains("last_at"));
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_caps() {

@@ -528,7 +528,10 @@ fn observe_one(
                 let key = (t.name.clone(), entity.clone());
                 match st.candidates.get_mut(&key) {
                     Some(c) => {
-                        c.last_at = c.last_at.max(r.data_end_time);
+                        c.last_at = Some(
+                            c.last_at
+                                .map_or(r.data_end_time, |l| l.max(r.data_end_time)),
+                        );
                         if r.anomaly_grade > c.grade {
                             c.grade = r.anomaly_grade;
                             c.explanation = Explanation::in_incident(r, incident);
@@ -542,7 +545,7 @@ fn observe_one(
                                 entity: entity.clone(),
                                 grade: r.anomaly_grade,
                                 explanation: Explanation::in_incident(r, incident),
-                                last_at: r.data_end_time,
+                                last_at: Some(r.data_end_time),
                             },
                         );
                     }
@@ -665,7 +668,7 @@ enum Verdict {
 /// A candidate's verdict: fired, last at its latest result's end (the period's end
 /// when not recorded, as in states written before it was).
 fn fired(c: Candidate, period: (i64, i64)) -> Verdict {
-    let at = if c.last_at > 0 { c.last_at } else { period.1 };
+    let at = c.last_at.unwrap_or(period.1);
     Verdict::Fired(Box::new(c.explanation), at)
 }
 
