@@ -684,9 +684,12 @@ impl<O: ResultObserver> Pipeline<O> {
                 if !notes.is_empty() {
                     self.observer.notifications(&notes);
                 }
+                // A detector's results come together (an interval of all its
+                // entities at once): its entry is almost always the last one.
                 let name = &r.detector_name;
                 match fed
                     .iter_mut()
+                    .rev()
                     .find(|(j, _)| self.pending[*j].detector_name == *name)
                 {
                     Some((_, end)) => *end = (*end).max(r.data_end_time),
