@@ -9,6 +9,9 @@
 //! visitors (`legacy_schema.rs`: a `serde_json::Value`, then `#[serde(flatten)]`
 //! structs), so one run gives the before and after. Only that comparison:
 //! `cargo bench -p waflog-benches --bench pipeline -- 'parse/waflog_full' --measurement-time 3`.
+//! `parse/s3_route` and `parse/kinesis_key` are the sinks' reads of a record (the
+//! S3 sink's time and web ACL, the Kinesis sink's partition key), each one scan
+//! of the line that also validates it.
 
 use std::hint::black_box;
 use std::io::Read;
@@ -62,6 +65,24 @@ fn parse(c: &mut Criterion) {
                 for l in &lines {
                     let s = std::str::from_utf8(l).unwrap_or_default();
                     black_box(WafLog::from_json(s).is_ok());
+                }
+            })
+        });
+        // The sinks' reads: the S3 sink routes by time and web ACL (one scan), the
+        // Kinesis sink keys by the client IP (one scan).
+        let route = waflog_core::parse::TimedField::new("webaclId");
+        g.bench_function(format!("s3_route/{name}"), |b| {
+            b.iter(|| {
+                for l in &lines {
+                    black_box(route.with(l, |t, acl| (t, acl.map(str::len))));
+                }
+            })
+        });
+        let key = waflog_core::parse::FieldText::new("httpRequest.clientIp");
+        g.bench_function(format!("kinesis_key/{name}"), |b| {
+            b.iter(|| {
+                for l in &lines {
+                    black_box(key.read(l));
                 }
             })
         });
