@@ -261,45 +261,17 @@ impl FieldText {
         FieldText { fields }
     }
 
-    /// Hands `f` the field's scalar in `line` (`None` when absent); `None` when the
-    /// line is not a JSON object.
-    fn with_scalar<R>(
-        &self,
-        line: &[u8],
-        f: impl FnOnce(Option<&fields::Scalar<'_>>) -> R,
-    ) -> Option<R> {
-        let text = object_text(line).ok()?;
-        let mut out = Vec::with_capacity(1);
-        self.fields.extract(text, &mut out).ok()?;
-        Some(f(out.first().and_then(Option::as_ref)))
-    }
-
-    /// Hands `f` the field's string in `line`, borrowed where the line holds it
-    /// unescaped (`None` when the field is absent, empty or not a string); `None`
-    /// when the line is not a JSON object.
-    pub fn with_str<R>(&self, line: &[u8], f: impl FnOnce(Option<&str>) -> R) -> Option<R> {
-        self.with_scalar(line, |v| match v {
-            Some(fields::Scalar::Str(s)) if !s.is_empty() => f(Some(s)),
-            _ => f(None),
-        })
-    }
-
-    /// The field's string in `line`, telling a line that is not a JSON object
-    /// (`None`) from one whose field is absent, empty or not a string
-    /// (`Some(None)`).
-    pub fn read_str(&self, line: &[u8]) -> Option<Option<String>> {
-        self.with_str(line, |s| s.map(str::to_string))
-    }
-
     /// The field's text in `line`; `None` when the line is not a JSON object or the
     /// field is absent, empty or not a string or number.
     pub fn read(&self, line: &[u8]) -> Option<String> {
-        self.with_scalar(line, |v| match v {
+        let text = object_text(line).ok()?;
+        let mut out = Vec::with_capacity(1);
+        self.fields.extract(text, &mut out).ok()?;
+        match out.first()? {
             Some(fields::Scalar::Str(s)) if !s.is_empty() => Some(s.to_string()),
             Some(fields::Scalar::Num(n)) => Some(n.to_string()),
             _ => None,
-        })
-        .flatten()
+        }
     }
 }
 
@@ -453,18 +425,6 @@ mod tests {
         assert_eq!(a.read(br#"{"a":1.5}"#).as_deref(), Some("1.5"));
         assert_eq!(a.read(br#"{"a":"x\u0079"}"#).as_deref(), Some("xy"));
         assert_eq!(a.read(br#"{"a":[1]}"#), None);
-        // read_str: strings only, and a line that is not an object apart.
-        assert_eq!(a.read_str(br#"{"a":"x"}"#), Some(Some("x".into())));
-        assert_eq!(a.read_str(br#"{"a":17}"#), Some(None));
-        assert_eq!(a.read_str(br#"{"a":""}"#), Some(None));
-        assert_eq!(a.read_str(br#"{"b":"x"}"#), Some(None));
-        assert_eq!(a.read_str(br#"{"a":"x""#), None);
-        assert_eq!(a.read_str(b"[1]"), None);
-        // with_str: the same answers, borrowed (escapes decoded).
-        let len = |line: &[u8]| a.with_str(line, |s| s.map(str::len));
-        assert_eq!(len(br#"{"a":"x\u0079z"}"#), Some(Some(3)));
-        assert_eq!(len(br#"{"a":17}"#), Some(None));
-        assert_eq!(len(b"not json"), None);
     }
 
     #[test]
