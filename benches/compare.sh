@@ -9,6 +9,9 @@
 # What it measures, in one run, on the same input file, file to file, one thread each:
 #   waflog   target/release/waflog transform --threads 1 in.ndjson -o waflog.ndjson
 #            and the same with --threads 2 (its output compared byte for byte)
+#            target/release/waflog detect --all --threads 1 in.ndjson -o detect.ndjson
+#            and the same with --threads 2 (the six built-in detectors; results
+#            compared byte for byte)
 #   python   python3 benches/compare/seed_transform.py in.ndjson py.ndjson
 #            (the seed's Firehose transform Lambda per record: json.loads, indicators,
 #            json.dumps; stdlib only)
@@ -30,7 +33,8 @@
 # same integer timestamp). The script prints a table (seconds, events/s, MB/s =
 # input bytes / wall seconds / 1e6, CPU seconds) and the waflog/python and waflog/jq
 # throughput ratios. It reports speed and never fails on it; it exits 1 if the outputs
-# disagree, 2 on any other error.
+# disagree (or a --threads 2 output differs from its --threads 1 run), 2 on any other
+# error.
 set -euo pipefail
 
 N="${1:-1000000}"
@@ -164,6 +168,19 @@ if cmp -s "$WORK/waflog.ndjson" "$WORK/waflog2.ndjson"; then W2_SAME=yes; else W
 rm -f "$WORK/waflog2.ndjson"
 echo "   waflog --threads 2  ${W2_WALL}s"
 
+# Detection with the six built-in detectors, one thread and two workers: the same
+# results byte for byte.
+timed "waflog detect --threads 1" "$WORK/detect.log" -- \
+  "$BIN" detect --all --threads 1 "$WORK/in.ndjson" -o "$WORK/detect.ndjson"
+D_WALL="$WALL" D_USER="$CPU_U" D_SYS="$CPU_S"
+echo "   waflog detect  ${D_WALL}s"
+timed "waflog detect --threads 2" "$WORK/detect2.log" -- \
+  "$BIN" detect --all --threads 2 "$WORK/in.ndjson" -o "$WORK/detect2.ndjson"
+D2_WALL="$WALL" D2_USER="$CPU_U" D2_SYS="$CPU_S"
+if cmp -s "$WORK/detect.ndjson" "$WORK/detect2.ndjson"; then D2_SAME=yes; else D2_SAME=NO; fi
+rm -f "$WORK/detect.ndjson" "$WORK/detect2.ndjson"
+echo "   waflog detect --threads 2  ${D2_WALL}s"
+
 timed "python seed_transform.py" "$WORK/py.log" -- \
   python3 "$HERE/seed_transform.py" "$WORK/in.ndjson" "$WORK/py.ndjson"
 P_WALL="$WALL" P_USER="$CPU_U" P_SYS="$CPU_S"
@@ -213,6 +230,8 @@ echo
 awk -v n="$N" -v bytes="$BYTES" \
   -v ww="$W_WALL" -v wu="$W_USER" -v ws="$W_SYS" \
   -v w2w="$W2_WALL" -v w2u="$W2_USER" -v w2s="$W2_SYS" \
+  -v dw="$D_WALL" -v du="$D_USER" -v ds="$D_SYS" \
+  -v d2w="$D2_WALL" -v d2u="$D2_USER" -v d2s="$D2_SYS" \
   -v pw="$P_WALL" -v pu="$P_USER" -v ps="$P_SYS" \
   -v jw="$J_WALL" -v ju="$J_USER" -v js="$J_SYS" \
   -v qw="$JQ_W" -v qu="$JQ_U" -v qs="$JQ_S" \
@@ -222,6 +241,8 @@ awk -v n="$N" -v bytes="$BYTES" \
   printf fmt, "tool", "seconds", "events/s", "MB/s", "user s", "sys s"
   row("waflog transform", ww, wu, ws)
   row("waflog --threads 2", w2w, w2u, w2s)
+  row("detect --threads 1", dw, du, ds)
+  row("detect --threads 2", d2w, d2u, d2s)
   row("python (seed)", pw, pu, ps)
   row("jq", jw, ju, js)
   if (qw != "") row("jaq", qw, qu, qs)
@@ -232,6 +253,7 @@ awk -v n="$N" -v bytes="$BYTES" \
   if (qw != "") printf "waflog/jaq     %8.1fx\n", qw / ww
   if (ow != "") printf "waflog/orjson  %8.1fx\n", ow / ww
   printf "--threads 2 / 1 %7.2fx   (python / waflog --threads 2: %.1fx)\n", ww / w2w, pw / w2w
+  printf "detect --threads 2 / 1 %.2fx\n", dw / d2w
   print ""
   printf "waflog generate: %.3f s for %d records, %.0f events/s, %.1f MB/s written (user %.2f s, sys %.2f s)\n", gw, n, n / gw, bytes / gw / 1e6, gu, gs
 }
@@ -240,6 +262,7 @@ function row(name, wall, user, sys) {
 }'
 echo "generate output identical to the input (determinism): $GEN_SAME"
 echo "--threads 2 output identical to --threads 1: $W2_SAME"
+echo "detect --threads 2 results identical to --threads 1: $D2_SAME"
 if [ "$AGREE" = yes ]; then
   echo "agreement: all $COMPARED lines agree (waflog, python, jq$PEERS)"
 else
@@ -250,4 +273,4 @@ REPEAT="bash benches/compare.sh $N"
 [ -n "${CARGO_TARGET_DIR:-}" ] && REPEAT="CARGO_TARGET_DIR=$CARGO_TARGET_DIR $REPEAT"
 echo "repeat with:  (cd $ROOT && $REPEAT)"
 
-[ "$AGREE" = yes ] || exit 1
+[ "$AGREE" = yes ] && [ "$W2_SAME" = yes ] && [ "$D2_SAME" = yes ] || exit 1

@@ -667,6 +667,14 @@ pub struct DetectArgs {
     /// `10m`, `0s`). Default: until Ctrl-C. Acknowledgements still apply meanwhile.
     #[arg(long, value_name = "DURATION", requires = "dashboard")]
     pub linger: Option<String>,
+    /// Worker threads that read the records of a file or S3 input (parse them,
+    /// take out the detectors' fields and indicators) while the main thread
+    /// aggregates and scores them in input order (0: one per core, at most 4; 1:
+    /// everything on the main thread). Stdin, several inputs merged in event
+    /// time, --follow, Kinesis and CSV series are read on the main thread. The
+    /// results, alerts, state and dead letters are the same whatever the number.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// Flags of `waflog report`.

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, sync_channel};
 
 use anyhow::Context;
+use waflog_core::detect::{Extractor, Prepared};
 use waflog_core::error::SchemaError;
 use waflog_core::parse::DeadLetter;
 use waflog_core::parse::cloudwatch;
@@ -224,6 +226,26 @@ struct Batch {
     out: Vec<u8>,
 }
 
+impl Item {
+    /// The line again, its bytes in the batch's `text`.
+    fn line<'a>(&self, text: &'a [u8]) -> Line<'a> {
+        let bytes = &text[self.range.clone()];
+        match self.too_long {
+            None => Line::Ok {
+                number: self.number,
+                bytes,
+                offset: self.offset,
+            },
+            Some(len) => Line::TooLong {
+                number: self.number,
+                prefix: bytes,
+                len,
+                offset: self.offset,
+            },
+        }
+    }
+}
+
 impl Batch {
     fn push(&mut self, line: &Line<'_>) {
         let start = self.text.len();
@@ -272,20 +294,7 @@ fn run_batch(
     let mut dead = Vec::new();
     let mut stats = TransformStats::default();
     for item in &batch.items {
-        let bytes = &batch.text[item.range.clone()];
-        let line = match item.too_long {
-            None => Line::Ok {
-                number: item.number,
-                bytes,
-                offset: item.offset,
-            },
-            Some(len) => Line::TooLong {
-                number: item.number,
-                prefix: bytes,
-                len,
-                offset: item.offset,
-            },
-        };
+        let line = item.line(&batch.text);
         // The stage writes no output of its own here: it cannot fail but by
         // rejecting the line.
         let _ = handle_into(line, source, max_line, &mut stats, &mut dead, &mut |l| {
@@ -482,6 +491,186 @@ pub fn each_line_parallel(
     stats.bytes_in += lines.bytes_read();
     progress.finish_and_clear();
     report_failures(failure, &source, lines_seen, stats, dead)
+}
+
+/// Whether [`each_record_prepared`] reads `input` on worker threads: more than one
+/// thread asked, and an input that ends (not stdin, which may wait for ever) and
+/// whose lines do not carry origins.
+pub fn prepares(input: &Input, threads: usize) -> bool {
+    threads > 1 && input.origins.is_none() && input.name != "-"
+}
+
+/// [`each_line`] for a stage that takes records in order but whose reading of each
+/// record can be done ahead (`waflog detect`): a reader thread splits lines into
+/// batches of about 1 MiB, `threads` workers run `extractor` over each batch's
+/// records (the bytes [`handle`] would give the stage, in the same order), and this
+/// thread hands every line to `stage` in input order, as [`each_line`] does, with the
+/// batch's [`Prepared`] records and the record's index among them. Counts, dead
+/// letters and the stage's calls are the same as [`each_line`]'s. At most
+/// `2 * threads + 2` batches are in memory. Only for inputs [`prepares`] accepts.
+pub fn each_record_prepared(
+    input: Input,
+    max_line: usize,
+    threads: usize,
+    stats: &mut TransformStats,
+    dead: &mut Output,
+    extractor: &Extractor,
+    mut stage: impl FnMut(&[u8], &Prepared, usize) -> LineOutcome,
+) -> anyhow::Result<()> {
+    let progress = crate::progress::bar(input.size, "bytes", false);
+    let source = input.name.clone();
+    let failure = input.failure.clone();
+    let reader = input.reader;
+    let most = 2 * threads + 2;
+    let (job_tx, job_rx) = sync_channel::<(u64, Batch, Prepared)>(most);
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = channel::<(u64, Batch, Prepared)>();
+    let (spare_tx, spare_rx) = channel::<(Batch, Prepared)>();
+    // Set when this thread stops early: the reader and the workers stop too.
+    let quit = std::sync::atomic::AtomicBool::new(false);
+    let (read, used) = std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (job_rx, done_tx, source, quit) = (&job_rx, done_tx.clone(), &source, &quit);
+            scope.spawn(move || {
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((seq, batch, mut prepared)) = job else {
+                        return;
+                    };
+                    if !quit.load(Ordering::Relaxed) {
+                        prepare_batch(&batch, source, max_line, extractor, &mut prepared);
+                    }
+                    if done_tx.send((seq, batch, prepared)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let (progress, quit) = (&progress, &quit);
+        // The reader: lines into batches for the workers; the bytes it read, the
+        // lines it saw, and the read error that ended the input, if one did.
+        let reader = scope.spawn(move || {
+            let mut lines = LineReader::new(reader, max_line);
+            let (mut seen, mut sent, mut made) = (0u64, 0u64, 0usize);
+            let mut since_tick = 0u32;
+            let mut failed = None;
+            let next = |made: &mut usize| {
+                if *made < most {
+                    *made += 1;
+                    Some((Batch::default(), Prepared::default()))
+                } else {
+                    spare_rx.recv().ok()
+                }
+            };
+            let Some((mut batch, mut prepared)) = next(&mut made) else {
+                return (lines.bytes_read(), seen, failed);
+            };
+            loop {
+                let line = lines.next_line().unwrap_or_else(|e| {
+                    failed = Some(e);
+                    None
+                });
+                let end = line.is_none();
+                if let Some(line) = line {
+                    batch.push(&line);
+                    seen += 1;
+                    since_tick += 1;
+                    if since_tick == 1 << 16 {
+                        since_tick = 0;
+                        progress.set_position(lines.bytes_read());
+                    }
+                }
+                if batch.text.len() >= BATCH_BYTES || (end && !batch.items.is_empty()) {
+                    if quit.load(Ordering::Relaxed) || job_tx.send((sent, batch, prepared)).is_err()
+                    {
+                        break;
+                    }
+                    sent += 1;
+                    match next(&mut made) {
+                        Some(b) => (batch, prepared) = b,
+                        None => break,
+                    }
+                }
+                if end {
+                    break;
+                }
+            }
+            (lines.bytes_read(), seen, failed)
+        });
+        // This thread: the batches in input order, each line to the stage.
+        let used = (|| -> anyhow::Result<()> {
+            let mut taken = 0u64;
+            let mut early: BTreeMap<u64, (Batch, Prepared)> = BTreeMap::new();
+            for (seq, batch, prepared) in &done_rx {
+                early.insert(seq, (batch, prepared));
+                while let Some((mut batch, mut prepared)) = early.remove(&taken) {
+                    taken += 1;
+                    let mut index = 0;
+                    for item in &batch.items {
+                        let line = item.line(&batch.text);
+                        handle(line, &source, max_line, stats, dead, &mut |record| {
+                            let outcome = stage(record, &prepared, index);
+                            index += 1;
+                            outcome
+                        })?;
+                    }
+                    batch.text.clear();
+                    batch.items.clear();
+                    prepared.clear();
+                    // The reader may have stopped; the batch is then not needed.
+                    let _ = spare_tx.send((batch, prepared));
+                }
+            }
+            Ok(())
+        })();
+        quit.store(true, Ordering::Relaxed);
+        drop(spare_tx);
+        drop(done_rx);
+        let read = reader.join();
+        (read, used)
+    });
+    progress.finish_and_clear();
+    used?;
+    let Ok((bytes, seen, failed)) = read else {
+        anyhow::bail!("the reader thread of {source} failed");
+    };
+    stats.bytes_in += bytes;
+    if let Some(e) = failed {
+        return Err(e).with_context(|| format!("cannot read input {source}"));
+    }
+    report_failures(failure, &source, seen, stats, dead)
+}
+
+/// What the workers of [`each_record_prepared`] do with a batch: every record that
+/// [`handle`] would give a stage, in the same order, prepared by `extractor`.
+fn prepare_batch(
+    batch: &Batch,
+    source: &str,
+    max_line: usize,
+    extractor: &Extractor,
+    prepared: &mut Prepared,
+) {
+    prepared.clear();
+    // Counts and dead letters are made again, in order, by the thread that takes
+    // the batch.
+    let (mut stats, mut dead) = (TransformStats::default(), Vec::new());
+    for item in &batch.items {
+        let _ = handle_into(
+            item.line(&batch.text),
+            source,
+            max_line,
+            &mut stats,
+            &mut dead,
+            &mut |record| {
+                extractor.prepare(record, prepared);
+                Ok(Ok(()))
+            },
+        );
+    }
 }
 
 /// `line` with the line number and offset of its origin.

@@ -856,3 +856,132 @@ fn worker_threads_give_the_bytes_of_one_thread() {
         assert_eq!(many.2, one.2, "--threads {threads}");
     }
 }
+
+/// `detect --threads N` (issue 19): the results, the dead letters and the counts
+/// are byte for byte those of one thread, whatever the bad lines and wherever they
+/// fall in the batches the workers read: records with escaped texts, CloudWatch
+/// Logs export lines and subscription payloads (several records in a line), lines
+/// too long, late and far-ahead records, and an anomaly to report.
+#[test]
+fn detect_worker_threads_give_the_bytes_of_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = generate(
+        "2024-05-01T00:00:00Z",
+        "40m",
+        "23",
+        &["country:20m:5m", "flood:30m:4m:20"],
+        None,
+    );
+    let lines: Vec<&str> = std::str::from_utf8(&good)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(lines.len() > 40_000, "{}", lines.len());
+    let long = format!(
+        "{{\"timestamp\":1714521600000,\"pad\":\"{}\"}}",
+        "x".repeat(5000)
+    );
+    let bad: Vec<Vec<u8>> = vec![
+        b"{\"timestamp\":".to_vec(),
+        Vec::new(),
+        long.into_bytes(),
+        b"[1,2,3]".to_vec(),
+        b"{\"action\":\"BLOCK\"}".to_vec(),
+        b"{\"timestamp\":1714521600000,\"httpRequest\":{\"country\":\"U\x01S\"}}".to_vec(),
+        b"\xff\xfe{}".to_vec(),
+        b"{\"timestamp\":1714521600000,\"action\":\"ALLOW\"}".to_vec(),
+        b"{\"timestamp\":4102444800000,\"action\":\"ALLOW\"}".to_vec(),
+        b"{\"timestamp\":1714522000000,\"action\":{\"x\":1}}".to_vec(),
+        b"not json at all".to_vec(),
+    ];
+    let mut file = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i % 997 == 0 {
+            file.extend_from_slice(&bad[(i / 997) % bad.len()]);
+            file.push(b'\n');
+        }
+        if i % 1499 == 0 {
+            // A CloudWatch Logs export line: a time, then the record.
+            file.extend_from_slice(b"2024-05-01T00:00:00.000Z ");
+        }
+        if i % 1201 == 0 && i + 3 < lines.len() {
+            // A subscription payload holding this record and the next two.
+            let events: Vec<Value> = lines[i..i + 3]
+                .iter()
+                .map(|m| serde_json::json!({"id": "", "timestamp": 1, "message": m}))
+                .collect();
+            let payload = serde_json::json!({
+                "messageType": "DATA_MESSAGE", "owner": "1", "logGroup": "g",
+                "logStream": "s", "subscriptionFilters": [], "logEvents": events
+            });
+            file.extend_from_slice(payload.to_string().as_bytes());
+            file.push(b'\n');
+            continue;
+        }
+        if i % 1303 == 0 {
+            // An escaped country and method: the texts extraction unescapes.
+            let escaped = line
+                .replacen("\"country\":\"", "\"country\":\"\\u0058", 1)
+                .replacen("\"httpMethod\":\"", "\"httpMethod\":\"\\\"", 1);
+            file.extend_from_slice(escaped.as_bytes());
+        } else {
+            file.extend_from_slice(line.as_bytes());
+        }
+        file.push(b'\n');
+    }
+    std::fs::write(dir.path().join("in.ndjson"), &file).unwrap();
+    let run = |threads: &str| -> (Vec<u8>, Vec<u8>, String) {
+        let out = dir.path().join(format!("out{threads}.ndjson"));
+        let dead = dir.path().join(format!("dead{threads}.ndjson"));
+        let o = waflog()
+            .args([
+                "detect",
+                "--all",
+                "--max-line-bytes",
+                "4096",
+                "--threads",
+                threads,
+            ])
+            .arg(dir.path().join("in.ndjson"))
+            .arg("--dead-letter")
+            .arg(&dead)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        let summary = err
+            .lines()
+            .find(|l| l.contains("scored"))
+            .and_then(|l| l.split_once("records_in="))
+            .unwrap_or_else(|| panic!("{err}"))
+            .1
+            .to_string();
+        (
+            std::fs::read(&out).unwrap(),
+            std::fs::read(&dead).unwrap(),
+            summary,
+        )
+    };
+    let one = run("1");
+    let results = records(&one.0);
+    assert!(results.len() > 200, "{}", results.len());
+    assert!(
+        results
+            .iter()
+            .any(|r| r["anomaly_grade"].as_f64() > Some(0.0)),
+        "no anomaly"
+    );
+    assert!(one.1.iter().filter(|&&b| b == b'\n').count() > 30);
+    for threads in ["2", "3"] {
+        let many = run(threads);
+        assert!(many.0 == one.0, "--threads {threads}: the results differ");
+        assert!(
+            many.1 == one.1,
+            "--threads {threads}: the dead letters differ"
+        );
+        assert_eq!(many.2, one.2, "--threads {threads}");
+    }
+}

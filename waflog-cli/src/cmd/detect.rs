@@ -9,7 +9,9 @@ use waflog_core::Config;
 use waflog_core::alert::{AlertBook, DeliveryReport, Incident, Notification};
 use waflog_core::dashboard::Board;
 use waflog_core::detect::metrics::MetricSeries;
-use waflog_core::detect::{AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, TimeRules};
+use waflog_core::detect::{
+    AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, Prepared, TimeRules,
+};
 use waflog_core::error::SchemaError;
 use waflog_core::features::FeatureMap;
 use waflog_core::pipeline::{Feedback, FeedbackDocument, Pipeline, ResultObserver, State};
@@ -222,6 +224,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
         stats: TransformStats::default(),
         max_line: config.input.max_line_bytes,
         idle_exit,
+        threads: crate::threads::workers(args.threads),
     };
     // Acknowledgements left by `waflog alerts ack` since the last run (their
     // feedback documents go to the output).
@@ -434,6 +437,9 @@ struct Run {
     stats: TransformStats,
     max_line: usize,
     idle_exit: Option<Duration>,
+    /// Worker threads that prepare the records of batch inputs (`--threads`,
+    /// resolved: at least 1).
+    threads: usize,
 }
 
 /// How a run ended (see [`Run::end`]).
@@ -611,24 +617,45 @@ impl Run {
         stop: Option<&AtomicBool>,
         dead: &mut Output,
     ) -> anyhow::Result<bool> {
+        // The pipeline's extractor reads records ahead on the workers.
+        let extractor = self.pipeline.engine().extractor();
         let (pipeline, store) = (&mut self.pipeline, &mut self.store);
-        let read = records::each_line(input, self.max_line, &mut self.stats, dead, |line| {
-            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-                return Err(anyhow::Error::new(Interrupted));
-            }
-            let outcome = pipeline.push_line(line)?.into_result();
-            if outcome.as_ref().is_ok_and(|n| *n > 0) {
-                if pipeline.observer().dashboard.is_some() {
-                    serve_acks(pipeline);
-                    let events = pipeline.engine().stats().records;
-                    show_input(pipeline, events, None, false);
+        let mut push =
+            |line: &[u8], prepared: Option<(&Prepared, usize)>| -> records::LineOutcome {
+                if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                    return Err(anyhow::Error::new(Interrupted));
                 }
-                if let Some(st) = store.as_mut() {
-                    st.save_if_due(pipeline)?;
+                let pushed = match prepared {
+                    Some((p, index)) => pipeline.push_prepared(line, p, index)?,
+                    None => pipeline.push_line(line)?,
+                };
+                let outcome = pushed.into_result();
+                if outcome.as_ref().is_ok_and(|n| *n > 0) {
+                    if pipeline.observer().dashboard.is_some() {
+                        serve_acks(pipeline);
+                        let events = pipeline.engine().stats().records;
+                        show_input(pipeline, events, None, false);
+                    }
+                    if let Some(st) = store.as_mut() {
+                        st.save_if_due(pipeline)?;
+                    }
                 }
-            }
-            Ok(outcome.map(|_| ()))
-        });
+                Ok(outcome.map(|_| ()))
+            };
+        let (max_line, stats) = (self.max_line, &mut self.stats);
+        let read = if records::prepares(&input, self.threads) {
+            records::each_record_prepared(
+                input,
+                max_line,
+                self.threads,
+                stats,
+                dead,
+                &extractor,
+                |line, prepared, index| push(line, Some((prepared, index))),
+            )
+        } else {
+            records::each_line(input, max_line, stats, dead, |line| push(line, None))
+        };
         match read {
             Err(e) if crate::interrupt::is_interrupted(&e) => Ok(true),
             other => other.map(|()| false),

@@ -4,10 +4,12 @@
 //! saves and restores all of it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{self, Aggregator, ClosedInterval, CompiledFeature};
+use super::extract::{BASE_FIELDS, Extractor, Prepared};
 use super::result::{self, AnomalyResult};
 use super::rules;
 use super::spec::{self, AlgorithmSpec, DetectorSpec, Missing};
@@ -16,17 +18,6 @@ use crate::error::{ConfigError, DetectError, SchemaError};
 use crate::features::FeatureMap;
 use crate::names;
 use crate::parse::fields::{FieldSet, Scalar};
-use crate::parse::view::StatusValue;
-
-/// Base fields the indicators are computed from, when a record does not carry them.
-const BASE_FIELDS: [&str; 6] = [
-    "action",
-    "httpSourceName",
-    "httpStatus",
-    "responseCodeSent",
-    "httpRequest.country",
-    "httpRequest.httpMethod",
-];
 
 /// Fields whose values explain an anomaly: the top client IPs, countries, terminating
 /// rules and URIs of the records that moved the features, against their baseline.
@@ -199,12 +190,8 @@ pub struct EngineStats {
 /// Extraction, aggregation and detection for a set of detectors.
 #[derive(Debug)]
 pub struct Engine {
-    fields: FieldSet,
-    timestamp: usize,
-    base: [usize; 6],
-    /// (indicator path index, which indicator in `names::INDICATORS`).
-    indicators: Vec<(usize, usize)>,
-    map: FeatureMap,
+    /// Reads records' fields; shared with threads that prepare records ahead.
+    extractor: Arc<Extractor>,
     slots: Vec<Slot>,
     closed: Vec<ClosedInterval>,
     stats: EngineStats,
@@ -337,11 +324,13 @@ impl Engine {
             .filter_map(|(k, name)| fields.index(name).map(|i| (i, k)))
             .collect();
         Ok(Engine {
-            fields,
-            timestamp,
-            base,
-            indicators,
-            map,
+            extractor: Arc::new(Extractor {
+                fields,
+                timestamp,
+                base,
+                indicators,
+                map,
+            }),
             slots,
             closed: Vec::new(),
             stats: EngineStats::default(),
@@ -483,14 +472,49 @@ impl Engine {
         results: &mut Vec<AnomalyResult>,
     ) -> Result<(), SchemaError> {
         let text = crate::parse::object_text(line)?;
-        let mut values = Vec::with_capacity(self.fields.len());
-        let ts = self.extract(text, &mut values)?;
+        let mut values = Vec::with_capacity(self.extractor.fields.len());
+        let ts = self.extractor.extract(text, &mut values)?;
+        self.add_record(ts, &values, results)
+    }
+
+    /// The extractor of this engine's fields, for threads that read records ahead
+    /// of it ([`Extractor::prepare`], then [`Engine::push_prepared`]).
+    pub fn extractor(&self) -> Arc<Extractor> {
+        Arc::clone(&self.extractor)
+    }
+
+    /// [`Engine::push_line`] for record `index` of `prepared`, made by this engine's
+    /// [`Engine::extractor`] from the same bytes `line`: the fields are not read
+    /// again. The outcome is the same as `push_line(line)`'s; when `prepared` has no
+    /// such record, or it was made from other bytes, the line is read here.
+    pub fn push_prepared(
+        &mut self,
+        line: &[u8],
+        prepared: &Prepared,
+        index: usize,
+        results: &mut Vec<AnomalyResult>,
+    ) -> Result<(), SchemaError> {
+        let width = self.extractor.fields.len();
+        let mut values = Vec::with_capacity(width);
+        match prepared.take(index, line, width, &mut values) {
+            Some(ts) => self.add_record(ts?, &values, results),
+            None => self.push_line(line, results),
+        }
+    }
+
+    /// Adds a record's values at event time `ts` to every detector's interval.
+    fn add_record(
+        &mut self,
+        ts: i64,
+        values: &[Option<Scalar<'_>>],
+        results: &mut Vec<AnomalyResult>,
+    ) -> Result<(), SchemaError> {
         self.check_time(ts)?;
         let mut moved = false;
         let mut late = 0;
         for slot in &mut self.slots {
             let before = slot.aggregator.late();
-            moved |= slot.aggregator.add(ts, &values);
+            moved |= slot.aggregator.add(ts, values);
             late += usize::from(slot.aggregator.late() > before);
         }
         if moved {
@@ -562,71 +586,6 @@ impl Engine {
             horizon: show_duration(horizon),
             confirm: self.time.confirm,
         })
-    }
-
-    /// Extracts the detectors' fields into `local` and returns the event time.
-    fn extract<'a>(
-        &self,
-        text: &'a str,
-        local: &mut Vec<Option<Scalar<'a>>>,
-    ) -> Result<i64, SchemaError> {
-        self.fields
-            .extract(text, local)
-            .map_err(|e| crate::parse::field_error(text, e))?;
-        let ts = match &local[self.timestamp] {
-            None | Some(Scalar::Null) => return Err(SchemaError::MissingTimestamp),
-            Some(Scalar::Num(n)) => crate::timestamp::from_f64(*n)?,
-            Some(Scalar::Str(s)) => crate::timestamp::from_str(s)?,
-            Some(_) => {
-                return Err(SchemaError::InvalidTimestamp {
-                    value: "an object or boolean".into(),
-                    reason: "must be a number or a string",
-                });
-            }
-        };
-        // The same type rules as the transform, so both accept the same records.
-        for (k, path) in BASE_FIELDS.iter().enumerate() {
-            let ok = matches!(
-                (&local[self.base[k]], *path),
-                (None | Some(Scalar::Null | Scalar::Str(_)), _)
-                    | (Some(_), "httpStatus" | "responseCodeSent")
-            );
-            if !ok {
-                return Err(SchemaError::InvalidField(format!(
-                    "`{path}` has the wrong type"
-                )));
-            }
-        }
-        if self.indicators.iter().any(|(i, _)| local[*i].is_none()) {
-            self.fill_indicators(local);
-        }
-        Ok(ts)
-    }
-
-    /// Computes the indicators a raw record lacks, from its base fields.
-    fn fill_indicators(&self, v: &mut [Option<Scalar<'_>>]) {
-        let text = |i: usize| match &v[self.base[i]] {
-            Some(Scalar::Str(s)) => Some(s.as_ref()),
-            _ => None,
-        };
-        let status = [2, 3].into_iter().find_map(|i| match &v[self.base[i]] {
-            None | Some(Scalar::Null) => None,
-            Some(Scalar::Str(s)) => Some(StatusValue::from_text(s)),
-            Some(Scalar::Num(n)) => Some(StatusValue::from_number(*n)),
-            Some(_) => Some(StatusValue::Unreadable),
-        });
-        let ind = crate::features::Indicators {
-            action: self.map.action(text(0)),
-            source: self.map.source(text(1)),
-            status: self.map.status(status),
-            country: self.map.country(text(4)),
-            method: self.map.method(text(5)),
-        };
-        for &(slot, k) in &self.indicators {
-            if v[slot].is_none() {
-                v[slot] = ind.value(k).map(|x| Scalar::Num(f64::from(x)));
-            }
-        }
     }
 
     /// Follow mode: moves every detector's watermark to at least `event_ms` (the

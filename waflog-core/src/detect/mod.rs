@@ -39,6 +39,7 @@ pub mod categorical;
 pub mod engine;
 pub mod ensemble;
 pub mod ewma;
+pub mod extract;
 pub mod likelihood;
 pub mod metrics;
 pub mod rcf;
@@ -86,6 +87,7 @@ pub use engine::{
     BYTES_PER_ENTITY, BuildModel, CONTRIBUTOR_FIELDS, DEFAULT_MAX_ENTITIES, Engine, EngineState,
     EngineStats, ModelFactory, STATE_VERSION,
 };
+pub use extract::{Extractor, Prepared};
 pub use result::AnomalyResult;
 
 pub use spec::{

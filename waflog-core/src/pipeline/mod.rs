@@ -66,7 +66,7 @@ use crate::alert::{
     Alert, AlertBook, AlertError, Correlator, DeliveryReport, Evaluator, Incident, Label,
     Notification, Notifier,
 };
-use crate::detect::{AnomalyResult, Engine};
+use crate::detect::{AnomalyResult, Engine, Prepared};
 use crate::error::SchemaError;
 use crate::parse::DeadLetter;
 
@@ -458,12 +458,36 @@ impl<O: ResultObserver> Pipeline<O> {
     /// Takes in one line; see [`Pushed`]. Results of the intervals it closes go
     /// to the monitors and the observer; only the observer can fail.
     pub fn push_line(&mut self, line: &[u8]) -> Result<Pushed, O::Error> {
+        self.push_with(line, |engine, pending| engine.push_line(line, pending))
+    }
+
+    /// [`Pipeline::push_line`] for record `index` of `prepared`, made from the same
+    /// bytes by the engine's extractor, perhaps on another thread (see
+    /// [`Engine::push_prepared`]): the same outcome, without reading the fields again.
+    pub fn push_prepared(
+        &mut self,
+        line: &[u8],
+        prepared: &Prepared,
+        index: usize,
+    ) -> Result<Pushed, O::Error> {
+        self.push_with(line, |engine, pending| {
+            engine.push_prepared(line, prepared, index, pending)
+        })
+    }
+
+    /// Counts `line`, has `push` give it to the engine unless it is blank, and
+    /// hands on the results or keeps the dead letter.
+    fn push_with(
+        &mut self,
+        line: &[u8],
+        push: impl FnOnce(&mut Engine, &mut Vec<AnomalyResult>) -> Result<(), SchemaError>,
+    ) -> Result<Pushed, O::Error> {
         self.stats.lines += 1;
         if line.trim_ascii().is_empty() {
             self.stats.blank += 1;
             return Ok(Pushed::Blank);
         }
-        let outcome = self.engine.push_line(line, &mut self.pending);
+        let outcome = push(&mut self.engine, &mut self.pending);
         let results = self.pending.len();
         if results > 0 {
             self.emit()?;
