@@ -272,6 +272,51 @@ impl Batch {
     }
 }
 
+/// The reading side of the worker pools: lines into batches, with the progress bar.
+struct Feed<R> {
+    lines: LineReader<R>,
+    /// Lines read.
+    seen: u64,
+    since_tick: u32,
+    /// The read error that ended the input, if one did.
+    failed: Option<std::io::Error>,
+}
+
+impl<R: std::io::Read> Feed<R> {
+    fn new(lines: LineReader<R>) -> Feed<R> {
+        Feed {
+            lines,
+            seen: 0,
+            since_tick: 0,
+            failed: None,
+        }
+    }
+
+    /// Appends lines to `batch` until it holds [`BATCH_BYTES`] or more, or the input
+    /// ends; true when it ended (a read error ends it too, kept in `failed`).
+    fn fill(&mut self, batch: &mut Batch, progress: &indicatif::ProgressBar) -> bool {
+        loop {
+            match self.lines.next_line() {
+                Ok(Some(line)) => batch.push(&line),
+                Ok(None) => return true,
+                Err(e) => {
+                    self.failed = Some(e);
+                    return true;
+                }
+            }
+            self.seen += 1;
+            self.since_tick += 1;
+            if self.since_tick == 1 << 16 {
+                self.since_tick = 0;
+                progress.set_position(self.lines.bytes_read());
+            }
+            if batch.text.len() >= BATCH_BYTES {
+                return false;
+            }
+        }
+    }
+}
+
 /// What a worker made of a batch: the stage's output, the dead letters and the
 /// counts, in the batch's line order.
 struct Done {
@@ -345,8 +390,7 @@ pub fn each_line_parallel(
     let progress = crate::progress::bar(input.size, "bytes", false);
     let source = input.name.clone();
     let failure = input.failure.clone();
-    let mut lines = LineReader::new(input.reader, max_line);
-    let mut lines_seen = 0u64;
+    let mut feed = Feed::new(LineReader::new(input.reader, max_line));
     let (job_tx, job_rx) = sync_channel::<(u64, Batch)>(threads);
     let job_rx = Mutex::new(job_rx);
     let (done_tx, done_rx) = channel::<(u64, Done)>();
@@ -410,26 +454,9 @@ pub fn each_line_parallel(
                 true
             };
             let mut batch = Batch::default();
-            let mut since_tick = 0u32;
-            // A read error ends the input like its end does, once the lines
-            // before it are written (as one thread writes them).
-            let mut failed = None;
             loop {
-                let line = lines.next_line().unwrap_or_else(|e| {
-                    failed = Some(e);
-                    None
-                });
-                let end = line.is_none();
-                if let Some(line) = line {
-                    batch.push(&line);
-                    lines_seen += 1;
-                    since_tick += 1;
-                    if since_tick == 1 << 16 {
-                        since_tick = 0;
-                        progress.set_position(lines.bytes_read());
-                    }
-                }
-                if batch.text.len() >= BATCH_BYTES || (end && !batch.items.is_empty()) {
+                let end = feed.fill(&mut batch, &progress);
+                if !batch.items.is_empty() {
                     // At most two batches per worker waiting or under way.
                     while sent - taken >= 2 * threads as u64 {
                         let Ok((seq, done)) = done_rx.recv() else {
@@ -468,7 +495,9 @@ pub fn each_line_parallel(
                     return Ok(());
                 }
             }
-            match failed {
+            // A read error ends the input like its end does, once the lines
+            // before it are written (as one thread writes them).
+            match feed.failed.take() {
                 Some(e) => Err(e).with_context(|| format!("cannot read input {source}")),
                 None => Ok(()),
             }
@@ -488,9 +517,9 @@ pub fn each_line_parallel(
     // A write error first: the read stopped because of it.
     wrote?;
     read?;
-    stats.bytes_in += lines.bytes_read();
+    stats.bytes_in += feed.lines.bytes_read();
     progress.finish_and_clear();
-    report_failures(failure, &source, lines_seen, stats, dead)
+    report_failures(failure, &source, feed.seen, stats, dead)
 }
 
 /// Whether [`each_record_prepared`] reads `input` on worker threads: more than one
@@ -554,10 +583,8 @@ pub fn each_record_prepared(
         // The reader: lines into batches for the workers; the bytes it read, the
         // lines it saw, and the read error that ended the input, if one did.
         let reader = scope.spawn(move || {
-            let mut lines = LineReader::new(reader, max_line);
-            let (mut seen, mut sent, mut made) = (0u64, 0u64, 0usize);
-            let mut since_tick = 0u32;
-            let mut failed = None;
+            let mut feed = Feed::new(LineReader::new(reader, max_line));
+            let (mut sent, mut made) = (0u64, 0usize);
             let next = |made: &mut usize| {
                 if *made < most {
                     *made += 1;
@@ -567,24 +594,11 @@ pub fn each_record_prepared(
                 }
             };
             let Some((mut batch, mut prepared)) = next(&mut made) else {
-                return (lines.bytes_read(), seen, failed);
+                return (feed.lines.bytes_read(), feed.seen, feed.failed);
             };
             loop {
-                let line = lines.next_line().unwrap_or_else(|e| {
-                    failed = Some(e);
-                    None
-                });
-                let end = line.is_none();
-                if let Some(line) = line {
-                    batch.push(&line);
-                    seen += 1;
-                    since_tick += 1;
-                    if since_tick == 1 << 16 {
-                        since_tick = 0;
-                        progress.set_position(lines.bytes_read());
-                    }
-                }
-                if batch.text.len() >= BATCH_BYTES || (end && !batch.items.is_empty()) {
+                let end = feed.fill(&mut batch, progress);
+                if !batch.items.is_empty() {
                     if quit.load(Ordering::Relaxed) || job_tx.send((sent, batch, prepared)).is_err()
                     {
                         break;
@@ -599,7 +613,7 @@ pub fn each_record_prepared(
                     break;
                 }
             }
-            (lines.bytes_read(), seen, failed)
+            (feed.lines.bytes_read(), feed.seen, feed.failed)
         });
         // This thread: the batches in input order, each line to the stage.
         let used = (|| -> anyhow::Result<()> {

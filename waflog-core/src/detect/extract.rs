@@ -72,17 +72,7 @@ impl Extractor {
         self.fields
             .extract(text, local)
             .map_err(|e| crate::parse::field_error(text, e))?;
-        let ts = match &local[self.timestamp] {
-            None | Some(Scalar::Null) => return Err(SchemaError::MissingTimestamp),
-            Some(Scalar::Num(n)) => crate::timestamp::from_f64(*n)?,
-            Some(Scalar::Str(s)) => crate::timestamp::from_str(s)?,
-            Some(_) => {
-                return Err(SchemaError::InvalidTimestamp {
-                    value: "an object or boolean".into(),
-                    reason: "must be a number or a string",
-                });
-            }
-        };
+        let ts = crate::timestamp::from_scalar(local[self.timestamp].as_ref())?;
         // The same type rules as the transform, so both accept the same records.
         for (k, path) in BASE_FIELDS.iter().enumerate() {
             let ok = matches!(

@@ -309,11 +309,9 @@ impl TimedField {
         let text = object_text(line).ok()?;
         let mut out = Vec::with_capacity(2);
         self.fields.extract(text, &mut out).ok()?;
-        let time = match out.get(self.time) {
-            Some(Some(fields::Scalar::Num(n))) => crate::timestamp::from_f64(*n).ok(),
-            Some(Some(fields::Scalar::Str(s))) => crate::timestamp::from_str(s).ok(),
-            _ => None,
-        };
+        let time = out
+            .get(self.time)
+            .and_then(|v| crate::timestamp::from_scalar(v.as_ref()).ok());
         Some(match out.get(self.field) {
             Some(Some(fields::Scalar::Str(s))) if !s.is_empty() => f(time, Some(s)),
             _ => f(time, None),
