@@ -146,7 +146,7 @@ fn generate(c: &mut Criterion) {
 }
 
 fn detect(c: &mut Criterion) {
-    use waflog_core::detect::{DetectorSpec, Engine, IntervalFeatures};
+    use waflog_core::detect::{DetectorSpec, Engine, IntervalFeatures, Prepared};
     let data = fixture();
     let lines = lines(&data);
     let mut g = c.benchmark_group("detect");
@@ -163,6 +163,41 @@ fn detect(c: &mut Criterion) {
                 let mut results = Vec::new();
                 for l in &lines {
                     black_box(engine.push_line(l, &mut results).is_ok());
+                }
+                black_box(results.len())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // `detect --threads`: the workers' share (reading records into a batch that
+    // crosses threads) and the main thread's (taking the batch's records in order:
+    // aggregation and scoring), whose speed bounds what more workers can give.
+    let fresh = || {
+        Engine::new(&DetectorSpec::defaults(), FeatureMap::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let extractor = fresh().extractor();
+    g.bench_function("prepare/events", |b| {
+        let mut prepared = Prepared::default();
+        b.iter(|| {
+            prepared.clear();
+            for l in &lines {
+                extractor.prepare(l, &mut prepared);
+            }
+            black_box(prepared.len())
+        })
+    });
+    let mut prepared = Prepared::default();
+    for l in &lines {
+        extractor.prepare(l, &mut prepared);
+    }
+    g.bench_function("engine_push_prepared/events", |b| {
+        b.iter_batched_ref(
+            fresh,
+            |engine| {
+                let mut results = Vec::new();
+                for (i, l) in lines.iter().enumerate() {
+                    black_box(engine.push_prepared(l, &prepared, i, &mut results).is_ok());
                 }
                 black_box(results.len())
             },
