@@ -486,7 +486,8 @@ impl Engine {
     /// [`Engine::push_line`] for record `index` of `prepared`, made by this engine's
     /// [`Engine::extractor`] from the same bytes `line`: the fields are not read
     /// again. The outcome is the same as `push_line(line)`'s; when `prepared` has no
-    /// such record, or it was made from other bytes, the line is read here.
+    /// such record, or it was made from bytes of another length or by an extractor
+    /// of another field set, the line is read here.
     pub fn push_prepared(
         &mut self,
         line: &[u8],

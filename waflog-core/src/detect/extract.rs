@@ -59,6 +59,7 @@ impl Extractor {
         into.records.push(PreparedRecord {
             len: line.len(),
             start,
+            width: self.fields.len(),
             outcome,
         });
     }
@@ -202,6 +203,8 @@ struct PreparedRecord {
     len: usize,
     /// Its first value in `Prepared::values`.
     start: usize,
+    /// Values per record of the extractor that read it.
+    width: usize,
     /// Its event time, or why it is not a record.
     outcome: Result<i64, SchemaError>,
 }
@@ -236,8 +239,9 @@ impl Prepared {
     }
 
     /// Record `index`'s event time, with its values read back into `out`, or why it
-    /// is not a record; `None` when there is no such record or `record` (the bytes
-    /// it was prepared from) has another length.
+    /// is not a record; `None` when there is no such record, `record` (the bytes it
+    /// was prepared from) has another length, or an extractor of another field set
+    /// than `width` values read it.
     pub(super) fn take<'a>(
         &'a self,
         index: usize,
@@ -246,7 +250,7 @@ impl Prepared {
         out: &mut Vec<Option<Scalar<'a>>>,
     ) -> Option<Result<i64, SchemaError>> {
         let r = self.records.get(index)?;
-        if r.len != record.len() {
+        if r.len != record.len() || r.width != width {
             return None;
         }
         let ts = match &r.outcome {
@@ -325,6 +329,11 @@ mod tests {
         assert!(
             prepared
                 .take(LINES.len(), b"{}", width, &mut back)
+                .is_none()
+        );
+        assert!(
+            prepared
+                .take(0, LINES[0].as_bytes(), width + 1, &mut back)
                 .is_none()
         );
         prepared.clear();
