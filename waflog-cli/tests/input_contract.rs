@@ -809,41 +809,8 @@ fn worker_threads_give_the_bytes_of_one_thread() {
     }
     std::fs::write(dir.path().join("a.ndjson"), &a).unwrap();
     std::fs::write(dir.path().join("b.ndjson"), &b).unwrap();
-    let run = |threads: &str| -> (Vec<u8>, Vec<u8>, String) {
-        let out = dir.path().join(format!("out{threads}.ndjson"));
-        let dead = dir.path().join(format!("dead{threads}.ndjson"));
-        let o = waflog()
-            .args([
-                "transform",
-                "--max-line-bytes",
-                "4096",
-                "--threads",
-                threads,
-            ])
-            .arg(dir.path().join("a.ndjson"))
-            .arg(dir.path().join("b.ndjson"))
-            .arg("--dead-letter")
-            .arg(&dead)
-            .arg("-o")
-            .arg(&out)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        assert!(o.status.success(), "{err}");
-        // The counts of the summary line: records_in=.. records_out=.. ...
-        let summary = err
-            .lines()
-            .find(|l| l.contains("transformed"))
-            .and_then(|l| l.split_once("records_in="))
-            .unwrap_or_else(|| panic!("{err}"))
-            .1
-            .to_string();
-        (
-            std::fs::read(&out).unwrap(),
-            std::fs::read(&dead).unwrap(),
-            summary,
-        )
-    };
+    let inputs = [dir.path().join("a.ndjson"), dir.path().join("b.ndjson")];
+    let run = |threads| with_threads(dir.path(), "transform", &[], &inputs, threads);
     let one = run("1");
     assert!(!one.1.is_empty() && one.1.iter().filter(|&&b| b == b'\n').count() > 20);
     for threads in ["2", "3"] {
@@ -931,40 +898,8 @@ fn detect_worker_threads_give_the_bytes_of_one_thread() {
         file.push(b'\n');
     }
     std::fs::write(dir.path().join("in.ndjson"), &file).unwrap();
-    let run = |threads: &str| -> (Vec<u8>, Vec<u8>, String) {
-        let out = dir.path().join(format!("out{threads}.ndjson"));
-        let dead = dir.path().join(format!("dead{threads}.ndjson"));
-        let o = waflog()
-            .args([
-                "detect",
-                "--all",
-                "--max-line-bytes",
-                "4096",
-                "--threads",
-                threads,
-            ])
-            .arg(dir.path().join("in.ndjson"))
-            .arg("--dead-letter")
-            .arg(&dead)
-            .arg("-o")
-            .arg(&out)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        assert!(o.status.success(), "{err}");
-        let summary = err
-            .lines()
-            .find(|l| l.contains("scored"))
-            .and_then(|l| l.split_once("records_in="))
-            .unwrap_or_else(|| panic!("{err}"))
-            .1
-            .to_string();
-        (
-            std::fs::read(&out).unwrap(),
-            std::fs::read(&dead).unwrap(),
-            summary,
-        )
-    };
+    let inputs = [dir.path().join("in.ndjson")];
+    let run = |threads| with_threads(dir.path(), "detect", &["--all"], &inputs, threads);
     let one = run("1");
     let results = records(&one.0);
     assert!(results.len() > 200, "{}", results.len());
@@ -984,4 +919,42 @@ fn detect_worker_threads_give_the_bytes_of_one_thread() {
         );
         assert_eq!(many.2, one.2, "--threads {threads}");
     }
+}
+
+/// Runs `waflog COMMAND ARGS --max-line-bytes 4096 --threads N INPUTS` with its
+/// output and dead letters in files of `dir`: (output, dead letters, the counts of
+/// the summary line from `records_in=` on).
+fn with_threads(
+    dir: &Path,
+    command: &str,
+    args: &[&str],
+    inputs: &[PathBuf],
+    threads: &str,
+) -> (Vec<u8>, Vec<u8>, String) {
+    let out = dir.join(format!("{command}-out{threads}.ndjson"));
+    let dead = dir.join(format!("{command}-dead{threads}.ndjson"));
+    let o = waflog()
+        .arg(command)
+        .args(args)
+        .args(["--max-line-bytes", "4096", "--threads", threads])
+        .args(inputs)
+        .arg("--dead-letter")
+        .arg(&dead)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    let summary = err
+        .lines()
+        .find_map(|l| l.split_once("records_in="))
+        .unwrap_or_else(|| panic!("{err}"))
+        .1
+        .to_string();
+    (
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&dead).unwrap(),
+        summary,
+    )
 }
