@@ -775,20 +775,7 @@ fn worker_threads_give_the_bytes_of_one_thread() {
         .filter(|l| !l.is_empty())
         .collect();
     assert!(lines.len() > 25_000, "{}", lines.len());
-    let long = format!(
-        "{{\"timestamp\":1714521600000,\"pad\":\"{}\"}}",
-        "x".repeat(5000)
-    );
-    let bad: Vec<Vec<u8>> = vec![
-        b"{\"timestamp\":".to_vec(),
-        Vec::new(),
-        long.into_bytes(),
-        b"[1,2,3]".to_vec(),
-        b"{\"action\":\"BLOCK\"}".to_vec(),
-        b"{\"timestamp\":1714521600000,\"httpRequest\":{\"country\":\"U\x01S\"}}".to_vec(),
-        b"   ".to_vec(),
-        b"not json at all".to_vec(),
-    ];
+    let bad = bad_lines();
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for (i, line) in lines.iter().enumerate() {
         let file = if i < lines.len() * 2 / 3 {
@@ -845,23 +832,13 @@ fn detect_worker_threads_give_the_bytes_of_one_thread() {
         .filter(|l| !l.is_empty())
         .collect();
     assert!(lines.len() > 40_000, "{}", lines.len());
-    let long = format!(
-        "{{\"timestamp\":1714521600000,\"pad\":\"{}\"}}",
-        "x".repeat(5000)
-    );
-    let bad: Vec<Vec<u8>> = vec![
-        b"{\"timestamp\":".to_vec(),
-        Vec::new(),
-        long.into_bytes(),
-        b"[1,2,3]".to_vec(),
-        b"{\"action\":\"BLOCK\"}".to_vec(),
-        b"{\"timestamp\":1714521600000,\"httpRequest\":{\"country\":\"U\x01S\"}}".to_vec(),
+    let mut bad = bad_lines();
+    bad.extend([
         b"\xff\xfe{}".to_vec(),
         b"{\"timestamp\":1714521600000,\"action\":\"ALLOW\"}".to_vec(),
         b"{\"timestamp\":4102444800000,\"action\":\"ALLOW\"}".to_vec(),
         b"{\"timestamp\":1714522000000,\"action\":{\"x\":1}}".to_vec(),
-        b"not json at all".to_vec(),
-    ];
+    ]);
     let mut file = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         if i % 997 == 0 {
@@ -957,4 +934,23 @@ fn with_threads(
         std::fs::read(&dead).unwrap(),
         summary,
     )
+}
+
+/// Lines that are not records, or not records this contract accepts (a line of
+/// 5,000 bytes among them, for `--max-line-bytes 4096`).
+fn bad_lines() -> Vec<Vec<u8>> {
+    let long = format!(
+        "{{\"timestamp\":1714521600000,\"pad\":\"{}\"}}",
+        "x".repeat(5000)
+    );
+    vec![
+        b"{\"timestamp\":".to_vec(),
+        Vec::new(),
+        long.into_bytes(),
+        b"[1,2,3]".to_vec(),
+        b"{\"action\":\"BLOCK\"}".to_vec(),
+        b"{\"timestamp\":1714521600000,\"httpRequest\":{\"country\":\"U\x01S\"}}".to_vec(),
+        b"   ".to_vec(),
+        b"not json at all".to_vec(),
+    ]
 }
