@@ -2,9 +2,10 @@
 //! blanks, hand each line to the stage, dead-letter what the stage rejects, count.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{channel, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
 
 use anyhow::Context;
 use waflog_core::detect::{Extractor, Prepared};
@@ -317,6 +318,76 @@ impl<R: std::io::Read> Feed<R> {
     }
 }
 
+/// What a worker thread sends back: the job's sequence number, and what it made of
+/// the job or, if it panicked, the panic's message.
+type Outcome<D> = (u64, Result<D, String>);
+
+/// A worker thread of the pools: takes numbered jobs until `jobs` closes, and sends
+/// `work`'s result back until `done` closes. A panic in `work` is caught and sent
+/// back as an error, and the worker stops: the thread waiting for that job's result
+/// then stops with the error instead of waiting for ever.
+fn worker<J, D>(
+    jobs: &Mutex<Receiver<(u64, J)>>,
+    done: &Sender<Outcome<D>>,
+    work: impl Fn(J) -> D,
+) {
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok((seq, job)) = job else { return };
+        let made = std::panic::catch_unwind(AssertUnwindSafe(|| work(job))).map_err(|panic| {
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_string())
+        });
+        let failed = made.is_err();
+        if done.send((seq, made)).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The workers' results, taken back in the order their jobs were sent.
+struct InOrder<D> {
+    /// Results taken so far: the sequence number of the next one.
+    taken: u64,
+    /// Results that came back before those sent ahead of them.
+    early: BTreeMap<u64, D>,
+}
+
+impl<D> InOrder<D> {
+    fn new() -> InOrder<D> {
+        InOrder {
+            taken: 0,
+            early: BTreeMap::new(),
+        }
+    }
+
+    /// Keeps a result; an error if its worker panicked.
+    fn put(&mut self, (seq, made): Outcome<D>, source: &str) -> anyhow::Result<()> {
+        match made {
+            Ok(done) => {
+                self.early.insert(seq, done);
+                Ok(())
+            }
+            Err(panic) => {
+                anyhow::bail!("a worker thread failed on input {source}: it panicked: {panic}")
+            }
+        }
+    }
+
+    /// The next result in order, if it is back.
+    fn next(&mut self) -> Option<D> {
+        let done = self.early.remove(&self.taken)?;
+        self.taken += 1;
+        Some(done)
+    }
+}
+
 /// What a worker made of a batch: the stage's output, the dead letters and the
 /// counts, in the batch's line order.
 struct Done {
@@ -393,7 +464,7 @@ pub fn each_line_parallel(
     let mut feed = Feed::new(LineReader::new(input.reader, max_line));
     let (job_tx, job_rx) = sync_channel::<(u64, Batch)>(threads);
     let job_rx = Mutex::new(job_rx);
-    let (done_tx, done_rx) = channel::<(u64, Done)>();
+    let (done_tx, done_rx) = channel::<Outcome<Done>>();
     let (write_tx, write_rx) = sync_channel::<Done>(2);
     let (spare_tx, spare_rx) = channel::<Batch>();
     let dead_w = &mut *dead;
@@ -401,17 +472,9 @@ pub fn each_line_parallel(
         for _ in 0..threads {
             let (job_rx, done_tx, source) = (&job_rx, done_tx.clone(), source.as_str());
             scope.spawn(move || {
-                loop {
-                    let job = match job_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok((seq, batch)) = job else { return };
-                    let done = run_batch(batch, source, max_line, stage);
-                    if done_tx.send((seq, done)).is_err() {
-                        return;
-                    }
-                }
+                worker(job_rx, &done_tx, |batch| {
+                    run_batch(batch, source, max_line, stage)
+                });
             });
         }
         drop(done_tx);
@@ -440,13 +503,12 @@ pub fn each_line_parallel(
             (stats, Ok(()))
         });
         let read = (|| -> anyhow::Result<()> {
-            // Batches sent to the workers, and results passed on in order so far.
-            let (mut sent, mut taken) = (0u64, 0u64);
-            let mut early: BTreeMap<u64, Done> = BTreeMap::new();
+            // Batches sent to the workers, and results passed on in order.
+            let mut sent = 0u64;
+            let mut order = InOrder::new();
             // Results in order go to the writer; false once it has stopped.
-            let pass_on = |early: &mut BTreeMap<u64, Done>, taken: &mut u64| -> bool {
-                while let Some(done) = early.remove(taken) {
-                    *taken += 1;
+            let pass_on = |order: &mut InOrder<Done>| -> bool {
+                while let Some(done) = order.next() {
                     if write_tx.send(done).is_err() {
                         return false;
                     }
@@ -458,12 +520,12 @@ pub fn each_line_parallel(
                 let end = feed.fill(&mut batch, &progress);
                 if !batch.items.is_empty() {
                     // At most two batches per worker waiting or under way.
-                    while sent - taken >= 2 * threads as u64 {
-                        let Ok((seq, done)) = done_rx.recv() else {
+                    while sent - order.taken >= 2 * threads as u64 {
+                        let Ok(made) = done_rx.recv() else {
                             anyhow::bail!("a worker thread stopped");
                         };
-                        early.insert(seq, done);
-                        if !pass_on(&mut early, &mut taken) {
+                        order.put(made, &source)?;
+                        if !pass_on(&mut order) {
                             return Ok(());
                         }
                     }
@@ -475,10 +537,10 @@ pub fn each_line_parallel(
                         anyhow::bail!("the worker threads stopped");
                     }
                     sent += 1;
-                    while let Ok((seq, done)) = done_rx.try_recv() {
-                        early.insert(seq, done);
+                    while let Ok(made) = done_rx.try_recv() {
+                        order.put(made, &source)?;
                     }
-                    if !pass_on(&mut early, &mut taken) {
+                    if !pass_on(&mut order) {
                         return Ok(());
                     }
                 }
@@ -486,12 +548,12 @@ pub fn each_line_parallel(
                     break;
                 }
             }
-            while taken < sent {
-                let Ok((seq, done)) = done_rx.recv() else {
+            while order.taken < sent {
+                let Ok(made) = done_rx.recv() else {
                     anyhow::bail!("a worker thread stopped");
                 };
-                early.insert(seq, done);
-                if !pass_on(&mut early, &mut taken) {
+                order.put(made, &source)?;
+                if !pass_on(&mut order) {
                     return Ok(());
                 }
             }
@@ -551,31 +613,22 @@ pub fn each_record_prepared(
     let failure = input.failure.clone();
     let reader = input.reader;
     let most = 2 * threads + 2;
-    let (job_tx, job_rx) = sync_channel::<(u64, Batch, Prepared)>(most);
+    let (job_tx, job_rx) = sync_channel::<(u64, (Batch, Prepared))>(most);
     let job_rx = Mutex::new(job_rx);
-    let (done_tx, done_rx) = channel::<(u64, Batch, Prepared)>();
+    let (done_tx, done_rx) = channel::<Outcome<(Batch, Prepared)>>();
     let (spare_tx, spare_rx) = channel::<(Batch, Prepared)>();
     // Set when this thread stops early: the reader and the workers stop too.
-    let quit = std::sync::atomic::AtomicBool::new(false);
+    let quit = AtomicBool::new(false);
     let (read, used) = std::thread::scope(|scope| {
         for _ in 0..threads {
             let (job_rx, done_tx, source, quit) = (&job_rx, done_tx.clone(), &source, &quit);
             scope.spawn(move || {
-                loop {
-                    let job = match job_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok((seq, batch, mut prepared)) = job else {
-                        return;
-                    };
+                worker(job_rx, &done_tx, |(batch, mut prepared)| {
                     if !quit.load(Ordering::Relaxed) {
                         prepare_batch(&batch, source, max_line, extractor, &mut prepared);
                     }
-                    if done_tx.send((seq, batch, prepared)).is_err() {
-                        return;
-                    }
-                }
+                    (batch, prepared)
+                });
             });
         }
         drop(done_tx);
@@ -599,7 +652,8 @@ pub fn each_record_prepared(
             loop {
                 let end = feed.fill(&mut batch, progress);
                 if !batch.items.is_empty() {
-                    if quit.load(Ordering::Relaxed) || job_tx.send((sent, batch, prepared)).is_err()
+                    if quit.load(Ordering::Relaxed)
+                        || job_tx.send((sent, (batch, prepared))).is_err()
                     {
                         break;
                     }
@@ -617,12 +671,10 @@ pub fn each_record_prepared(
         });
         // This thread: the batches in input order, each line to the stage.
         let used = (|| -> anyhow::Result<()> {
-            let mut taken = 0u64;
-            let mut early: BTreeMap<u64, (Batch, Prepared)> = BTreeMap::new();
-            for (seq, batch, prepared) in &done_rx {
-                early.insert(seq, (batch, prepared));
-                while let Some((mut batch, mut prepared)) = early.remove(&taken) {
-                    taken += 1;
+            let mut order = InOrder::new();
+            for made in &done_rx {
+                order.put(made, &source)?;
+                while let Some((mut batch, mut prepared)) = order.next() {
                     let mut index = 0;
                     for item in &batch.items {
                         let line = item.line(&batch.text);
@@ -641,6 +693,8 @@ pub fn each_record_prepared(
             }
             Ok(())
         })();
+        // (`drop` moves these into the scope's closure: a panic of the stage drops
+        // them too, so the reader and the workers stop and the scope can end.)
         quit.store(true, Ordering::Relaxed);
         drop(spare_tx);
         drop(done_rx);
@@ -810,6 +864,109 @@ mod tests {
             stats,
             format!("{err:#}"),
         )
+    }
+
+    /// `f`'s result, run on its own thread; fails the test if it has not returned
+    /// within a minute (the bug these tests guard against is a wait for ever).
+    fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("still running after a minute: a thread waits for ever")
+    }
+
+    /// An input of `lines` generated records (not a file, so no origins).
+    fn records_input(lines: u64) -> Input {
+        let mut data = Vec::new();
+        for i in 0..lines {
+            data.extend_from_slice(
+                format!(
+                    "{{\"timestamp\":{},\"action\":\"ALLOW\",\"httpRequest\":{{\"clientIp\":\"10.0.0.{}\",\"country\":\"US\",\"httpMethod\":\"GET\"}}}}\n",
+                    1_714_521_600_000 + i,
+                    i % 250
+                )
+                .as_bytes(),
+            );
+        }
+        Input {
+            name: "in".into(),
+            reader: Box::new(std::io::Cursor::new(data)),
+            size: None,
+            failure: None,
+            origins: None,
+        }
+    }
+
+    #[test]
+    fn a_worker_that_panics_stops_the_run_with_an_error() {
+        for threads in [2, 3] {
+            let (result, wrote) = within_a_minute(move || {
+                let mut dead = crate::sink::file::create(None).unwrap();
+                let mut stats = TransformStats::default();
+                let mut wrote = 0;
+                // Record 20,000 (in the third batch or so) meets a bug.
+                let bug = b"\"timestamp\":1714521620000,";
+                let result = each_line_parallel(
+                    records_input(30_000),
+                    1 << 20,
+                    threads,
+                    &mut stats,
+                    &mut dead,
+                    &|line: &[u8], out: &mut Vec<u8>| {
+                        assert!(!line.windows(bug.len()).any(|w| w == bug), "a bug");
+                        out.extend_from_slice(line);
+                        Ok(())
+                    },
+                    |block| {
+                        wrote += block.len();
+                        Ok(())
+                    },
+                );
+                (result.map_err(|e| format!("{e:#}")), wrote)
+            });
+            let message = result.unwrap_err();
+            assert!(
+                message.contains("a worker thread failed on input in: it panicked: a bug"),
+                "{message}"
+            );
+            // The batches before the one that failed may be written; not it.
+            assert!(wrote < 20_000 * 140, "{wrote}");
+        }
+    }
+
+    #[test]
+    fn a_stage_that_panics_on_the_main_thread_ends_the_run_with_the_panic() {
+        let specs = waflog_core::detect::DetectorSpec::defaults();
+        let engine =
+            waflog_core::detect::Engine::new(&specs, waflog_core::features::FeatureMap::default())
+                .unwrap();
+        let extractor = engine.extractor();
+        let panicked = within_a_minute(move || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let mut dead = crate::sink::file::create(None).unwrap();
+                let mut stats = TransformStats::default();
+                let mut seen = 0;
+                // More batches than are ever in memory at once: the reader waits
+                // for the batches this thread hands back.
+                let _ = each_record_prepared(
+                    records_input(100_000),
+                    1 << 20,
+                    2,
+                    &mut stats,
+                    &mut dead,
+                    &extractor,
+                    |_, _, _| {
+                        seen += 1;
+                        assert!(seen < 20_000, "a bug in the stage");
+                        Ok(Ok(()))
+                    },
+                );
+            }))
+            .is_err()
+        });
+        assert!(panicked);
     }
 
     #[test]
