@@ -16,6 +16,14 @@
 //! cannot be listed gets one lane (with a warning); so does
 //! `--kinesis-in-flight 1`.
 //!
+//! The stream may be resharded while the sink writes. Each `PutRecords` answer
+//! names the shard of every record; when one names a shard that was not open
+//! when the lanes were set up (a merge's or a split's child), the sink waits for
+//! every call under way, lists the shards again, and deals the records not yet
+//! sent to the new lanes in the order given. Only the batches under way when
+//! the change was seen (at most one per lane) can reach a merged shard out of
+//! order.
+//!
 //! Records a call reports as failed (`ProvisionedThroughputExceededException`,
 //! internal failures) are resent with exponential backoff and jitter until they
 //! are accepted, or the run stops with an error that says how many were
@@ -71,6 +79,12 @@ pub struct KinesisSink {
     lanes: Vec<Lane>,
     /// The open shards' hash-key ranges (first, last) and their lanes, by first.
     shards: Vec<(u128, u128, usize)>,
+    /// The ids of the shards open when the lanes were set up (empty when they
+    /// could not be listed, or with one call in flight: nothing to follow).
+    known: Vec<String>,
+    /// An answer named a shard not in `known`: the lanes are set up again before
+    /// the next record.
+    resharded: bool,
     lines: LineBuffer,
     stats: SinkStats,
     seed: u64,
@@ -89,10 +103,10 @@ pub struct KinesisSink {
 #[derive(Default)]
 struct Lane {
     batch: Vec<PutRecordsRequestEntry>,
+    /// The numbers (from 0, in the order given) of `batch`'s records.
+    numbers: Vec<u64>,
     /// Bytes of `batch` (data and partition keys).
     bytes: usize,
-    /// The number (from 0, in the order given) of `batch`'s first record.
-    first: u64,
     flight: Option<Flight>,
 }
 
@@ -123,6 +137,8 @@ struct Sent {
     retried: u64,
     /// Why it stopped before all its records were accepted, and how many were not.
     failed: Option<(String, usize)>,
+    /// The shards the accepted records went to.
+    shards: Vec<String>,
     /// It stopped on Ctrl-C.
     interrupted: bool,
 }
@@ -175,6 +191,8 @@ impl KinesisSink {
             key: FieldText::new(key_field),
             lanes: Vec::new(),
             shards: Vec::new(),
+            known: Vec::new(),
+            resharded: false,
             stats: SinkStats::default(),
             lines: LineBuffer::default(),
             seed: 0x9e37_79b9_7f4a_7c15,
@@ -211,22 +229,68 @@ impl KinesisSink {
         if self.lanes.is_empty() {
             self.map_shards();
         }
-        let l = self.lane_of(&key);
-        let lane = &self.lanes[l];
-        if lane.batch.len() == MAX_BATCH_RECORDS || lane.bytes + size > MAX_BATCH_BYTES {
-            self.send(l)?;
-        }
         let entry = PutRecordsRequestEntry::builder()
             .data(Blob::new(line))
             .partition_key(key)
             .build()
             .context("cannot build a PutRecords entry")?;
-        let lane = &mut self.lanes[l];
-        if lane.batch.is_empty() {
-            lane.first = ordinal;
+        self.place(entry, ordinal, size)
+    }
+
+    /// Puts record number `ordinal` (`size` bytes with its key) in its lane's
+    /// batch, first sending the batch if it is full; when a call's answer showed
+    /// the shards changed, first sets the lanes up again.
+    fn place(
+        &mut self,
+        entry: PutRecordsRequestEntry,
+        ordinal: u64,
+        size: usize,
+    ) -> anyhow::Result<()> {
+        loop {
+            if self.resharded {
+                self.follow_reshard()?;
+            }
+            let l = self.lane_of(entry.partition_key());
+            let lane = &mut self.lanes[l];
+            let full = lane.batch.len() == MAX_BATCH_RECORDS || lane.bytes + size > MAX_BATCH_BYTES;
+            if !full || lane.batch.is_empty() {
+                lane.batch.push(entry);
+                lane.numbers.push(ordinal);
+                lane.bytes += size;
+                return Ok(());
+            }
+            // Sends the batch, unless the shards changed (it is dealt again).
+            self.send(l)?;
         }
-        lane.batch.push(entry);
-        lane.bytes += size;
+    }
+
+    /// The stream was resharded: waits for every call under way, sets the lanes
+    /// up again from the shards open now, and deals the records not yet sent to
+    /// them in the order given.
+    fn follow_reshard(&mut self) -> anyhow::Result<()> {
+        self.resharded = false;
+        for l in 0..self.lanes.len() {
+            self.collect(l)?;
+        }
+        let mut waiting: Vec<(u64, PutRecordsRequestEntry)> = Vec::new();
+        for lane in &mut self.lanes {
+            waiting.extend(lane.numbers.drain(..).zip(lane.batch.drain(..)));
+            lane.bytes = 0;
+        }
+        waiting.sort_unstable_by_key(|&(n, _)| n);
+        let before = self.lanes.len();
+        self.map_shards();
+        tracing::info!(
+            "kinesis://{}: its shards changed; every call under way ended, and {} records not sent yet go to the {} open shards' {} lanes (before: {before})",
+            self.put.stream,
+            waiting.len(),
+            self.known.len(),
+            self.lanes.len(),
+        );
+        for (ordinal, entry) in waiting {
+            let size = entry.data().as_ref().len() + entry.partition_key().len();
+            self.place(entry, ordinal, size)?;
+        }
         Ok(())
     }
 
@@ -235,18 +299,21 @@ impl KinesisSink {
     /// `ListShards`. A stream whose shards cannot be listed (no
     /// `kinesis:ListShards` permission, say) gets one lane, with a warning.
     fn map_shards(&mut self) {
+        self.shards.clear();
+        self.known.clear();
         let lanes = if self.max_in_flight == 1 {
             1
         } else {
             match self.list_shards() {
-                Ok(mut ranges) => {
-                    ranges.sort_unstable();
-                    let lanes = ranges.len().clamp(1, self.max_in_flight);
-                    self.shards = ranges
-                        .into_iter()
+                Ok(mut open) => {
+                    open.sort_unstable();
+                    let lanes = open.len().clamp(1, self.max_in_flight);
+                    self.shards = open
+                        .iter()
                         .enumerate()
-                        .map(|(i, (start, end))| (start, end, i % lanes))
+                        .map(|(i, &(start, end, _))| (start, end, i % lanes))
                         .collect();
+                    self.known = open.into_iter().map(|(_, _, id)| id).collect();
                     lanes
                 }
                 Err(e) => {
@@ -261,8 +328,8 @@ impl KinesisSink {
         self.lanes = (0..lanes).map(|_| Lane::default()).collect();
     }
 
-    /// The hash-key ranges of the stream's open shards.
-    fn list_shards(&self) -> anyhow::Result<Vec<(u128, u128)>> {
+    /// The hash-key ranges of the stream's open shards, and their ids.
+    fn list_shards(&self) -> anyhow::Result<Vec<(u128, u128, String)>> {
         let mut ranges = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -284,8 +351,8 @@ impl KinesisSink {
                         r.ending_hash_key().parse::<u128>().ok()?,
                     ))
                 });
-                if let (true, Some(range)) = (open, range) {
-                    ranges.push(range);
+                if let (true, Some((start, end))) = (open, range) {
+                    ranges.push((start, end, s.shard_id().to_string()));
                 }
             }
             token = out.next_token().map(str::to_string);
@@ -303,7 +370,8 @@ impl KinesisSink {
         lane_of(&self.shards, key)
     }
 
-    /// Starts sending lane `l`'s batch, first waiting for the lane's call under way.
+    /// Starts sending lane `l`'s batch, first waiting for the lane's call under way;
+    /// not when that call's answer showed the shards changed.
     fn send(&mut self, l: usize) -> anyhow::Result<()> {
         if self.stopped {
             anyhow::bail!("kinesis://{} stopped on an earlier error", self.put.stream);
@@ -312,6 +380,10 @@ impl KinesisSink {
             return Ok(());
         }
         self.collect(l)?;
+        if self.resharded {
+            // The batch waits to be dealt to the new lanes.
+            return Ok(());
+        }
         self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let lane = &mut self.lanes[l];
         let batch = std::mem::take(&mut lane.batch);
@@ -324,8 +396,9 @@ impl KinesisSink {
         lane.flight = Some(Flight {
             task,
             records,
-            first: lane.first,
+            first: lane.numbers[0],
         });
+        lane.numbers.clear();
         Ok(())
     }
 
@@ -390,6 +463,9 @@ impl KinesisSink {
         self.stats.records += sent.accepted;
         self.stats.calls += sent.calls;
         self.stats.retried += sent.retried;
+        if !self.known.is_empty() && sent.shards.iter().any(|s| !self.known.contains(s)) {
+            self.resharded = true;
+        }
         if sent.failed.is_some() {
             self.failed(flight.first);
         }
@@ -444,7 +520,7 @@ impl KinesisSink {
                 l.flight
                     .as_ref()
                     .map(|f| f.first)
-                    .or_else(|| (!l.batch.is_empty()).then_some(l.first))
+                    .or_else(|| l.numbers.first().copied())
             })
             .chain(self.failed_at)
             .fold(self.handed, u64::min)
@@ -453,8 +529,14 @@ impl KinesisSink {
     /// Sends every lane's batch (a partial line waits) and waits for every call
     /// under way.
     pub fn flush(&mut self) -> anyhow::Result<()> {
-        for l in 0..self.lanes.len() {
-            self.send(l)?;
+        loop {
+            for l in 0..self.lanes.len() {
+                self.send(l)?;
+            }
+            if !self.resharded {
+                break;
+            }
+            self.follow_reshard()?;
         }
         for l in 0..self.lanes.len() {
             self.collect(l)?;
@@ -594,6 +676,12 @@ fn rejected(
         .iter()
         .find_map(|r| r.error_code().map(str::to_string));
     sent.accepted += (pending.len() - failed.len()) as u64;
+    let accepted = out.records().iter().filter(|r| r.error_code().is_none());
+    for shard in accepted.filter_map(|r| r.shard_id()) {
+        if !sent.shards.iter().any(|s| s == shard) {
+            sent.shards.push(shard.to_string());
+        }
+    }
     if failed.is_empty() {
         return None;
     }
