@@ -1,10 +1,10 @@
 //! Kinesis under faults, against real local servers started by
 //! `bash scripts/test.sh`: throttling injected by scripts/fault_proxy.py in front
-//! of kinesalite, a shard split while a consumer reads, a consumer killed in the
-//! middle of a read and resumed from its state file, and kinesalite itself
-//! restarted (its data persists on disk) while a producer writes and while a
-//! consumer reads. Every test checks that no record is lost and counts
-//! duplicates.
+//! of kinesalite, a shard split while a consumer reads, a merge while a producer
+//! writes, a consumer killed in the middle of a read and resumed from its state
+//! file, and kinesalite itself restarted (its data persists on disk) while a
+//! producer writes and while a consumer reads. Every test checks that no record
+//! is lost and counts duplicates.
 
 #![allow(clippy::unwrap_used)]
 
@@ -488,20 +488,7 @@ fn calls_in_flight_keep_each_shards_order() {
             && err.contains("(4 at once at most)"),
         "{err}"
     );
-    // Every shard read from its start with boto3: shard, partition key, id.
-    let out = boto_at(
-        &kin,
-        &format!(
-            "import json\n\
-             for sh in kinesis.list_shards(StreamName='{s}')['Shards']:\n\
-             \x20   it = kinesis.get_shard_iterator(StreamName='{s}', ShardId=sh['ShardId'], ShardIteratorType='TRIM_HORIZON')['ShardIterator']\n\
-             \x20   while it:\n\
-             \x20       r = kinesis.get_records(ShardIterator=it, Limit=10000)\n\
-             \x20       for rec in r['Records']:\n\
-             \x20           print(sh['ShardId'], rec['PartitionKey'], json.loads(rec['Data'])['httpRequest']['requestId'])\n\
-             \x20       it = r.get('NextShardIterator') if r['Records'] else None"
-        ),
-    );
+    let stored = records_by_shard(&kin, &s);
     let position: BTreeMap<String, (usize, String)> = records
         .iter()
         .enumerate()
@@ -518,11 +505,10 @@ fn calls_in_flight_keep_each_shards_order() {
     let mut last: BTreeMap<&str, usize> = BTreeMap::new();
     let mut shard_of_key: BTreeMap<&str, &str> = BTreeMap::new();
     let mut n = 0;
-    for line in out.lines() {
-        let mut f = line.split(' ');
-        let (shard, key, id) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+    for (shard, key, id) in &stored {
+        let (shard, key) = (shard.as_str(), key.as_str());
         let (at, ip) = &position[id];
-        assert_eq!(key, ip, "{line}");
+        assert_eq!(key, ip, "{shard} {id}");
         if let Some(prev) = last.insert(shard, *at) {
             assert!(prev < *at, "{shard}: record {at} after record {prev}");
         }
