@@ -877,18 +877,20 @@ mod tests {
             .expect("still running after a minute: a thread waits for ever")
     }
 
+    /// Record number `i` of the tests' inputs, as a line.
+    fn record_line(i: u64) -> String {
+        format!(
+            "{{\"timestamp\":{},\"action\":\"ALLOW\",\"httpRequest\":{{\"clientIp\":\"10.0.0.{}\",\"country\":\"US\",\"httpMethod\":\"GET\"}}}}\n",
+            1_714_521_600_000 + i,
+            i % 250
+        )
+    }
+
     /// An input of `lines` generated records (not a file, so no origins).
     fn records_input(lines: u64) -> Input {
         let mut data = Vec::new();
         for i in 0..lines {
-            data.extend_from_slice(
-                format!(
-                    "{{\"timestamp\":{},\"action\":\"ALLOW\",\"httpRequest\":{{\"clientIp\":\"10.0.0.{}\",\"country\":\"US\",\"httpMethod\":\"GET\"}}}}\n",
-                    1_714_521_600_000 + i,
-                    i % 250
-                )
-                .as_bytes(),
-            );
+            data.extend_from_slice(record_line(i).as_bytes());
         }
         Input {
             name: "in".into(),
@@ -976,14 +978,7 @@ mod tests {
             if i % 5_000 == 7 {
                 data.extend_from_slice(b"{\"cut\":\n");
             }
-            data.extend_from_slice(
-                format!(
-                    "{{\"timestamp\":{},\"action\":\"ALLOW\",\"httpRequest\":{{\"clientIp\":\"10.0.0.{}\",\"country\":\"US\",\"httpMethod\":\"GET\"}}}}\n",
-                    1_714_521_600_000 + i,
-                    i % 250
-                )
-                .as_bytes(),
-            );
+            data.extend_from_slice(record_line(i).as_bytes());
         }
         let one = run(&data, 1);
         assert_eq!(one.2.records_out, 40_000, "{:?}", one.2);
