@@ -392,7 +392,8 @@ pub struct SinkArgs {
     #[arg(long, value_name = "FIELD", default_value = "httpRequest.clientIp")]
     pub partition_key: String,
     /// kinesis:// output: PutRecords calls under way at once, at most one per
-    /// shard (each shard keeps the order records were given in). With 1, a run
+    /// shard (each shard keeps the order records were given in; a reshard during
+    /// the run is followed: the lanes are dealt the new shards). With 1, a run
     /// resumed after the sink gave up writes every record exactly once; with
     /// more, records of other shards that got through may be written again.
     #[arg(long, value_name = "N", default_value_t = crate::sink::kinesis::DEFAULT_IN_FLIGHT,
