@@ -248,6 +248,12 @@ impl Item {
 }
 
 impl Batch {
+    /// Forgets the lines, keeping the buffers.
+    fn clear(&mut self) {
+        self.text.clear();
+        self.items.clear();
+    }
+
     fn push(&mut self, line: &Line<'_>) {
         let start = self.text.len();
         let (number, bytes, offset, too_long) = match *line {
@@ -495,8 +501,7 @@ pub fn each_line_parallel(
                 }
                 stats.add(&done.stats);
                 let mut batch = done.batch;
-                batch.text.clear();
-                batch.items.clear();
+                batch.clear();
                 batch.out = done.out;
                 let _ = spare_tx.send(batch);
             }
@@ -637,7 +642,9 @@ pub fn each_record_prepared(
         // lines it saw, and the read error that ended the input, if one did.
         let reader = scope.spawn(move || {
             let mut feed = Feed::new(LineReader::new(reader, max_line));
-            let (mut sent, mut made) = (0u64, 0usize);
+            // Batches sent, and batches made (new ones until there are `most`,
+            // then those this thread hands back).
+            let (mut sent, mut made) = (0u64, 1usize);
             let next = |made: &mut usize| {
                 if *made < most {
                     *made += 1;
@@ -646,9 +653,7 @@ pub fn each_record_prepared(
                     spare_rx.recv().ok()
                 }
             };
-            let Some((mut batch, mut prepared)) = next(&mut made) else {
-                return (feed.lines.bytes_read(), feed.seen, feed.failed);
-            };
+            let (mut batch, mut prepared) = (Batch::default(), Prepared::default());
             loop {
                 let end = feed.fill(&mut batch, progress);
                 if !batch.items.is_empty() {
@@ -684,8 +689,7 @@ pub fn each_record_prepared(
                             outcome
                         })?;
                     }
-                    batch.text.clear();
-                    batch.items.clear();
+                    batch.clear();
                     prepared.clear();
                     // The reader may have stopped; the batch is then not needed.
                     let _ = spare_tx.send((batch, prepared));
