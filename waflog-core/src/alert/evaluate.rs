@@ -350,21 +350,24 @@ impl Evaluator {
     /// all of a detector's entities at once, so a caller knows this after handing on
     /// the results of one scoring step ([`crate::pipeline::Pipeline`] does).
     pub fn fed_through(&mut self, detector: &str, end: i64) -> Vec<Notification> {
-        let mut out = Vec::new();
-        for m in &self.monitors {
-            if m.detector == detector {
-                close_through(m, &mut self.book, end, &mut out);
-            }
-        }
-        out
+        self.close_monitors(end, |m| m.detector == detector)
     }
 
     /// The watermark: every result for intervals ending at or before `ms` has been
     /// fed. Evaluates every period that ends by then.
     pub fn advance_to(&mut self, ms: i64) -> Vec<Notification> {
+        self.close_monitors(ms, |_| true)
+    }
+
+    /// Evaluates the periods ending by `end` of the monitors that `which` picks.
+    fn close_monitors(
+        &mut self,
+        end: i64,
+        which: impl Fn(&CompiledMonitor) -> bool,
+    ) -> Vec<Notification> {
         let mut out = Vec::new();
-        for m in &self.monitors {
-            close_through(m, &mut self.book, ms, &mut out);
+        for m in self.monitors.iter().filter(|m| which(m)) {
+            close_through(m, &mut self.book, end, &mut out);
         }
         out
     }
