@@ -420,6 +420,7 @@ impl AlgorithmSpec {
                 margin,
                 history,
                 max_contexts,
+                max_proposers,
             } => Some(ensemble::MemberModel::Cad(Box::new(cad::Cad::new(
                 cad::CadParams {
                     threshold,
@@ -427,6 +428,7 @@ impl AlgorithmSpec {
                     margin,
                     history,
                     max_contexts,
+                    max_proposers,
                     ..cad::CadParams::default()
                 },
                 features,

@@ -193,7 +193,7 @@ pub enum AlgorithmSpec {
     },
     /// CAD OSE, contextual anomaly detection (see [`crate::detect::cad`]), learning
     /// the value range as the data arrive: the score is how much of the current
-    /// row's context is new. Its best NAB figures (71.82 / 63.81 / 76.62) come with a
+    /// row's context is new. Its best NAB figures (71.88 / 63.97 / 76.66) come with a
     /// scoring cost on noisy series and a sensitivity to `margin`.
     Cad {
         /// Score, in (0, 1), at and above which an interval is anomalous (0.75).
@@ -208,10 +208,14 @@ pub enum AlgorithmSpec {
         /// Values kept to rebuild the model when the range widens.
         #[serde(default = "default_cad_history")]
         history: usize,
-        /// Contexts per model above which it is rebuilt from the newer half of the
+        /// Contexts per model above which it is rebuilt from the newer quarter of the
         /// history (bounds memory).
         #[serde(default = "default_cad_max_contexts")]
         max_contexts: usize,
+        /// Most recent zero-level left semi-contexts that may propose new contexts on
+        /// a row (bounds the work per row; 0: all of them, as NAB's code does).
+        #[serde(default = "default_cad_max_proposers")]
+        max_proposers: usize,
     },
     /// ARTime, adaptive resonance over downsampled windows of the series (see
     /// [`crate::detect::artime`]), learning its range as the data arrive: the
@@ -308,6 +312,9 @@ fn default_cad_history() -> usize {
 }
 fn default_cad_max_contexts() -> usize {
     crate::detect::cad::CadParams::default().max_contexts
+}
+fn default_cad_max_proposers() -> usize {
+    crate::detect::cad::CadParams::default().max_proposers
 }
 fn default_artime_warmup() -> usize {
     crate::detect::artime::ArTimeParams::default().warmup
@@ -1285,6 +1292,7 @@ mod tests {
                 margin: d.margin,
                 history: d.history,
                 max_contexts: d.max_contexts,
+                max_proposers: d.max_proposers,
             }
         );
         s.validate(0, p).unwrap();
