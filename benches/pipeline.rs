@@ -1,4 +1,5 @@
-//! criterion benches, one group per stage: parse, transform, generate.
+//! criterion benches, one group per stage: parse, transform, generate, detect; and
+//! `cad_noise`, the `cad` detector on its slowest input.
 //!
 //! Input: `fixtures/bench.ndjson.gz` (20,000 simulated records, decompressed once
 //! outside the timed part). Run with `cargo bench -p waflog-benches`; each group
@@ -226,5 +227,49 @@ fn detect(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, transform, generate, detect);
+/// `cad` over uniform white noise, its slowest input: every row is new and the model
+/// keeps reaching its context cap. A fresh model per iteration over 20,000 rows, so
+/// warm-up, rebuilds and replays are all in. `bounded` is the default; `all_propose`
+/// lets every zero-level context propose, as NAB's code does.
+fn cad(c: &mut Criterion) {
+    use waflog_core::detect::cad::{Cad, CadParams};
+    use waflog_core::detect::{Detector, IntervalFeatures};
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let noise: Vec<f64> = (0..20_000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        })
+        .collect();
+    let mut g = c.benchmark_group("cad_noise");
+    g.throughput(Throughput::Elements(noise.len() as u64));
+    g.sample_size(10);
+    for (name, max_proposers) in [
+        ("bounded", CadParams::default().max_proposers),
+        ("all_propose", 0),
+    ] {
+        let params = CadParams {
+            max_proposers,
+            ..CadParams::default()
+        };
+        g.bench_function(format!("{name}/points"), |b| {
+            b.iter(|| {
+                let mut d = Cad::new(params, 1);
+                for (i, x) in noise.iter().enumerate() {
+                    black_box(d.process(&IntervalFeatures {
+                        start_ms: i as i64,
+                        end_ms: i as i64 + 1,
+                        values: &[*x],
+                        categories: &[],
+                    }));
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, parse, transform, generate, detect, cad);
 criterion_main!(benches);
