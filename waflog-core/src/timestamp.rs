@@ -20,7 +20,6 @@
 //! inside the same era. Negative and non-finite values are rejected.
 
 use crate::error::SchemaError;
-use crate::parse::fields::Scalar;
 
 /// Latest accepted time: 9999-12-31T23:59:59.999Z.
 pub const MAX_MS: i64 = 253_402_300_799_999;
@@ -66,21 +65,6 @@ pub fn from_f64(v: f64) -> Result<i64, SchemaError> {
         return Err(invalid(UNITS));
     }
     Ok(ms as i64)
-}
-
-/// Converts a record's `timestamp` value, as field extraction found it (`None` when
-/// absent), to epoch milliseconds: a number of unknown unit ([`from_f64`]) or a text
-/// ([`from_str`]). Detection and the sinks' routing read the time this one way.
-pub(crate) fn from_scalar(v: Option<&Scalar<'_>>) -> Result<i64, SchemaError> {
-    match v {
-        None | Some(Scalar::Null) => Err(SchemaError::MissingTimestamp),
-        Some(Scalar::Num(n)) => from_f64(*n),
-        Some(Scalar::Str(s)) => from_str(s),
-        Some(_) => Err(SchemaError::InvalidTimestamp {
-            value: "an object or boolean".into(),
-            reason: "must be a number or a string",
-        }),
-    }
 }
 
 /// Converts an integer timestamp of unknown unit to epoch milliseconds.

@@ -73,7 +73,7 @@ impl Extractor {
         self.fields
             .extract(text, local)
             .map_err(|e| crate::parse::field_error(text, e))?;
-        let ts = crate::timestamp::from_scalar(local[self.timestamp].as_ref())?;
+        let ts = crate::parse::fields::timestamp_ms(local[self.timestamp].as_ref())?;
         // The same type rules as the transform, so both accept the same records.
         for (k, path) in BASE_FIELDS.iter().enumerate() {
             let ok = matches!(

@@ -16,6 +16,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::error::SchemaError;
 use crate::parse::schema::KeySeed;
 
 mod skim;
@@ -537,6 +538,23 @@ impl<'de> Visitor<'de> for ScalarSeed {
         self.wrong_status::<A::Error>(format_args!("sequence"))?;
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Scalar::Composite)
+    }
+}
+
+/// Converts a record's `timestamp` value, as field extraction found it (`None` when
+/// absent), to epoch milliseconds: a number of unknown unit
+/// ([`crate::timestamp::from_f64`]) or a text ([`crate::timestamp::from_str`]).
+/// Detection and the sinks' routing read the time this one way. (Here rather than in
+/// `timestamp`, which the parsers below it use: no import circle.)
+pub(crate) fn timestamp_ms(v: Option<&Scalar<'_>>) -> Result<i64, SchemaError> {
+    match v {
+        None | Some(Scalar::Null) => Err(SchemaError::MissingTimestamp),
+        Some(Scalar::Num(n)) => crate::timestamp::from_f64(*n),
+        Some(Scalar::Str(s)) => crate::timestamp::from_str(s),
+        Some(_) => Err(SchemaError::InvalidTimestamp {
+            value: "an object or boolean".into(),
+            reason: "must be a number or a string",
+        }),
     }
 }
 

@@ -311,7 +311,7 @@ impl TimedField {
         self.fields.extract(text, &mut out).ok()?;
         let time = out
             .get(self.time)
-            .and_then(|v| crate::timestamp::from_scalar(v.as_ref()).ok());
+            .and_then(|v| crate::parse::fields::timestamp_ms(v.as_ref()).ok());
         Some(match out.get(self.field) {
             Some(Some(fields::Scalar::Str(s))) if !s.is_empty() => f(time, Some(s)),
             _ => f(time, None),
