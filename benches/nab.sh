@@ -16,17 +16,18 @@ Without arguments: the CLI mode for the default metric detector, then for the fo
 (--config fixtures/config/nab-rcf.toml --name rcf), then the cross-validation.
 
 Cross-validation (--cv): runs the `nab_cv` example (examples/nab_cv.rs): a grid of the
-default detector's four tuned parameters over the 58 series, each fold's choice made on
-half of the files (odd or even by sorted path) and scored on the other half, with
-waflog's scorer (about 2 minutes once built).
+default detector's three tuned parameters (cad's rest period, range margin and
+history; 45 combinations) over the 58 series, each fold's choice made on half of the
+files (odd or even by sorted path) and scored on the other half, with waflog's scorer
+(about 3 minutes once built).
 
 CLI mode: what a user of `waflog detect --input-format csv` gets on NAB, scored
 by NAB's official scorer.
   1. builds `waflog` in release;
   2. runs, for each of the 58 labelled series of fixtures/nab/data, in a fresh process
      (two at a time), `waflog detect --input-format csv FILE --all [--config CFG]`:
-     without CFG the default metric detector (the `ensemble` of `artime` and
-     `ewma_likelihood`),
+     without CFG the default metric detector (`cad`; the default before it, the
+     `ensemble` of `artime` and `ewma_likelihood`, is fixtures/config/nab-ensemble.toml),
      with CFG the first of its [[detectors]] (its algorithm; the features are the CSV's
      value column), e.g. a config with one `type = "rcf"` detector;
   3. turns each run's results (NDJSON, one document per data row with --all) into a NAB

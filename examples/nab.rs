@@ -26,8 +26,10 @@
 //!
 //! The default, `likelihood-spatial`, is `ewma_likelihood` with the spatial rule
 //! ([`AlgorithmSpec::likelihood_default`]), the core's default metric detector before
-//! the `ensemble` ([`AlgorithmSpec::metric_default`], 67.29 / 59.44 / 73.02 through the
-//! CLI: `bash benches/nab.sh`; its cross-validation: the `nab_cv` example); the
+//! the `ensemble` of `artime` and it ([`AlgorithmSpec::artime_likelihood_ensemble`],
+//! 67.29 / 59.44 / 73.02 through the CLI), which came before `cad`
+//! ([`AlgorithmSpec::metric_default`], 71.88 / 63.97 / 76.66: `bash benches/nab.sh`;
+//! its cross-validation: the `nab_cv` example); the
 //! published Random Cut Forest line is 51.7 / 38.4 / 59.7.
 //!
 //! The likelihood's learning and estimation periods are not the detector's defaults
@@ -320,8 +322,8 @@ Scores waflog's default detector (ewma) on the Numenta Anomaly Benchmark.
   --method M           detector output -> NAB score:
                          likelihood-spatial (default): Numenta's anomaly likelihood
                            of |z| + HTM's spatial-anomaly rule (type = \"ewma_likelihood\",
-                           a member of the default detector of `waflog detect
-                           --input-format csv`, the `ensemble`)
+                           a member of the `ensemble` that was the default of
+                           `waflog detect --input-format csv` before `cad`)
                          likelihood: the same without the spatial rule
                          ratio: a fixed function of |z| (see --mapping; the first scoring)
                          scaled: |z| / decayed mean of the series' past |z|

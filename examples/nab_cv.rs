@@ -4,10 +4,10 @@
 //! Run with `cargo run --release -p waflog-examples --example nab_cv -- [--nab DIR]`
 //! (or as part of `bash benches/nab.sh`).
 //!
-//! The default metric detector ([`AlgorithmSpec::metric_default`], `type = "ensemble"`
-//! of `artime` and `ewma_likelihood`) has four parameters chosen on data: artime's
-//! `warmup`, `step` and `margin`, and the likelihood member's `min_score`. This program
-//! runs every combination of a small grid around them over the 58 NAB series (each row
+//! The default metric detector ([`AlgorithmSpec::metric_default`], `type = "cad"`) has
+//! three parameters chosen on data: the `rest_period`, the range `margin` and the
+//! `history` a re-binned model is rebuilt from. This program runs every combination
+//! of a grid around them over the 58 NAB series (each row
 //! through `AlgorithmSpec::build(1)`, as `waflog detect --input-format csv` does),
 //! then, for each fold, chooses the combination with the best standard-profile score on
 //! the odd-numbered files (sorted by path) and reports its score on the even-numbered
@@ -22,40 +22,35 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use waflog_core::detect::EnsembleMember;
 use waflog_core::detect::{AlgorithmSpec, IntervalFeatures};
 use waflog_core::eval::nab::{self, CostProfile, Series};
 use waflog_examples::nab::{self as files, FileSet};
 
-/// The grid: artime's warm-up (rows), step (rows per sample), range margin, and the
-/// likelihood member's `min_score`.
-const WARMUPS: [usize; 3] = [150, 300, 600];
-const STEPS: [usize; 3] = [1, 2, 4];
-const MARGINS: [f64; 2] = [0.1, 1.0];
-const MIN_SCORES: [f64; 2] = [0.9, 0.99];
+/// The grid: the rest period (rows), the range margin (share of the spread) and the
+/// history (rows).
+const RESTS: [u32; 3] = [10, 20, 30];
+const MARGINS: [f64; 5] = [0.0, 0.03, 0.05, 0.1, 0.2];
+const HISTORIES: [usize; 3] = [1000, 2000, 4000];
 
-/// The default metric detector with other values of its four tuned parameters.
-fn candidate(warmup: usize, step: usize, margin: f64, min_score: f64) -> AlgorithmSpec {
-    let AlgorithmSpec::Ensemble {
-        mut members,
+/// The default metric detector with other values of its three tuned parameters.
+fn candidate(rest: u32, margin: f64, hist: usize) -> AlgorithmSpec {
+    let AlgorithmSpec::Cad {
         threshold,
+        max_contexts,
+        max_proposers,
+        ..
     } = AlgorithmSpec::metric_default()
     else {
-        unreachable!("the metric default is an ensemble")
+        unreachable!("the metric default is cad")
     };
-    for m in &mut members {
-        match &mut m.algorithm {
-            AlgorithmSpec::Artime {
-                warmup: w,
-                step: s,
-                margin: g,
-                ..
-            } => (*w, *s, *g) = (warmup, step, margin),
-            _ => m.min_score = min_score,
-        }
+    AlgorithmSpec::Cad {
+        threshold,
+        rest_period: rest,
+        margin,
+        history: hist,
+        max_contexts,
+        max_proposers,
     }
-    let members: Vec<EnsembleMember> = members;
-    AlgorithmSpec::Ensemble { members, threshold }
 }
 
 /// Every row's `anomaly_score` from a fresh model of `spec`.
@@ -125,23 +120,21 @@ fn cross_validate(root: &std::path::Path) -> Result<(), Box<dyn std::error::Erro
         .get("standard")
         .ok_or("profile `standard` missing")?;
     let mut rows = Vec::new();
-    for &warmup in &WARMUPS {
-        for &step in &STEPS {
-            for &margin in &MARGINS {
-                for &min_score in &MIN_SCORES {
-                    let spec = candidate(warmup, step, margin, min_score);
-                    let scores: Vec<Vec<f64>> = corpus.iter().map(|s| run(s, &spec)).collect();
-                    let odd = score(&corpus, &scores, FileSet::Odd, standard)?;
-                    let even = score(&corpus, &scores, FileSet::Even, standard)?;
-                    let all = score(&corpus, &scores, FileSet::All, standard)?;
-                    rows.push(((warmup, step, margin, min_score), odd, even, all));
-                }
+    for &rest in &RESTS {
+        for &margin in &MARGINS {
+            for &hist in &HISTORIES {
+                let spec = candidate(rest, margin, hist);
+                let scores: Vec<Vec<f64>> = corpus.iter().map(|s| run(s, &spec)).collect();
+                let odd = score(&corpus, &scores, FileSet::Odd, standard)?;
+                let even = score(&corpus, &scores, FileSet::Even, standard)?;
+                let all = score(&corpus, &scores, FileSet::All, standard)?;
+                rows.push(((rest, margin, hist), odd, even, all));
             }
         }
     }
-    println!("warmup step margin min_score    odd   even    all  (NAB standard, waflog's scorer)");
-    for ((w, s, m, q), odd, even, all) in &rows {
-        println!("{w:6} {s:4} {m:6} {q:9} {odd:6.2} {even:6.2} {all:6.2}");
+    println!("rest margin history    odd   even    all  (NAB standard, waflog's scorer)");
+    for ((r, m, h), odd, even, all) in &rows {
+        println!("{r:4} {m:6} {h:7} {odd:6.2} {even:6.2} {all:6.2}");
     }
     let best = |by: &dyn Fn(&(f64, f64)) -> f64| {
         rows.iter()
@@ -153,7 +146,7 @@ fn cross_validate(root: &std::path::Path) -> Result<(), Box<dyn std::error::Erro
     else {
         return Err("empty grid".into());
     };
-    let default = candidate(300, 2, 1.0, 0.99) == AlgorithmSpec::metric_default();
+    let default = candidate(20, 0.05, 2000) == AlgorithmSpec::metric_default();
     println!();
     println!(
         "fold 1: chosen on odd  {p_odd:?}: odd {in_odd:.2} (in fold), even {out_even:.2} (held out)"
@@ -166,8 +159,6 @@ fn cross_validate(root: &std::path::Path) -> Result<(), Box<dyn std::error::Erro
         (out_even + out_odd) / 2.0,
         (in_odd + in_even) / 2.0
     );
-    println!(
-        "(the default, warmup 300 step 2 margin 1.0 min_score 0.99, is in the grid: {default})"
-    );
+    println!("(the default, rest 20 margin 0.05 history 2000, is in the grid: {default})");
     Ok(())
 }

@@ -83,7 +83,8 @@ fn main() -> Result<(), String> {
         ("ewma", AlgorithmSpec::default()),
         ("ewma_likelihood", AlgorithmSpec::likelihood_default()),
         ("artime", AlgorithmSpec::artime_default()),
-        ("ensemble", AlgorithmSpec::metric_default()),
+        ("ensemble", AlgorithmSpec::artime_likelihood_ensemble()),
+        ("cad", AlgorithmSpec::cad_default()),
     ];
     let scenarios = scenarios()?;
     println!("algorithm         episodes detected  false alarms/day (sum)  mean delay");

@@ -60,11 +60,16 @@
 //!   geometric, so a trending series re-bins about `ln(growth) / ln(1 + margin)` times
 //!   rather than on every row. A range of zero width is widened as soon as a second,
 //!   different value arrives.
-//! - Memory is bounded: at most `history` values and about `max_contexts` contexts per
-//!   model. When the memory holds more contexts (a noisy stream stores several per
-//!   row), the older three quarters of the history are dropped and the model rebuilt
-//!   from the newest quarter (a rebuild replays those rows, so the smaller the part
-//!   kept, the less a noisy stream spends replaying).
+//! - Memory is bounded: at most `history` values and about `max_contexts` (100,000)
+//!   contexts per model. When the memory holds more contexts (a noisy stream stores
+//!   several per row), the older three quarters of the history are dropped and the
+//!   model rebuilt from the newest quarter (a rebuild replays those rows, so the
+//!   smaller the part kept, the less a noisy stream spends replaying). With 3 value
+//!   bits and the bound on proposers below, even uniform white noise levels off below
+//!   the cap (about 75,000 contexts after 100,000 rows, 80,000 after a million): a
+//!   lower cap (it was 20,000) made such a stream rebuild every 600 rows or so, each
+//!   rebuild replaying 500, and kept 96 % of its rows new, where a model left to learn
+//!   finds 2 % new.
 //! - The work of a new row is bounded too: only the `max_proposers` (256) left
 //!   semi-contexts with zero-level contexts stored last may propose contexts. In
 //!   NAB's code every one of them may, so the cost of a new row grows with the memory
@@ -92,10 +97,13 @@
 //! it was not tuned on. The bound on proposers and the rebuild from the newest quarter
 //! came later, for speed: they leave the corpus score where it was (second line) and
 //! take the noisiest series from about 23,000 to 38,000 values per second of CPU on
-//! one core (uniform white noise and NAB's `art_noisy`, which store contexts fastest
-//! and so rebuild at the context cap most often; 1.6x in the same run). Over the
-//! corpus about 240,000 values per second; a model's snapshot is 44 kB for the median
-//! NAB file, 325 kB at most.
+//! one core (uniform white noise and NAB's `art_noisy`, which store contexts fastest;
+//! 1.6x in the same run). The cap raised from 20,000 to 100,000 contexts (no NAB file
+//! reaches either) and ranking the active contexts as they are counted (only the best
+//! `2 * max_active_neurons` are kept, cut back to the best half when full) take white
+//! noise to about 63,000 values per second (1.5x in the same run, in process). Over
+//! the corpus about 240,000 values per second; a model's snapshot is 44 kB for the
+//! median NAB file, 325 kB at most; on white noise a model holds about 7.5 MB.
 //!
 //! # Differences from NAB's code
 //!
@@ -192,7 +200,7 @@ pub struct CadParams {
     /// Values kept to rebuild the model when it is re-binned.
     pub history: usize,
     /// Contexts per model above which the model is rebuilt from the newer quarter of
-    /// the history.
+    /// the history (about 100 bytes each: bounds a model's memory).
     pub max_contexts: usize,
     /// Left semi-contexts with zero-level contexts that may propose on a new row: the
     /// most recently stored ones (0, or `nab_compat`: all, as in NAB's code). Bounds
@@ -216,7 +224,7 @@ impl Default for CadParams {
             range: RangeMode::Adaptive,
             margin: 0.05,
             history: 2000,
-            max_contexts: 20_000,
+            max_contexts: 100_000,
             max_proposers: 256,
             nab_compat: false,
         }
@@ -487,11 +495,19 @@ struct Index {
     scratch: Scratch,
 }
 
+/// An active context as it is ranked: (count, left hash, right hash, id).
+type Ranked = (u64, i64, i64, u32);
+
 /// Buffers reused from row to row.
 #[derive(Debug, Clone, Default)]
 struct Scratch {
-    /// Active contexts: (count, left hash, right hash, id).
-    active: Vec<(u64, i64, i64, u32)>,
+    /// The highest-ranked active contexts so far (at most twice the neurons kept).
+    active: Vec<Ranked>,
+    /// Active contexts counted on the row.
+    n_active: usize,
+    /// A rank that at least `max_active_neurons` of those in `active` exceed or equal:
+    /// an active context ranked below it cannot become a neuron fact.
+    floor: Option<Ranked>,
     /// Proposed contexts as (left, right) semi-contexts whose held facts they take,
     /// grouped by left semi-context, and the positions of the neuron facts held in
     /// the left semi-context (the first 64) as bits.
@@ -507,8 +523,30 @@ struct Scratch {
 impl Scratch {
     fn clear(&mut self) {
         self.active.clear();
+        self.n_active = 0;
+        self.floor = None;
         self.proposed.clear();
         self.rights.clear();
+    }
+}
+
+impl Scratch {
+    /// Counts an active context, and keeps it if it may be among the `k` highest
+    /// ranked of the row (the ones [`Model::step`] makes neuron facts). Keeping at
+    /// most `2k` and cutting back to the best `k` gives the same `k` as ranking them
+    /// all, without storing them all.
+    fn offer(&mut self, a: Ranked, k: usize) {
+        self.n_active += 1;
+        if self.floor.is_some_and(|f| a < f) {
+            return;
+        }
+        self.active.push(a);
+        if self.active.len() >= 2 * k {
+            let cut = self.active.len() - k;
+            self.active.select_nth_unstable(cut);
+            self.active.drain(..cut);
+            self.floor = self.active.iter().min().copied();
+        }
     }
 }
 
@@ -890,6 +928,7 @@ impl Model {
             .get(new_context as usize)
             .map_or(u32::MAX, |c| c.left);
         let mut selected = 0_usize;
+        let k = params.max_active_neurons;
         let sig = signature(&left_facts);
         for &f in &left_facts {
             for &(lsig, l) in self.ix.anchor.get(f as usize).map_or(&[][..], |v| &v[..]) {
@@ -913,19 +952,19 @@ impl Model {
                     }
                     *count += 1;
                     let rh = self.ix.right_hash[r as usize];
-                    scratch.active.push((*count, lh, rh, *c));
+                    scratch.offer((*count, lh, rh, *c), k);
                 }
                 for (count, r, c) in &mut lc.high {
                     if *c != new_context && self.ix.right_mask[*r as usize] & !sens_mask == 0 {
                         *count += 1;
                         let rh = self.ix.right_hash[*r as usize];
-                        scratch.active.push((*count, lh, rh, *c));
+                        scratch.offer((*count, lh, rh, *c), k);
                     }
                 }
             }
         }
         let active_share = if selected > 0 {
-            scratch.active.len() as f64 / selected as f64
+            scratch.n_active as f64 / selected as f64
         } else {
             0.0
         };
@@ -998,7 +1037,6 @@ impl Model {
         }
 
         // The most active contexts become the neuron facts of the next left facts.
-        let k = params.max_active_neurons;
         let active = &mut scratch.active;
         if active.len() > k {
             let cut = active.len() - k;

@@ -185,7 +185,7 @@ mod tests {
             .iter()
             .map(|m| feed(m.build(1).as_mut(), &xs))
             .collect();
-        let mut e = ensemble(&AlgorithmSpec::metric_default());
+        let mut e = ensemble(&AlgorithmSpec::artime_likelihood_ensemble());
         let together = feed(&mut e, &xs);
         for (i, s) in together.iter().enumerate() {
             let a = alone[0][i].anomaly_score;
@@ -222,7 +222,7 @@ mod tests {
     fn feedback_reaches_the_members_that_take_it() {
         let xs = series();
         // The default ensemble: its `ewma_likelihood` member takes the level.
-        let mut e = ensemble(&AlgorithmSpec::metric_default());
+        let mut e = ensemble(&AlgorithmSpec::artime_likelihood_ensemble());
         feed(&mut e, &xs[..600]);
         let mut told = e.clone();
         assert!(told.learn_normal(&[250.0], 600 * 60_000));
@@ -263,7 +263,7 @@ mod tests {
             "type = \"ensemble\"\n[[members]]\ntype = \"cad\"\n[[members]]\ntype = \"artime\"",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        for spec in [AlgorithmSpec::metric_default(), with_cad] {
+        for spec in [AlgorithmSpec::artime_likelihood_ensemble(), with_cad] {
             restored_continues(&spec);
         }
     }

@@ -69,7 +69,7 @@
 //! scores*. The 58.9 was the `nab` example's, whose anomaly likelihood takes its
 //! learning and estimation periods from each file's NAB probationary period `p`
 //! (`floor(p / 2)` and `p - floor(p / 2)`, as NAB's HTM detector does), while the CLI
-//! ran `ewma_likelihood` (then `AlgorithmSpec::metric_default()`) with the likelihood's fixed defaults (288 and
+//! ran `ewma_likelihood` (then the metric default) with the likelihood's fixed defaults (288 and
 //! 100 rows): 247,791 of the corpus' 365,558 rows score differently, in all 58 files.
 //! The CLI's scores are bit for bit those of the example with `--lk-periods fixed`, and
 //! both scorers give them 58.21 / 50.68 / 63.32 (same thresholds, raw totals equal to
