@@ -267,12 +267,7 @@ fn generate_to_s3_to_kinesis_to_detect_keeps_every_record_intact() {
     let stream = common::unique_name("e2e");
     boto(&format!("s3.create_bucket(Bucket='{bucket}')"));
     let kinesalite = common::kinesalite();
-    common::boto_at(
-        &kinesalite,
-        &format!(
-            "kinesis.create_stream(StreamName='{stream}', ShardCount=2); wait_active('{stream}')"
-        ),
-    );
+    common::create_stream(&kinesalite, &stream, 2);
     let local = dir.path().join("local.ndjson");
     let (code, _, err) = run(waflog().args(GEN).arg("-o").arg(&local));
     assert_eq!(code, 0, "{err}");

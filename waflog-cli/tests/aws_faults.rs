@@ -286,10 +286,7 @@ fn permanent_errors_fail_fast_with_what_to_fix() {
     generate(&input, 7, 2);
     let kin = common::kinesalite();
     let s = common::unique_name("creds");
-    boto_at(
-        &kin,
-        &format!("kinesis.create_stream(StreamName='{s}', ShardCount=1); wait_active('{s}')"),
-    );
+    common::create_stream(&kin, &s, 1);
     let (code, _, err) = run(waflog_at(&kin)
         .arg("transform")
         .arg(&input)
@@ -431,10 +428,7 @@ fn giving_up_producer_then_rerun(in_flight: u16) {
     upload(&b, &input);
     let kin = common::kinesalite();
     let s = common::unique_name("giveup");
-    boto_at(
-        &kin,
-        &format!("kinesis.create_stream(StreamName='{s}', ShardCount=2); wait_active('{s}')"),
-    );
+    common::create_stream(&kin, &s, 2);
     let proxy = common::start_fault_proxy(
         &kin,
         &[

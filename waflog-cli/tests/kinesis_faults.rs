@@ -55,10 +55,7 @@ fn throttled_writes_and_reads_lose_nothing_and_duplicate_nothing() {
     let s = common::unique_name("throttled");
     let dir = tempfile::tempdir().unwrap();
     let kin = common::kinesalite();
-    boto_at(
-        &kin,
-        &format!("kinesis.create_stream(StreamName='{s}', ShardCount=2); wait_active('{s}')"),
-    );
+    common::create_stream(&kin, &s, 2);
     let proxy = common::start_fault_proxy(
         &kin,
         &[
@@ -112,10 +109,7 @@ fn a_shard_split_while_a_consumer_reads_is_followed() {
     let s = common::unique_name("resharded");
     let dir = tempfile::tempdir().unwrap();
     let kin = common::kinesalite();
-    boto_at(
-        &kin,
-        &format!("kinesis.create_stream(StreamName='{s}', ShardCount=1); wait_active('{s}')"),
-    );
+    common::create_stream(&kin, &s, 1);
     let before = dir.path().join("before.ndjson");
     let after = dir.path().join("after.ndjson");
     let first = generate(&before, 31, "2024-05-01T00:00:00Z", 10);
@@ -234,10 +228,7 @@ fn a_consumer_killed_mid_read_resumes_from_its_state_file() {
     let kin = common::kinesalite();
     let config = dir.path().join("waflog.toml");
     std::fs::write(&config, FAST_DETECTORS).unwrap();
-    boto_at(
-        &kin,
-        &format!("kinesis.create_stream(StreamName='{s}', ShardCount=2); wait_active('{s}')"),
-    );
+    common::create_stream(&kin, &s, 2);
     let input = dir.path().join("in.ndjson");
     let records = generate(&input, 41, "2024-05-01T00:00:00Z", 30);
     let (code, _, err) = run(waflog_at(&kin)
@@ -314,10 +305,7 @@ fn a_kinesalite_restart_mid_write_and_mid_read_loses_nothing() {
     let server = common::start_kinesalite(&data, 0);
     let port = server.port;
     let url = server.url();
-    boto_at(
-        &url,
-        &format!("kinesis.create_stream(StreamName='{s}', ShardCount=2); wait_active('{s}')"),
-    );
+    common::create_stream(&url, &s, 2);
     let input = dir.path().join("in.ndjson");
     let records = generate(&input, 51, "2024-05-01T00:00:00Z", 30);
     let restart = |server: Server| -> Server {
@@ -380,10 +368,7 @@ fn transform_resumes_a_stream_from_its_checkpoint_file() {
     let dir = tempfile::tempdir().unwrap();
     let s = common::unique_name("resumed");
     let kin = common::kinesalite();
-    boto_at(
-        &kin,
-        &format!("kinesis.create_stream(StreamName='{s}', ShardCount=2); wait_active('{s}')"),
-    );
+    common::create_stream(&kin, &s, 2);
     let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
     let first = generate(&a, 61, "2024-05-01T00:00:00Z", 5);
     let second = generate(&b, 62, "2024-05-01T00:05:00Z", 5);
@@ -422,10 +407,7 @@ fn two_consumers_split_a_stream_by_hash_key_and_each_client_stays_on_one() {
     let dir = tempfile::tempdir().unwrap();
     let s = common::unique_name("split");
     let kin = common::kinesalite();
-    boto_at(
-        &kin,
-        &format!("kinesis.create_stream(StreamName='{s}', ShardCount=4); wait_active('{s}')"),
-    );
+    common::create_stream(&kin, &s, 4);
     let input = dir.path().join("in.ndjson");
     let records = generate(&input, 71, "2024-05-01T00:00:00Z", 5);
     let (code, _, err) = run(waflog_at(&kin)
@@ -472,10 +454,7 @@ fn calls_in_flight_keep_each_shards_order() {
     let s = common::unique_name("inflight");
     let dir = tempfile::tempdir().unwrap();
     let kin = common::kinesalite();
-    boto_at(
-        &kin,
-        &format!("kinesis.create_stream(StreamName='{s}', ShardCount=4); wait_active('{s}')"),
-    );
+    common::create_stream(&kin, &s, 4);
     let input = dir.path().join("in.ndjson");
     let records = generate(&input, 12, "2024-05-01T00:00:00Z", 5);
     let (code, _, err) = run(waflog_at(&kin)
@@ -555,10 +534,7 @@ fn a_shard_merge_while_writing_is_followed() {
     let s = common::unique_name("merged");
     let dir = tempfile::tempdir().unwrap();
     let kin = common::kinesalite();
-    boto_at(
-        &kin,
-        &format!("kinesis.create_stream(StreamName='{s}', ShardCount=2); wait_active('{s}')"),
-    );
+    common::create_stream(&kin, &s, 2);
     let input = dir.path().join("in.ndjson");
     let records = generate(&input, 41, "2024-05-01T00:00:00Z", 10);
     let text = std::fs::read(&input).unwrap();

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 mod common;
-use common::{boto_at, lines, request_ids, run, waflog_at, waflog_env};
+use common::{lines, request_ids, run, waflog_at, waflog_env};
 
 /// Generates `minutes` of traffic starting at `start` into `path`.
 fn generate(path: &Path, seed: u64, start: &str, minutes: u32) -> Vec<serde_json::Value> {
@@ -96,10 +96,7 @@ fn transform_resuming_a_stream_from_its_state_appends_to_the_output_file() {
     let dir = tempfile::tempdir().unwrap();
     let kin = common::kinesalite();
     let s = common::unique_name("append");
-    boto_at(
-        &kin,
-        &format!("kinesis.create_stream(StreamName='{s}', ShardCount=1); wait_active('{s}')"),
-    );
+    common::create_stream(&kin, &s, 1);
     let first = dir.path().join("first.ndjson");
     let second = dir.path().join("second.ndjson");
     let a = generate(&first, 3, "2024-05-01T00:00:00Z", 3);

@@ -94,12 +94,7 @@ fn aws_credentials_never_reach_the_log_at_any_verbosity() {
     let moto = common::moto();
     let kinesalite = common::kinesalite();
     common::boto_at(&moto, &format!("s3.create_bucket(Bucket='{bucket}')"));
-    common::boto_at(
-        &kinesalite,
-        &format!(
-            "kinesis.create_stream(StreamName='{stream}', ShardCount=1); wait_active('{stream}')"
-        ),
-    );
+    common::create_stream(&kinesalite, &stream, 1);
     let state = dir.path().join("kinesis.state");
     let s3 = format!("s3://{bucket}/waf/");
     let kinesis = format!("kinesis://{stream}");

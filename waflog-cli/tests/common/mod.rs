@@ -74,6 +74,17 @@ pub fn boto_at(endpoint: &str, code: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Creates Kinesis stream `name` of `shards` shards at `endpoint` and waits until it
+/// is ACTIVE.
+pub fn create_stream(endpoint: &str, name: &str, shards: u32) {
+    boto_at(
+        endpoint,
+        &format!(
+            "kinesis.create_stream(StreamName='{name}', ShardCount={shards}); wait_active('{name}')"
+        ),
+    );
+}
+
 /// Runs a command: exit code, stdout, stderr.
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().unwrap();
