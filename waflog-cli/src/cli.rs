@@ -627,7 +627,8 @@ pub struct DetectArgs {
     /// Input format: `waf` (NDJSON WAF logs, raw or transformed) or `csv` (generic
     /// metric series `timestamp,value[,value...]`, one row per interval as given, an
     /// optional header naming the features; each input is one series scored by the
-    /// first configured detector's algorithm).
+    /// first configured detector's algorithm, or without [[detectors]] by the default
+    /// metric detector, cad).
     #[arg(long, value_enum, default_value_t = InputFormat::Waf)]
     pub input_format: InputFormat,
     /// Most per-entity models kept per detector (detectors with a category_field);
@@ -635,8 +636,9 @@ pub struct DetectArgs {
     /// as many as fit in about 1 GiB for the detector's algorithm: 262144 for ewma
     /// and categorical (budgeted 4 KiB per model, about 1.9 KiB measured), about
     /// 7,400 for ewma_likelihood (its 8640-interval window), 3,226 for a one-feature
-    /// rcf forest (333 KB budgeted, about 300 KB measured), about 9,700 for artime
-    /// and 4,200 for the default metric ensemble.
+    /// rcf forest (333 KB budgeted, about 300 KB measured), about 9,700 for artime,
+    /// 4,200 for the ensemble of artime and ewma_likelihood, and 107 for cad (10 MB
+    /// budgeted at its context cap; 44 kB for the median NAB series).
     #[arg(long, value_name = "N")]
     pub max_entities: Option<usize>,
     /// How far ahead of the stream's event time a record may be (default 3h, or
