@@ -1233,21 +1233,47 @@ impl Stream {
 
 /// The CAD OSE detector (see the module docs): one model per feature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "CadState")]
 pub struct Cad {
     params: CadParams,
     streams: Vec<Stream>,
     seen: u64,
 }
 
+/// [`Cad`] as deserialised: its parameters are brought into range as
+/// [`Cad::new`] does, so a snapshot edited by hand cannot make a step index out of
+/// range (no active context kept, bins past the sensor facts).
+#[derive(Deserialize)]
+struct CadState {
+    params: CadParams,
+    streams: Vec<Stream>,
+    seen: u64,
+}
+
+impl From<CadState> for Cad {
+    fn from(s: CadState) -> Cad {
+        Cad {
+            params: normalized(s.params),
+            streams: s.streams,
+            seen: s.seen,
+        }
+    }
+}
+
+/// `params` with `value_bits` in 1..=16 and `max_active_neurons` at least 1.
+fn normalized(params: CadParams) -> CadParams {
+    CadParams {
+        value_bits: params.value_bits.clamp(1, MAX_BITS),
+        max_active_neurons: params.max_active_neurons.max(1),
+        ..params
+    }
+}
+
 impl Cad {
     /// A detector for `features` features (at least 1); `value_bits` is brought into
     /// 1..=16 and `max_active_neurons` to at least 1.
     pub fn new(params: CadParams, features: usize) -> Cad {
-        let params = CadParams {
-            value_bits: params.value_bits.clamp(1, MAX_BITS),
-            max_active_neurons: params.max_active_neurons.max(1),
-            ..params
-        };
+        let params = normalized(params);
         Cad {
             streams: (0..features.max(1)).map(|_| Stream::new(&params)).collect(),
             params,
@@ -1454,6 +1480,16 @@ mod tests {
         assert_eq!(a, b);
         assert!(a[300].anomaly_grade > 0.0, "{:?}", a[300]);
         assert_eq!(restored.snapshot(), d.snapshot());
+        // A snapshot edited to out-of-range parameters restores with them brought
+        // into range, as `Cad::new` would, and goes on scoring.
+        let mut edited = d.snapshot().unwrap();
+        edited["params"]["max_active_neurons"] = 0.into();
+        edited["params"]["value_bits"] = 99.into();
+        let mut odd: Cad = serde_json::from_value(edited).unwrap();
+        assert_eq!(odd.params().max_active_neurons, 1);
+        assert_eq!(odd.params().value_bits, MAX_BITS);
+        let c = run(&mut odd, &xs[..200], 3000);
+        assert!(c.iter().all(|s| (0.0..=1.0).contains(&s.anomaly_score)));
     }
 
     #[test]
