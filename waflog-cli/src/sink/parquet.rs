@@ -427,8 +427,13 @@ impl Row {
                 push_member(other, key, raw.get().as_bytes());
             }
         }
-        if layout == Layout::Results && !seen[0] {
-            cells[0] = Cell::Bytes(stash(arena, b"result"));
+        // Detection results carry no `type`; incidents and feedback name theirs.
+        if layout == Layout::Results {
+            if let Some(i) = columns.iter().position(|c| c.name == "type") {
+                if !seen[i] {
+                    cells[i] = Cell::Bytes(stash(arena, b"result"));
+                }
+            }
         }
         if !other.is_empty() {
             other.push(b'}');

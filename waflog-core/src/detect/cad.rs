@@ -530,9 +530,7 @@ impl Scratch {
         self.proposed.clear();
         self.rights.clear();
     }
-}
 
-impl Scratch {
     /// Counts an active context, and keeps it if it may be among the `k` highest
     /// ranked of the row (the ones [`Model::step`] makes neuron facts). Keeping at
     /// most `2k` and cutting back to the best `k` gives the same `k` as ranking them
@@ -547,7 +545,8 @@ impl Scratch {
             let cut = self.active.len() - k;
             self.active.select_nth_unstable(cut);
             self.active.drain(..cut);
-            self.floor = self.active.iter().min().copied();
+            // The element selected at `cut` is now first, and no kept one ranks below it.
+            self.floor = self.active.first().copied();
         }
     }
 }
