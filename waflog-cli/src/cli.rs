@@ -606,7 +606,9 @@ pub struct DetectArgs {
     /// start (if it exists) and saved to it atomically as intervals close (at most
     /// once a second) and on exit, so a restart resumes without a cold start. With a
     /// state file the end of the input is not the end of the stream: intervals still
-    /// open are kept for the next run instead of being scored.
+    /// open are kept for the next run instead of being scored. With `--input-format
+    /// csv` each series (named after its file) keeps its model and last row: a later
+    /// run continues it and skips the rows it has already scored.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Evaluate alerting monitors on the results and notify the channels

@@ -718,6 +718,80 @@ fn detect_resumes_from_its_state_file() {
     assert_eq!(code, 0);
 }
 
+/// A metric series in `--state` resumes where it stopped: a run over the first
+/// rows, then a run over the grown file, give the results of one run over the
+/// whole file, row for row; the rows of the first run are skipped, not scored again.
+#[test]
+fn a_csv_series_resumes_from_the_state_file_as_if_never_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, grown) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&first).unwrap();
+    std::fs::create_dir_all(&grown).unwrap();
+    let mut rows = vec!["timestamp,cpu".to_string()];
+    let mut x = 7_u64;
+    for i in 0..1500_u64 {
+        // A daily-shaped series with noise (an LCG, fixed seed) and one spike.
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let noise = (x >> 40) as f64 / (1u64 << 24) as f64;
+        let v = if i == 1200 {
+            400.0
+        } else {
+            50.0 + 20.0 * ((i % 288) as f64 / 288.0 * std::f64::consts::TAU).sin() + 5.0 * noise
+        };
+        rows.push(format!("{},{v:.3}", 1_700_000_000 + i * 300));
+    }
+    let text = |n: usize| rows[..=n].join("\n") + "\n";
+    std::fs::write(first.join("cpu.csv"), text(1000)).unwrap();
+    std::fs::write(grown.join("cpu.csv"), text(1500)).unwrap();
+    let state = dir.path().join("state.json");
+    let detect = |file: &Path, state: Option<&Path>| {
+        let mut cmd = waflog();
+        cmd.args(["detect", "--input-format", "csv", "--all", "-q"]);
+        if let Some(s) = state {
+            cmd.arg("--state").arg(s);
+        }
+        let (code, out, err) = run(cmd.arg(file));
+        assert_eq!(code, 0, "{err}");
+        (ndjson(&out), err)
+    };
+    let (whole, _) = detect(&grown.join("cpu.csv"), None);
+    let (a, _) = detect(&first.join("cpu.csv"), Some(&state));
+    let (b, _) = detect(&grown.join("cpu.csv"), Some(&state));
+    assert_eq!((whole.len(), a.len(), b.len()), (1500, 1000, 500));
+    let key = |r: &Value| {
+        (
+            r["data_start_time"].clone(),
+            r["anomaly_score"].clone(),
+            r["anomaly_grade"].clone(),
+            r["confidence"].clone(),
+            r["approx_anomaly_start_time"].clone(),
+        )
+    };
+    for (i, (w, r)) in whole.iter().zip(a.iter().chain(&b)).enumerate() {
+        assert_eq!(key(w), key(r), "row {i}");
+    }
+    // The spike is flagged once, in the resumed run.
+    assert!(b.iter().any(|r| r["anomaly_grade"].as_f64().unwrap() > 0.0));
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(saved["series"]["cpu"]["rows"], 1500);
+    assert_eq!(saved["series"]["cpu"]["algorithm"]["type"], "cad");
+    // Under another configuration the state is refused, with the way out.
+    let config = dir.path().join("waflog.toml");
+    std::fs::write(
+        &config,
+        "[[detectors]]\nname = \"v\"\nfeatures = [{ name = \"value\", aggregation = \"sum\", field = \"value\" }]\n[detectors.algorithm]\ntype = \"artime\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(waflog()
+        .args(["detect", "--input-format", "csv", "--state"])
+        .arg(&state)
+        .arg("--config")
+        .arg(&config)
+        .arg(grown.join("cpu.csv")));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--fresh"), "{err}");
+}
+
 #[test]
 fn detect_reads_generic_metric_series_from_csv() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,6 @@ use anyhow::Context;
 use waflog_core::Config;
 use waflog_core::alert::{AlertBook, DeliveryReport, Incident, Notification};
 use waflog_core::dashboard::Board;
-use waflog_core::detect::metrics::MetricSeries;
 use waflog_core::detect::{
     AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, Prepared, TimeRules,
 };
@@ -561,8 +560,14 @@ impl Run {
             .as_ref()
             .and_then(|d| d.first())
             .map_or_else(AlgorithmSpec::metric_default, |s| s.algorithm.clone());
-        let mut series = MetricSeries::new(&series_name, algorithm);
-        let pipeline = &mut self.pipeline;
+        let id = self
+            .pipeline
+            .open_series(&series_name, algorithm)
+            .with_context(|| {
+                format!("cannot resume series {series_name} ({name}) from the state file")
+            })?;
+        let skipped_before = self.pipeline.series(id).map_or(0, |s| s.skipped());
+        let (pipeline, store) = (&mut self.pipeline, &mut self.store);
         records::each_line(input, self.max_line, &mut self.stats, dead, |line| {
             let text = match std::str::from_utf8(line) {
                 Ok(t) => t,
@@ -572,17 +577,32 @@ impl Run {
                     }));
                 }
             };
-            let outcome = match series.push_line(text) {
-                Ok(r) => r,
+            match pipeline.push_series_line(id, text)? {
+                Ok(0) => {}
+                Ok(_) => {
+                    if pipeline.observer().dashboard.is_some() {
+                        serve_acks(pipeline);
+                        *rows = rows.saturating_add(1);
+                        show_input(pipeline, *rows, None, false);
+                    }
+                    if let Some(st) = store.as_mut() {
+                        st.save_if_due(pipeline)?;
+                    }
+                }
                 Err(e) => return Ok(Err(e)),
-            };
-            if pipeline.push_results(outcome)? > 0 && pipeline.observer().dashboard.is_some() {
-                serve_acks(pipeline);
-                *rows = rows.saturating_add(1);
-                show_input(pipeline, *rows, None, false);
             }
             Ok(Ok(()))
-        })
+        })?;
+        let skipped = self
+            .pipeline
+            .series(id)
+            .map_or(0, |s| s.skipped() - skipped_before);
+        if skipped > 0 {
+            tracing::info!(
+                "{name}: {skipped} rows at or before the resumed series {series_name}'s last row were scored in an earlier run: skipped"
+            );
+        }
+        Ok(())
     }
 
     /// Follows a file or stdin (`--follow`) until `--idle-exit` or Ctrl-C.
@@ -1051,8 +1071,13 @@ impl StateFile {
         })?;
         let engine = Engine::restore(specs, map, engine_state)
             .with_context(|| format!("cannot resume from state file {}", self.path.display()))?;
+        let series = match saved.series.len() {
+            0 => String::new(),
+            1 => ", 1 metric series".to_string(),
+            n => format!(", {n} metric series"),
+        };
         tracing::info!(
-            "resumed from {} ({} records taken in so far)",
+            "resumed from {} ({} records taken in so far{series})",
             self.path.display(),
             saved.records
         );

@@ -24,9 +24,12 @@
 //!   closes the alert periods they end and tries every undelivered notification
 //!   once more; [`Pipeline::suspend`] does the same but keeps open intervals, for a
 //!   run that saves its [`State`] and resumes later.
+//! - [`Pipeline::open_series`] and [`Pipeline::push_series_line`]: metric series
+//!   (CSV rows, see [`crate::detect::metrics`]) scored beside the engine, their
+//!   results handed on like the engine's, their models kept in the [`State`].
 //! - [`State`]: everything a run keeps for the next one (models, open intervals,
-//!   the alert book and its outbox, stream checkpoints), versioned, with one
-//!   reader and one writer.
+//!   the alert book and its outbox, stream checkpoints, metric series), versioned,
+//!   with one reader and one writer.
 //!
 //! The core reads no clock: deliveries are timed by the clock the caller gives
 //! ([`Pipeline::with_alerting`]), idle time by the caller's [`Pipeline::tick`].
@@ -66,8 +69,9 @@ use crate::alert::{
     Alert, AlertBook, AlertError, Correlator, DeliveryReport, Evaluator, Incident, Label,
     Notification, Notifier,
 };
-use crate::detect::{AnomalyResult, Engine, Prepared};
-use crate::error::SchemaError;
+use crate::detect::metrics::MetricSeries;
+use crate::detect::{AlgorithmSpec, AnomalyResult, Engine, Prepared};
+use crate::error::{DetectError, SchemaError};
 use crate::parse::DeadLetter;
 
 /// Dead letters a pipeline keeps by default (the latest; all are counted).
@@ -378,9 +382,16 @@ pub struct Pipeline<O = ()> {
     dead: std::collections::VecDeque<Rejected>,
     keep_dead: usize,
     /// What a saved state holds besides the models and alerts (checkpoints, the
-    /// records taken in before this run, S3 positions), carried to the next.
+    /// records taken in before this run, S3 positions, metric series not opened
+    /// in this run), carried to the next.
     carried: State,
+    /// The metric series opened in this run ([`SeriesId`] indexes them).
+    series: Vec<MetricSeries>,
 }
+
+/// A metric series of a [`Pipeline`] ([`Pipeline::open_series`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesId(usize);
 
 impl Pipeline<()> {
     /// A pipeline around `engine` (new, or restored from a [`State`]), without
@@ -396,6 +407,7 @@ impl Pipeline<()> {
             dead: std::collections::VecDeque::new(),
             keep_dead: DEFAULT_KEPT_DEAD_LETTERS,
             carried: State::new(),
+            series: Vec::new(),
         }
     }
 }
@@ -413,6 +425,7 @@ impl<O: ResultObserver> Pipeline<O> {
             dead: self.dead,
             keep_dead: self.keep_dead,
             carried: self.carried,
+            series: self.series,
         }
     }
 
@@ -517,6 +530,60 @@ impl<O: ResultObserver> Pipeline<O> {
     /// [`Pipeline::push_line`] for text.
     pub fn push_str(&mut self, line: &str) -> Result<Pushed, O::Error> {
         self.push_line(line.as_bytes())
+    }
+
+    /// The metric series `name`, scored by `algorithm`: resumed from the state
+    /// given to [`Pipeline::with_state`] when it holds a series of that name, else
+    /// new; a name opened before in this run is the same series (a file and the
+    /// one rotated after it continue one model). An error when the saved series
+    /// (or the one already open) has another algorithm, or its model cannot be
+    /// read.
+    pub fn open_series(
+        &mut self,
+        name: &str,
+        algorithm: AlgorithmSpec,
+    ) -> Result<SeriesId, DetectError> {
+        if let Some(i) = self.series.iter().position(|s| s.name() == name) {
+            if *self.series[i].algorithm() != algorithm {
+                return Err(DetectError::StateMismatch {
+                    reason: format!("series {name} is already scored by another algorithm"),
+                });
+            }
+            return Ok(SeriesId(i));
+        }
+        let series = match self.carried.series.remove(name) {
+            Some(saved) => MetricSeries::restore(name, algorithm, saved)?,
+            None => MetricSeries::new(name, algorithm),
+        };
+        self.series.push(series);
+        Ok(SeriesId(self.series.len() - 1))
+    }
+
+    /// Takes in one line of a metric series (a CSV row): its result goes to the
+    /// monitors and the observer. `Ok(Ok(n))`: `n` results (0 for a header, a
+    /// blank line, or a row scored before the state was saved); `Ok(Err(e))`: the
+    /// row is not one (the caller dead-letters it; the series goes on). Only the
+    /// observer can fail.
+    pub fn push_series_line(
+        &mut self,
+        id: SeriesId,
+        line: &str,
+    ) -> Result<Result<usize, SchemaError>, O::Error> {
+        let Some(series) = self.series.get_mut(id.0) else {
+            return Ok(Err(SchemaError::InvalidField(format!(
+                "no metric series {} in this pipeline",
+                id.0
+            ))));
+        };
+        match series.push_line(line) {
+            Ok(result) => self.push_results(result).map(Ok),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    /// A metric series opened in this run.
+    pub fn series(&self, id: SeriesId) -> Option<&MetricSeries> {
+        self.series.get(id.0)
     }
 
     /// Hands results made elsewhere (a metric series) to the monitors and the
@@ -757,6 +824,10 @@ impl<O: ResultObserver> Pipeline<O> {
         s.records = self.carried.records + self.engine.stats().records;
         s.alerts = self.alerting.as_ref().map(|a| a.eval.book().clone());
         s.incidents = Some(self.correlator.clone());
+        for series in &self.series {
+            s.series
+                .insert(series.name().to_string(), series.snapshot());
+        }
         s
     }
 

@@ -4,7 +4,9 @@
 //! The layout is the `--state` file of the CLI (JSON, version 1): the detection
 //! engine's fields at the top level (`detectors`, `max_event_ms`, `slots`), then
 //! `checkpoints` (stream positions), `records`, `alerts` (the alert book and its
-//! outbox), `incidents` (the open incidents, see [`crate::alert::incident`]), and the S3 positions of `waflog transform --state` (`s3_done`,
+//! outbox), `incidents` (the open incidents, see [`crate::alert::incident`]), `series`
+//! (the metric series of `detect --input-format csv` by name, see
+//! [`crate::detect::metrics`]), and the S3 positions of `waflog transform --state` (`s3_done`,
 //! `s3_current`). Every part is optional but the version, so the files written by
 //! `detect --state` and by `transform --state` both read as a `State`.
 //!
@@ -30,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{AlertBook, AlertError, Correlator};
 use crate::detect::engine::SlotState;
+use crate::detect::metrics::SeriesState;
 use crate::detect::{DetectorSpec, EngineState};
 
 /// Version of the state format this build reads and writes.
@@ -93,6 +96,8 @@ pub struct State {
     pub s3_current: Option<S3Current>,
     /// The open incidents (absent in states written before incidents).
     pub incidents: Option<Correlator>,
+    /// Metric series (`detect --input-format csv`) by name: models and positions.
+    pub series: BTreeMap<String, SeriesState>,
 }
 
 /// The document as written: the engine's fields flattened at the top level.
@@ -117,6 +122,8 @@ struct Wire {
     s3_current: Option<S3Current>,
     #[serde(default)]
     incidents: Option<Correlator>,
+    #[serde(default)]
+    series: BTreeMap<String, SeriesState>,
 }
 
 #[derive(Deserialize)]
@@ -185,6 +192,7 @@ impl State {
             s3_done: wire.s3_done,
             s3_current: wire.s3_current,
             incidents: wire.incidents,
+            series: wire.series,
         })
     }
 
@@ -245,6 +253,9 @@ impl Serialize for State {
         }
         if let Some(c) = &self.incidents {
             m.serialize_entry("incidents", c)?;
+        }
+        if !self.series.is_empty() {
+            m.serialize_entry("series", &self.series)?;
         }
         m.end()
     }

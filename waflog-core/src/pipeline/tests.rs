@@ -313,3 +313,62 @@ fn an_observer_error_reaches_the_caller() {
     assert_eq!(failed, Some("disk full"));
     assert_eq!(p.stats().results, 6);
 }
+
+#[test]
+fn metric_series_results_go_on_and_their_models_are_in_the_state() {
+    let algorithm = AlgorithmSpec::metric_default();
+    let rows: Vec<String> = (0..300)
+        .map(|i| {
+            let v = if i == 250 {
+                90.0
+            } else {
+                10.0 + (i % 7) as f64
+            };
+            format!("{},{v}", 1_700_000_000 + 60 * i)
+        })
+        .collect();
+    let mut whole = Pipeline::new(engine()).with_observer(Vec::<AnomalyResult>::new());
+    let id = whole.open_series("cpu", algorithm.clone()).unwrap();
+    for r in &rows {
+        assert_eq!(whole.push_series_line(id, r).unwrap().unwrap(), 1);
+    }
+    // A bad row is the caller's dead letter; the series goes on.
+    assert!(whole.push_series_line(id, "x,y").unwrap().is_err());
+    assert_eq!(whole.observer().len(), 300);
+
+    // The first 200 rows, saved; the rest in a new pipeline resumed from the state.
+    let mut first = Pipeline::new(engine()).with_observer(Vec::<AnomalyResult>::new());
+    let id = first.open_series("cpu", algorithm.clone()).unwrap();
+    for r in &rows[..200] {
+        first.push_series_line(id, r).unwrap().unwrap();
+    }
+    let bytes = first.state().to_vec().unwrap();
+    let state = State::read(bytes.as_slice()).unwrap();
+    assert_eq!(state.series["cpu"].rows, 200);
+    let mut second = Pipeline::new(engine())
+        .with_state(state)
+        .with_observer(Vec::<AnomalyResult>::new());
+    // A series never opened in a run is carried to its state unchanged.
+    assert_eq!(second.state().series["cpu"].rows, 200);
+    let id = second.open_series("cpu", algorithm.clone()).unwrap();
+    // The same name again is the same series; under another algorithm, an error.
+    assert_eq!(second.open_series("cpu", algorithm.clone()).unwrap(), id);
+    assert!(second.open_series("cpu", AlgorithmSpec::default()).is_err());
+    for r in &rows {
+        second.push_series_line(id, r).unwrap().unwrap();
+    }
+    assert_eq!(second.series(id).unwrap().skipped(), 200);
+    let resumed: Vec<_> = first
+        .observer()
+        .iter()
+        .chain(second.observer())
+        .map(|r| (r.data_start_time, r.anomaly_score.to_bits()))
+        .collect();
+    let expected: Vec<_> = whole
+        .observer()
+        .iter()
+        .map(|r| (r.data_start_time, r.anomaly_score.to_bits()))
+        .collect();
+    assert_eq!(resumed, expected);
+    assert_eq!(second.state().series["cpu"], whole.state().series["cpu"]);
+}
