@@ -564,7 +564,7 @@ impl Run {
             .pipeline
             .open_series(&series_name, algorithm)
             .with_context(|| {
-                format!("cannot resume series {series_name} ({name}) from the state file")
+                format!("cannot resume series {series_name} ({name}) from the state file (start over with --fresh)")
             })?;
         let skipped_before = self.pipeline.series(id).map_or(0, |s| s.skipped());
         let (pipeline, store) = (&mut self.pipeline, &mut self.store);

@@ -561,6 +561,7 @@ impl PartialEq for Index {
 /// One CAD model: the context memory of one value stream (CAD OSE's `ContextOperator`
 /// and `ContextualAnomalyDetectorOSE.step`).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "ModelState")]
 struct Model {
     /// Facts of the left semi-contexts, sorted.
     left: Vec<Vec<Fact>>,
@@ -571,6 +572,60 @@ struct Model {
     left_facts: Vec<Fact>,
     #[serde(skip)]
     ix: Index,
+}
+
+/// [`Model`] as deserialised: checked by [`Model::try_from`] before it is used, so
+/// a damaged or hand-edited snapshot is an error, not an index out of range.
+#[derive(Deserialize)]
+struct ModelState {
+    left: Vec<Vec<Fact>>,
+    right: Vec<Vec<Fact>>,
+    contexts: Vec<Context>,
+    left_facts: Vec<Fact>,
+}
+
+impl TryFrom<ModelState> for Model {
+    type Error = String;
+
+    /// What the steps index by holds: semi-context facts strictly increasing,
+    /// right ones sensor facts, neuron facts naming stored contexts; every
+    /// context's semi-contexts stored, and no pair stored twice.
+    fn try_from(m: ModelState) -> Result<Model, String> {
+        let contexts = m.contexts.len();
+        let fact_ok = |f: Fact| f < NEURON || ((f - NEURON) as usize) < contexts;
+        let facts_ok = |facts: &[Fact], neurons: bool| {
+            facts.windows(2).all(|w| w[0] < w[1])
+                && facts.iter().all(|&f| fact_ok(f) && (neurons || f < NEURON))
+        };
+        if let Some(i) = m.left.iter().position(|f| !facts_ok(f, true)) {
+            return Err(format!("cad model: left semi-context {i} has bad facts"));
+        }
+        if let Some(i) = m.right.iter().position(|f| !facts_ok(f, false)) {
+            return Err(format!("cad model: right semi-context {i} has bad facts"));
+        }
+        if !facts_ok(&m.left_facts, true) {
+            return Err("cad model: bad facts of the last row".into());
+        }
+        let mut pairs = std::collections::HashSet::with_capacity(contexts);
+        for (i, c) in m.contexts.iter().enumerate() {
+            if c.left as usize >= m.left.len()
+                || c.right as usize >= m.right.len()
+                || !pairs.insert((c.left, c.right))
+            {
+                return Err(format!(
+                    "cad model: context {i} names semi-contexts ({}, {}) that are not stored, or stored twice",
+                    c.left, c.right
+                ));
+            }
+        }
+        Ok(Model {
+            left: m.left,
+            right: m.right,
+            contexts: m.contexts,
+            left_facts: m.left_facts,
+            ix: Index::default(),
+        })
+    }
 }
 
 /// [`Model`] as serialised (the fields in the same order).
@@ -1489,6 +1544,31 @@ mod tests {
         assert_eq!(odd.params().value_bits, MAX_BITS);
         let c = run(&mut odd, &xs[..200], 3000);
         assert!(c.iter().all(|s| (0.0..=1.0).contains(&s.anomaly_score)));
+        // A model whose links point past its tables is refused, not indexed.
+        let model = |v: &mut serde_json::Value| v["streams"][0]["model"].take();
+        let n = d.contexts()[0];
+        type Edit = fn(&mut serde_json::Value, usize);
+        let cases: [(&str, Edit); 5] = [
+            ("not stored", |m, n| m["contexts"][3][3] = (n * 10).into()),
+            ("not stored", |m, _| m["contexts"][3][2] = u32::MAX.into()),
+            ("stored twice", |m, _| {
+                m["contexts"][4] = m["contexts"][3].clone()
+            }),
+            ("left semi-context", |m, n| {
+                m["left"][5] = serde_json::json!([1, NEURON as usize + n])
+            }),
+            ("right semi-context", |m, _| {
+                m["right"][0] = serde_json::json!([3, 1])
+            }),
+        ];
+        for (what, edit) in cases {
+            let mut v = d.snapshot().unwrap();
+            let mut m = model(&mut v);
+            edit(&mut m, n);
+            v["streams"][0]["model"] = m;
+            let e = serde_json::from_value::<Cad>(v).unwrap_err().to_string();
+            assert!(e.contains(what), "{what}: {e}");
+        }
     }
 
     #[test]

@@ -274,9 +274,9 @@ impl AlgorithmSpec {
             AlgorithmSpec::Artime { .. } => serde_json::from_value::<artime::ArTime>(state)
                 .map(|m| Box::new(m) as Box<dyn Detector>)
                 .map_err(|e| e.to_string()),
-            AlgorithmSpec::Rcf { .. } => serde_json::from_value::<rcf::Rcf>(state)
-                .map(|m| Box::new(m) as Box<dyn Detector>)
-                .map_err(|e| e.to_string()),
+            AlgorithmSpec::Rcf { .. } => {
+                rcf::Rcf::restore(state).map(|m| Box::new(m) as Box<dyn Detector>)
+            }
         }
     }
 

@@ -1117,7 +1117,44 @@ impl Detector for Rcf {
     }
 
     fn snapshot(&self) -> Option<serde_json::Value> {
-        serde_json::to_value(self).ok()
+        let mut state = serde_json::to_value(self).ok()?;
+        let sum = checksum(&state)?;
+        state
+            .as_object_mut()?
+            .insert(CHECKSUM.into(), serde_json::Value::String(sum));
+        Some(state)
+    }
+}
+
+/// Key of a snapshot's checksum ([`Rcf::restore`]).
+const CHECKSUM: &str = "checksum";
+
+/// FNV-1a of a snapshot's JSON text (without its checksum), in hex.
+fn checksum(state: &serde_json::Value) -> Option<String> {
+    let text = serde_json::to_vec(state).ok()?;
+    Some(format!("{:016x}", crate::text::fnv1a(&[&text])))
+}
+
+impl Rcf {
+    /// A model restored from [`Detector::snapshot`] output.
+    ///
+    /// The forest is krcflib's, and its node and point stores are trusted as they
+    /// are read: a tree whose child links loop, or a leaf mass of 0, would make a
+    /// later step recurse without end or panic inside krcflib. So the snapshot
+    /// carries a checksum of its text, and a snapshot that is damaged, edited, or
+    /// has none (written before it existed) is refused. The checksum guards
+    /// against damage and edits, not against someone who recomputes it.
+    pub fn restore(mut state: serde_json::Value) -> Result<Rcf, String> {
+        let saved = state
+            .as_object_mut()
+            .and_then(|m| m.remove(CHECKSUM))
+            .ok_or("the saved forest has no checksum (written by an older waflog?)")?;
+        if checksum(&state).as_deref() != saved.as_str() {
+            return Err(
+                "the saved forest does not match its checksum: it was damaged or edited".into(),
+            );
+        }
+        serde_json::from_value(state).map_err(|e| e.to_string())
     }
 }
 
@@ -1265,6 +1302,19 @@ mod tests {
         let (ra, rb) = (rest(&mut a), rest(&mut b));
         assert_eq!(ra, rb);
         assert!(ra[200].anomaly_grade > 0.0, "{:?}", ra[200]);
+
+        // A damaged forest (a tree whose child link loops back to its root, which
+        // krcflib would follow for ever) is refused, as is a snapshot without its
+        // checksum; the checksum itself reads back through the state's JSON.
+        let mut bad: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let store = &mut bad["forest"]["Small"]["sampler_plus_trees"][0]["tree"]["node_store"];
+        store["left_index"][0] = serde_json::json!(0);
+        let e = spec.restore(bad).unwrap_err();
+        assert!(e.contains("damaged or edited"), "{e}");
+        let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+        old.as_object_mut().unwrap().remove("checksum");
+        let e = spec.restore(old).unwrap_err();
+        assert!(e.contains("no checksum"), "{e}");
     }
 
     /// A value series through `d`: the grades.
