@@ -599,7 +599,8 @@ pub struct DetectArgs {
     /// several files are followed together: every file, the earliest line in event
     /// time first, new files (and new files at rotated paths) picked up every
     /// second, renamed ones not read again. A cloudwatch:// group is polled for new
-    /// events every 2 s. Followed until --idle-exit or Ctrl-C.
+    /// events every 2 s. Followed until --idle-exit or Ctrl-C. With --input-format csv
+    /// each file is one series, followed in turn (each until --idle-exit).
     #[arg(long)]
     pub follow: bool,
     /// State file: the open intervals, models and baselines are restored from it at

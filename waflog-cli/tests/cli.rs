@@ -792,6 +792,66 @@ fn a_csv_series_resumes_from_the_state_file_as_if_never_stopped() {
     assert!(err.contains("--fresh"), "{err}");
 }
 
+/// `--follow` on a CSV series scores the rows appended to the file as they come
+/// (before, it waited for ever without scoring them), and gives what a batch run
+/// over the final file gives.
+#[test]
+fn a_followed_csv_series_scores_appended_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("latency.csv");
+    let rows: Vec<String> = (0..400_u64)
+        .map(|i| {
+            let v = if i == 350 {
+                500.0
+            } else {
+                20.0 + (i % 9) as f64
+            };
+            format!("{},{v}\n", 1_700_000_000 + 60 * i)
+        })
+        .collect();
+    std::fs::write(&csv, rows[..300].concat()).unwrap();
+    let mut follow = waflog()
+        .args(["detect", "--input-format", "csv", "--follow", "--all", "-q"])
+        .args(["--idle-exit", "4s"])
+        .arg(&csv)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(follow.stdout.take().unwrap());
+    let mut got = Vec::new();
+    let started = Instant::now();
+    let mut appended = false;
+    while started.elapsed() < Duration::from_secs(60) {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        got.push(serde_json::from_str::<Value>(&line).unwrap());
+        if got.len() == 300 && !appended {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&csv).unwrap();
+            f.write_all(rows[300..].concat().as_bytes()).unwrap();
+            appended = true;
+        }
+    }
+    assert_eq!(follow.wait().unwrap().code(), Some(0));
+    let (code, out, err) = run(waflog()
+        .args(["detect", "--input-format", "csv", "--all", "-q"])
+        .arg(&csv));
+    assert_eq!(code, 0, "{err}");
+    let batch = ndjson(&out);
+    assert_eq!((got.len(), batch.len()), (400, 400));
+    for (i, (a, b)) in got.iter().zip(&batch).enumerate() {
+        assert_eq!(a["data_start_time"], b["data_start_time"], "row {i}");
+        assert_eq!(a["anomaly_score"], b["anomaly_score"], "row {i}");
+    }
+    assert!(
+        got[350]["anomaly_grade"].as_f64().unwrap() > 0.0,
+        "{}",
+        got[350]
+    );
+}
+
 #[test]
 fn detect_reads_generic_metric_series_from_csv() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,9 @@ use waflog_core::detect::{
 };
 use waflog_core::error::SchemaError;
 use waflog_core::features::FeatureMap;
-use waflog_core::pipeline::{Feedback, FeedbackDocument, Pipeline, ResultObserver, State};
+use waflog_core::pipeline::{
+    Feedback, FeedbackDocument, Pipeline, ResultObserver, SeriesId, State,
+};
 use waflog_core::transform::TransformStats;
 
 use crate::alerts::{self, AlertCounts, Alerting};
@@ -493,6 +495,7 @@ impl Run {
             store: self.store.as_mut(),
             stream: true,
             mid_record: false,
+            series: None,
         };
         let source = format!("kinesis://{stream}");
         let outcome = follow::follow(
@@ -533,7 +536,8 @@ impl Run {
         for input in inputs {
             let input = input?;
             if format == InputFormat::Csv {
-                self.read_series(input, config, &mut series_rows, dead)?;
+                let follow = matches!(plan, Plan::Follow(_));
+                self.read_series(input, config, &mut series_rows, follow, dead)?;
             } else if matches!(plan, Plan::Follow(_)) {
                 self.follow_file(input, dead)?;
             } else if self.read_batch(input, batch_stop.as_deref(), dead)? {
@@ -543,12 +547,14 @@ impl Run {
         Ok(false)
     }
 
-    /// Scores a CSV metric series (`--input-format csv`), named after its file.
+    /// Scores a CSV metric series (`--input-format csv`), named after its file:
+    /// to its end, or with `follow` as it grows, until `--idle-exit` or Ctrl-C.
     fn read_series(
         &mut self,
         input: file_source::Input,
         config: &Config,
         rows: &mut u64,
+        follow: bool,
         dead: &mut Output,
     ) -> anyhow::Result<()> {
         let name = input.name.clone();
@@ -567,15 +573,55 @@ impl Run {
                 format!("cannot resume series {series_name} ({name}) from the state file (start over with --fresh)")
             })?;
         let skipped_before = self.pipeline.series(id).map_or(0, |s| s.skipped());
+        if follow {
+            let rx = follow::spawn_line_reader(input, self.max_line);
+            let stop = crate::interrupt::stop_on_ctrl_c()?;
+            let mut stage = FollowDetect {
+                pipeline: &mut self.pipeline,
+                alerting: self.alerting.as_mut(),
+                store: self.store.as_mut(),
+                stream: false,
+                mid_record: false,
+                series: Some(id),
+            };
+            follow::follow(
+                &rx,
+                &name,
+                self.max_line,
+                &mut self.stats,
+                dead,
+                self.idle_exit,
+                &stop,
+                &mut stage,
+            )?;
+        } else {
+            self.read_series_to_end(input, id, rows, dead)?;
+        }
+        let skipped = self
+            .pipeline
+            .series(id)
+            .map_or(0, |s| s.skipped() - skipped_before);
+        if skipped > 0 {
+            tracing::info!(
+                "{name}: {skipped} rows at or before the resumed series {series_name}'s last row were scored in an earlier run: skipped"
+            );
+        }
+        Ok(())
+    }
+
+    /// [`Run::read_series`] of a file read to its end.
+    fn read_series_to_end(
+        &mut self,
+        input: file_source::Input,
+        id: SeriesId,
+        rows: &mut u64,
+        dead: &mut Output,
+    ) -> anyhow::Result<()> {
         let (pipeline, store) = (&mut self.pipeline, &mut self.store);
         records::each_line(input, self.max_line, &mut self.stats, dead, |line| {
-            let text = match std::str::from_utf8(line) {
+            let text = match series_text(line) {
                 Ok(t) => t,
-                Err(e) => {
-                    return Ok(Err(SchemaError::InvalidUtf8 {
-                        at: e.valid_up_to(),
-                    }));
-                }
+                Err(e) => return Ok(Err(e)),
             };
             match pipeline.push_series_line(id, text)? {
                 Ok(0) => {}
@@ -592,17 +638,7 @@ impl Run {
                 Err(e) => return Ok(Err(e)),
             }
             Ok(Ok(()))
-        })?;
-        let skipped = self
-            .pipeline
-            .series(id)
-            .map_or(0, |s| s.skipped() - skipped_before);
-        if skipped > 0 {
-            tracing::info!(
-                "{name}: {skipped} rows at or before the resumed series {series_name}'s last row were scored in an earlier run: skipped"
-            );
-        }
-        Ok(())
+        })
     }
 
     /// Follows a file or stdin (`--follow`) until `--idle-exit` or Ctrl-C.
@@ -616,6 +652,7 @@ impl Run {
             store: self.store.as_mut(),
             stream: false,
             mid_record: false,
+            series: None,
         };
         follow::follow(
             &rx,
@@ -1001,10 +1038,26 @@ struct FollowDetect<'a> {
     /// saving now would store models ahead of the checkpoint (a record counted
     /// twice after a restart).
     mid_record: bool,
+    /// The metric series a followed CSV file feeds (`--input-format csv`).
+    series: Option<SeriesId>,
+}
+
+/// A CSV line as text (a metric series row).
+fn series_text(line: &[u8]) -> Result<&str, SchemaError> {
+    std::str::from_utf8(line).map_err(|e| SchemaError::InvalidUtf8 {
+        at: e.valid_up_to(),
+    })
 }
 
 impl FollowStage for FollowDetect<'_> {
     fn line(&mut self, line: &[u8]) -> records::LineOutcome {
+        if let Some(id) = self.series {
+            let text = match series_text(line) {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(e)),
+            };
+            return Ok(self.pipeline.push_series_line(id, text)?.map(|_| ()));
+        }
         self.mid_record = self.stream;
         Ok(self.pipeline.push_line(line)?.into_result().map(|_| ()))
     }
