@@ -539,7 +539,7 @@ impl Run {
                 let follow = matches!(plan, Plan::Follow(_));
                 self.read_series(input, config, &mut series_rows, follow, dead)?;
             } else if matches!(plan, Plan::Follow(_)) {
-                self.follow_file(input, dead)?;
+                self.follow_file(input, None, dead)?;
             } else if self.read_batch(input, batch_stop.as_deref(), dead)? {
                 return Ok(true);
             }
@@ -574,26 +574,7 @@ impl Run {
             })?;
         let skipped_before = self.pipeline.series(id).map_or(0, |s| s.skipped());
         if follow {
-            let rx = follow::spawn_line_reader(input, self.max_line);
-            let stop = crate::interrupt::stop_on_ctrl_c()?;
-            let mut stage = FollowDetect {
-                pipeline: &mut self.pipeline,
-                alerting: self.alerting.as_mut(),
-                store: self.store.as_mut(),
-                stream: false,
-                mid_record: false,
-                series: Some(id),
-            };
-            follow::follow(
-                &rx,
-                &name,
-                self.max_line,
-                &mut self.stats,
-                dead,
-                self.idle_exit,
-                &stop,
-                &mut stage,
-            )?;
+            self.follow_file(input, Some(id), dead)?;
         } else {
             self.read_series_to_end(input, id, rows, dead)?;
         }
@@ -641,8 +622,14 @@ impl Run {
         })
     }
 
-    /// Follows a file or stdin (`--follow`) until `--idle-exit` or Ctrl-C.
-    fn follow_file(&mut self, input: file_source::Input, dead: &mut Output) -> anyhow::Result<()> {
+    /// Follows a file or stdin (`--follow`) until `--idle-exit` or Ctrl-C: WAF
+    /// records, or the rows of metric series `series`.
+    fn follow_file(
+        &mut self,
+        input: file_source::Input,
+        series: Option<SeriesId>,
+        dead: &mut Output,
+    ) -> anyhow::Result<()> {
         let source = input.name.clone();
         let rx = follow::spawn_line_reader(input, self.max_line);
         let stop = crate::interrupt::stop_on_ctrl_c()?;
@@ -652,7 +639,7 @@ impl Run {
             store: self.store.as_mut(),
             stream: false,
             mid_record: false,
-            series: None,
+            series,
         };
         follow::follow(
             &rx,
