@@ -11,7 +11,6 @@ use waflog_core::dashboard::Board;
 use waflog_core::detect::{
     AlgorithmSpec, AnomalyResult, DetectorSpec, Engine, Prepared, TimeRules,
 };
-use waflog_core::error::SchemaError;
 use waflog_core::features::FeatureMap;
 use waflog_core::pipeline::{
     Feedback, FeedbackDocument, Pipeline, ResultObserver, SeriesId, State,
@@ -600,11 +599,7 @@ impl Run {
     ) -> anyhow::Result<()> {
         let (pipeline, store) = (&mut self.pipeline, &mut self.store);
         records::each_line(input, self.max_line, &mut self.stats, dead, |line| {
-            let text = match series_text(line) {
-                Ok(t) => t,
-                Err(e) => return Ok(Err(e)),
-            };
-            match pipeline.push_series_line(id, text)? {
+            match pipeline.push_series_line(id, line)? {
                 Ok(0) => {}
                 Ok(_) => {
                     if pipeline.observer().dashboard.is_some() {
@@ -1029,21 +1024,10 @@ struct FollowDetect<'a> {
     series: Option<SeriesId>,
 }
 
-/// A CSV line as text (a metric series row).
-fn series_text(line: &[u8]) -> Result<&str, SchemaError> {
-    std::str::from_utf8(line).map_err(|e| SchemaError::InvalidUtf8 {
-        at: e.valid_up_to(),
-    })
-}
-
 impl FollowStage for FollowDetect<'_> {
     fn line(&mut self, line: &[u8]) -> records::LineOutcome {
         if let Some(id) = self.series {
-            let text = match series_text(line) {
-                Ok(t) => t,
-                Err(e) => return Ok(Err(e)),
-            };
-            return Ok(self.pipeline.push_series_line(id, text)?.map(|_| ()));
+            return Ok(self.pipeline.push_series_line(id, line)?.map(|_| ()));
         }
         self.mid_record = self.stream;
         Ok(self.pipeline.push_line(line)?.into_result().map(|_| ()))
@@ -1113,7 +1097,6 @@ impl StateFile {
             .with_context(|| format!("cannot resume from state file {}", self.path.display()))?;
         let series = match saved.series.len() {
             0 => String::new(),
-            1 => ", 1 metric series".to_string(),
             n => format!(", {n} metric series"),
         };
         tracing::info!(

@@ -562,12 +562,12 @@ impl<O: ResultObserver> Pipeline<O> {
     /// Takes in one line of a metric series (a CSV row): its result goes to the
     /// monitors and the observer. `Ok(Ok(n))`: `n` results (0 for a header, a
     /// blank line, or a row scored before the state was saved); `Ok(Err(e))`: the
-    /// row is not one (the caller dead-letters it; the series goes on). Only the
-    /// observer can fail.
+    /// row is not one, or not UTF-8 (the caller dead-letters it; the series goes
+    /// on). Only the observer can fail.
     pub fn push_series_line(
         &mut self,
         id: SeriesId,
-        line: &str,
+        line: &[u8],
     ) -> Result<Result<usize, SchemaError>, O::Error> {
         let Some(series) = self.series.get_mut(id.0) else {
             return Ok(Err(SchemaError::InvalidField(format!(
@@ -575,7 +575,15 @@ impl<O: ResultObserver> Pipeline<O> {
                 id.0
             ))));
         };
-        match series.push_line(line) {
+        let text = match std::str::from_utf8(line) {
+            Ok(t) => t,
+            Err(e) => {
+                return Ok(Err(SchemaError::InvalidUtf8 {
+                    at: e.valid_up_to(),
+                }));
+            }
+        };
+        match series.push_line(text) {
             Ok(result) => self.push_results(result).map(Ok),
             Err(e) => Ok(Err(e)),
         }

@@ -330,17 +330,21 @@ fn metric_series_results_go_on_and_their_models_are_in_the_state() {
     let mut whole = Pipeline::new(engine()).with_observer(Vec::<AnomalyResult>::new());
     let id = whole.open_series("cpu", algorithm.clone()).unwrap();
     for r in &rows {
-        assert_eq!(whole.push_series_line(id, r).unwrap().unwrap(), 1);
+        assert_eq!(
+            whole.push_series_line(id, r.as_bytes()).unwrap().unwrap(),
+            1
+        );
     }
     // A bad row is the caller's dead letter; the series goes on.
-    assert!(whole.push_series_line(id, "x,y").unwrap().is_err());
+    assert!(whole.push_series_line(id, b"x,y").unwrap().is_err());
+    assert!(whole.push_series_line(id, b"1,\xff").unwrap().is_err());
     assert_eq!(whole.observer().len(), 300);
 
     // The first 200 rows, saved; the rest in a new pipeline resumed from the state.
     let mut first = Pipeline::new(engine()).with_observer(Vec::<AnomalyResult>::new());
     let id = first.open_series("cpu", algorithm.clone()).unwrap();
     for r in &rows[..200] {
-        first.push_series_line(id, r).unwrap().unwrap();
+        first.push_series_line(id, r.as_bytes()).unwrap().unwrap();
     }
     let bytes = first.state().to_vec().unwrap();
     let state = State::read(bytes.as_slice()).unwrap();
@@ -355,7 +359,7 @@ fn metric_series_results_go_on_and_their_models_are_in_the_state() {
     assert_eq!(second.open_series("cpu", algorithm.clone()).unwrap(), id);
     assert!(second.open_series("cpu", AlgorithmSpec::default()).is_err());
     for r in &rows {
-        second.push_series_line(id, r).unwrap().unwrap();
+        second.push_series_line(id, r.as_bytes()).unwrap().unwrap();
     }
     assert_eq!(second.series(id).unwrap().skipped(), 200);
     let resumed: Vec<_> = first
