@@ -134,14 +134,19 @@ pub fn read_acks(path: &Path) -> anyhow::Result<Vec<Ack>> {
 }
 
 /// Monitors to evaluate: the configured ones, or with `--alerts` and none
-/// configured, one per detector ([`Monitor::defaults`]).
-pub fn monitors(config: &Config, alerts_flag: bool) -> Vec<Monitor> {
+/// configured, one per detector ([`Monitor::defaults`]); on metric series
+/// (`series`: the names of those saved in the state), one per series
+/// ([`Monitor::for_series`]; a series first met in this run gets its own as it
+/// opens, [`Pipeline::monitor_every_series`]).
+pub fn monitors(config: &Config, alerts_flag: bool, series: Option<&[String]>) -> Vec<Monitor> {
     if !config.monitors.is_empty() {
         config.monitors.clone()
-    } else if alerts_flag {
-        Monitor::defaults(&config.detector_specs())
-    } else {
+    } else if !alerts_flag {
         Vec::new()
+    } else if let Some(names) = series {
+        names.iter().map(|n| Monitor::for_series(n)).collect()
+    } else {
+        Monitor::defaults(&config.detector_specs())
     }
 }
 

@@ -615,7 +615,9 @@ pub struct DetectArgs {
     /// Evaluate alerting monitors on the results and notify the channels
     /// (`[[monitors]]` and `[[channels]]` in the config). Configured monitors are
     /// always evaluated; with none configured this flag adds one per detector (the
-    /// seed's UNK_source-Monitor for the source detector). Without `[[channels]]`
+    /// seed's UNK_source-Monitor for the source detector), or with `--input-format
+    /// csv` one per series (`cpu-Monitor` for cpu.csv; a configured monitor may name
+    /// the series as its detector). Without `[[channels]]`
     /// alerts are printed (on stderr when the results go to stdout). Alert state and
     /// undelivered notifications are kept in --state.
     #[arg(long)]

@@ -718,19 +718,15 @@ fn detect_resumes_from_its_state_file() {
     assert_eq!(code, 0);
 }
 
-/// A metric series in `--state` resumes where it stopped: a run over the first
-/// rows, then a run over the grown file, give the results of one run over the
-/// whole file, row for row; the rows of the first run are skipped, not scored again.
-#[test]
-fn a_csv_series_resumes_from_the_state_file_as_if_never_stopped() {
-    let dir = tempfile::tempdir().unwrap();
-    let (first, grown) = (dir.path().join("a"), dir.path().join("b"));
-    std::fs::create_dir_all(&first).unwrap();
-    std::fs::create_dir_all(&grown).unwrap();
+/// The time of [`cpu_rows`]' spike, epoch ms.
+const CPU_SPIKE_MS: i64 = (1_700_000_000 + 1200 * 300) * 1000;
+
+/// A header and 1500 rows of a five-minute series `cpu`: a daily shape with
+/// noise (an LCG, fixed seed) and one spike, at row 1200 ([`CPU_SPIKE_MS`]).
+fn cpu_rows() -> Vec<String> {
     let mut rows = vec!["timestamp,cpu".to_string()];
     let mut x = 7_u64;
     for i in 0..1500_u64 {
-        // A daily-shaped series with noise (an LCG, fixed seed) and one spike.
         x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         let noise = (x >> 40) as f64 / (1u64 << 24) as f64;
         let v = if i == 1200 {
@@ -740,6 +736,98 @@ fn a_csv_series_resumes_from_the_state_file_as_if_never_stopped() {
         };
         rows.push(format!("{},{v:.3}", 1_700_000_000 + i * 300));
     }
+    rows
+}
+
+/// `--alerts` on a metric series: with no `[[monitors]]` the series gets its
+/// own monitor (`cpu-Monitor`), whose saved state a resumed run keeps, and the
+/// spike fires it; a configured monitor may name the series, which a WAF run
+/// refuses as an unknown detector.
+#[test]
+fn a_csv_series_alerts_through_its_own_or_a_configured_monitor() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = cpu_rows();
+    let csv = dir.path().join("cpu.csv");
+    let state = dir.path().join("state.json");
+    let detect = |extra: &[&str]| {
+        let mut cmd = waflog();
+        cmd.args(["detect", "--input-format", "csv", "--state"])
+            .arg(&state)
+            .args(extra)
+            .arg(&csv);
+        let (code, _, err) = run(&mut cmd);
+        assert_eq!(code, 0, "{err}");
+        let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        (saved, err)
+    };
+    let spike_alerts = |saved: &Value| {
+        let book = &saved["alerts"];
+        book["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(
+                book["open"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|o| o.values()),
+            )
+            .filter(|a| {
+                a["monitor"] == "cpu-Monitor"
+                    && a["explanation"]["anomaly"]["data_start_time"] == CPU_SPIKE_MS
+            })
+            .count()
+    };
+    std::fs::write(&csv, rows[..=1000].join("\n") + "\n").unwrap();
+    let (saved, err) = detect(&["--alerts"]);
+    assert!(err.contains("one per metric series"), "{err}");
+    assert_eq!(
+        saved["alerts"]["monitors"]["cpu-Monitor"]["period_ms"],
+        300_000
+    );
+    let next = saved["alerts"]["monitors"]["cpu-Monitor"]["next_start"].clone();
+    assert_eq!(spike_alerts(&saved), 0);
+    // The grown file, resumed: the monitor's periods go on from the saved one.
+    std::fs::write(&csv, rows.join("\n") + "\n").unwrap();
+    let (saved, err) = detect(&["--alerts"]);
+    assert!(err.contains("1 monitors: cpu-Monitor"), "{err}");
+    assert!(err.contains("cpu-Monitor / cpu-trigger"), "{err}");
+    assert_eq!(spike_alerts(&saved), 1, "{}", saved["alerts"]);
+    assert!(saved["alerts"]["monitors"]["cpu-Monitor"]["next_start"].as_i64() > next.as_i64());
+    // A configured monitor on the series, fired by the same spike.
+    let config = dir.path().join("waflog.toml");
+    std::fs::write(
+        &config,
+        "[[monitors]]\nname = \"cpu-Monitor\"\ndetector = \"cpu\"\n[[monitors.triggers]]\nname = \"spike\"\nseverity = 1\n",
+    )
+    .unwrap();
+    std::fs::remove_file(&state).unwrap();
+    let (saved, err) = detect(&["--config", config.to_str().unwrap()]);
+    assert!(err.contains("cpu-Monitor / spike"), "{err}");
+    assert_eq!(spike_alerts(&saved), 1, "{}", saved["alerts"]);
+    // On WAF records no detector has that name.
+    let (code, _, err) = run(waflog()
+        .args(["detect", "--config"])
+        .arg(&config)
+        .arg("-")
+        .stdin(std::process::Stdio::null()));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("monitors[0].detector") && err.contains("unknown detector `cpu`"),
+        "{err}"
+    );
+}
+
+/// A metric series in `--state` resumes where it stopped: a run over the first
+/// rows, then a run over the grown file, give the results of one run over the
+/// whole file, row for row; the rows of the first run are skipped, not scored again.
+#[test]
+fn a_csv_series_resumes_from_the_state_file_as_if_never_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, grown) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&first).unwrap();
+    std::fs::create_dir_all(&grown).unwrap();
+    let rows = cpu_rows();
     let text = |n: usize| rows[..=n].join("\n") + "\n";
     std::fs::write(first.join("cpu.csv"), text(1000)).unwrap();
     std::fs::write(grown.join("cpu.csv"), text(1500)).unwrap();

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Channel, Monitor};
+use crate::alert::{Channel, Detectors, Monitor};
 use crate::detect::DetectorSpec;
 use crate::detect::rules::{Rule, Window};
 use crate::error::ConfigError;
@@ -227,10 +227,22 @@ impl Config {
         crate::alert::config::validate(
             &self.monitors,
             &self.channel_specs(),
-            Some(&self.detector_specs()),
+            Detectors::OrSeries(&self.detector_specs()),
             path,
         )?;
         Ok(())
+    }
+
+    /// For a run on WAF records (no metric series): every monitor's detector must
+    /// be one of [`Config::detector_specs`]. ([`Config::validate`] lets other names
+    /// through, as the metric series' names are known only from the input.)
+    pub fn check_waf_monitors(&self, path: &Path) -> Result<(), ConfigError> {
+        crate::alert::config::validate(
+            &self.monitors,
+            &self.channel_specs(),
+            Detectors::Exactly(&self.detector_specs()),
+            path,
+        )
     }
 
     /// The notification channels: `[[channels]]`, or [`Channel::defaults`].

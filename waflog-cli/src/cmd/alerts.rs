@@ -86,7 +86,7 @@ fn ack(args: &AlertsArgs, id: &str, not_anomaly: bool) -> anyhow::Result<Finishe
 /// `test CHANNEL`: a test notification sent through that channel alone.
 fn test(global: &GlobalArgs, channel: &str) -> anyhow::Result<Finished> {
     let config = super::load_config(global)?;
-    let monitors = alerts::monitors(&config, true);
+    let monitors = alerts::monitors(&config, true, None);
     let channels = config.channel_specs();
     let eval = Evaluator::new(&monitors, &channels).context("invalid [[monitors]]")?;
     let note = eval.test_notification(channel, alerts::now_ms())?;

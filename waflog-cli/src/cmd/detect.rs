@@ -187,6 +187,16 @@ impl Results {
 /// ends it, reports, and keeps the dashboard up as asked.
 pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     let (config, time_rules) = load_config(global, args)?;
+    // A monitor may name a metric series; WAF records have none.
+    if args.input_format != InputFormat::Csv {
+        let path = global
+            .config
+            .clone()
+            .unwrap_or_else(waflog_core::Config::builtin_path);
+        config
+            .check_waf_monitors(&path)
+            .context("invalid configuration")?;
+    }
     let specs = config.detector_specs();
     let mut aws = AwsContext::new(global.aws_settings());
     let mut range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
@@ -339,7 +349,15 @@ fn start_pipeline(
     args: &DetectArgs,
     aws: &mut AwsContext,
 ) -> anyhow::Result<(Pipeline, Option<Alerting>, u64)> {
-    let monitors = alerts::monitors(config, args.alerts);
+    // Metric series are watched by their own monitors; those of the series in
+    // the state go in before the saved alerts, which keep their open alerts.
+    let csv = args.input_format == InputFormat::Csv;
+    let saved_series: Vec<String> = saved
+        .as_ref()
+        .map(|s| s.series.keys().cloned().collect())
+        .unwrap_or_default();
+    let monitors = alerts::monitors(config, args.alerts, csv.then_some(&saved_series[..]));
+    let every_series = csv && args.alerts && config.monitors.is_empty();
     // Results go to the pipeline, which carries what the state holds besides the
     // models and the alerts; dead letters are written here, as they come.
     let mut pipeline = Pipeline::new(engine).keep_dead_letters(0);
@@ -348,7 +366,7 @@ fn start_pipeline(
         loaded_alerts = s.alerts.take();
         pipeline = pipeline.with_state(s);
     }
-    if monitors.is_empty() {
+    if monitors.is_empty() && !every_series {
         return Ok((pipeline, None, 0));
     }
     let results_on_stdout = args.output.as_deref().is_none_or(|o| o == Path::new("-"));
@@ -361,6 +379,9 @@ fn start_pipeline(
         results_on_stdout,
     )?;
     pipeline = pipeline.with_alerting(eval, notifiers, alerts::now_ms);
+    if every_series {
+        pipeline = pipeline.monitor_every_series();
+    }
     let mut delivered_at_start = 0;
     if pipeline.alerts().is_some_and(|b| !b.outbox().is_empty()) {
         if let Some(report) = pipeline.deliver_pending() {
@@ -373,15 +394,15 @@ fn start_pipeline(
             );
         }
     }
-    tracing::info!(
-        "{} monitors: {}",
-        monitors.len(),
-        monitors
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let names: Vec<&str> = monitors.iter().map(|m| m.name.as_str()).collect();
+    match (names.len(), every_series) {
+        (0, _) => tracing::info!("monitors: one per metric series as it opens"),
+        (n, true) => tracing::info!(
+            "{n} monitors: {} (and one per metric series as it opens)",
+            names.join(", ")
+        ),
+        (n, false) => tracing::info!("{n} monitors: {}", names.join(", ")),
+    }
     Ok((pipeline, Some(side), delivered_at_start))
 }
 

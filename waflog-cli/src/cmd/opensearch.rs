@@ -135,7 +135,7 @@ fn setup(
     put_templates(client, args)?;
     let (detector_ids, skipped) = put_detectors(client, &specs, &logs_pattern)?;
     let channel_ids = put_channels(client, config)?;
-    for monitor in alerts::monitors(config, true) {
+    for monitor in alerts::monitors(config, true, None) {
         if !detector_ids.contains_key(monitor.detector()) {
             tracing::warn!(
                 "monitor {}: skipped, its detector is not in the cluster",

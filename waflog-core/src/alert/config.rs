@@ -401,17 +401,36 @@ impl Monitor {
                     .features
                     .first()
                     .map_or(d.name.as_str(), |f| f.name.as_str());
-                Monitor {
-                    name: format!("{stem}-Monitor"),
-                    period: None,
-                    input: MonitorInput::Detector {
-                        detector: d.name.clone(),
-                        entity: None,
-                    },
-                    triggers: vec![Trigger::new(&format!("{stem}-trigger"), 2)],
-                }
+                Monitor::named(stem, &d.name)
             })
             .collect()
+    }
+
+    /// The monitor of a metric series (`waflog detect --input-format csv --alerts`
+    /// without `[[monitors]]`): `cpu-Monitor` with trigger `cpu-trigger`
+    /// (severity 2, the default condition) on the results of series `cpu`, in
+    /// periods of its own row interval.
+    ///
+    /// ```
+    /// use waflog_core::alert::Monitor;
+    /// let m = Monitor::for_series("cpu");
+    /// assert_eq!((m.name.as_str(), m.detector()), ("cpu-Monitor", "cpu"));
+    /// ```
+    pub fn for_series(series: &str) -> Monitor {
+        Monitor::named(series, series)
+    }
+
+    /// A default monitor named after `stem` on the results of `detector`.
+    fn named(stem: &str, detector: &str) -> Monitor {
+        Monitor {
+            name: format!("{stem}-Monitor"),
+            period: None,
+            input: MonitorInput::Detector {
+                detector: detector.to_string(),
+                entity: None,
+            },
+            triggers: vec![Trigger::new(&format!("{stem}-trigger"), 2)],
+        }
     }
 
     /// The seed's query monitor: the sum of `UNK_source` in the last 10 minutes of
@@ -602,15 +621,29 @@ impl From<Trigger> for TriggerToml {
 /// Longest period, query window or throttle.
 const MAX_DURATION_MS: i64 = 7 * 86_400_000;
 
+/// What the monitors' detectors are checked against ([`validate`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Detectors<'a> {
+    /// Not known: only the monitors themselves are checked.
+    Unchecked,
+    /// These are all the detectors: a monitor of any other is an error.
+    Exactly(&'a [DetectorSpec]),
+    /// These, or metric series (`waflog detect --input-format csv`, named after
+    /// their files, so known only when the input is read): a monitor of one of
+    /// these is checked against it, any other name is taken for a series.
+    OrSeries(&'a [DetectorSpec]),
+}
+
 /// Checks monitors and channels: names, ranges, durations, templates, and that every
-/// action names a channel. With `detectors`, also that every monitor's detector
-/// exists, that a query's feature is one of its features, that an entity filter is on
-/// a per-entity detector and that the period is a multiple of the detector's
-/// interval. Errors name the field, e.g. `monitors[0].triggers[1].severity`.
+/// action names a channel. Against `detectors` (see [`Detectors`]), also that a
+/// monitor's detector exists, that a query's feature is one of its features, that
+/// an entity filter is on a per-entity detector and that the period is a multiple
+/// of the detector's interval. Errors name the field, e.g.
+/// `monitors[0].triggers[1].severity`.
 pub fn validate(
     monitors: &[Monitor],
     channels: &[Channel],
-    detectors: Option<&[DetectorSpec]>,
+    detectors: Detectors<'_>,
     path: &Path,
 ) -> Result<(), ConfigError> {
     let invalid = |field: String, reason: String| ConfigError::Invalid {
@@ -634,7 +667,9 @@ pub fn validate(
             None => None,
         };
         let spec = match detectors {
-            Some(list) => {
+            Detectors::Unchecked => None,
+            Detectors::OrSeries(list) => list.iter().find(|d| d.name == m.detector()),
+            Detectors::Exactly(list) => {
                 let field = match &m.input {
                     MonitorInput::Detector { .. } => at("detector"),
                     MonitorInput::Query(_) => at("query.detector"),
@@ -652,7 +687,6 @@ pub fn validate(
                 };
                 Some(spec)
             }
-            None => None,
         };
         if m.detector().trim().is_empty() {
             return Err(invalid(at("detector"), "must not be empty".into()));
@@ -1177,9 +1211,16 @@ headers = { Authorization = "Bearer t" }
             e.contains("monitors[0].period") && e.contains("soon"),
             "{e}"
         );
-        let e = err(
+        // A name that is no configured detector may be a metric series' (known
+        // when the input is read): WAF runs check for it then.
+        let config = parse(
             "[[monitors]]\nname = \"m\"\ndetector = \"nope\"\n[[monitors.triggers]]\nname = \"a\"\n",
-        );
+        )
+        .unwrap();
+        let e = config
+            .check_waf_monitors(Path::new("waflog.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("monitors[0].detector") && e.contains("unknown detector `nope`"),
             "{e}"
@@ -1288,6 +1329,12 @@ headers = { Authorization = "Bearer t" }
             detector: "custom".into(),
             entity: Some("x".into()),
         };
-        validate(&[m], &Channel::defaults(), None, Path::new("x")).unwrap();
+        validate(
+            &[m],
+            &Channel::defaults(),
+            Detectors::Unchecked,
+            Path::new("x"),
+        )
+        .unwrap();
     }
 }

@@ -35,7 +35,7 @@ use super::book::{
     Notification, NotificationKind, Slot,
 };
 use super::config::{
-    Channel, Condition, Monitor, MonitorInput, QueryAggregation, duration, validate,
+    Channel, Condition, Detectors, Monitor, MonitorInput, QueryAggregation, duration, validate,
 };
 use super::explain::{Explanation, QueryValue};
 use super::label::Label;
@@ -102,7 +102,12 @@ impl Evaluator {
     /// detectors are not known here: a period left to its default takes the length
     /// of the first result's interval. Prefer [`Evaluator::from_config`].
     pub fn new(monitors: &[Monitor], channels: &[Channel]) -> Result<Evaluator, ConfigError> {
-        Evaluator::build(monitors, channels, None, Path::new("<alerting>"))
+        Evaluator::build(
+            monitors,
+            channels,
+            Detectors::Unchecked,
+            Path::new("<alerting>"),
+        )
     }
 
     /// The evaluator of a configuration's `[[monitors]]` and `[[channels]]` (or the
@@ -112,7 +117,7 @@ impl Evaluator {
         Evaluator::build(
             &config.monitors,
             &config.channel_specs(),
-            Some(&specs),
+            Detectors::Exactly(&specs),
             &Config::builtin_path(),
         )
     }
@@ -120,85 +125,122 @@ impl Evaluator {
     fn build(
         monitors: &[Monitor],
         channels: &[Channel],
-        detectors: Option<&[DetectorSpec]>,
+        detectors: Detectors<'_>,
         path: &Path,
     ) -> Result<Evaluator, ConfigError> {
         validate(monitors, channels, detectors, path)?;
+        let mut eval = Evaluator {
+            monitors: Vec::with_capacity(monitors.len()),
+            channels: channels.to_vec(),
+            book: AlertBook::new(),
+        };
+        for (i, m) in monitors.iter().enumerate() {
+            let compiled = eval.compile(i, m, detectors, path)?;
+            eval.monitors.push(compiled);
+        }
+        Ok(eval)
+    }
+
+    /// Adds monitor `m` (a metric series' [`Monitor::for_series`], as the series
+    /// opens) unless one of that name is evaluated already. Its saved state in the
+    /// book, if any, was dropped by [`Evaluator::with_book`] unless `m` was among
+    /// the monitors then. Returns whether it was added.
+    pub fn add_monitor(&mut self, m: &Monitor) -> Result<bool, ConfigError> {
+        if self.monitors.iter().any(|c| c.name == m.name) {
+            return Ok(false);
+        }
+        let path = Path::new("<alerting>");
+        validate(
+            std::slice::from_ref(m),
+            &self.channels,
+            Detectors::Unchecked,
+            path,
+        )?;
+        let compiled = self.compile(self.monitors.len(), m, Detectors::Unchecked, path)?;
+        self.monitors.push(compiled);
+        Ok(true)
+    }
+
+    /// Monitor `m` (the `i`th, for messages), validated, ready to evaluate.
+    fn compile(
+        &self,
+        i: usize,
+        m: &Monitor,
+        detectors: Detectors<'_>,
+        path: &Path,
+    ) -> Result<CompiledMonitor, ConfigError> {
         let invalid = |field: String, reason: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             field,
             reason,
         };
-        let all_channels: Vec<String> = channels.iter().map(|c| c.name().to_string()).collect();
-        let mut compiled = Vec::with_capacity(monitors.len());
-        for (i, m) in monitors.iter().enumerate() {
-            let period_ms = match &m.period {
-                Some(p) => Some(
-                    duration(p, 1, i64::MAX)
-                        .map_err(|e| invalid(format!("monitors[{i}].period"), e))?,
-                ),
-                None => detectors
-                    .and_then(|d| d.iter().find(|s| s.name == m.detector()))
+        let period_ms = match &m.period {
+            Some(p) => Some(
+                duration(p, 1, i64::MAX)
+                    .map_err(|e| invalid(format!("monitors[{i}].period"), e))?,
+            ),
+            None => match detectors {
+                Detectors::Unchecked => None,
+                Detectors::Exactly(d) | Detectors::OrSeries(d) => d
+                    .iter()
+                    .find(|s| s.name == m.detector())
                     .map(DetectorSpec::interval),
+            },
+        };
+        let (entity, query) = match &m.input {
+            MonitorInput::Detector { entity, .. } => (entity.clone(), None),
+            MonitorInput::Query(q) => (
+                None,
+                Some(CompiledQuery {
+                    feature: q.feature.clone(),
+                    aggregation: q.aggregation,
+                    window_ms: duration(&q.window, 1, i64::MAX)
+                        .map_err(|e| invalid(format!("monitors[{i}].query.window"), e))?,
+                }),
+            ),
+        };
+        let mut triggers = Vec::with_capacity(m.triggers.len());
+        for (j, t) in m.triggers.iter().enumerate() {
+            let at = |f: &str| format!("monitors[{i}].triggers[{j}].{f}");
+            let template = |text: &Option<String>, slot, field: &str| match text {
+                Some(s) => Template::parse(s, slot).map_err(|e| invalid(at(field), e)),
+                None => Ok(match slot {
+                    TemplateSlot::Message => Template::default_message(),
+                    TemplateSlot::Subject => Template::default_subject(),
+                }),
             };
-            let (entity, query) = match &m.input {
-                MonitorInput::Detector { entity, .. } => (entity.clone(), None),
-                MonitorInput::Query(q) => (
-                    None,
-                    Some(CompiledQuery {
-                        feature: q.feature.clone(),
-                        aggregation: q.aggregation,
-                        window_ms: duration(&q.window, 1, i64::MAX)
-                            .map_err(|e| invalid(format!("monitors[{i}].query.window"), e))?,
-                    }),
-                ),
-            };
-            let mut triggers = Vec::with_capacity(m.triggers.len());
-            for (j, t) in m.triggers.iter().enumerate() {
-                let at = |f: &str| format!("monitors[{i}].triggers[{j}].{f}");
-                let template = |text: &Option<String>, slot, field: &str| match text {
-                    Some(s) => Template::parse(s, slot).map_err(|e| invalid(at(field), e)),
-                    None => Ok(match slot {
-                        TemplateSlot::Message => Template::default_message(),
-                        TemplateSlot::Subject => Template::default_subject(),
-                    }),
-                };
-                triggers.push(CompiledTrigger {
-                    name: t.name.clone(),
-                    severity: t.severity,
-                    condition: t.condition,
-                    channels: t.actions.clone().unwrap_or_else(|| all_channels.clone()),
-                    throttle_ms: match &t.throttle {
-                        Some(th) => Some(
-                            duration(th, 1, i64::MAX).map_err(|e| invalid(at("throttle"), e))?,
-                        ),
-                        None => None,
-                    },
-                    complete_after: t.complete_after.max(1),
-                    message: template(&t.message, TemplateSlot::Message, "message")?,
-                    subject: template(&t.subject, TemplateSlot::Subject, "subject")?,
-                });
-            }
-            compiled.push(CompiledMonitor {
-                name: m.name.clone(),
-                detector: m.detector().to_string(),
-                signature: format!(
-                    "{}|{:?}|{:?}|{:?}",
-                    m.detector(),
-                    entity,
-                    m.input,
-                    period_ms
-                ),
-                entity,
-                query,
-                period_ms,
-                triggers,
+            triggers.push(CompiledTrigger {
+                name: t.name.clone(),
+                severity: t.severity,
+                condition: t.condition,
+                channels: t.actions.clone().unwrap_or_else(|| {
+                    self.channels.iter().map(|c| c.name().to_string()).collect()
+                }),
+                throttle_ms: match &t.throttle {
+                    Some(th) => {
+                        Some(duration(th, 1, i64::MAX).map_err(|e| invalid(at("throttle"), e))?)
+                    }
+                    None => None,
+                },
+                complete_after: t.complete_after.max(1),
+                message: template(&t.message, TemplateSlot::Message, "message")?,
+                subject: template(&t.subject, TemplateSlot::Subject, "subject")?,
             });
         }
-        Ok(Evaluator {
-            monitors: compiled,
-            channels: channels.to_vec(),
-            book: AlertBook::new(),
+        Ok(CompiledMonitor {
+            name: m.name.clone(),
+            detector: m.detector().to_string(),
+            signature: format!(
+                "{}|{:?}|{:?}|{:?}",
+                m.detector(),
+                entity,
+                m.input,
+                period_ms
+            ),
+            entity,
+            query,
+            period_ms,
+            triggers,
         })
     }
 

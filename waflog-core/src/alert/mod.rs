@@ -71,8 +71,8 @@ pub use book::{
     Retry,
 };
 pub use config::{
-    Channel, CompareOp, Condition, Monitor, MonitorInput, QueryAggregation, QueryInput, Trigger,
-    redact_url,
+    Channel, CompareOp, Condition, Detectors, Monitor, MonitorInput, QueryAggregation, QueryInput,
+    Trigger, redact_url,
 };
 pub use evaluate::{Evaluator, entity_key};
 pub use explain::{AnomalyDetail, Explanation, FeatureMove, QueryValue};

@@ -66,7 +66,7 @@ use serde::{Deserialize, Serialize};
 pub use state::{S3Current, STATE_VERSION, State, StateError};
 
 use crate::alert::{
-    Alert, AlertBook, AlertError, Correlator, DeliveryReport, Evaluator, Incident, Label,
+    Alert, AlertBook, AlertError, Correlator, DeliveryReport, Evaluator, Incident, Label, Monitor,
     Notification, Notifier,
 };
 use crate::detect::metrics::MetricSeries;
@@ -332,6 +332,8 @@ struct Alerting {
     /// The latest end of a result seen: periods ending by it are complete at the
     /// end of a run.
     max_end: Option<i64>,
+    /// Every metric series opened gets its [`Monitor::for_series`].
+    series_monitors: bool,
 }
 
 impl std::fmt::Debug for Alerting {
@@ -343,6 +345,7 @@ impl std::fmt::Debug for Alerting {
                 &self.notifiers.iter().map(|n| n.name()).collect::<Vec<_>>(),
             )
             .field("max_end", &self.max_end)
+            .field("series_monitors", &self.series_monitors)
             .finish_non_exhaustive()
     }
 }
@@ -443,7 +446,20 @@ impl<O: ResultObserver> Pipeline<O> {
             notifiers,
             clock: Box::new(clock),
             max_end: None,
+            series_monitors: false,
         });
+        self
+    }
+
+    /// With alerting, every metric series [`Pipeline::open_series`] opens is
+    /// watched by its default monitor ([`Monitor::for_series`]) unless `eval` has
+    /// a monitor of that name: `waflog detect --input-format csv --alerts` without
+    /// `[[monitors]]`. To keep the open alerts of series saved in a state, give
+    /// `eval` their monitors before its book ([`State::series`] names them).
+    pub fn monitor_every_series(mut self) -> Self {
+        if let Some(a) = &mut self.alerting {
+            a.series_monitors = true;
+        }
         self
     }
 
@@ -535,9 +551,10 @@ impl<O: ResultObserver> Pipeline<O> {
     /// The metric series `name`, scored by `algorithm`: resumed from the state
     /// given to [`Pipeline::with_state`] when it holds a series of that name, else
     /// new; a name opened before in this run is the same series (a file and the
-    /// one rotated after it continue one model). An error when the saved series
-    /// (or the one already open) has another algorithm, or its model cannot be
-    /// read.
+    /// one rotated after it continue one model). Watched by its own monitor after
+    /// [`Pipeline::monitor_every_series`]. An error when the saved series (or the
+    /// one already open) has another algorithm, or its model cannot be read, or
+    /// `name` is empty while every series gets a monitor.
     pub fn open_series(
         &mut self,
         name: &str,
@@ -555,6 +572,9 @@ impl<O: ResultObserver> Pipeline<O> {
             Some(saved) => MetricSeries::restore(name, algorithm, saved)?,
             None => MetricSeries::new(name, algorithm),
         };
+        if let Some(a) = self.alerting.as_mut().filter(|a| a.series_monitors) {
+            a.eval.add_monitor(&Monitor::for_series(name))?;
+        }
         self.series.push(series);
         Ok(SeriesId(self.series.len() - 1))
     }

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::Config;
-use crate::alert::{Monitor, NotificationKind, NotifyError};
+use crate::alert::{Channel, Monitor, NotificationKind, NotifyError};
 use crate::simulate::{Episode, Generator, Limit, Scenario};
 
 const START: i64 = 1_714_521_600_000; // 2024-05-01T00:00:00Z
@@ -375,4 +375,64 @@ fn metric_series_results_go_on_and_their_models_are_in_the_state() {
         .collect();
     assert_eq!(resumed, expected);
     assert_eq!(second.state().series["cpu"], whole.state().series["cpu"]);
+}
+
+#[test]
+fn every_metric_series_opened_gets_its_own_monitor() {
+    let rows: Vec<String> = (0..300)
+        .map(|i| {
+            let v = if i == 250 {
+                90.0
+            } else {
+                10.0 + (i % 7) as f64
+            };
+            format!("{},{v}", 1_700_000_040 + 60 * i)
+        })
+        .collect();
+    let inbox = Inbox::default();
+    let eval = Evaluator::new(&[], &Channel::defaults()).unwrap();
+    let mut p = Pipeline::new(engine())
+        .with_alerting(eval, vec![Box::new(inbox.clone())], || 0)
+        .monitor_every_series();
+    let id = p
+        .open_series("cpu", AlgorithmSpec::metric_default())
+        .unwrap();
+    // Opened again (a rotated file), it keeps its one monitor.
+    assert_eq!(
+        p.open_series("cpu", AlgorithmSpec::metric_default())
+            .unwrap(),
+        id
+    );
+    for r in &rows {
+        p.push_series_line(id, r.as_bytes()).unwrap().unwrap();
+    }
+    p.finish().unwrap();
+    let book = p.alerts().unwrap();
+    assert_eq!(book.monitors.len(), 1);
+    assert_eq!(book.monitors["cpu-Monitor"].period_ms, 60_000);
+    let spike = 1_700_000_040_000 + 250 * 60_000;
+    let fired: Vec<_> = book
+        .history()
+        .filter(|a| a.monitor == "cpu-Monitor" && a.trigger == "cpu-trigger")
+        .map(|a| a.start_time)
+        .collect();
+    assert!(fired.contains(&(spike - spike % 60_000)), "{fired:?}");
+    assert!(
+        inbox
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n.monitor == "cpu-Monitor")
+    );
+    // Without it, a series has no monitor: no alerting on it.
+    let eval = Evaluator::new(&[], &Channel::defaults()).unwrap();
+    let mut p = Pipeline::new(engine()).with_alerting(eval, Vec::new(), || 0);
+    let id = p
+        .open_series("cpu", AlgorithmSpec::metric_default())
+        .unwrap();
+    for r in &rows {
+        p.push_series_line(id, r.as_bytes()).unwrap().unwrap();
+    }
+    assert!(p.alerts().unwrap().monitors.is_empty());
 }
