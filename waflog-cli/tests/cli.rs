@@ -878,6 +878,39 @@ fn a_csv_series_resumes_from_the_state_file_as_if_never_stopped() {
         .arg(grown.join("cpu.csv")));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--fresh"), "{err}");
+    // The WAF detectors play no part in a series: another detector of the same
+    // algorithm resumes it.
+    std::fs::write(
+        &config,
+        "[[detectors]]\nname = \"v\"\nfeatures = [{ name = \"value\", aggregation = \"sum\", field = \"value\" }]\n[detectors.algorithm]\ntype = \"cad\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(waflog()
+        .args(["detect", "--input-format", "csv", "--state"])
+        .arg(&state)
+        .arg("--config")
+        .arg(&config)
+        .arg(grown.join("cpu.csv")));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1500 rows at or before"), "{err}");
+    // A state whose models took in WAF records is not a series' to overwrite.
+    let waf_state = dir.path().join("waf.json");
+    let (code, _, err) = run(waflog()
+        .args(["detect", "-q", "--state"])
+        .arg(&waf_state)
+        .arg(fixture("seed-records.ndjson")));
+    assert_eq!(code, 0, "{err}");
+    let before = std::fs::read(&waf_state).unwrap();
+    let (code, _, err) = run(waflog()
+        .args(["detect", "--input-format", "csv", "--state"])
+        .arg(&waf_state)
+        .arg(grown.join("cpu.csv")));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("holds the models of a run on WAF records"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&waf_state).unwrap(), before);
 }
 
 /// `--follow` on a CSV series scores the rows appended to the file as they come

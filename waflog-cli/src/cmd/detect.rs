@@ -197,7 +197,14 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
             .check_waf_monitors(&path)
             .context("invalid configuration")?;
     }
-    let specs = config.detector_specs();
+    // A CSV run scores metric series, not WAF records: its engine has no
+    // detectors (the first configured one lends the series its algorithm).
+    let csv = args.input_format == InputFormat::Csv;
+    let specs = if csv {
+        Vec::new()
+    } else {
+        config.detector_specs()
+    };
     let mut aws = AwsContext::new(global.aws_settings());
     let mut range = S3Range::parse(args.input.since.as_deref(), args.input.until.as_deref())?;
     let idle_exit = super::idle_exit(&args.input)?;
@@ -312,7 +319,10 @@ fn start_engine(
     store: Option<&StateFile>,
 ) -> anyhow::Result<(Engine, Option<State>)> {
     let resumed = match store {
-        Some(st) if !args.fresh => st.load(specs, config.feature_map()?)?,
+        Some(st) if !args.fresh => {
+            let csv = args.input_format == InputFormat::Csv;
+            st.load(specs, config.feature_map()?, !csv)?
+        }
         _ => None,
     };
     let (mut engine, saved) = match resumed {
@@ -326,15 +336,17 @@ fn start_engine(
     if let Some(max) = args.max_entities {
         engine = engine.with_max_entities(max);
     }
-    tracing::info!(
-        "{} detectors: {}",
-        specs.len(),
-        specs
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    if !specs.is_empty() {
+        tracing::info!(
+            "{} detectors: {}",
+            specs.len(),
+            specs
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     Ok((engine, saved))
 }
 
@@ -419,15 +431,10 @@ fn start_dashboard(
     };
     let addr = dashboard::parse_addr(addr)?;
     let title = format!("waflog detect: {}", inputs_title(inputs));
-    // A CSV series is named after its file: no configured panels.
-    let panels = if args.input_format == InputFormat::Csv {
-        &[]
-    } else {
-        specs
-    };
+    // (A CSV series is named after its file: no configured panels.)
     let mut d = Dashboard::start(
         addr,
-        Board::new(&title, panels),
+        Board::new(&title, specs),
         alerting,
         &args.dashboard_host,
     )?;
@@ -1099,15 +1106,40 @@ impl StateFile {
     }
 
     /// The engine resumed from the file, and the rest of the state (none when
-    /// the file does not exist).
+    /// the file does not exist). Without `resume_engine` (a run on metric series,
+    /// whose engine has no detectors) the saved engine is not resumed: `specs`
+    /// start anew, and so a series resumes whatever WAF detectors the state was
+    /// saved with.
     fn load(
         &self,
         specs: &[DetectorSpec],
         map: FeatureMap,
+        resume_engine: bool,
     ) -> anyhow::Result<Option<(Engine, State)>> {
         let Some(mut saved) = super::read_state(&self.path, " (start over with --fresh)")? else {
             return Ok(None);
         };
+        if !resume_engine {
+            // Models that took in WAF records are not to be lost to a run on
+            // metric series (an older CSV run's engine took in none).
+            if saved
+                .engine
+                .take()
+                .is_some_and(|e| e.max_event_ms.is_some())
+            {
+                anyhow::bail!(
+                    "state file {} holds the models of a run on WAF records, not metric series: give this run its own --state",
+                    self.path.display()
+                );
+            }
+            let engine = Engine::new(specs, map).context("invalid detectors")?;
+            tracing::info!(
+                "resumed from {} ({} metric series)",
+                self.path.display(),
+                saved.series.len()
+            );
+            return Ok(Some((engine, saved)));
+        }
         let engine_state = saved.engine.take().with_context(|| {
             format!(
                 "state file {} holds no detector models (a `waflog transform --state` file?); start over with --fresh",
