@@ -781,6 +781,7 @@ fn a_csv_series_alerts_through_its_own_or_a_configured_monitor() {
     std::fs::write(&csv, rows[..=1000].join("\n") + "\n").unwrap();
     let (saved, err) = detect(&["--alerts"]);
     assert!(err.contains("one per metric series"), "{err}");
+    assert!(err.contains("scored 1000 metric series rows"), "{err}");
     assert_eq!(
         saved["alerts"]["monitors"]["cpu-Monitor"]["period_ms"],
         300_000

@@ -272,7 +272,7 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     let elapsed = started.elapsed();
     run.show_input_done();
     log_engine_notes(run.pipeline.engine(), &specs, &config.input.horizon);
-    run.log_summary(&ended, elapsed, args.input.dead_letter.as_deref());
+    run.log_summary(&ended, elapsed, args.input.dead_letter.as_deref(), csv);
     if interrupted {
         return Err(anyhow::Error::new(Interrupted)
             .context("stopped by Ctrl-C between records; the state is saved"));
@@ -792,28 +792,50 @@ impl Run {
 
     /// The run's summary: intervals, records, speed, anomalies, results written
     /// and, with alerting, the alert counts.
-    fn log_summary(&self, ended: &Ended, elapsed: Duration, dead_letter: Option<&Path>) {
+    fn log_summary(
+        &self,
+        ended: &Ended,
+        elapsed: Duration,
+        dead_letter: Option<&Path>,
+        series: bool,
+    ) {
         let stats = &self.stats;
-        let e = self.pipeline.engine().stats();
-        tracing::info!(
-            records_in = stats.records_in,
-            dead_lettered = stats.dead_lettered,
-            intervals = e.intervals,
-            anomalies = e.anomalies,
-            "scored {} intervals of {} records in {:.2}s ({:.0} events/s): {} anomalies, {} results written{}{}",
-            e.intervals,
-            e.records,
-            elapsed.as_secs_f64(),
-            super::per_second(stats.records_in, elapsed),
-            e.anomalies,
-            self.pipeline.observer().written,
-            if ended.unscored > 0 {
-                "; the last, incomplete interval is not scored".to_string()
-            } else {
-                String::new()
-            },
-            records::dead_letter_note(stats, dead_letter)
-        );
+        let dead_note = records::dead_letter_note(stats, dead_letter);
+        if series {
+            let p = self.pipeline.stats();
+            tracing::info!(
+                records_in = stats.records_in,
+                dead_lettered = stats.dead_lettered,
+                rows = p.series_rows,
+                anomalies = p.series_anomalies,
+                "scored {} metric series rows in {:.2}s ({:.0} rows/s): {} anomalies, {} results written{dead_note}",
+                p.series_rows,
+                elapsed.as_secs_f64(),
+                super::per_second(p.series_rows, elapsed),
+                p.series_anomalies,
+                self.pipeline.observer().written,
+            );
+        } else {
+            let e = self.pipeline.engine().stats();
+            tracing::info!(
+                records_in = stats.records_in,
+                dead_lettered = stats.dead_lettered,
+                intervals = e.intervals,
+                anomalies = e.anomalies,
+                "scored {} intervals of {} records in {:.2}s ({:.0} events/s): {} anomalies, {} results written{}{dead_note}",
+                e.intervals,
+                e.records,
+                elapsed.as_secs_f64(),
+                super::per_second(stats.records_in, elapsed),
+                e.anomalies,
+                self.pipeline.observer().written,
+                if ended.unscored > 0 {
+                    "; the last, incomplete interval is not scored"
+                } else {
+                    ""
+                },
+            );
+        }
         if self.alerting.is_some() {
             let c = self.pipeline.observer().counts;
             tracing::info!(

@@ -307,6 +307,10 @@ pub struct PipelineStats {
     pub dead_lettered: u64,
     /// Results handed to the monitors and the observer.
     pub results: u64,
+    /// Metric series rows scored ([`Pipeline::push_series_line`]).
+    pub series_rows: u64,
+    /// Those graded above zero.
+    pub series_anomalies: u64,
 }
 
 /// How a run ended ([`Pipeline::finish`], [`Pipeline::suspend`]).
@@ -604,7 +608,13 @@ impl<O: ResultObserver> Pipeline<O> {
             }
         };
         match series.push_line(text) {
-            Ok(result) => self.push_results(result).map(Ok),
+            Ok(result) => {
+                if let Some(r) = &result {
+                    self.stats.series_rows += 1;
+                    self.stats.series_anomalies += u64::from(r.anomaly_grade > 0.0);
+                }
+                self.push_results(result).map(Ok)
+            }
             Err(e) => Ok(Err(e)),
         }
     }

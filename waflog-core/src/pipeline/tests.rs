@@ -339,6 +339,17 @@ fn metric_series_results_go_on_and_their_models_are_in_the_state() {
     assert!(whole.push_series_line(id, b"x,y").unwrap().is_err());
     assert!(whole.push_series_line(id, b"1,\xff").unwrap().is_err());
     assert_eq!(whole.observer().len(), 300);
+    let stats = whole.stats();
+    assert_eq!(stats.series_rows, 300);
+    assert_eq!(
+        stats.series_anomalies,
+        whole
+            .observer()
+            .iter()
+            .filter(|r| r.anomaly_grade > 0.0)
+            .count() as u64
+    );
+    assert!(stats.series_anomalies > 0);
 
     // The first 200 rows, saved; the rest in a new pipeline resumed from the state.
     let mut first = Pipeline::new(engine()).with_observer(Vec::<AnomalyResult>::new());
