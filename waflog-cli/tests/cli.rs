@@ -864,34 +864,27 @@ fn a_csv_series_resumes_from_the_state_file_as_if_never_stopped() {
     let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(saved["series"]["cpu"]["rows"], 1500);
     assert_eq!(saved["series"]["cpu"]["algorithm"]["type"], "cad");
-    // Under another configuration the state is refused, with the way out.
+    // Under another algorithm the state is refused, with the way out; the WAF
+    // detectors play no part in a series, so another detector of the same
+    // algorithm resumes it.
     let config = dir.path().join("waflog.toml");
-    std::fs::write(
-        &config,
-        "[[detectors]]\nname = \"v\"\nfeatures = [{ name = \"value\", aggregation = \"sum\", field = \"value\" }]\n[detectors.algorithm]\ntype = \"artime\"\n",
-    )
-    .unwrap();
-    let (code, _, err) = run(waflog()
-        .args(["detect", "--input-format", "csv", "--state"])
-        .arg(&state)
-        .arg("--config")
-        .arg(&config)
-        .arg(grown.join("cpu.csv")));
+    let with_algorithm = |algorithm: &str| {
+        std::fs::write(
+            &config,
+            format!("[[detectors]]\nname = \"v\"\nfeatures = [{{ name = \"value\", aggregation = \"sum\", field = \"value\" }}]\n[detectors.algorithm]\ntype = \"{algorithm}\"\n"),
+        )
+        .unwrap();
+        run(waflog()
+            .args(["detect", "--input-format", "csv", "--state"])
+            .arg(&state)
+            .arg("--config")
+            .arg(&config)
+            .arg(grown.join("cpu.csv")))
+    };
+    let (code, _, err) = with_algorithm("artime");
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--fresh"), "{err}");
-    // The WAF detectors play no part in a series: another detector of the same
-    // algorithm resumes it.
-    std::fs::write(
-        &config,
-        "[[detectors]]\nname = \"v\"\nfeatures = [{ name = \"value\", aggregation = \"sum\", field = \"value\" }]\n[detectors.algorithm]\ntype = \"cad\"\n",
-    )
-    .unwrap();
-    let (code, _, err) = run(waflog()
-        .args(["detect", "--input-format", "csv", "--state"])
-        .arg(&state)
-        .arg("--config")
-        .arg(&config)
-        .arg(grown.join("cpu.csv")));
+    let (code, _, err) = with_algorithm("cad");
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("1500 rows at or before"), "{err}");
     // A state whose models took in WAF records is not a series' to overwrite.

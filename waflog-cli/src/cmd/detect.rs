@@ -800,42 +800,32 @@ impl Run {
         series: bool,
     ) {
         let stats = &self.stats;
-        let dead_note = records::dead_letter_note(stats, dead_letter);
-        if series {
+        // What was scored, how many of it a second, and the anomalies.
+        let (scored, rate, anomalies) = if series {
             let p = self.pipeline.stats();
-            tracing::info!(
-                records_in = stats.records_in,
-                dead_lettered = stats.dead_lettered,
-                rows = p.series_rows,
-                anomalies = p.series_anomalies,
-                "scored {} metric series rows in {:.2}s ({:.0} rows/s): {} anomalies, {} results written{dead_note}",
-                p.series_rows,
-                elapsed.as_secs_f64(),
-                super::per_second(p.series_rows, elapsed),
-                p.series_anomalies,
-                self.pipeline.observer().written,
-            );
+            let rate = super::per_second(p.series_rows, elapsed);
+            let scored = format!("{} metric series rows", p.series_rows);
+            (scored, format!("{rate:.0} rows/s"), p.series_anomalies)
         } else {
             let e = self.pipeline.engine().stats();
-            tracing::info!(
-                records_in = stats.records_in,
-                dead_lettered = stats.dead_lettered,
-                intervals = e.intervals,
-                anomalies = e.anomalies,
-                "scored {} intervals of {} records in {:.2}s ({:.0} events/s): {} anomalies, {} results written{}{dead_note}",
-                e.intervals,
-                e.records,
-                elapsed.as_secs_f64(),
-                super::per_second(stats.records_in, elapsed),
-                e.anomalies,
-                self.pipeline.observer().written,
-                if ended.unscored > 0 {
-                    "; the last, incomplete interval is not scored"
-                } else {
-                    ""
-                },
-            );
-        }
+            let rate = super::per_second(stats.records_in, elapsed);
+            let scored = format!("{} intervals of {} records", e.intervals, e.records);
+            (scored, format!("{rate:.0} events/s"), e.anomalies)
+        };
+        tracing::info!(
+            records_in = stats.records_in,
+            dead_lettered = stats.dead_lettered,
+            anomalies,
+            "scored {scored} in {:.2}s ({rate}): {anomalies} anomalies, {} results written{}{}",
+            elapsed.as_secs_f64(),
+            self.pipeline.observer().written,
+            if ended.unscored > 0 {
+                "; the last, incomplete interval is not scored"
+            } else {
+                ""
+            },
+            records::dead_letter_note(stats, dead_letter)
+        );
         if self.alerting.is_some() {
             let c = self.pipeline.observer().counts;
             tracing::info!(

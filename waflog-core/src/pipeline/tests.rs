@@ -314,19 +314,24 @@ fn an_observer_error_reaches_the_caller() {
     assert_eq!(p.stats().results, 6);
 }
 
-#[test]
-fn metric_series_results_go_on_and_their_models_are_in_the_state() {
-    let algorithm = AlgorithmSpec::metric_default();
-    let rows: Vec<String> = (0..300)
+/// 300 one-minute CSV rows from `start` (epoch seconds), a spike at row 250.
+fn spiked_rows(start: i64) -> Vec<String> {
+    (0..300)
         .map(|i| {
             let v = if i == 250 {
                 90.0
             } else {
                 10.0 + (i % 7) as f64
             };
-            format!("{},{v}", 1_700_000_000 + 60 * i)
+            format!("{},{v}", start + 60 * i)
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn metric_series_results_go_on_and_their_models_are_in_the_state() {
+    let algorithm = AlgorithmSpec::metric_default();
+    let rows = spiked_rows(1_700_000_000);
     let mut whole = Pipeline::new(engine()).with_observer(Vec::<AnomalyResult>::new());
     let id = whole.open_series("cpu", algorithm.clone()).unwrap();
     for r in &rows {
@@ -390,16 +395,7 @@ fn metric_series_results_go_on_and_their_models_are_in_the_state() {
 
 #[test]
 fn every_metric_series_opened_gets_its_own_monitor() {
-    let rows: Vec<String> = (0..300)
-        .map(|i| {
-            let v = if i == 250 {
-                90.0
-            } else {
-                10.0 + (i % 7) as f64
-            };
-            format!("{},{v}", 1_700_000_040 + 60 * i)
-        })
-        .collect();
+    let rows = spiked_rows(1_700_000_040);
     let inbox = Inbox::default();
     let eval = Evaluator::new(&[], &Channel::defaults()).unwrap();
     let mut p = Pipeline::new(engine())
