@@ -805,7 +805,21 @@ fn a_csv_series_alerts_through_its_own_or_a_configured_monitor() {
     std::fs::remove_file(&state).unwrap();
     let (saved, err) = detect(&["--config", config.to_str().unwrap()]);
     assert!(err.contains("cpu-Monitor / spike"), "{err}");
+    assert!(!err.contains("saw no result"), "{err}");
     assert_eq!(spike_alerts(&saved), 1, "{}", saved["alerts"]);
+    // A monitor of a series the run does not have is pointed out.
+    let other = dir.path().join("other.toml");
+    std::fs::write(
+        &other,
+        "[[monitors]]\nname = \"m\"\ndetector = \"cpu.csv\"\n[[monitors.triggers]]\nname = \"spike\"\n",
+    )
+    .unwrap();
+    std::fs::remove_file(&state).unwrap();
+    let (_, err) = detect(&["--config", other.to_str().unwrap()]);
+    assert!(
+        err.contains("monitor m saw no result: no series of this run is named `cpu.csv`"),
+        "{err}"
+    );
     // On WAF records no detector has that name.
     let (code, _, err) = run(waflog()
         .args(["detect", "--config"])
@@ -905,6 +919,15 @@ fn a_csv_series_resumes_from_the_state_file_as_if_never_stopped() {
         "{err}"
     );
     assert_eq!(std::fs::read(&waf_state).unwrap(), before);
+    // Nor the other way round.
+    let before = std::fs::read(&state).unwrap();
+    let (code, _, err) = run(waflog()
+        .args(["detect", "-q", "--state"])
+        .arg(&state)
+        .arg(fixture("seed-records.ndjson")));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("holds the metric series"), "{err}");
+    assert_eq!(std::fs::read(&state).unwrap(), before);
 }
 
 /// `--follow` on a CSV series scores the rows appended to the file as they come

@@ -272,6 +272,9 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     let elapsed = started.elapsed();
     run.show_input_done();
     log_engine_notes(run.pipeline.engine(), &specs, &config.input.horizon);
+    if csv {
+        warn_unfed_monitors(&run.pipeline, &config);
+    }
     run.log_summary(&ended, elapsed, args.input.dead_letter.as_deref(), csv);
     if interrupted {
         return Err(anyhow::Error::new(Interrupted)
@@ -844,6 +847,25 @@ impl Run {
     }
 }
 
+/// Warns of the configured monitors no metric series of the run fed: a monitor's
+/// detector names a series by its file's name without the extension.
+fn warn_unfed_monitors(pipeline: &Pipeline<Results>, config: &Config) {
+    let Some(book) = pipeline.alerts() else {
+        return;
+    };
+    for m in config
+        .monitors
+        .iter()
+        .filter(|m| !book.has_observed(&m.name))
+    {
+        tracing::warn!(
+            "monitor {} saw no result: no series of this run is named `{}` (a series takes its file's name without the extension)",
+            m.name,
+            m.detector()
+        );
+    }
+}
+
 /// Logs what the engine left out or adjusted: models evicted at the entity caps,
 /// late and early records, clock restarts, jumps in event time.
 fn log_engine_notes(engine: &Engine, specs: &[DetectorSpec], horizon: &str) {
@@ -1151,6 +1173,16 @@ impl StateFile {
                 saved.series.len()
             );
             return Ok(Some((engine, saved)));
+        }
+        if saved
+            .engine
+            .as_ref()
+            .is_some_and(|e| e.detectors.is_empty() && !saved.series.is_empty())
+        {
+            anyhow::bail!(
+                "state file {} holds the metric series of a run with --input-format csv, not WAF detector models: give this run its own --state",
+                self.path.display()
+            );
         }
         let engine_state = saved.engine.take().with_context(|| {
             format!(

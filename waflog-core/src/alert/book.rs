@@ -571,6 +571,12 @@ impl AlertBook {
         &self.stats
     }
 
+    /// Whether monitor `name` has been fed a result of its detector (in this run
+    /// or one whose book this continues).
+    pub fn has_observed(&self, name: &str) -> bool {
+        self.monitors.contains_key(name)
+    }
+
     fn position(&self, delivery: u64) -> Result<usize, AlertError> {
         self.outbox
             .iter()
