@@ -187,8 +187,9 @@ impl Results {
 /// ends it, reports, and keeps the dashboard up as asked.
 pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     let (config, time_rules) = load_config(global, args)?;
+    let csv = args.input_format == InputFormat::Csv;
     // A monitor may name a metric series; WAF records have none.
-    if args.input_format != InputFormat::Csv {
+    if !csv {
         let path = global
             .config
             .clone()
@@ -199,7 +200,6 @@ pub fn run(global: &GlobalArgs, args: &DetectArgs) -> anyhow::Result<Finished> {
     }
     // A CSV run scores metric series, not WAF records: its engine has no
     // detectors (the first configured one lends the series its algorithm).
-    let csv = args.input_format == InputFormat::Csv;
     let specs = if csv {
         Vec::new()
     } else {
@@ -561,13 +561,11 @@ impl Run {
             (Some(_), Plan::Batch(_)) => Some(graceful_stop()?),
             _ => None,
         };
-        // CSV rows scored so far (the dashboard's events while a CSV run goes on).
-        let mut series_rows = 0u64;
         for input in inputs {
             let input = input?;
             if format == InputFormat::Csv {
                 let follow = matches!(plan, Plan::Follow(_));
-                self.read_series(input, config, &mut series_rows, follow, dead)?;
+                self.read_series(input, config, follow, dead)?;
             } else if matches!(plan, Plan::Follow(_)) {
                 self.follow_file(input, None, dead)?;
             } else if self.read_batch(input, batch_stop.as_deref(), dead)? {
@@ -583,7 +581,6 @@ impl Run {
         &mut self,
         input: file_source::Input,
         config: &Config,
-        rows: &mut u64,
         follow: bool,
         dead: &mut Output,
     ) -> anyhow::Result<()> {
@@ -606,7 +603,7 @@ impl Run {
         if follow {
             self.follow_file(input, Some(id), dead)?;
         } else {
-            self.read_series_to_end(input, id, rows, dead)?;
+            self.read_series_to_end(input, id, dead)?;
         }
         let skipped = self
             .pipeline
@@ -625,7 +622,6 @@ impl Run {
         &mut self,
         input: file_source::Input,
         id: SeriesId,
-        rows: &mut u64,
         dead: &mut Output,
     ) -> anyhow::Result<()> {
         let (pipeline, store) = (&mut self.pipeline, &mut self.store);
@@ -635,8 +631,9 @@ impl Run {
                 Ok(_) => {
                     if pipeline.observer().dashboard.is_some() {
                         serve_acks(pipeline);
-                        *rows = rows.saturating_add(1);
-                        show_input(pipeline, *rows, None, false);
+                        // The rows scored so far are the page's events.
+                        let rows = pipeline.stats().series_rows;
+                        show_input(pipeline, rows, None, false);
                     }
                     if let Some(st) = store.as_mut() {
                         st.save_if_due(pipeline)?;
